@@ -1,0 +1,103 @@
+//! # foreman
+//!
+//! A supervisor–worker runtime for places where threads are scarce: bare-metal
+//! microcontrollers, the browser, and ordinary operating systems.
+//!
+//! The core is a passive state machine: `#![no_std]`, no allocation, no lock on the task path.
+//! It holds a bounded lock-free [`Queue`](queue::Queue) of tasks, one slot per worker, and
+//! the rules of an Erlang/OTP-style supervisor. It never spawns, sleeps or reads a clock: a
+//! *host* gives it life. The host attaches workers and runs their loops, parks idle ones with
+//! its own primitive ([`Park`](park::Park)), reports crashes, and feeds the clock.
+//!
+//! ```text
+//!   host (std threads │ Web Workers │ bare-metal main loop)
+//!     │ submit / drain / abort / tick / recover          │ attach / next / complete
+//!     ▼                                                  ▼
+//!   Supervisor ──▶ Queue<Task, N> ──▶ worker slots [0..W]: state word, task, counters
+//! ```
+//!
+//! What makes it a supervisor and not just a pool:
+//!
+//! - **Back-pressure that loses nothing.** [`Supervisor::try_submit`] hands a refused task back
+//!   ([`SubmitError::Full`] or [`SubmitError::Closed`]); [`Supervisor::submit`] parks instead.
+//! - **Crash recovery.** A crashed worker's task is retried, dead-lettered or reported lost
+//!   per the [`Delivery`](policy::Delivery) policy; a replacement is asked for per the
+//!   [`Restart`](policy::Restart) policy, within a restart [`Intensity`](policy::Intensity),
+//!   beyond which the supervisor escalates (stops accepting and shuts down).
+//! - **Shutdowns that never deadlock.** [`Supervisor::drain`] (finish the queue) and
+//!   [`Supervisor::abort`] (finish current tasks, hand the rest back) return at once and are
+//!   idempotent; workers leave at their next step.
+//! - **A watchdog** ([`Supervisor::tick`]) flags workers busy past a deadline as hung.
+//! - **Observability.** [`Supervisor::snapshot`] reads counters and worker states without
+//!   locks, and they always add up.
+//!
+//! ## Example: a host in a few lines
+//!
+//! Two OS threads drive the workers; the main thread submits and drains. (With the `std`
+//! feature, [`host::threads::Pool`] does all of this, plus parking, panics and restarts.)
+//!
+//! ```
+//! use foreman::{park::NoPark, policy::Policy, Supervisor};
+//! use std::sync::atomic::{AtomicU64, Ordering};
+//!
+//! static SUPERVISOR: Supervisor<u64, 64, 2> = Supervisor::new(Policy::DEFAULT, NoPark);
+//! static SUM: AtomicU64 = AtomicU64::new(0);
+//!
+//! std::thread::scope(|s| {
+//!     for index in 0..2 {
+//!         let mut worker = SUPERVISOR.attach(index).unwrap();
+//!         // With NoPark an idle worker spins; a real host parks (a futex, for instance).
+//!         s.spawn(move || {
+//!             while let Some(job) = worker.next_blocking() {
+//!                 SUM.fetch_add(*job.task() * 2, Ordering::Relaxed);
+//!                 job.complete().unwrap();
+//!             }
+//!         });
+//!     }
+//!     for n in 1..=100 {
+//!         SUPERVISOR.submit(n).unwrap();
+//!     }
+//!     SUPERVISOR.drain();
+//! });
+//! assert!(SUPERVISOR.is_stopped());
+//! assert_eq!(SUM.load(Ordering::Relaxed), 2 * 5050);
+//! assert_eq!(SUPERVISOR.snapshot().completed, 100);
+//! ```
+//!
+//! ## Features
+//!
+//! - `std`: the thread host, [`host::threads`].
+//! - `portable-atomic`: atomics from the `portable-atomic` crate, for targets without
+//!   compare-and-swap (thumbv6m). Pick its `critical-section` or
+//!   `unsafe-assume-single-core` feature in the firmware.
+//!
+//! ## Interrupt handlers (bare metal)
+//!
+//! [`Supervisor::try_submit`] takes no lock and may be called from an interrupt handler. The
+//! queue is lock-free in the common case, but a thread that has claimed a queue slot and not
+//! yet filled or emptied it makes others wait at that slot; a handler that interrupts the main
+//! loop in that window and waits for the same slot would wait forever. So on a single core the
+//! main loop takes tasks ([`Worker::try_next`]) inside a critical section (a few dozen
+//! instructions). Never call [`Supervisor::submit`] (it may park) or anything that recovers or
+//! restarts workers (they take the restart-log lock) from an interrupt handler.
+
+#![no_std]
+#![deny(missing_docs)]
+
+#[cfg(feature = "std")]
+extern crate std;
+
+pub mod park;
+pub mod policy;
+pub mod queue;
+pub mod stats;
+mod supervisor;
+mod sync;
+mod worker;
+
+pub use stats::{Snapshot, WorkerSnapshot};
+pub use supervisor::{
+    CrashReport, Decision, Disposition, HandBack, ReopenError, Shutdown, SubmitError, Supervisor,
+    SupervisorState, WorkerError,
+};
+pub use worker::{Condemned, Context, Job, Next, Worker, WorkerState};

@@ -1,0 +1,147 @@
+//! [`Park`]: the one blocking primitive a host lends the core, and the wake words built on it.
+//!
+//! The core never blocks by itself. Where a thread has to wait (an idle worker, a submitter
+//! facing a full queue, a host waiting for shutdown), the core parks it on a 32-bit *wake
+//! word* through the host's [`Park`]: a futex on Linux, `memory.atomic.wait32` in a Web
+//! Worker, nothing at all on a bare-metal main loop ([`NoPark`]).
+//!
+//! A [`Signal`] is an *event count* over two words: `sleepers` (how many threads are about to
+//! park or are parked) and `epoch` (bumped by every notification). A waiter registers, then
+//! re-checks its condition, then parks on the epoch it saw; a notifier changes the condition,
+//! then wakes only if someone registered. With `SeqCst` on both sides (Dekker's pattern) either
+//! the waiter sees the new condition or the notifier sees the waiter, so no wake-up is lost,
+//! and a notifier pays one load, no system call, while nobody sleeps.
+
+pub use crate::sync::AtomicU32;
+use crate::sync::Ordering;
+
+/// How a host blocks a thread on a wake word and wakes it again.
+///
+/// Contract, as for a futex: [`park`](Park::park) returns at once if `word` no longer holds
+/// `expected`; otherwise it blocks until an `unpark_*` on the same word (or spuriously). The
+/// check and the sleep must be one atomic step with respect to `unpark_*`.
+///
+/// ```
+/// use foreman::park::Park;
+/// use foreman::park::AtomicU32;
+///
+/// /// Parks by spinning: correct (if wasteful) on any target, and a template for real ones.
+/// struct SpinPark;
+///
+/// impl Park for SpinPark {
+///     fn park(&self, word: &AtomicU32, expected: u32) {
+///         while word.load(core::sync::atomic::Ordering::Acquire) == expected {
+///             core::hint::spin_loop();
+///         }
+///     }
+///     fn unpark_one(&self, _word: &AtomicU32) {}
+///     fn unpark_all(&self, _word: &AtomicU32) {}
+/// }
+/// ```
+pub trait Park {
+    /// Blocks while `word` holds `expected`. May return spuriously.
+    fn park(&self, word: &AtomicU32, expected: u32);
+    /// Wakes at least one thread parked on `word`, if any.
+    fn unpark_one(&self, word: &AtomicU32);
+    /// Wakes every thread parked on `word`.
+    fn unpark_all(&self, word: &AtomicU32);
+}
+
+/// A [`Park`] that never blocks, for hosts that poll: a bare-metal main loop that runs worker
+/// steps and sleeps on its own (`WFI`) when none has work.
+///
+/// With `NoPark`, [`Worker::next_blocking`](crate::Worker::next_blocking) and
+/// [`Supervisor::submit`](crate::Supervisor::submit) return or retry at once instead of
+/// sleeping, so a single-threaded host should use
+/// [`try_submit`](crate::Supervisor::try_submit) and treat [`Next::Idle`](crate::Next::Idle)
+/// as "nothing to do now".
+///
+/// ```
+/// use foreman::park::{NoPark, Park};
+/// use foreman::park::AtomicU32;
+///
+/// let word = AtomicU32::new(0);
+/// NoPark.park(&word, 0); // returns at once
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoPark;
+
+impl Park for NoPark {
+    #[inline]
+    fn park(&self, _word: &AtomicU32, _expected: u32) {
+        crate::sync::spin_loop();
+    }
+
+    #[inline]
+    fn unpark_one(&self, _word: &AtomicU32) {}
+
+    #[inline]
+    fn unpark_all(&self, _word: &AtomicU32) {}
+}
+
+/// An event count: lets threads sleep until a condition they check may have changed.
+///
+/// Waiter: `let key = signal.prepare();` → re-check the condition → `signal.wait(park, key)`
+/// if still unmet, else `signal.cancel()`. Notifier: make the condition true (with a `SeqCst`
+/// operation) → `signal.notify_one(park)`.
+pub(crate) struct Signal {
+    /// Bumped by each notification that found a sleeper; the word sleepers park on.
+    epoch: AtomicU32,
+    /// Threads between `prepare` and the end of `wait`/`cancel`.
+    sleepers: AtomicU32,
+}
+
+impl Signal {
+    crate::sync::loom_const_fn! {
+        pub(crate) fn new() -> Self {
+            Signal { epoch: AtomicU32::new(0), sleepers: AtomicU32::new(0) }
+        }
+    }
+
+    /// Registers the caller as a sleeper; returns the epoch to park on.
+    #[inline]
+    pub(crate) fn prepare(&self) -> u32 {
+        // SeqCst: the registration must precede the caller's re-check of its condition in the
+        // total order that the notifier's condition change and `sleepers` load share.
+        self.sleepers.fetch_add(1, Ordering::SeqCst);
+        // SeqCst: an epoch read after registering; a later bump makes `park` return at once.
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// Withdraws a registration (the condition was met after all).
+    #[inline]
+    pub(crate) fn cancel(&self) {
+        // Relaxed: a stale count only costs a notifier one needless wake-up.
+        self.sleepers.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Parks until notified after `prepare` returned `key` (or spuriously), then withdraws.
+    #[inline]
+    pub(crate) fn wait(&self, park: &impl Park, key: u32) {
+        park.park(&self.epoch, key);
+        self.cancel();
+    }
+
+    /// Wakes one sleeper, if any registered. Call after making the condition true with a
+    /// `SeqCst` operation.
+    #[inline]
+    pub(crate) fn notify_one(&self, park: &impl Park) {
+        // SeqCst: pairs with `prepare` (Dekker): either this load sees the registration, or the
+        // waiter's re-check sees the notifier's condition change.
+        if self.sleepers.load(Ordering::SeqCst) != 0 {
+            // SeqCst: the bump must be visible to a `park` that compares the epoch.
+            self.epoch.fetch_add(1, Ordering::SeqCst);
+            park.unpark_one(&self.epoch);
+        }
+    }
+
+    /// Wakes every sleeper. Call after making the condition true with a `SeqCst` operation.
+    pub(crate) fn notify_all(&self, park: &impl Park) {
+        // SeqCst: as in `notify_one`.
+        if self.sleepers.load(Ordering::SeqCst) != 0 {
+            // SeqCst: as in `notify_one`.
+            self.epoch.fetch_add(1, Ordering::SeqCst);
+            park.unpark_all(&self.epoch);
+        }
+    }
+}

@@ -1,0 +1,369 @@
+//! How the supervisor treats crashes: [`Restart`], [`Intensity`], [`Delivery`], the watchdog
+//! deadline, bundled in a [`Policy`].
+//!
+//! The names and meanings follow Erlang/OTP supervisors. Every constructor is a `const fn`
+//! that validates its input and returns a typed [`PolicyError`]; in a `const` or `static`
+//! initializer an invalid policy is therefore a compile error:
+//!
+//! ```compile_fail
+//! use foreman::policy::Intensity;
+//! const BAD: Intensity = match Intensity::new(3, 0) { // a zero-tick window
+//!     Ok(i) => i,
+//!     Err(_) => panic!("invalid intensity"),
+//! };
+//! ```
+
+use core::fmt;
+use core::num::NonZeroU32;
+
+/// The host's clock, in host-defined ticks (the std host uses milliseconds).
+///
+/// Ticks wrap around at `u32::MAX`; durations are computed with wrapping arithmetic, so
+/// windows and deadlines must stay below `u32::MAX / 2` ticks.
+pub type Tick = u32;
+
+/// Which ended workers the supervisor asks the host to replace.
+///
+/// A worker ends *abnormally* when it crashes (its task panicked or trapped, or it was killed
+/// as hung) and *normally* when its host drops it while the supervisor is running.
+///
+/// ```
+/// use foreman::policy::Restart;
+/// assert!(Restart::Transient.replaces(true));
+/// assert!(!Restart::Transient.replaces(false));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restart {
+    /// Always replaced.
+    Permanent,
+    /// Replaced after a crash, not after a normal exit.
+    Transient,
+    /// Never replaced.
+    Temporary,
+}
+
+impl Restart {
+    /// Whether a worker that ended (`crashed` or not) should be replaced.
+    ///
+    /// ```
+    /// use foreman::policy::Restart;
+    /// assert!(Restart::Permanent.replaces(false));
+    /// assert!(!Restart::Temporary.replaces(true));
+    /// ```
+    pub const fn replaces(self, crashed: bool) -> bool {
+        match self {
+            Restart::Permanent => true,
+            Restart::Transient => crashed,
+            Restart::Temporary => false,
+        }
+    }
+}
+
+/// The restart intensity: at most `max_restarts` restarts within any `within` ticks. One
+/// more, and the supervisor *escalates*: it stops accepting tasks and shuts down.
+///
+/// ```
+/// use foreman::policy::{Intensity, PolicyError};
+///
+/// let intensity = Intensity::new(3, 1_000)?; // 3 restarts per second with millisecond ticks
+/// assert_eq!(intensity.max_restarts(), Some(3));
+/// assert_eq!(Intensity::new(17, 1_000), Err(PolicyError::TooManyRestarts { requested: 17, limit: 16 }));
+/// # Ok::<(), PolicyError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Intensity {
+    /// `None`: unlimited.
+    limit: Option<(u8, NonZeroU32)>,
+}
+
+impl Intensity {
+    /// The most restarts an intensity can allow per window: the supervisor keeps the times of
+    /// the last `max_restarts` restarts in a fixed log of this size.
+    pub const MAX_RESTARTS: u8 = 16;
+
+    /// At most `max_restarts` (≤ [`MAX_RESTARTS`](Self::MAX_RESTARTS)) restarts within
+    /// `within` ticks (> 0). `max_restarts = 0` escalates on the first crash.
+    ///
+    /// ```
+    /// use foreman::policy::{Intensity, PolicyError};
+    /// assert_eq!(Intensity::new(1, 0), Err(PolicyError::ZeroWindow));
+    /// ```
+    pub const fn new(max_restarts: u8, within: Tick) -> Result<Self, PolicyError> {
+        if max_restarts > Self::MAX_RESTARTS {
+            return Err(PolicyError::TooManyRestarts {
+                requested: max_restarts,
+                limit: Self::MAX_RESTARTS,
+            });
+        }
+        match NonZeroU32::new(within) {
+            Some(within) => Ok(Intensity {
+                limit: Some((max_restarts, within)),
+            }),
+            None => Err(PolicyError::ZeroWindow),
+        }
+    }
+
+    /// Never escalates, however often workers restart.
+    ///
+    /// ```
+    /// assert_eq!(foreman::policy::Intensity::unlimited().max_restarts(), None);
+    /// ```
+    pub const fn unlimited() -> Self {
+        Intensity { limit: None }
+    }
+
+    /// The allowed restarts per window, or `None` if unlimited.
+    ///
+    /// ```
+    /// let intensity = foreman::policy::Intensity::new(2, 10).unwrap();
+    /// assert_eq!(intensity.max_restarts(), Some(2));
+    /// ```
+    pub const fn max_restarts(&self) -> Option<u8> {
+        match self.limit {
+            Some((max, _)) => Some(max),
+            None => None,
+        }
+    }
+
+    /// The window in ticks, or `None` if unlimited.
+    ///
+    /// ```
+    /// let intensity = foreman::policy::Intensity::new(2, 10).unwrap();
+    /// assert_eq!(intensity.within(), Some(10));
+    /// ```
+    pub const fn within(&self) -> Option<Tick> {
+        match self.limit {
+            Some((_, within)) => Some(within.get()),
+            None => None,
+        }
+    }
+
+    /// The limit as `(max_restarts, within)`.
+    pub(crate) const fn limit(&self) -> Option<(u8, NonZeroU32)> {
+        self.limit
+    }
+}
+
+/// What happens to the task a worker was running when it crashed.
+///
+/// ```
+/// use foreman::policy::Delivery;
+///
+/// let delivery = Delivery::at_least_once(3)?;
+/// assert_eq!(delivery.max_attempts(), Some(3));
+/// assert_eq!(Delivery::AtMostOnce.max_attempts(), None);
+/// # Ok::<(), foreman::policy::PolicyError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// The task is reported lost: it may have had effects, it is not run again.
+    AtMostOnce,
+    /// The task runs again, up to `max_attempts` runs in all; after the last it is
+    /// dead-lettered (handed to the host with a report). Tasks must tolerate re-running.
+    AtLeastOnce {
+        /// Runs allowed in all, the first included.
+        max_attempts: NonZeroU32,
+    },
+}
+
+impl Delivery {
+    /// At-least-once with `max_attempts` (> 0) runs in all.
+    ///
+    /// ```
+    /// use foreman::policy::{Delivery, PolicyError};
+    /// assert_eq!(Delivery::at_least_once(0), Err(PolicyError::ZeroAttempts));
+    /// ```
+    pub const fn at_least_once(max_attempts: u32) -> Result<Self, PolicyError> {
+        match NonZeroU32::new(max_attempts) {
+            Some(max_attempts) => Ok(Delivery::AtLeastOnce { max_attempts }),
+            None => Err(PolicyError::ZeroAttempts),
+        }
+    }
+
+    /// Runs allowed in all, or `None` for at-most-once.
+    ///
+    /// ```
+    /// assert_eq!(foreman::policy::Delivery::at_least_once(5).unwrap().max_attempts(), Some(5));
+    /// ```
+    pub const fn max_attempts(&self) -> Option<u32> {
+        match self {
+            Delivery::AtMostOnce => None,
+            Delivery::AtLeastOnce { max_attempts } => Some(max_attempts.get()),
+        }
+    }
+}
+
+/// The supervisor's rules: restart kind, intensity, delivery, and the watchdog deadline.
+///
+/// [`Policy::DEFAULT`]: permanent workers, at most 3 restarts within 5 000 ticks, at-least-once
+/// delivery with 3 attempts, no watchdog.
+///
+/// ```
+/// use foreman::policy::{Delivery, Intensity, Policy, Restart};
+///
+/// const POLICY: Policy = match Policy::DEFAULT.with_watchdog(500) {
+///     Ok(policy) => policy.with_restart(Restart::Transient).with_delivery(Delivery::AtMostOnce),
+///     Err(_) => panic!("invalid policy"),
+/// };
+/// assert_eq!(POLICY.watchdog(), Some(500));
+/// assert_eq!(POLICY.delivery(), Delivery::AtMostOnce);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    restart: Restart,
+    intensity: Intensity,
+    delivery: Delivery,
+    watchdog: Option<NonZeroU32>,
+}
+
+impl Policy {
+    /// Permanent workers, at most 3 restarts within 5 000 ticks, at-least-once with 3 attempts,
+    /// no watchdog.
+    pub const DEFAULT: Policy = Policy {
+        restart: Restart::Permanent,
+        intensity: Intensity {
+            limit: Some((3, NonZeroU32::new(5_000).unwrap())),
+        },
+        delivery: Delivery::AtLeastOnce {
+            max_attempts: NonZeroU32::new(3).unwrap(),
+        },
+        watchdog: None,
+    };
+
+    /// This policy with another restart kind.
+    ///
+    /// ```
+    /// use foreman::policy::{Policy, Restart};
+    /// assert_eq!(Policy::DEFAULT.with_restart(Restart::Temporary).restart(), Restart::Temporary);
+    /// ```
+    pub const fn with_restart(mut self, restart: Restart) -> Self {
+        self.restart = restart;
+        self
+    }
+
+    /// This policy with another intensity.
+    ///
+    /// ```
+    /// use foreman::policy::{Intensity, Policy};
+    /// let policy = Policy::DEFAULT.with_intensity(Intensity::unlimited());
+    /// assert_eq!(policy.intensity(), Intensity::unlimited());
+    /// ```
+    pub const fn with_intensity(mut self, intensity: Intensity) -> Self {
+        self.intensity = intensity;
+        self
+    }
+
+    /// This policy with another delivery guarantee.
+    ///
+    /// ```
+    /// use foreman::policy::{Delivery, Policy};
+    /// assert_eq!(Policy::DEFAULT.with_delivery(Delivery::AtMostOnce).delivery(), Delivery::AtMostOnce);
+    /// ```
+    pub const fn with_delivery(mut self, delivery: Delivery) -> Self {
+        self.delivery = delivery;
+        self
+    }
+
+    /// This policy with a watchdog: a worker busy on one task for more than `deadline` ticks
+    /// (> 0) without a heartbeat is flagged hung by [`Supervisor::tick`](crate::Supervisor::tick).
+    ///
+    /// ```
+    /// use foreman::policy::{Policy, PolicyError};
+    /// assert_eq!(Policy::DEFAULT.with_watchdog(0), Err(PolicyError::ZeroDeadline));
+    /// ```
+    pub const fn with_watchdog(mut self, deadline: Tick) -> Result<Self, PolicyError> {
+        match NonZeroU32::new(deadline) {
+            Some(deadline) => {
+                self.watchdog = Some(deadline);
+                Ok(self)
+            }
+            None => Err(PolicyError::ZeroDeadline),
+        }
+    }
+
+    /// The restart kind.
+    ///
+    /// ```
+    /// assert_eq!(foreman::policy::Policy::DEFAULT.restart(), foreman::policy::Restart::Permanent);
+    /// ```
+    pub const fn restart(&self) -> Restart {
+        self.restart
+    }
+
+    /// The restart intensity.
+    ///
+    /// ```
+    /// assert_eq!(foreman::policy::Policy::DEFAULT.intensity().max_restarts(), Some(3));
+    /// ```
+    pub const fn intensity(&self) -> Intensity {
+        self.intensity
+    }
+
+    /// The delivery guarantee for a crashed worker's task.
+    ///
+    /// ```
+    /// assert_eq!(foreman::policy::Policy::DEFAULT.delivery().max_attempts(), Some(3));
+    /// ```
+    pub const fn delivery(&self) -> Delivery {
+        self.delivery
+    }
+
+    /// The watchdog deadline in ticks, if any.
+    ///
+    /// ```
+    /// assert_eq!(foreman::policy::Policy::DEFAULT.watchdog(), None);
+    /// ```
+    pub const fn watchdog(&self) -> Option<Tick> {
+        match self.watchdog {
+            Some(deadline) => Some(deadline.get()),
+            None => None,
+        }
+    }
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy::DEFAULT
+    }
+}
+
+/// A policy value that makes no sense.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyError {
+    /// At-least-once delivery with zero attempts would never run a task.
+    ZeroAttempts,
+    /// An intensity window of zero ticks.
+    ZeroWindow,
+    /// A watchdog deadline of zero ticks would flag every busy worker.
+    ZeroDeadline,
+    /// More restarts per window than the restart log holds.
+    TooManyRestarts {
+        /// What was asked for.
+        requested: u8,
+        /// [`Intensity::MAX_RESTARTS`].
+        limit: u8,
+    },
+}
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PolicyError::ZeroAttempts => {
+                f.write_str("at-least-once delivery needs at least one attempt")
+            }
+            PolicyError::ZeroWindow => {
+                f.write_str("the restart intensity window must be at least one tick")
+            }
+            PolicyError::ZeroDeadline => {
+                f.write_str("the watchdog deadline must be at least one tick")
+            }
+            PolicyError::TooManyRestarts { requested, limit } => write!(
+                f,
+                "an intensity of {requested} restarts per window exceeds the limit of {limit} \
+                 (use Intensity::unlimited() to never escalate)"
+            ),
+        }
+    }
+}
+
+impl core::error::Error for PolicyError {}

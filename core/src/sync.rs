@@ -1,0 +1,141 @@
+//! The one place that picks the synchronization primitives.
+//!
+//! Everything else in the crate imports atomics, cells, the mutex and the back-off from here,
+//! so that one `cfg` decides what they are made of:
+//!
+//! | build | atomics | `UnsafeCell`, `Mutex`, back-off |
+//! |---|---|---|
+//! | default | `core::sync::atomic` | `core::cell`, `spin`, `crossbeam-utils` |
+//! | feature `portable-atomic` | `portable_atomic` (thumbv6m, riscv32i) | same as default |
+//! | `--cfg loom` | `loom::sync::atomic` | loom's, so the model checker sees every access |
+//!
+//! loom's types cannot be built in a `const fn`, so the few constructors that are `const`
+//! elsewhere are declared with [`loom_const_fn!`] and arrays with [`array_of!`].
+
+/// The wake-word type that [`Park`](crate::park::Park) implementations receive.
+#[cfg(loom)]
+pub use loom::sync::atomic::AtomicU32;
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{fence, AtomicUsize, Ordering};
+
+/// The wake-word type that [`Park`](crate::park::Park) implementations receive.
+#[cfg(all(not(loom), feature = "portable-atomic"))]
+pub use portable_atomic::AtomicU32;
+#[cfg(all(not(loom), feature = "portable-atomic"))]
+pub(crate) use portable_atomic::{fence, AtomicUsize, Ordering};
+
+/// The wake-word type that [`Park`](crate::park::Park) implementations receive.
+#[cfg(all(not(loom), not(feature = "portable-atomic")))]
+pub use core::sync::atomic::AtomicU32;
+#[cfg(all(not(loom), not(feature = "portable-atomic")))]
+pub(crate) use core::sync::atomic::{fence, AtomicUsize, Ordering};
+
+/// Declares a function that is `const` except under loom.
+macro_rules! loom_const_fn {
+    ($(#[$attr:meta])* $vis:vis fn $($rest:tt)*) => {
+        #[cfg(not(loom))]
+        $(#[$attr])* $vis const fn $($rest)*
+        #[cfg(loom)]
+        $(#[$attr])* $vis fn $($rest)*
+    };
+}
+pub(crate) use loom_const_fn;
+
+/// `[expr; N]` for an `expr` that is not `Copy`: a `const` block normally, `from_fn` under loom.
+macro_rules! array_of {
+    ($e:expr; $n:expr) => {{
+        #[cfg(not(loom))]
+        let array = [const { $e }; $n];
+        #[cfg(loom)]
+        let array = core::array::from_fn(|_| $e);
+        array
+    }};
+}
+pub(crate) use array_of;
+
+/// An `UnsafeCell` with loom's closure-based API, so accesses are checked under loom.
+#[cfg(not(loom))]
+pub(crate) struct UnsafeCell<T>(core::cell::UnsafeCell<T>);
+
+#[cfg(not(loom))]
+impl<T> UnsafeCell<T> {
+    pub(crate) const fn new(value: T) -> Self {
+        Self(core::cell::UnsafeCell::new(value))
+    }
+
+    /// Gives `f` a pointer for reading.
+    #[inline(always)]
+    pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+        f(self.0.get())
+    }
+
+    /// Gives `f` a pointer for writing.
+    #[inline(always)]
+    pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        f(self.0.get())
+    }
+}
+
+#[cfg(loom)]
+pub(crate) use loom::cell::UnsafeCell;
+
+/// The mutex for cold paths (the restart log). Never held across task code.
+#[cfg(not(loom))]
+pub(crate) struct Mutex<T>(spin::Mutex<T>);
+
+#[cfg(not(loom))]
+impl<T> Mutex<T> {
+    pub(crate) const fn new(value: T) -> Self {
+        Self(spin::Mutex::new(value))
+    }
+
+    pub(crate) fn lock(&self) -> spin::MutexGuard<'_, T> {
+        self.0.lock()
+    }
+}
+
+#[cfg(loom)]
+pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
+
+#[cfg(loom)]
+impl<T> Mutex<T> {
+    pub(crate) fn new(value: T) -> Self {
+        Self(loom::sync::Mutex::new(value))
+    }
+
+    pub(crate) fn lock(&self) -> loom::sync::MutexGuard<'_, T> {
+        self.0.lock().unwrap()
+    }
+}
+
+/// Exponential back-off for the short waits inside the queue.
+#[cfg(not(loom))]
+pub(crate) use crossbeam_utils::Backoff;
+
+/// Under loom a waiting thread must yield, or the model never lets the awaited thread run.
+#[cfg(loom)]
+pub(crate) struct Backoff;
+
+#[cfg(loom)]
+impl Backoff {
+    pub(crate) fn new() -> Self {
+        Backoff
+    }
+
+    pub(crate) fn spin(&self) {
+        loom::thread::yield_now();
+    }
+
+    pub(crate) fn snooze(&self) {
+        loom::thread::yield_now();
+    }
+}
+
+/// One pause inside a polling loop (a yield under loom).
+#[inline(always)]
+pub(crate) fn spin_loop() {
+    #[cfg(loom)]
+    loom::thread::yield_now();
+    #[cfg(not(loom))]
+    core::hint::spin_loop();
+}
