@@ -95,6 +95,9 @@ mod supervisor;
 mod sync;
 mod worker;
 
+#[cfg(feature = "std")]
+pub mod host;
+
 pub use stats::{Snapshot, WorkerSnapshot};
 pub use supervisor::{
     CrashReport, Decision, Disposition, HandBack, ReopenError, Shutdown, SubmitError, Supervisor,

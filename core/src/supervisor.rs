@@ -518,10 +518,15 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// Parks an idle worker until there may be work or a shutdown.
     pub(crate) fn wait_for_work(&self) {
         let key = self.work.prepare();
-        // SeqCst loads (in `is_empty` and here): the re-check half of the event-count
-        // protocol, against the submitters' tail CAS and the shutdowns' phase CAS.
-        let nothing_to_do =
-            self.queue.is_empty() && self.phase.load(Ordering::SeqCst) & PHASE_MASK == RUNNING;
+        // SeqCst loads (in `is_empty`, here and in `tasks_out`): the re-check half of the
+        // event-count protocol, against the submitters' tail CAS, the shutdowns' phase CAS and
+        // the finishing workers' state CAS.
+        let nothing_to_do = self.queue.is_empty()
+            && match self.phase.load(Ordering::SeqCst) & PHASE_MASK {
+                RUNNING => true,
+                DRAINING => self.tasks_out(),
+                _ => false,
+            };
         if nothing_to_do {
             self.work.wait(&self.park, key);
         } else {
@@ -725,6 +730,34 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     pub fn is_stopped(&self) -> bool {
         // Acquire: as in `state`.
         self.phase.load(Ordering::Acquire) & STOPPED != 0
+    }
+
+    /// Whether a drain must keep an idle worker: the queue is closed and empty, but a peer
+    /// still holds a task that a crash could put back into it.
+    pub(crate) fn drain_waits(&self) -> bool {
+        // SeqCst: see `wait_for_work`.
+        self.phase.load(Ordering::SeqCst) & PHASE_MASK == DRAINING && self.tasks_out()
+    }
+
+    /// Whether any slot holds a task that may still come back to the queue.
+    fn tasks_out(&self) -> bool {
+        self.slots.iter().any(|slot| {
+            // SeqCst: pairs with the SeqCst state changes of finishing and recovering workers
+            // (Dekker with `task_returned`).
+            let state = code(slot.state.load(Ordering::SeqCst));
+            matches!(state, BUSY | HUNG | TERMINATING | CRASHED | RECOVERING)
+        })
+    }
+
+    /// A task left a worker (finished, or its crash was recovered). While draining, idle
+    /// workers may be waiting on exactly that to leave: wake them.
+    #[inline]
+    pub(crate) fn task_returned(&self) {
+        // Acquire: a drain that began after this load finds the slot no longer holding the
+        // task, since the caller's SeqCst state change precedes this load.
+        if self.phase.load(Ordering::Acquire) & PHASE_MASK == DRAINING {
+            self.work.notify_all(&self.park);
+        }
     }
 
     /// Whether workers must leave now (abort or escalation).
@@ -1174,16 +1207,18 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
         } else {
             RETIRED
         };
-        // Release: publishes the retry in the cell to the replacement's Acquire in `attach`.
+        // Release: publishes the retry in the cell to the replacement's Acquire in `attach`;
+        // SeqCst: a draining peer's re-check must see the task gone (see `tasks_out`).
         slot.state.store(
             with_code((word & !HAS_TASK) | flags, state),
-            Ordering::Release,
+            Ordering::SeqCst,
         );
         if state == RETIRED {
             self.deactivate();
         } else {
             self.settle_restart();
         }
+        self.task_returned();
         CrashReport {
             worker: index,
             task,

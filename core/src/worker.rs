@@ -329,7 +329,8 @@ impl<'s, T, const N: usize, const W: usize, P: Park> Worker<'s, T, N, W, P> {
     ///
     /// A task the crashed predecessor of this worker was running comes first (its retry);
     /// then the queue. Returns [`Next::Exit`] once an abort or escalation asks workers to
-    /// leave, or a drain finds the queue empty.
+    /// leave, or a drain finds the queue empty and no other worker holds a task that a crash
+    /// could send back to it.
     ///
     /// ```
     /// use foreman::{park::NoPark, policy::Policy, Next, Supervisor};
@@ -399,6 +400,8 @@ impl<'s, T, const N: usize, const W: usize, P: Park> Worker<'s, T, N, W, P> {
                     // Worker (invariant 1): the cell is ours and empty.
                     unsafe { slot.put(envelope) };
                 }
+                // Draining, and a peer's task may yet crash back into the queue: stay.
+                Err(PopError::Closed) if self.sup.drain_waits() => return Step::Idle,
                 Err(PopError::Closed) => {
                     self.begin_exit(word);
                     return Step::Exit;
@@ -636,12 +639,13 @@ impl<'w, T, const N: usize, const W: usize, P: Park> Job<'w, T, N, W, P> {
         loop {
             match code(word) {
                 BUSY | HUNG => {
-                    // AcqRel: Acquire pairs with a condemner's CAS we may race; Release orders
-                    // the task's reads of the cell before anyone who sees the slot Idle.
+                    // SeqCst: Acquire pairs with a condemner's CAS we may race; Release orders
+                    // the task's reads of the cell before anyone who sees the slot Idle; and a
+                    // draining peer's re-check must see it (see `Supervisor::task_returned`).
                     match slot.state.compare_exchange_weak(
                         word,
                         with_code(word & !HAS_TASK, IDLE),
-                        Ordering::AcqRel,
+                        Ordering::SeqCst,
                         Ordering::Relaxed,
                     ) {
                         Ok(_) => break,
@@ -659,6 +663,7 @@ impl<'w, T, const N: usize, const W: usize, P: Park> Job<'w, T, N, W, P> {
         // and, Idle being ours (invariant 1), nobody else can reach it.
         let envelope = unsafe { slot.take() };
         Slot::<T>::bump(counter(slot));
+        this.sup.task_returned();
         Ok(envelope.task)
     }
 

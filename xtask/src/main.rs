@@ -1,0 +1,57 @@
+//! `cargo xtask`: the project's command line (the alias lives in `.cargo/config.toml`).
+//!
+//! | command | does |
+//! |---|---|
+//! | `cargo xtask setup` | installs what is missing, idempotently, printing each step |
+//! | `cargo xtask demo` | builds the browser demo and serves it on <http://127.0.0.1:8080> |
+//! | `cargo xtask test` | every test; the last line is `N passed, N failed` |
+//! | `cargo xtask bench [--quick] [--out DIR]` | side-by-side benchmarks → `DIR/bench.{json,md}` |
+//! | `cargo xtask qemu` | builds and runs the firmware under QEMU |
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod demo;
+mod setup;
+mod test;
+mod toolchain;
+mod util;
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    about = "foreman's development commands",
+    version
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Install what the other commands need (second toolchain, Chromium, QEMU, wasm-pack,
+    /// wasm-bindgen-cli, npm packages). Idempotent.
+    Setup,
+    /// Build the browser demo and serve it with cross-origin isolation.
+    Demo(demo::Args),
+    /// Run every test suite; the last line is `N passed, N failed`.
+    Test(test::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Setup => setup::ensure(setup::Need::everything()),
+        Command::Demo(args) => demo::run(args),
+        Command::Test(args) => test::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

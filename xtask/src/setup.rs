@@ -1,0 +1,219 @@
+//! `cargo xtask setup`: installs what is missing, idempotently, saying what it does.
+//!
+//! Where it can (root on Debian) it installs system packages with apt; elsewhere it names
+//! exactly what to install and stops. Cargo tools go to `target/tools` (never the user's
+//! `~/.cargo/bin`), npm packages to their project's `node_modules`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Result};
+
+use crate::toolchain::{Nightly, INSTALL_HINT};
+use crate::util::{exec, output, root, step, which};
+
+/// wasm-bindgen's version: the `wasm` crate pins exactly this, and the CLI must match it.
+pub const WASM_BINDGEN_VERSION: &str = "0.2.130";
+/// wasm-pack's version (verified to work with the above).
+pub const WASM_PACK_VERSION: &str = "0.15.1";
+/// Directories with a `package.json` whose packages the tests need.
+const NPM_PROJECTS: &[&str] = &["tests/browser"];
+
+/// What a command needs installed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Need {
+    /// A toolchain with the standard library's source (wasm32, bare metal).
+    pub nightly: bool,
+    /// wasm-pack and wasm-bindgen-cli.
+    pub wasm_tools: bool,
+    /// Chromium and ChromeDriver.
+    pub chromium: bool,
+    /// qemu-system-arm.
+    pub qemu: bool,
+    /// The npm packages of the browser tests.
+    pub npm: bool,
+}
+
+impl Need {
+    /// Everything the project's commands use.
+    pub fn everything() -> Need {
+        Need {
+            nightly: true,
+            wasm_tools: true,
+            chromium: true,
+            qemu: true,
+            npm: true,
+        }
+    }
+}
+
+/// `target/tools/bin`, where the cargo-installed tools live.
+pub fn tools_bin() -> PathBuf {
+    root().join("target").join("tools").join("bin")
+}
+
+/// Installs what `need` asks for and is missing.
+pub fn ensure(need: Need) -> Result<()> {
+    let mut apt = Apt::new();
+    let mut missing: Vec<String> = Vec::new();
+
+    if need.nightly {
+        match Nightly::detect() {
+            Some(found) => println!("ok: second toolchain: {}", found.describe()),
+            None if apt.usable() => apt.want(&[
+                "rustc-web",
+                "cargo-web",
+                "rust-web-src",
+                "rust-web-llvm",
+                "lld-22",
+            ]),
+            None => missing.push(INSTALL_HINT.to_string()),
+        }
+    }
+    if need.chromium {
+        if Path::new("/usr/bin/chromium").exists() && Path::new("/usr/bin/chromedriver").exists() {
+            println!("ok: chromium and chromedriver in /usr/bin");
+        } else if apt.usable() {
+            apt.want(&["chromium", "chromium-driver"]);
+        } else {
+            missing.push("Chromium and ChromeDriver at /usr/bin/chromium and /usr/bin/chromedriver (Debian: `apt-get install chromium chromium-driver`)".into());
+        }
+    }
+    if need.qemu {
+        if which("qemu-system-arm").is_some() {
+            println!("ok: qemu-system-arm");
+        } else if apt.usable() {
+            apt.want(&["qemu-system-arm"]);
+        } else {
+            missing.push(
+                "QEMU for Arm: `qemu-system-arm` (Debian: `apt-get install qemu-system-arm`)"
+                    .into(),
+            );
+        }
+    }
+    if need.npm && which("npm").is_none() {
+        if apt.usable() {
+            apt.want(&["nodejs", "npm"]);
+        } else {
+            missing.push("Node.js 18 or newer with npm".into());
+        }
+    }
+    if !missing.is_empty() {
+        bail!(
+            "cannot install these here (not root on Debian); please install them, then run again:\n  - {}",
+            missing.join("\n  - ")
+        );
+    }
+    apt.install()?;
+    if need.nightly && Nightly::detect().is_none() {
+        bail!("the second toolchain is still not usable after installing it; {INSTALL_HINT}");
+    }
+    if need.wasm_tools {
+        cargo_install("wasm-bindgen", "wasm-bindgen-cli", WASM_BINDGEN_VERSION)?;
+        cargo_install("wasm-pack", "wasm-pack", WASM_PACK_VERSION)?;
+    }
+    if need.npm {
+        for project in NPM_PROJECTS {
+            npm_install(&root().join(project))?;
+        }
+    }
+    Ok(())
+}
+
+/// Installs `krate` at `version` into `target/tools` unless its `binary` there already
+/// reports that version.
+fn cargo_install(binary: &str, krate: &str, version: &str) -> Result<()> {
+    let installed = tools_bin().join(binary);
+    if installed.exists() {
+        let reported = output(Command::new(&installed).arg("--version")).unwrap_or_default();
+        if reported.split_whitespace().any(|word| word == version) {
+            println!("ok: {binary} {version} in target/tools");
+            return Ok(());
+        }
+    }
+    step(format!(
+        "installing {krate} {version} into target/tools (a few minutes, once)"
+    ));
+    let tools = root().join("target").join("tools");
+    // No --locked: wasm-bindgen-cli's lock file names a version the registry no longer has.
+    exec(
+        crate::util::cargo()
+            .args(["install", "--root"])
+            .arg(&tools)
+            .args([krate, "--version", version]),
+    )
+}
+
+/// `npm ci` (or `npm install` without a lock file) unless `node_modules` is newer than the
+/// lock file.
+fn npm_install(project: &Path) -> Result<()> {
+    if !project.join("package.json").exists() {
+        return Ok(());
+    }
+    let lock = project.join("package-lock.json");
+    let modules = project.join("node_modules").join(".package-lock.json");
+    let fresh = match (
+        lock.metadata().and_then(|m| m.modified()),
+        modules.metadata().and_then(|m| m.modified()),
+    ) {
+        (Ok(lock), Ok(modules)) => modules >= lock,
+        _ => false,
+    };
+    if fresh {
+        println!("ok: npm packages in {}", project.display());
+        return Ok(());
+    }
+    step(format!("installing npm packages in {}", project.display()));
+    let verb = if lock.exists() { "ci" } else { "install" };
+    exec(
+        Command::new("npm")
+            .arg(verb)
+            .arg("--no-audit")
+            .arg("--no-fund")
+            .current_dir(project),
+    )
+}
+
+/// Debian packages to install in one `apt-get` run.
+struct Apt {
+    usable: bool,
+    packages: Vec<&'static str>,
+}
+
+impl Apt {
+    fn new() -> Apt {
+        let root_user = output(Command::new("id").arg("-u"))
+            .map(|uid| uid.trim() == "0")
+            .unwrap_or(false);
+        let debian = Path::new("/etc/debian_version").exists() && which("apt-get").is_some();
+        Apt {
+            usable: root_user && debian,
+            packages: Vec::new(),
+        }
+    }
+
+    fn usable(&self) -> bool {
+        self.usable
+    }
+
+    fn want(&mut self, packages: &[&'static str]) {
+        self.packages.extend_from_slice(packages);
+    }
+
+    fn install(&self) -> Result<()> {
+        if self.packages.is_empty() {
+            return Ok(());
+        }
+        step(format!(
+            "installing Debian packages: {}",
+            self.packages.join(" ")
+        ));
+        exec(Command::new("apt-get").args(["update", "-qq"]))?;
+        exec(
+            Command::new("apt-get")
+                .args(["install", "-y", "-qq", "--no-install-recommends"])
+                .args(&self.packages)
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        )
+    }
+}

@@ -1,0 +1,278 @@
+//! `cargo xtask test`: every test suite, one after the other; the last line is
+//! `N passed, N failed` (test cases for harnesses that count them, one per check otherwise).
+
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+
+use crate::setup::{self, Need};
+use crate::toolchain::{Nightly, INSTALL_HINT};
+use crate::util::{cargo, exec, output, root, run_tests, step, Counts};
+
+/// Options of `cargo xtask test`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Run only the suites whose name contains this text (e.g. `loom`, `browser`).
+    #[arg(long)]
+    only: Option<String>,
+    /// Stress with 10 million tasks per configuration instead of 1 million.
+    #[arg(long)]
+    long: bool,
+}
+
+/// The cross-target builds of the core: target, `-Z build-std` crates, extra rustflags,
+/// extra cargo arguments.
+const CROSS_TARGETS: &[(&str, &str, &str, &[&str])] = &[
+    ("thumbv7em-none-eabihf", "core", "", &[]),
+    ("riscv32imac-unknown-none-elf", "core", "", &[]),
+    (
+        "wasm32-unknown-unknown",
+        "core",
+        "-C target-feature=+atomics,+bulk-memory,+mutable-globals",
+        &[],
+    ),
+    (
+        "thumbv6m-none-eabi",
+        "core",
+        "",
+        &[
+            "--features",
+            "foreman/portable-atomic,portable-atomic/unsafe-assume-single-core",
+        ],
+    ),
+];
+
+pub fn run(args: Args) -> Result<()> {
+    step("setup");
+    setup::ensure(Need::everything())?;
+    let Some(nightly) = Nightly::detect() else {
+        bail!("no second toolchain; {INSTALL_HINT}")
+    };
+
+    let mut suites = Suites::new(args.only);
+    suites.run("format", || {
+        check(cargo().args(["fmt", "--all", "--", "--check"]))
+    });
+    suites.run("clippy", || {
+        check(cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))?;
+        check(cargo().args([
+            "clippy",
+            "-p",
+            "foreman",
+            "--all-targets",
+            "--no-default-features",
+            "--",
+            "-D",
+            "warnings",
+        ]))
+    });
+    suites.run("core, no features (unit + doc)", || {
+        run_tests(cargo().args(["test", "-p", "foreman"]))
+    });
+    suites.run("core with std (unit + doc)", || {
+        run_tests(cargo().args(["test", "-p", "foreman", "--features", "std"]))
+    });
+    suites.run("cross-crate: stress, fault soak, allocations", || {
+        let mut cmd = cargo();
+        cmd.args(["test", "-p", "foreman-tests", "--release"]);
+        if args.long {
+            cmd.env("FOREMAN_STRESS_TASKS", "10000000");
+        }
+        run_tests(&mut cmd)
+    });
+    suites.run("loom models", || {
+        run_tests(
+            cargo()
+                .args(["test", "-p", "foreman", "--test", "loom", "--release"])
+                .env("RUSTFLAGS", "--cfg loom")
+                .env("CARGO_TARGET_DIR", root().join("target").join("loom")),
+        )
+    });
+    suites.run("xtask", || run_tests(cargo().args(["test", "-p", "xtask"])));
+    suites.run("seed example", seed_example);
+    suites.run("cross-target builds of the core", || {
+        let mut counts = Counts::default();
+        for (target, std_crates, rustflags, extra) in CROSS_TARGETS {
+            let mut cmd = nightly.cargo();
+            cmd.args(["build", "--release", "-p", "foreman", "--target", target])
+                .arg(format!("-Zbuild-std={std_crates}"))
+                .args(*extra)
+                .env("RUSTFLAGS", rustflags);
+            counts += check(&mut cmd)?;
+        }
+        Ok(counts)
+    });
+    suites.finish()
+}
+
+/// Runs a command as one check: one pass or one failure.
+fn check(cmd: &mut Command) -> Result<Counts> {
+    Ok(match exec(cmd) {
+        Ok(()) => Counts {
+            passed: 1,
+            failed: 0,
+        },
+        Err(err) => {
+            eprintln!("FAILED: {err:#}");
+            Counts {
+                passed: 0,
+                failed: 1,
+            }
+        }
+    })
+}
+
+/// The seed example prints ten whole result lines and `All tasks completed.`, and exits 0.
+fn seed_example() -> Result<Counts> {
+    let stdout = output(cargo().args([
+        "run",
+        "--quiet",
+        "-p",
+        "foreman",
+        "--example",
+        "seed",
+        "--features",
+        "std",
+    ]))?;
+    print!("{stdout}");
+    let problems = seed_output_problems(&stdout);
+    for problem in &problems {
+        eprintln!("FAILED: seed example: {problem}");
+    }
+    Ok(if problems.is_empty() {
+        Counts {
+            passed: 1,
+            failed: 0,
+        }
+    } else {
+        Counts {
+            passed: 0,
+            failed: 1,
+        }
+    })
+}
+
+/// What is wrong with the seed example's output, if anything.
+fn seed_output_problems(stdout: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    let lines: Vec<&str> = stdout.lines().collect();
+    let results: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.contains("Processed task"))
+        .collect();
+    if results.len() != 10 {
+        problems.push(format!("{} result lines, expected 10", results.len()));
+    }
+    for line in &results {
+        let parsed = line
+            .strip_prefix("Worker ")
+            .and_then(|rest| rest.split_once(": Processed task, result: "))
+            .and_then(|(id, result)| {
+                Some((id.parse::<usize>().ok()?, result.parse::<usize>().ok()?))
+            });
+        match parsed {
+            Some((id, result)) if result == id * 2 && id < 3 => {}
+            _ => problems.push(format!("malformed or wrong result line: {line:?}")),
+        }
+    }
+    if lines.last() != Some(&"All tasks completed.") {
+        problems.push("the last line is not `All tasks completed.`".into());
+    }
+    problems
+}
+
+/// The suites run so far and their counts.
+struct Suites {
+    only: Option<String>,
+    results: Vec<(String, Counts, f64)>,
+}
+
+impl Suites {
+    fn new(only: Option<String>) -> Suites {
+        Suites {
+            only,
+            results: Vec::new(),
+        }
+    }
+
+    /// Runs one suite (unless filtered out); an error counts as one failure.
+    fn run(&mut self, name: &str, suite: impl FnOnce() -> Result<Counts>) {
+        if self
+            .only
+            .as_deref()
+            .is_some_and(|only| !name.contains(only))
+        {
+            return;
+        }
+        step(format!("test: {name}"));
+        let started = Instant::now();
+        let counts = suite().unwrap_or_else(|err| {
+            eprintln!("FAILED: {name}: {err:#}");
+            Counts {
+                passed: 0,
+                failed: 1,
+            }
+        });
+        self.results
+            .push((name.to_string(), counts, started.elapsed().as_secs_f64()));
+    }
+
+    /// Prints the summary; the very last line is `N passed, N failed`.
+    fn finish(self) -> Result<()> {
+        step("summary");
+        let mut total = Counts::default();
+        for (name, counts, seconds) in &self.results {
+            let mark = if counts.failed == 0 { "ok  " } else { "FAIL" };
+            println!(
+                "{mark} {name:<48} {:>6} passed {:>4} failed {seconds:>7.1}s",
+                counts.passed, counts.failed
+            );
+            total += *counts;
+        }
+        if self.results.is_empty() {
+            bail!("no suite matched");
+        }
+        println!("{} passed, {} failed", total.passed, total.failed);
+        if total.failed > 0 {
+            // Exit here so that the counts stay the last line of the output.
+            std::process::exit(1);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_output_is_checked_line_by_line() {
+        let good: String = (0..10)
+            .map(|i| {
+                format!(
+                    "Worker {}: Processed task, result: {}\n",
+                    i % 3,
+                    (i % 3) * 2
+                )
+            })
+            .collect::<String>()
+            + "All tasks completed.\n";
+        assert!(seed_output_problems(&good).is_empty());
+        let wrong = good.replace(
+            "Worker 1: Processed task, result: 2",
+            "Worker 1: Processed task, result: 3",
+        );
+        assert_eq!(seed_output_problems(&wrong).len(), 3);
+        let truncated = good.replace("All tasks completed.\n", "");
+        assert_eq!(seed_output_problems(&truncated).len(), 1);
+    }
+}
