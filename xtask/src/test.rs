@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 
 use crate::setup::{self, Need};
 use crate::toolchain::{Nightly, INSTALL_HINT};
-use crate::util::{cargo, exec, output, root, run_tests, step, Counts};
+use crate::util::{cargo, exec, output, run_tests, step, target_dir, Counts};
 
 /// Options of `cargo xtask test`.
 #[derive(clap::Args)]
@@ -93,7 +93,7 @@ pub fn run(args: Args) -> Result<()> {
             cargo()
                 .args(["test", "-p", "foreman", "--test", "loom", "--release"])
                 .env("RUSTFLAGS", "--cfg loom")
-                .env("CARGO_TARGET_DIR", root().join("target").join("loom")),
+                .env("CARGO_TARGET_DIR", target_dir().join("loom")),
         )
     });
     suites.run("xtask", || run_tests(cargo().args(["test", "-p", "xtask"])));

@@ -12,7 +12,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::util::{root, which};
+use crate::util::{root, target_dir, which};
 
 /// How to tell a person to get the second toolchain.
 pub const INSTALL_HINT: &str = "install a toolchain with the standard library's source: \
@@ -63,7 +63,7 @@ impl Nightly {
             cmd.env_remove(var);
         }
         cmd.env("RUSTC_BOOTSTRAP", "1");
-        cmd.env("CARGO_TARGET_DIR", root().join("target").join("xbuild"));
+        cmd.env("CARGO_TARGET_DIR", target_dir().join("xbuild"));
         match self {
             Nightly::Rustup => {
                 cmd.env("RUSTUP_TOOLCHAIN", "nightly");

@@ -18,6 +18,13 @@ pub fn root() -> &'static Path {
     })
 }
 
+/// The cargo target directory: `CARGO_TARGET_DIR`, or `target/` in the workspace.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+}
+
 /// Prints a step header, so long runs say what they are doing.
 pub fn step(message: impl AsRef<str>) {
     println!("\n==> {}", message.as_ref());
