@@ -10,10 +10,11 @@
 //! re-checks its condition, then parks on the epoch it saw; a notifier changes the condition,
 //! then wakes only if someone registered. With `SeqCst` on both sides (Dekker's pattern) either
 //! the waiter sees the new condition or the notifier sees the waiter, so no wake-up is lost,
-//! and a notifier pays one load, no system call, while nobody sleeps.
+//! and a notifier pays one load, no system call, while nobody sleeps. (`sync::dekker_fence`
+//! explains how the loom models check this.)
 
 pub use crate::sync::AtomicU32;
-use crate::sync::Ordering;
+use crate::sync::{dekker_fence, Ordering};
 
 /// How a host blocks a thread on a wake word and wakes it again.
 ///
@@ -104,6 +105,7 @@ impl Signal {
         // SeqCst: the registration must precede the caller's re-check of its condition in the
         // total order that the notifier's condition change and `sleepers` load share.
         self.sleepers.fetch_add(1, Ordering::SeqCst);
+        dekker_fence();
         // SeqCst: an epoch read after registering; a later bump makes `park` return at once.
         self.epoch.load(Ordering::SeqCst)
     }
@@ -126,6 +128,7 @@ impl Signal {
     /// `SeqCst` operation.
     #[inline]
     pub(crate) fn notify_one(&self, park: &impl Park) {
+        dekker_fence();
         // SeqCst: pairs with `prepare` (Dekker): either this load sees the registration, or the
         // waiter's re-check sees the notifier's condition change.
         if self.sleepers.load(Ordering::SeqCst) != 0 {
@@ -137,6 +140,7 @@ impl Signal {
 
     /// Wakes every sleeper. Call after making the condition true with a `SeqCst` operation.
     pub(crate) fn notify_all(&self, park: &impl Park) {
+        dekker_fence();
         // SeqCst: as in `notify_one`.
         if self.sleepers.load(Ordering::SeqCst) != 0 {
             // SeqCst: as in `notify_one`.

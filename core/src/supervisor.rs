@@ -347,6 +347,8 @@ pub struct Supervisor<T, const N: usize, const W: usize, P: Park = NoPark> {
     work: CachePadded<Signal>,
     /// Submitters facing a full queue sleep here; pops wake them.
     space: CachePadded<Signal>,
+    /// Idle workers of a drain sleep here while peers still hold tasks; finishes wake them.
+    drained: CachePadded<Signal>,
     counters: CachePadded<Counters>,
     slots: [CachePadded<Slot<T>>; W],
     /// When the last restarts happened, for the intensity limit. Crash path only.
@@ -393,6 +395,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
                 clock: CachePadded::new(AtomicU32::new(0)),
                 work: CachePadded::new(Signal::new()),
                 space: CachePadded::new(Signal::new()),
+                drained: CachePadded::new(Signal::new()),
                 counters: CachePadded::new(Counters::new()),
                 slots: array_of![CachePadded::new(Slot::new()); W],
                 restart_log: Mutex::new(Deque::new()),
@@ -515,22 +518,28 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
         Ok(envelope)
     }
 
-    /// Parks an idle worker until there may be work or a shutdown.
+    /// Parks an idle worker until there may be work or a shutdown. While draining, an idle
+    /// worker waits instead for its busy peers' tasks to come back (see `drain_waits`).
     pub(crate) fn wait_for_work(&self) {
-        let key = self.work.prepare();
-        // SeqCst loads (in `is_empty`, here and in `tasks_out`): the re-check half of the
+        // SeqCst loads here, in `is_empty` and in `tasks_out`: the re-check half of the
         // event-count protocol, against the submitters' tail CAS, the shutdowns' phase CAS and
         // the finishing workers' state CAS.
-        let nothing_to_do = self.queue.is_empty()
-            && match self.phase.load(Ordering::SeqCst) & PHASE_MASK {
-                RUNNING => true,
-                DRAINING => self.tasks_out(),
-                _ => false,
-            };
+        let draining = self.phase.load(Ordering::SeqCst) & PHASE_MASK == DRAINING;
+        let signal = if draining { &self.drained } else { &self.work };
+        let key = signal.prepare();
+        let nothing_to_do = match self.phase.load(Ordering::SeqCst) & PHASE_MASK {
+            RUNNING => !draining && self.queue.is_empty(),
+            // Draining: sleep while the queue is empty and either not closed yet (the drain
+            // closes it next, then wakes us) or a peer's task may still crash back into it.
+            DRAINING => {
+                draining && self.queue.is_empty() && (!self.queue.is_closed() || self.tasks_out())
+            }
+            _ => false,
+        };
         if nothing_to_do {
-            self.work.wait(&self.park, key);
+            signal.wait(&self.park, key);
         } else {
-            self.work.cancel();
+            signal.cancel();
         }
     }
 
@@ -742,22 +751,20 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// Whether any slot holds a task that may still come back to the queue.
     fn tasks_out(&self) -> bool {
         self.slots.iter().any(|slot| {
-            // SeqCst: pairs with the SeqCst state changes of finishing and recovering workers
-            // (Dekker with `task_returned`).
+            // SeqCst: the re-check of a drain waiter, against the SeqCst state changes of
+            // finishing and recovering workers (Dekker through the `drained` signal).
             let state = code(slot.state.load(Ordering::SeqCst));
             matches!(state, BUSY | HUNG | TERMINATING | CRASHED | RECOVERING)
         })
     }
 
-    /// A task left a worker (finished, or its crash was recovered). While draining, idle
-    /// workers may be waiting on exactly that to leave: wake them.
+    /// A task left a worker (finished, or its crash was recovered): wake the workers a drain
+    /// keeps waiting for exactly that. Nobody waits there outside a drain, and then this
+    /// costs one load.
     #[inline]
     pub(crate) fn task_returned(&self) {
-        // Acquire: a drain that began after this load finds the slot no longer holding the
-        // task, since the caller's SeqCst state change precedes this load.
-        if self.phase.load(Ordering::Acquire) & PHASE_MASK == DRAINING {
-            self.work.notify_all(&self.park);
-        }
+        // The caller's SeqCst state change is the condition change `notify_all` needs.
+        self.drained.notify_all(&self.park);
     }
 
     /// Whether workers must leave now (abort or escalation).
@@ -842,6 +849,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
         }
         self.work.notify_all(&self.park);
         self.space.notify_all(&self.park);
+        self.drained.notify_all(&self.park);
         if new & STOPPED != 0 {
             self.park.unpark_all(&self.phase);
         }
@@ -926,6 +934,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
             self.queue.close();
             self.work.notify_all(&self.park);
             self.space.notify_all(&self.park);
+            self.drained.notify_all(&self.park);
             self.park.unpark_all(&self.phase);
         }
     }

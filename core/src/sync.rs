@@ -131,6 +131,20 @@ impl Backoff {
     }
 }
 
+/// The ordering point of a Dekker pair (a thread writes X then reads Y, another writes Y then
+/// reads X, and at least one must see the other's write).
+///
+/// The code reaches it with `SeqCst` operations on both sides, which the C++20 memory model
+/// (Rust's) places in one total order: that alone guarantees the Dekker property, so in a
+/// normal build this compiles to nothing. loom, however, models `SeqCst` *accesses* as
+/// `AcqRel` (tokio-rs/loom#180) while it does model `SeqCst` *fences*, so under loom the
+/// guarantee is made explicit here and the models check exactly what the code relies on.
+#[inline(always)]
+pub(crate) fn dekker_fence() {
+    #[cfg(loom)]
+    fence(Ordering::SeqCst);
+}
+
 /// One pause inside a polling loop (a yield under loom).
 #[inline(always)]
 pub(crate) fn spin_loop() {

@@ -1,0 +1,415 @@
+//! Model checks of the lock-free parts with loom: every interleaving (up to a preemption
+//! bound) of small scenarios, with loom checking atomics' orderings and every access to the
+//! queue's and the slots' cells for data races.
+//!
+//! ```text
+//! RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p foreman --test loom --release
+//! ```
+//!
+//! `cargo xtask test` runs them. `LOOM_MAX_PREEMPTIONS` overrides the default bound of 3.
+#![cfg(loom)]
+
+use loom::sync::atomic::Ordering;
+use loom::sync::Arc;
+use loom::thread;
+
+use foreman::park::{AtomicU32, NoPark, Park};
+use foreman::policy::{Delivery, Intensity, Policy, Restart};
+use foreman::queue::{PopError, PushError, Queue};
+use foreman::{Condemned, Decision, Disposition, Next, SubmitError, Supervisor, SupervisorState};
+
+/// Runs `f` under loom with a bounded number of preemptions.
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    if builder.preemption_bound.is_none() {
+        builder.preemption_bound = Some(3);
+    }
+    // The supervisor models take a few thousand steps per execution.
+    builder.max_branches = 20_000;
+    builder.check(f);
+}
+
+/// A queue of capacity 2 whose positions are one lap and a half in, so the models below
+/// cross the wraparound of the ring.
+fn offset_queue() -> Queue<usize, 2> {
+    let queue = Queue::new();
+    for value in [100, 101, 102] {
+        queue.try_push(value).unwrap();
+        assert_eq!(queue.try_pop(), Ok(value));
+    }
+    queue
+}
+
+// ----- the queue ------------------------------------------------------------------------
+
+#[test]
+fn two_producers_never_see_a_spurious_full() {
+    model(|| {
+        let queue = Arc::new(offset_queue());
+        queue.try_push(0).unwrap(); // one free slot left... and a consumer making room
+        let producers: Vec<_> = [1, 2]
+            .map(|value| {
+                let queue = queue.clone();
+                thread::spawn(move || loop {
+                    match queue.try_push(value) {
+                        Ok(()) => return,
+                        // Full is allowed only when the queue really holds 2 elements.
+                        Err(PushError::Full(_)) => thread::yield_now(),
+                        Err(PushError::Closed(_)) => unreachable!("never closed"),
+                    }
+                })
+            })
+            .into_iter()
+            .collect();
+        let mut seen = vec![];
+        while seen.len() < 3 {
+            match queue.try_pop() {
+                Ok(value) => seen.push(value),
+                Err(PopError::Empty) => thread::yield_now(),
+                Err(PopError::Closed) => unreachable!("never closed"),
+            }
+        }
+        for producer in producers {
+            producer.join().unwrap();
+        }
+        seen.sort();
+        assert_eq!(seen, [0, 1, 2]);
+        assert_eq!(queue.try_pop(), Err(PopError::Empty));
+    });
+}
+
+#[test]
+fn two_pushes_into_an_empty_queue_both_succeed() {
+    // With capacity 2 and nothing queued, `Full` would be spurious: linearizability says no.
+    model(|| {
+        let queue = Arc::new(offset_queue());
+        let other = {
+            let queue = queue.clone();
+            thread::spawn(move || queue.try_push(1))
+        };
+        assert_eq!(queue.try_push(2), Ok(()));
+        assert_eq!(other.join().unwrap(), Ok(()));
+        let mut both = [queue.try_pop().unwrap(), queue.try_pop().unwrap()];
+        both.sort();
+        assert_eq!(both, [1, 2]);
+    });
+}
+
+#[test]
+fn two_pops_from_a_full_queue_both_succeed() {
+    // Two elements, two concurrent pops: `Empty` would be spurious.
+    model(|| {
+        let queue = Arc::new(offset_queue());
+        queue.try_push(1).unwrap();
+        queue.try_push(2).unwrap();
+        let other = {
+            let queue = queue.clone();
+            thread::spawn(move || queue.try_pop())
+        };
+        let mine = queue.try_pop().unwrap();
+        let theirs = other.join().unwrap().unwrap();
+        let mut both = [mine, theirs];
+        both.sort();
+        assert_eq!(both, [1, 2]);
+    });
+}
+
+#[test]
+fn pop_then_push_on_a_full_queue_never_fails() {
+    // heapless#583: a full queue, two threads each doing pop → push. Every pop finds an
+    // element and every push finds room.
+    model(|| {
+        let queue = Arc::new(offset_queue());
+        queue.try_push(1).unwrap();
+        queue.try_push(2).unwrap();
+        let cycle = |queue: &Queue<usize, 2>| {
+            let value = queue.try_pop().expect("spurious Empty");
+            queue.try_push(value).expect("spurious Full");
+        };
+        let other = {
+            let queue = queue.clone();
+            thread::spawn(move || cycle(&queue))
+        };
+        cycle(&queue);
+        other.join().unwrap();
+        let mut both = [queue.try_pop().unwrap(), queue.try_pop().unwrap()];
+        both.sort();
+        assert_eq!(both, [1, 2]);
+    });
+}
+
+#[test]
+fn one_producer_two_consumers_take_each_value_once() {
+    model(|| {
+        let queue = Arc::new(offset_queue());
+        // One value is there already, the second is pushed while both consumers pop, so at
+        // most one consumer can be waiting on the producer's half-done push (two spinning
+        // consumers would make the model infinite, not the queue wrong).
+        queue.try_push(1).unwrap();
+        let consumers: Vec<_> = (0..2)
+            .map(|_| {
+                let queue = queue.clone();
+                thread::spawn(move || queue.try_pop().ok())
+            })
+            .collect();
+        queue
+            .try_push(2)
+            .expect("room for both: Full would be spurious");
+        let mut all: Vec<usize> = consumers
+            .into_iter()
+            .filter_map(|c| c.join().unwrap())
+            .collect();
+        assert!(
+            !all.is_empty(),
+            "value 1 was queued before either pop: Empty for both is spurious"
+        );
+        while let Ok(value) = queue.try_pop() {
+            all.push(value);
+        }
+        all.sort();
+        assert_eq!(all, [1, 2]);
+    });
+}
+
+#[test]
+fn close_racing_push_and_pop_loses_nothing() {
+    model(|| {
+        let queue = Arc::new(offset_queue());
+        queue.try_push(1).unwrap();
+        let pusher = {
+            let queue = queue.clone();
+            thread::spawn(move || queue.try_push(2))
+        };
+        let popper = {
+            let queue = queue.clone();
+            thread::spawn(move || queue.try_pop())
+        };
+        assert!(queue.close());
+        let pushed = pusher.join().unwrap();
+        let popped = popper.join().unwrap();
+        let mut seen = vec![];
+        if let Ok(value) = popped {
+            seen.push(value);
+        }
+        // Drain what is left: values come out until the queue says Closed, never Empty.
+        loop {
+            match queue.try_pop() {
+                Ok(value) => seen.push(value),
+                Err(PopError::Closed) => break,
+                Err(PopError::Empty) => panic!("a closed queue answered Empty"),
+            }
+        }
+        match pushed {
+            Ok(()) => {}
+            Err(PushError::Closed(value)) => seen.push(value), // handed back to the caller
+            Err(PushError::Full(_)) => panic!("spurious Full"),
+        }
+        seen.sort();
+        assert_eq!(seen, [1, 2]);
+        assert_eq!(queue.try_push(3), Err(PushError::Closed(3)));
+    });
+}
+
+// ----- the supervisor -------------------------------------------------------------------
+
+/// A blocking park for the models: one thread parks at a time in these scenarios, and
+/// `Notify` keeps a permit, so an unpark between the check and the wait is not lost.
+struct LoomPark(loom::sync::Notify);
+
+impl LoomPark {
+    fn new() -> Self {
+        LoomPark(loom::sync::Notify::new())
+    }
+}
+
+impl Park for LoomPark {
+    fn park(&self, word: &AtomicU32, expected: u32) {
+        if word.load(Ordering::SeqCst) == expected {
+            self.0.wait();
+        }
+    }
+    fn unpark_one(&self, _word: &AtomicU32) {
+        self.0.notify();
+    }
+    fn unpark_all(&self, _word: &AtomicU32) {
+        self.0.notify();
+    }
+}
+
+type Sup = Supervisor<usize, 2, 1, LoomPark>;
+
+fn policy() -> Policy {
+    Policy::DEFAULT.with_intensity(Intensity::unlimited())
+}
+
+/// Runs worker 0 until it must leave; returns the tasks it completed.
+fn work(sup: &Sup) -> Vec<usize> {
+    let mut done = vec![];
+    let Ok(mut worker) = sup.attach(0) else {
+        return done;
+    };
+    while let Some(job) = worker.next_blocking() {
+        done.push(job.complete().unwrap());
+    }
+    done
+}
+
+/// Submits tasks 1 and 2; returns those refused (handed back by `try_submit`).
+fn submit_two(sup: &Sup) -> Vec<usize> {
+    [1, 2]
+        .into_iter()
+        .filter_map(|task| match sup.try_submit(task) {
+            Ok(()) => None,
+            Err(SubmitError::Closed(task)) => Some(task),
+            Err(SubmitError::Full(_)) => panic!("spurious Full: capacity 2, two tasks"),
+        })
+        .collect()
+}
+
+#[test]
+fn drain_racing_submit_and_a_working_worker_runs_every_accepted_task() {
+    model(|| {
+        let sup = Arc::new(Sup::new(policy(), LoomPark::new()));
+        sup.reserve(0).unwrap(); // the worker is starting: the drain must wait for it
+        let worker = {
+            let sup = sup.clone();
+            thread::spawn(move || work(&sup))
+        };
+        let submitter = {
+            let sup = sup.clone();
+            thread::spawn(move || submit_two(&sup))
+        };
+        sup.drain();
+        let refused = submitter.join().unwrap();
+        let completed = worker.join().unwrap();
+        assert!(sup.is_stopped());
+        let mut all: Vec<usize> = completed.iter().chain(&refused).copied().collect();
+        all.sort();
+        assert_eq!(
+            all,
+            [1, 2],
+            "every task completed or handed back at submission"
+        );
+        let snap = sup.snapshot();
+        assert_eq!(
+            (snap.submitted, snap.completed, snap.queued, snap.in_flight),
+            (completed.len(), completed.len(), 0, 0)
+        );
+        assert!(snap.adds_up());
+    });
+}
+
+#[test]
+fn abort_racing_submit_and_a_working_worker_hands_back_the_rest() {
+    model(|| {
+        let sup = Arc::new(Sup::new(policy(), LoomPark::new()));
+        sup.reserve(0).unwrap();
+        let worker = {
+            let sup = sup.clone();
+            thread::spawn(move || work(&sup))
+        };
+        let submitter = {
+            let sup = sup.clone();
+            thread::spawn(move || submit_two(&sup))
+        };
+        sup.abort();
+        let refused = submitter.join().unwrap();
+        let completed = worker.join().unwrap();
+        assert!(sup.is_stopped());
+        let handed_back: Vec<usize> = sup.hand_back().collect();
+        let mut all: Vec<usize> = completed
+            .iter()
+            .chain(&refused)
+            .chain(&handed_back)
+            .copied()
+            .collect();
+        all.sort();
+        assert_eq!(all, [1, 2], "every task ends exactly once");
+        let snap = sup.snapshot();
+        assert_eq!(snap.handed_back, handed_back.len());
+        assert_eq!(snap.submitted, completed.len() + handed_back.len());
+        assert!(snap.adds_up());
+    });
+}
+
+#[test]
+fn a_crashed_workers_task_is_recovered_while_submissions_go_on() {
+    model(|| {
+        let sup = Arc::new(Sup::new(policy(), LoomPark::new()));
+        sup.try_submit(1).unwrap();
+        let crasher = {
+            let sup = sup.clone();
+            thread::spawn(move || {
+                let mut worker = sup.attach(0).unwrap();
+                match worker.try_next() {
+                    Next::Run(job) => drop(job), // the task "panicked": dropped unfinished
+                    other => panic!("expected task 1, got {other:?}"),
+                };
+            })
+        };
+        let submitter = {
+            let sup = sup.clone();
+            thread::spawn(move || sup.try_submit(2))
+        };
+        // The host's crash handler: recover once the worker has let go.
+        let report = loop {
+            match sup.recover(0, 0) {
+                Ok(report) => break report,
+                Err(_) => thread::yield_now(),
+            }
+        };
+        assert_eq!(report.task, Some(Disposition::Retried { attempt: 2 }));
+        assert_eq!(report.decision, Decision::Replace);
+        crasher.join().unwrap();
+        assert_eq!(submitter.join().unwrap(), Ok(()));
+        // The replacement runs the retry first, then the queue.
+        sup.drain();
+        assert_eq!(work(&sup), [1, 2]);
+        let snap = sup.snapshot();
+        assert_eq!(
+            (snap.completed, snap.crashes, snap.restarts, snap.in_flight),
+            (2, 1, 1, 0)
+        );
+        assert!(matches!(snap.state, SupervisorState::Stopped(_)));
+        assert!(snap.adds_up());
+    });
+}
+
+#[test]
+fn condemning_races_completion_and_exactly_one_outcome_wins() {
+    model(|| {
+        let sup = Arc::new(Supervisor::<usize, 2, 1, NoPark>::new(
+            policy()
+                .with_restart(Restart::Temporary)
+                .with_delivery(Delivery::AtMostOnce),
+            NoPark,
+        ));
+        sup.try_submit(7).unwrap();
+        let finisher = {
+            let sup = sup.clone();
+            thread::spawn(move || {
+                let mut worker = sup.attach(0).unwrap();
+                let Next::Run(job) = worker.try_next() else {
+                    panic!("task 7 is queued")
+                };
+                job.complete()
+            })
+        };
+        let condemned = sup.condemn(0);
+        let outcome = finisher.join().unwrap();
+        match (condemned, outcome) {
+            (Ok(()), Err(Condemned)) => {
+                // The condemner owns the task now: recover it.
+                let report = sup.recover(0, 0).unwrap();
+                assert_eq!(report.task, Some(Disposition::Lost(7)));
+                assert_eq!(sup.snapshot().lost, 1);
+            }
+            (Err(_), Ok(task)) => {
+                assert_eq!(task, 7);
+                assert_eq!(sup.snapshot().completed, 1);
+            }
+            other => panic!("both or neither outcome recorded: {other:?}"),
+        }
+        assert!(sup.snapshot().adds_up());
+    });
+}
