@@ -32,9 +32,9 @@
 use core::fmt;
 use core::mem::MaybeUninit;
 
-use crossbeam_utils::CachePadded;
-
-use crate::sync::{array_of, fence, loom_const_fn, AtomicUsize, Backoff, Ordering, UnsafeCell};
+use crate::sync::{
+    array_of, fence, loom_const_fn, AtomicUsize, Backoff, CachePadded, Ordering, UnsafeCell,
+};
 
 /// Bit 0 of `tail`: set once the queue is closed.
 const CLOSED: usize = 1;
@@ -230,7 +230,7 @@ impl<T, const N: usize> Queue<T, N> {
         self.push(value, true).map_err(PushError::into_inner)
     }
 
-    #[inline]
+    // Not `#[inline]`: it has two callers, and firmware pays for every inlined copy.
     fn push(&self, value: T, ignore_close: bool) -> Result<(), PushError<T>> {
         let backoff = Backoff::new();
         // Relaxed: only a guess; the stamp check below decides.

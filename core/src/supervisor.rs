@@ -34,14 +34,13 @@
 use core::fmt;
 use core::mem::ManuallyDrop;
 
-use crossbeam_utils::CachePadded;
 use heapless::{Deque, Vec};
 
 use crate::park::{NoPark, Park, Signal};
 use crate::policy::{Delivery, Intensity, Policy, Tick};
 use crate::queue::{PopError, PushError, Queue};
 use crate::stats::{Counters, Raw, Snapshot, WorkerSnapshot};
-use crate::sync::{array_of, fence, loom_const_fn, AtomicU32, Mutex, Ordering};
+use crate::sync::{array_of, fence, loom_const_fn, AtomicU32, CachePadded, Mutex, Ordering};
 use crate::worker::{
     code, with_code, Envelope, Slot, Worker, WorkerState, BUSY, CRASHED, EXITED, EXITING, HAS_TASK,
     HUNG, IDLE, RECOVERING, RESTARTING, RETIRED, STARTING, TERMINATING, VACANT,
@@ -455,7 +454,6 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// sup.abort();
     /// assert_eq!(sup.try_submit(4), Err(SubmitError::Closed(4)));
     /// ```
-    #[inline]
     pub fn try_submit(&self, task: T) -> Result<(), SubmitError<T>> {
         match self.queue.try_push(Envelope { task, attempt: 0 }) {
             Ok(()) => {
@@ -560,7 +558,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// # drop(worker);
     /// ```
     pub fn reserve(&self, index: usize) -> Result<(), WorkerError> {
-        self.claim_vacant(index, STARTING)?;
+        self.claim_vacant(index, &CLAIM_FOR_START)?;
         Ok(())
     }
 
@@ -576,7 +574,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// ```
     pub fn release(&self, index: usize) -> Result<(), WorkerError> {
         let slot = self.slot_checked(index)?;
-        self.transition(index, slot, |code| (code == STARTING).then_some(VACANT))?;
+        transition(&slot.state, index, &RELEASE)?;
         self.deactivate();
         Ok(())
     }
@@ -600,12 +598,9 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
         // Acquire: see the state a recoverer left (and the retry in the cell).
         let word = slot.state.load(Ordering::Acquire);
         let attached = if code(word) == VACANT {
-            self.claim_vacant(index, IDLE).map(drop)
+            self.claim_vacant(index, &CLAIM_FOR_ATTACH).map(drop)
         } else {
-            self.transition(index, slot, |code| {
-                matches!(code, STARTING | RESTARTING).then_some(IDLE)
-            })
-            .map(drop)
+            transition(&slot.state, index, &ATTACH_AWAITED).map(drop)
         };
         match attached {
             Ok(()) => Ok(Worker::new(self, index)),
@@ -617,11 +612,11 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
         }
     }
 
-    /// Vacant → `state`, counting the slot as active; undone if the supervisor takes no
+    /// Vacant → Starting or Idle (`moves`), counting the slot as active; undone if the supervisor takes no
     /// workers.
-    fn claim_vacant(&self, index: usize, state: u32) -> Result<(), WorkerError> {
+    fn claim_vacant(&self, index: usize, moves: &Moves) -> Result<(), WorkerError> {
         let slot = self.slot_checked(index)?;
-        let word = self.transition(index, slot, |code| (code == VACANT).then_some(state))?;
+        let word = transition(&slot.state, index, moves)?;
         if self.activate().is_err() {
             // Release: the slot is ours (we just claimed it); hand it back as it was.
             slot.state.store(word, Ordering::Release);
@@ -649,9 +644,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     pub fn retire(&self, index: usize) -> Result<Option<T>, WorkerError> {
         let slot = self.slot_checked(index)?;
         // Acquire: the recoverer's Release store of the retry.
-        let word = self.transition(index, slot, |code| {
-            (code == RESTARTING).then_some(RECOVERING)
-        })?;
+        let word = transition(&slot.state, index, &RETIRE)?;
         let task = if word & HAS_TASK != 0 {
             // SAFETY: we moved the slot from Restarting to Recovering, which makes the cell
             // ours (worker invariant 2), and HAS_TASK says it holds the retry.
@@ -681,36 +674,6 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
         self.slots
             .get(index)
             .map(|slot| WorkerState::from_word(slot.state.load(Ordering::Acquire)))
-    }
-
-    /// CAS loop on a slot's state word: `next(code)` gives the new state code, or `None` if
-    /// the current state does not allow the change. Returns the word it replaced.
-    fn transition(
-        &self,
-        index: usize,
-        slot: &Slot<T>,
-        next: impl Fn(u32) -> Option<u32>,
-    ) -> Result<u32, WorkerError> {
-        // Acquire: every transition here may go on to read what the previous owner wrote.
-        let mut word = slot.state.load(Ordering::Acquire);
-        loop {
-            let Some(new) = next(code(word)) else {
-                return Err(WorkerError::WrongState {
-                    index,
-                    state: WorkerState::from_word(word),
-                });
-            };
-            // AcqRel: Acquire as above; Release publishes whatever the caller did before.
-            match slot.state.compare_exchange_weak(
-                word,
-                with_code(word, new),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => return Ok(word),
-                Err(current) => word = current,
-            }
-        }
     }
 
     // ----- lifecycle ----------------------------------------------------------------------
@@ -874,11 +837,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
         // SeqCst fence: see `settle_restart`.
         fence(Ordering::SeqCst);
         for (index, slot) in self.slots.iter().enumerate() {
-            let swept = self.transition(index, slot, |code| match code {
-                STARTING => Some(VACANT),
-                RESTARTING => Some(RETIRED),
-                _ => None,
-            });
+            let swept = transition(&slot.state, index, &SWEEP);
             if swept.is_ok() {
                 self.deactivate();
             }
@@ -1003,9 +962,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
             return Err(ReopenError::TasksHeld);
         }
         for (index, slot) in self.slots.iter().enumerate() {
-            let _ = self.transition(index, slot, |code| {
-                matches!(code, EXITED | RETIRED).then_some(VACANT)
-            });
+            let _ = transition(&slot.state, index, &REOPEN);
         }
         self.queue.reopen();
         // SeqCst: one total order with the CAS loops on this word; stopped means no active
@@ -1112,9 +1069,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// ```
     pub fn condemn(&self, index: usize) -> Result<(), WorkerError> {
         let slot = self.slot_checked(index)?;
-        self.transition(index, slot, |code| {
-            matches!(code, BUSY | HUNG).then_some(TERMINATING)
-        })?;
+        transition(&slot.state, index, &CONDEMN)?;
         Ok(())
     }
 
@@ -1144,11 +1099,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// ```
     pub unsafe fn declare_dead(&self, index: usize) -> Result<(), WorkerError> {
         let slot = self.slot_checked(index)?;
-        let word = self.transition(index, slot, |code| match code {
-            STARTING | IDLE | BUSY | HUNG | TERMINATING | CRASHED => Some(CRASHED),
-            EXITING => Some(EXITED),
-            _ => None,
-        })?;
+        let word = transition(&slot.state, index, &DECLARE_DEAD)?;
         if code(word) == EXITING {
             self.deactivate();
         }
@@ -1180,7 +1131,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// ```
     pub fn recover(&self, index: usize, now: Tick) -> Result<CrashReport<T>, WorkerError> {
         let slot = self.slot_checked(index)?;
-        let word = self.transition(index, slot, |code| (code == CRASHED).then_some(RECOVERING))?;
+        let word = transition(&slot.state, index, &RECOVER)?;
         Ok(self.recover_claimed(index, word, now))
     }
 
@@ -1449,6 +1400,74 @@ impl<T, const N: usize, const W: usize, P: Park> Drop for Supervisor<T, N, W, P>
                 // supervisor), so HAS_TASK means the cell holds a task nobody else owns.
                 drop(unsafe { slot.take() });
             }
+        }
+    }
+}
+
+/// A table of allowed state changes for [`transition`]: the new state code for each current
+/// one, or [`Moves::NONE`].
+struct Moves([u8; 12]);
+
+impl Moves {
+    const NONE: u8 = u8::MAX;
+
+    const fn new(pairs: &[(u32, u32)]) -> Moves {
+        let mut to = [Moves::NONE; 12];
+        let mut i = 0;
+        while i < pairs.len() {
+            to[pairs[i].0 as usize] = pairs[i].1 as u8;
+            i += 1;
+        }
+        Moves(to)
+    }
+}
+
+const CLAIM_FOR_START: Moves = Moves::new(&[(VACANT, STARTING)]);
+const CLAIM_FOR_ATTACH: Moves = Moves::new(&[(VACANT, IDLE)]);
+const ATTACH_AWAITED: Moves = Moves::new(&[(STARTING, IDLE), (RESTARTING, IDLE)]);
+const RELEASE: Moves = Moves::new(&[(STARTING, VACANT)]);
+const RETIRE: Moves = Moves::new(&[(RESTARTING, RECOVERING)]);
+const SWEEP: Moves = Moves::new(&[(STARTING, VACANT), (RESTARTING, RETIRED)]);
+const REOPEN: Moves = Moves::new(&[(EXITED, VACANT), (RETIRED, VACANT)]);
+const CONDEMN: Moves = Moves::new(&[(BUSY, TERMINATING), (HUNG, TERMINATING)]);
+const RECOVER: Moves = Moves::new(&[(CRASHED, RECOVERING)]);
+const DECLARE_DEAD: Moves = Moves::new(&[
+    (STARTING, CRASHED),
+    (IDLE, CRASHED),
+    (BUSY, CRASHED),
+    (HUNG, CRASHED),
+    (TERMINATING, CRASHED),
+    (CRASHED, CRASHED),
+    (EXITING, EXITED),
+]);
+
+/// CAS loop on slot `index`'s state word, changing its state code as `moves` allows. Returns
+/// the word it replaced. Table-driven rather than generic so that one copy serves every
+/// transition (firmware pays for each copy in flash).
+fn transition(state: &AtomicU32, index: usize, moves: &Moves) -> Result<u32, WorkerError> {
+    // Acquire: every transition here may go on to read what the previous owner wrote.
+    let mut word = state.load(Ordering::Acquire);
+    loop {
+        let to = moves
+            .0
+            .get(code(word) as usize)
+            .copied()
+            .unwrap_or(Moves::NONE);
+        if to == Moves::NONE {
+            return Err(WorkerError::WrongState {
+                index,
+                state: WorkerState::from_word(word),
+            });
+        }
+        // AcqRel: Acquire as above; Release publishes whatever the caller did before.
+        match state.compare_exchange_weak(
+            word,
+            with_code(word, u32::from(to)),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => return Ok(word),
+            Err(current) => word = current,
         }
     }
 }

@@ -108,6 +108,33 @@ impl<T> Mutex<T> {
     }
 }
 
+/// Keeps hot atomics written by different threads on different cache lines. Bare-metal
+/// targets (`target_os = "none"`: microcontrollers, one core or cores without a shared data
+/// cache) have no lines to share, so there it is a plain wrapper and costs no RAM.
+#[cfg(not(target_os = "none"))]
+pub(crate) use crossbeam_utils::CachePadded;
+
+/// See the other `CachePadded`: a plain wrapper on bare metal.
+#[cfg(target_os = "none")]
+#[repr(transparent)]
+pub(crate) struct CachePadded<T>(T);
+
+#[cfg(target_os = "none")]
+impl<T> CachePadded<T> {
+    pub(crate) const fn new(value: T) -> Self {
+        CachePadded(value)
+    }
+}
+
+#[cfg(target_os = "none")]
+impl<T> core::ops::Deref for CachePadded<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 /// Exponential back-off for the short waits inside the queue.
 #[cfg(not(loom))]
 pub(crate) use crossbeam_utils::Backoff;

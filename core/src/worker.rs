@@ -611,7 +611,7 @@ impl<'w, T, const N: usize, const W: usize, P: Park> Job<'w, T, N, W, P> {
     /// assert_eq!(sup.snapshot().completed, 1);
     /// ```
     pub fn complete(self) -> Result<T, Condemned> {
-        self.finish(|slot| &slot.completed)
+        self.finish(false)
     }
 
     /// Records that the task ran to an error, and hands the task back. Errors are final: the
@@ -628,10 +628,12 @@ impl<'w, T, const N: usize, const W: usize, P: Park> Job<'w, T, N, W, P> {
     /// assert_eq!(job.fail(), Ok(9));
     /// ```
     pub fn fail(self) -> Result<T, Condemned> {
-        self.finish(|slot| &slot.failed)
+        self.finish(true)
     }
 
-    fn finish(self, counter: impl FnOnce(&Slot<T>) -> &AtomicUsize) -> Result<T, Condemned> {
+    /// Records the outcome (`failed` or completed). Not generic over the outcome, so both
+    /// share one copy.
+    fn finish(self, failed: bool) -> Result<T, Condemned> {
         let mut this = ManuallyDrop::new(self);
         let slot = this.slot();
         // Relaxed: only a first guess for the CAS loop.
@@ -662,7 +664,11 @@ impl<'w, T, const N: usize, const W: usize, P: Park> Job<'w, T, N, W, P> {
         // SAFETY: the CAS moved our own Busy/Hung slot to Idle: the cell still holds the task
         // and, Idle being ours (invariant 1), nobody else can reach it.
         let envelope = unsafe { slot.take() };
-        Slot::<T>::bump(counter(slot));
+        Slot::<T>::bump(if failed {
+            &slot.failed
+        } else {
+            &slot.completed
+        });
         this.sup.task_returned();
         Ok(envelope.task)
     }
