@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod demo;
+mod qemu;
 mod setup;
 mod test;
 mod toolchain;
@@ -38,6 +39,9 @@ enum Command {
     Demo(demo::Args),
     /// Run every test suite; the last line is `N passed, N failed`.
     Test(test::Args),
+    /// Build the firmware for both boards, run it under QEMU, check its output, and print its
+    /// footprint with and without foreman.
+    Qemu,
 }
 
 fn main() -> ExitCode {
@@ -46,6 +50,7 @@ fn main() -> ExitCode {
         Command::Setup => setup::ensure(setup::Need::everything()),
         Command::Demo(args) => demo::run(args),
         Command::Test(args) => test::run(args),
+        Command::Qemu => qemu::run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

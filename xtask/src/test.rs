@@ -110,6 +110,9 @@ pub fn run(args: Args) -> Result<()> {
         }
         Ok(counts)
     });
+    suites.run("qemu: firmware on both boards, footprint", || {
+        crate::qemu::suite(&nightly)
+    });
     suites.finish()
 }
 

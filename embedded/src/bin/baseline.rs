@@ -1,0 +1,155 @@
+//! The same firmware without foreman: the reference for foreman's footprint.
+//!
+//! The same SysTick handler offers the same tasks, one per tick, to a plain ring buffer
+//! (`heapless::Deque` behind a critical section); the main loop takes them one at a time,
+//! runs each once, and sleeps with `WFI` when the buffer is empty. There is no supervisor: a
+//! task that faults is simply counted as crashed (no retry), nothing watches for overruns, and
+//! shutting down is a flag. Everything else — board, script, producer, ledger, output — is the
+//! code `supervised` uses.
+
+#![no_std]
+#![no_main]
+
+use core::cell::RefCell;
+use core::mem::size_of_val;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use cortex_m_rt::{entry, exception};
+use cortex_m_semihosting::hprintln;
+use critical_section::Mutex;
+use heapless::Deque;
+
+use foreman_firmware::board;
+use foreman_firmware::ledger::{End, Ledger};
+use foreman_firmware::producer::{Producer, Refused};
+use foreman_firmware::workload::{self, Kind, Outcome, Task, DEADLINE, TASKS};
+
+/// Ring buffer capacity: the same as `supervised`'s queue.
+const CAPACITY: usize = 8;
+
+/// Tasks offered by the handler and not yet taken by the main loop.
+static QUEUE: Mutex<RefCell<Deque<Task, CAPACITY>>> = Mutex::new(RefCell::new(Deque::new()));
+
+/// Set once the main loop stops taking new tasks.
+static CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// The interrupt side's progress through the script.
+static PRODUCER: Producer = Producer::new();
+
+#[exception]
+fn SysTick() {
+    board::tick(|_now| PRODUCER.on_tick(submit));
+}
+
+/// Queues a task, or hands it back if the buffer is full or closed.
+fn submit(task: Task) -> Result<(), Refused> {
+    critical_section::with(|cs| {
+        // Relaxed: read and written inside critical sections, which order it.
+        if CLOSED.load(Ordering::Relaxed) {
+            return Err(Refused::Closed(task));
+        }
+        QUEUE
+            .borrow_ref_mut(cs)
+            .push_back(task)
+            .map_err(Refused::Full)
+    })
+}
+
+#[entry]
+fn main() -> ! {
+    hprintln!(
+        "foreman-firmware baseline: board={} target={} capacity={} tasks={} deadline={}",
+        board::NAME,
+        board::TARGET,
+        CAPACITY,
+        TASKS,
+        DEADLINE
+    );
+    hprintln!(
+        "ram: queue={} closed={} producer={}",
+        size_of_val(&QUEUE),
+        size_of_val(&CLOSED),
+        size_of_val(&PRODUCER)
+    );
+
+    let mut ledger = Ledger::new();
+    if !board::start_ticks() {
+        ledger.anomaly(format_args!("the core peripherals were taken already"));
+    }
+    loop {
+        let next = critical_section::with(|cs| QUEUE.borrow_ref_mut(cs).pop_front());
+        // Relaxed loads and store of CLOSED here: the main loop is its only writer, and on one
+        // core the critical sections (compiler fences) of `submit` and of the pop order it.
+        match next {
+            Some(task) => run(task, &mut ledger),
+            None if CLOSED.load(Ordering::Relaxed) => break,
+            None => board::sleep_unless(|| {
+                critical_section::with(|cs| !QUEUE.borrow_ref(cs).is_empty())
+            }),
+        }
+        if !CLOSED.load(Ordering::Relaxed) && PRODUCER.all_accepted() {
+            CLOSED.store(true, Ordering::Relaxed);
+            PRODUCER.want_late();
+        }
+    }
+    while !PRODUCER.late_settled() {
+        board::sleep_unless(|| PRODUCER.late_settled());
+    }
+
+    let ok = report(&ledger);
+    hprintln!("check: {}", if ok { "ok" } else { "FAILED" });
+    board::exit(ok)
+}
+
+/// Runs a task once and records how it ended.
+fn run(task: Task, ledger: &mut Ledger) {
+    match workload::run(task, 1, || {}) {
+        Outcome::Done(result) => ledger.completed(task.id, result),
+        Outcome::Invalid => {
+            hprintln!("task {}: invalid input: failed", task.id);
+            ledger.end(task.id, End::Failed);
+        }
+        Outcome::Fault => {
+            hprintln!("task {}: fault: crashed (no retry)", task.id);
+            ledger.end(task.id, End::Crashed);
+        }
+    }
+}
+
+/// Prints the handler's counts and the ledger, and checks them. Returns whether all is well.
+fn report(ledger: &Ledger) -> bool {
+    let isr = PRODUCER.report();
+    hprintln!(
+        "isr: ticks={} accepted={} full={} closed={} mismatched={} late_accepted={}",
+        board::now(),
+        isr.accepted,
+        isr.full,
+        isr.closed,
+        isr.mismatched,
+        isr.late_accepted
+    );
+    let mut ok = ledger.check(|kind| match kind {
+        Kind::Compute | Kind::Slow | Kind::Steady => End::Completed,
+        Kind::Invalid => End::Failed,
+        Kind::Flaky | Kind::Poison => End::Crashed,
+    });
+    let checks = [
+        (
+            "every task of the script accepted once",
+            isr.accepted == TASKS,
+        ),
+        ("the right task handed back", isr.mismatched == 0),
+        ("the queue was full at times", isr.full > 0),
+        (
+            "the late task refused as closed",
+            isr.closed == 1 && !isr.late_accepted,
+        ),
+    ];
+    for (what, passed) in checks {
+        if !passed {
+            hprintln!("check failed: {}", what);
+            ok = false;
+        }
+    }
+    ok
+}

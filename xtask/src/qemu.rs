@@ -1,0 +1,722 @@
+//! `cargo xtask qemu`: the firmware in `embedded/` on both boards under QEMU, and its footprint.
+//!
+//! For each variant (board × how atomics are made): build both images with the second
+//! toolchain — `supervised` (foreman) and `baseline` (the same firmware without foreman) — run
+//! each under QEMU with semihosting, check its output line by line (not only its exit status),
+//! and measure its sections. Then print the footprint table and foreman's share of it.
+//!
+//! QEMU runs with `-icount shift=2,sleep=off`: virtual time follows the instructions executed
+//! (one every 4 ns) and jumps ahead while the core sleeps in `WFI`, so a run is deterministic
+//! and takes well under a second whatever the host's load.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use object::{Object, ObjectSection};
+
+use crate::setup::{self, Need};
+use crate::toolchain::{Nightly, INSTALL_HINT};
+use crate::util::{self, display, exec, root, step, target_dir, Counts};
+
+/// One firmware build: a board, its target, and the firmware's cargo features.
+pub struct Variant {
+    /// QEMU's `-machine`.
+    pub board: &'static str,
+    /// QEMU's `-cpu`.
+    pub cpu: &'static str,
+    pub target: &'static str,
+    /// How read-modify-write atomics are made, for the tables.
+    pub atomics: &'static str,
+    /// Arguments selecting the firmware's features.
+    pub features: &'static [&'static str],
+    /// A directory name for its artifacts.
+    pub slug: &'static str,
+}
+
+/// Every variant `cargo xtask qemu` builds and runs.
+pub const VARIANTS: &[Variant] = &[
+    Variant {
+        board: "lm3s6965evb",
+        cpu: "cortex-m3",
+        target: "thumbv7m-none-eabi",
+        atomics: "native",
+        features: &[],
+        slug: "lm3s6965evb",
+    },
+    Variant {
+        board: "microbit",
+        cpu: "cortex-m0",
+        target: "thumbv6m-none-eabi",
+        atomics: "portable-atomic + critical-section",
+        features: &[],
+        slug: "microbit-critical-section",
+    },
+    Variant {
+        board: "microbit",
+        cpu: "cortex-m0",
+        target: "thumbv6m-none-eabi",
+        atomics: "portable-atomic + unsafe-assume-single-core",
+        features: &["--no-default-features", "--features", "atomics-single-core"],
+        slug: "microbit-single-core",
+    },
+];
+
+/// The two images of every variant: with foreman, and the same firmware without it.
+const SUPERVISED: &str = "supervised";
+const BASELINE: &str = "baseline";
+
+/// A run that takes longer is stuck (a normal run takes well under a second).
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// foreman's budget: the `.text` it may add to a firmware (opt-level "s", LTO).
+pub const TEXT_BUDGET: u64 = 2048;
+
+/// `cargo xtask qemu`.
+pub fn run() -> Result<()> {
+    let nightly = prepare()?;
+    let report = run_all(&nightly);
+    report.print();
+    let counts = report.counts();
+    if counts.failed > 0 {
+        bail!(
+            "{} of {} firmware checks failed",
+            counts.failed,
+            counts.passed + counts.failed
+        );
+    }
+    println!("\nall {} firmware checks passed", counts.passed);
+    Ok(())
+}
+
+/// The `qemu` suite of `cargo xtask test`: one pass or failure per check (lint, and each
+/// image on each variant), with the footprint printed.
+pub fn suite(nightly: &Nightly) -> Result<Counts> {
+    let report = run_all(nightly);
+    report.print();
+    Ok(report.counts())
+}
+
+/// Installs what is missing and finds the second toolchain.
+fn prepare() -> Result<Nightly> {
+    setup::ensure(Need {
+        nightly: true,
+        qemu: true,
+        ..Need::default()
+    })?;
+    Nightly::detect().with_context(|| format!("no second toolchain; {INSTALL_HINT}"))
+}
+
+/// What every check found, and the footprint of every image that was built.
+#[derive(Default)]
+struct Report {
+    /// (what was checked, problems found).
+    checks: Vec<(String, Vec<String>)>,
+    /// Per variant that built: the sections and `size_of` lines of both images.
+    footprints: Vec<(&'static Variant, Image, Image)>,
+}
+
+/// One built image: its sections, and the `ram:` line it printed.
+#[derive(Default, Clone)]
+struct Image {
+    sections: Sections,
+    statics: String,
+}
+
+fn run_all(nightly: &Nightly) -> Report {
+    let mut report = Report::default();
+    step("firmware: format and lint");
+    report
+        .checks
+        .push(("firmware: rustfmt + clippy".into(), lint().err_list()));
+    for variant in VARIANTS {
+        step(format!(
+            "firmware on {} ({}, atomics: {})",
+            variant.board, variant.target, variant.atomics
+        ));
+        let images = match build(nightly, variant) {
+            Ok(dir) => dir,
+            Err(err) => {
+                for image in [SUPERVISED, BASELINE] {
+                    report.checks.push((
+                        check_name(variant, image),
+                        vec![format!("build failed: {err:#}")],
+                    ));
+                }
+                continue;
+            }
+        };
+        let mut built = Vec::new();
+        for image in [SUPERVISED, BASELINE] {
+            let elf = images.join(image);
+            let (problems, statics) = match execute(variant, &elf) {
+                Ok(run) => {
+                    let problems = if image == SUPERVISED {
+                        supervised_problems(variant, &run)
+                    } else {
+                        baseline_problems(variant, &run)
+                    };
+                    (problems, statics_line(&run.stdout))
+                }
+                Err(err) => (vec![format!("{err:#}")], String::new()),
+            };
+            for problem in &problems {
+                eprintln!("FAILED: {}: {problem}", check_name(variant, image));
+            }
+            report.checks.push((check_name(variant, image), problems));
+            match Sections::of(&elf) {
+                Ok(sections) => built.push(Image { sections, statics }),
+                Err(err) => report.checks.push((
+                    format!("{}: footprint", check_name(variant, image)),
+                    vec![format!("{err:#}")],
+                )),
+            }
+        }
+        if let [supervised, baseline] = built.as_slice() {
+            report
+                .footprints
+                .push((variant, supervised.clone(), baseline.clone()));
+        }
+    }
+    report
+}
+
+impl Report {
+    fn counts(&self) -> Counts {
+        let failed = self.checks.iter().filter(|(_, p)| !p.is_empty()).count();
+        Counts {
+            passed: self.checks.len() - failed,
+            failed,
+        }
+    }
+
+    fn print(&self) {
+        step("firmware checks");
+        for (name, problems) in &self.checks {
+            let mark = if problems.is_empty() { "ok  " } else { "FAIL" };
+            println!("{mark} {name}");
+            for problem in problems {
+                println!("       {problem}");
+            }
+        }
+        if self.footprints.is_empty() {
+            return;
+        }
+        step("footprint");
+        print!("{}", footprint_table(&self.footprints));
+    }
+}
+
+/// One name per image and variant, for the check list.
+fn check_name(variant: &Variant, image: &str) -> String {
+    format!(
+        "firmware `{image}` on {} ({})",
+        variant.board, variant.atomics
+    )
+}
+
+trait ErrList {
+    /// The error, if any, as a list of problems.
+    fn err_list(self) -> Vec<String>;
+}
+
+impl ErrList for Result<()> {
+    fn err_list(self) -> Vec<String> {
+        match self {
+            Ok(()) => Vec::new(),
+            Err(err) => vec![format!("{err:#}")],
+        }
+    }
+}
+
+/// `cargo fmt --check` and `cargo clippy -D warnings` on the firmware. Clippy runs with the
+/// stock toolchain for the host (the second toolchain has no clippy): the firmware has no
+/// target-specific code, so this type-checks and lints all of it.
+fn lint() -> Result<()> {
+    let manifest = root().join("embedded").join("Cargo.toml");
+    exec(
+        util::cargo()
+            .arg("fmt")
+            .arg("--manifest-path")
+            .arg(&manifest)
+            // Only this package: `--all` would take in `core` and, through it, the whole
+            // host workspace.
+            .args(["-p", "foreman-firmware", "--", "--check"]),
+    )?;
+    exec(
+        util::cargo()
+            .arg("clippy")
+            .arg("--manifest-path")
+            .arg(&manifest)
+            .args(["--all-targets", "--", "-D", "warnings"])
+            .env("CARGO_TARGET_DIR", target_dir().join("embedded-lint")),
+    )
+}
+
+/// Builds both images of `variant` and copies them to `target/qemu/<slug>/`.
+fn build(nightly: &Nightly, variant: &Variant) -> Result<PathBuf> {
+    let mut cmd = nightly.cargo();
+    cmd.current_dir(root().join("embedded"))
+        .args(["build", "--release", "--bins", "--target", variant.target])
+        .arg("-Zbuild-std=core")
+        .args(variant.features);
+    exec(&mut cmd)?;
+    let built = target_dir()
+        .join("xbuild")
+        .join(variant.target)
+        .join("release");
+    let dir = target_dir().join("qemu").join(variant.slug);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for image in [SUPERVISED, BASELINE] {
+        std::fs::copy(built.join(image), dir.join(image))
+            .with_context(|| format!("cannot copy {} to {}", image, dir.display()))?;
+    }
+    Ok(dir)
+}
+
+/// What a QEMU run printed and how it ended.
+struct Run {
+    status: ExitStatus,
+    stdout: String,
+}
+
+/// Runs one image under QEMU, echoing its output; fails if QEMU cannot start or the run
+/// exceeds [`TIMEOUT`].
+fn execute(variant: &Variant, elf: &Path) -> Result<Run> {
+    let mut cmd = Command::new("qemu-system-arm");
+    cmd.args(["-cpu", variant.cpu, "-machine", variant.board])
+        .args(["-nographic", "-monitor", "none"])
+        .args(["-semihosting-config", "enable=on,target=native"])
+        .args(["-icount", "shift=2,sleep=off"])
+        .arg("-kernel")
+        .arg(elf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped());
+    println!("$ {}", display(&cmd));
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("cannot start `{}`", display(&cmd)))?;
+    let mut stdout = child.stdout.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        stdout.read_to_end(&mut text).map(|_| text)
+    });
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if started.elapsed() > TIMEOUT {
+            child.kill().ok();
+            child.wait().ok();
+            bail!("no exit after {} s: killed", TIMEOUT.as_secs());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stdout = reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("the output reader panicked"))??;
+    let stdout = String::from_utf8_lossy(&stdout).into_owned();
+    for line in stdout.lines() {
+        println!("    {line}");
+    }
+    Ok(Run { status, stdout })
+}
+
+/// The `key=value` fields of the first line that starts with `prefix`.
+fn fields<'a>(stdout: &'a str, prefix: &str) -> Option<BTreeMap<&'a str, &'a str>> {
+    let line = stdout.lines().find_map(|line| line.strip_prefix(prefix))?;
+    Some(
+        line.split_whitespace()
+            .filter_map(|field| field.split_once('='))
+            .collect(),
+    )
+}
+
+/// The numeric field `key`, or a problem.
+fn number(fields: &BTreeMap<&str, &str>, key: &str) -> Result<u64, String> {
+    fields
+        .get(key)
+        .and_then(|value| value.parse().ok())
+        .ok_or_else(|| format!("no number `{key}=` in the output"))
+}
+
+/// The `ram:` line the firmware printed (sizes of its statics, from `size_of`).
+fn statics_line(stdout: &str) -> String {
+    stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("ram: "))
+        .unwrap_or("")
+        .to_string()
+}
+
+/// The checks both images share: exit status 0, the right board, the closing verdict, and
+/// nothing unexpected reported on the way.
+fn common_problems(variant: &Variant, image: &str, run: &Run) -> Vec<String> {
+    let mut problems = Vec::new();
+    if !run.status.success() {
+        problems.push(format!("QEMU exited with {}", run.status));
+    }
+    match fields(&run.stdout, &format!("foreman-firmware {image}: ")) {
+        Some(header) => {
+            if header.get("board") != Some(&variant.board)
+                || header.get("target") != Some(&variant.target)
+            {
+                problems.push(format!(
+                    "built for {:?} on {:?}, expected {} on {}",
+                    header.get("target"),
+                    header.get("board"),
+                    variant.target,
+                    variant.board
+                ));
+            }
+        }
+        None => problems.push("no `foreman-firmware` header line".into()),
+    }
+    for line in run.stdout.lines() {
+        if ["anomaly:", "check failed:", "panic:", "hard fault"]
+            .iter()
+            .any(|bad| line.starts_with(bad))
+        {
+            problems.push(format!("the firmware reported: {line}"));
+        }
+    }
+    if run.stdout.lines().last() != Some("check: ok") {
+        problems.push("the last line is not `check: ok`".into());
+    }
+    let Some(outcomes) = fields(&run.stdout, "outcomes: ") else {
+        problems.push("no `outcomes:` line".into());
+        return problems;
+    };
+    let sum: Result<u64, String> = ["completed", "failed", "dead_lettered", "crashed"]
+        .iter()
+        .map(|key| number(&outcomes, key))
+        .sum();
+    match (number(&outcomes, "tasks"), sum) {
+        (Ok(tasks), Ok(sum)) if tasks == sum && tasks > 0 => {}
+        (Ok(tasks), Ok(sum)) => problems.push(format!("{sum} outcomes for {tasks} tasks")),
+        (Err(problem), _) | (_, Err(problem)) => problems.push(problem),
+    }
+    problems
+}
+
+/// Checks a `supervised` run: the supervisor's counters add up (recomputed here), nothing was
+/// lost, and every feature the firmware exists to show was exercised: retries, dead letters,
+/// the watchdog, back-pressure and a refused late task.
+fn supervised_problems(variant: &Variant, run: &Run) -> Vec<String> {
+    let mut problems = common_problems(variant, SUPERVISED, run);
+    let stdout = run.stdout.as_str();
+    let (Some(counters), Some(isr), Some(watchdog)) = (
+        fields(stdout, "counters: "),
+        fields(stdout, "isr: "),
+        fields(stdout, "watchdog: "),
+    ) else {
+        problems.push("missing a `counters:`, `isr:` or `watchdog:` line".into());
+        return problems;
+    };
+    let mut numbers = |fields: &BTreeMap<&str, &str>, keys: &[&str]| -> Option<Vec<u64>> {
+        let values: Result<Vec<u64>, String> = keys.iter().map(|k| number(fields, k)).collect();
+        values.map_err(|problem| problems.push(problem)).ok()
+    };
+    let Some(
+        [submitted, completed, failed, dead_lettered, lost, handed_back, queued, in_flight, rejected, crashes, restarts],
+    ) = numbers(
+        &counters,
+        &[
+            "submitted",
+            "completed",
+            "failed",
+            "dead_lettered",
+            "lost",
+            "handed_back",
+            "queued",
+            "in_flight",
+            "rejected",
+            "crashes",
+            "restarts",
+        ],
+    )
+    .and_then(|v| <[u64; 11]>::try_from(v).ok())
+    else {
+        return problems;
+    };
+    let Some([full, closed]) =
+        numbers(&isr, &["full", "closed"]).and_then(|v| <[u64; 2]>::try_from(v).ok())
+    else {
+        return problems;
+    };
+    let Some([flags]) = numbers(&watchdog, &["flags"]).and_then(|v| <[u64; 1]>::try_from(v).ok())
+    else {
+        return problems;
+    };
+    let mut require = |ok: bool, what: &str| {
+        if !ok {
+            problems.push(what.to_string());
+        }
+    };
+    require(
+        counters.get("state") == Some(&"stopped"),
+        "the supervisor did not stop",
+    );
+    require(
+        submitted == completed + failed + dead_lettered + lost + handed_back + queued + in_flight,
+        "the counters do not add up",
+    );
+    require(
+        lost + handed_back + queued + in_flight == 0,
+        "tasks lost, handed back, queued or in flight at the end",
+    );
+    require(
+        rejected == full + closed,
+        "the supervisor's rejections differ from the handler's refusals",
+    );
+    require(full > 0, "the queue was never full: no back-pressure");
+    require(closed == 1, "the late task was not refused as closed");
+    require(
+        crashes > 0 && restarts == crashes,
+        "no crash, or one not replaced",
+    );
+    require(dead_lettered > 0, "no task was dead-lettered");
+    require(flags > 0, "the watchdog flagged nothing");
+    for (event, what) in [
+        ("retried as attempt", "no retry reported"),
+        ("dead-lettered after", "no dead letter reported"),
+        ("flagged hung by the watchdog", "no hung task reported"),
+    ] {
+        require(stdout.contains(event), what);
+    }
+    problems
+}
+
+/// Checks a `baseline` run.
+fn baseline_problems(variant: &Variant, run: &Run) -> Vec<String> {
+    common_problems(variant, BASELINE, run)
+}
+
+/// The sizes of an image's sections, in bytes.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Sections {
+    vector_table: u64,
+    text: u64,
+    rodata: u64,
+    data: u64,
+    bss: u64,
+}
+
+impl Sections {
+    fn of(elf: &Path) -> Result<Sections> {
+        let bytes = std::fs::read(elf).with_context(|| format!("cannot read {}", elf.display()))?;
+        let file = object::File::parse(&*bytes)
+            .with_context(|| format!("{} is not an object file", elf.display()))?;
+        let size = |name: &str| file.section_by_name(name).map_or(0, |s| s.size());
+        Ok(Sections {
+            vector_table: size(".vector_table"),
+            text: size(".text"),
+            rodata: size(".rodata"),
+            data: size(".data"),
+            bss: size(".bss"),
+        })
+    }
+
+    /// What the image occupies in flash (`.data`'s initial values included).
+    fn flash(&self) -> u64 {
+        self.vector_table + self.text + self.rodata + self.data
+    }
+
+    /// Static RAM (the stack comes on top).
+    fn ram(&self) -> u64 {
+        self.data + self.bss
+    }
+
+    fn columns(&self) -> [u64; 6] {
+        [
+            self.text,
+            self.rodata,
+            self.data,
+            self.bss,
+            self.flash(),
+            self.ram(),
+        ]
+    }
+}
+
+/// The footprint as a Markdown table, with foreman's share and the budget verdict.
+fn footprint_table(footprints: &[(&Variant, Image, Image)]) -> String {
+    let mut out = String::from(
+        "Bytes; opt-level \"s\", fat LTO, codegen-units 1, panic abort. flash = vector table + \
+         .text + .rodata + .data; static RAM = .data + .bss (stack not included).\n\n\
+         | board | atomics | image | .text | .rodata | .data | .bss | flash | static RAM |\n\
+         |---|---|---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for (variant, supervised, baseline) in footprints {
+        let row = |image: &str, cells: [String; 6]| {
+            format!(
+                "| {} | {} | {image} | {} |\n",
+                variant.board,
+                variant.atomics,
+                cells.join(" | ")
+            )
+        };
+        let plain = |s: &Sections| s.columns().map(|v| v.to_string());
+        out += &row(BASELINE, plain(&baseline.sections));
+        out += &row(SUPERVISED, plain(&supervised.sections));
+        let added = supervised
+            .sections
+            .columns()
+            .iter()
+            .zip(baseline.sections.columns())
+            .map(|(with, without)| format!("{:+}", *with as i64 - without as i64))
+            .collect::<Vec<_>>()
+            .try_into()
+            .expect("six columns");
+        out += &row("**foreman adds**", added);
+    }
+    out += "\nStatics, from `size_of` (printed by the firmware):\n\n";
+    for (variant, supervised, baseline) in footprints {
+        out += &format!(
+            "- {} ({}): supervised: {}; baseline: {}\n",
+            variant.board, variant.atomics, supervised.statics, baseline.statics
+        );
+    }
+    out += &format!("\nBudget: foreman may add {TEXT_BUDGET} bytes of .text.\n");
+    for (variant, supervised, baseline) in footprints {
+        let added = supervised.sections.text as i64 - baseline.sections.text as i64;
+        let verdict = if added <= TEXT_BUDGET as i64 {
+            "within budget".to_string()
+        } else {
+            format!("OVER BUDGET by {} bytes", added - TEXT_BUDGET as i64)
+        };
+        out += &format!(
+            "- {} ({}): +{added} bytes of .text: {verdict}\n",
+            variant.board, variant.atomics
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    /// Output of a real run (lm3s6965evb), trimmed of some task lines.
+    const SUPERVISED_OK: &str = "\
+foreman-firmware supervised: board=lm3s6965evb target=thumbv7m-none-eabi workers=2 capacity=8 tasks=48 deadline=8 max_attempts=3
+ram: supervisor=544 producer=20 hung_flags=8
+task 3: fault on attempt 1 (worker 0): retried as attempt 2 by the replacement
+task 5: over its deadline on worker 0: flagged hung by the watchdog, then finished
+task 13: fault on attempt 3 (worker 0): dead-lettered after 3 attempts
+isr: ticks=75 accepted=48 full=13 closed=1 mismatched=0 late_accepted=false
+counters: state=stopped submitted=48 completed=44 failed=2 dead_lettered=2 lost=0 handed_back=0 queued=0 in_flight=0 requeued=0 rejected=14 crashes=9 restarts=9 adds_up=true
+worker 0: state=exited completed=31 failed=1 crashes=9 restarts=9
+worker 1: state=exited completed=13 failed=1 crashes=0 restarts=0
+watchdog: flags=2 hung_tasks=0x8000020
+outcomes: tasks=48 completed=44 failed=2 dead_lettered=2 crashed=0 mismatched=0 duplicates=0 wrong_results=0 anomalies=0
+check: ok
+";
+
+    fn run(stdout: &str, code: i32) -> Run {
+        Run {
+            status: ExitStatus::from_raw(code << 8),
+            stdout: stdout.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_good_supervised_run_passes() {
+        assert_eq!(
+            supervised_problems(&VARIANTS[0], &run(SUPERVISED_OK, 0)),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn supervised_output_is_checked_beyond_the_exit_status() {
+        let variant = &VARIANTS[0];
+        let count = |stdout: &str, code| supervised_problems(variant, &run(stdout, code)).len();
+        assert_eq!(count(SUPERVISED_OK, 1), 1, "exit status");
+        assert_eq!(count(SUPERVISED_OK, 0), 0);
+        // Counters that do not add up, though the firmware claims they do.
+        assert_eq!(
+            count(
+                &SUPERVISED_OK.replace("submitted=48 completed=44", "submitted=48 completed=43"),
+                0
+            ),
+            1
+        );
+        // A refusal the supervisor did not count.
+        assert_eq!(
+            count(&SUPERVISED_OK.replace("rejected=14", "rejected=13"), 0),
+            1
+        );
+        // No dead letter: the count and the event line.
+        assert_eq!(
+            count(
+                &SUPERVISED_OK.replace(
+                    "task 13: fault on attempt 3 (worker 0): dead-lettered after 3 attempts\n",
+                    ""
+                ),
+                0
+            ),
+            1
+        );
+        // Another board than the variant's.
+        assert_eq!(
+            supervised_problems(&VARIANTS[1], &run(SUPERVISED_OK, 0)).len(),
+            1
+        );
+        // An anomaly, and a run that stopped before its verdict.
+        assert_eq!(
+            count(
+                &SUPERVISED_OK.replace(
+                    "check: ok\n",
+                    "anomaly: task 7 ended again, as failed\ncheck: ok\n"
+                ),
+                0
+            ),
+            1
+        );
+        assert!(count(&SUPERVISED_OK.replace("check: ok\n", ""), 0) >= 1);
+        assert!(count("", 0) >= 2);
+    }
+
+    #[test]
+    fn baseline_outcomes_must_cover_every_task() {
+        let ok = "\
+foreman-firmware baseline: board=microbit target=thumbv6m-none-eabi capacity=8 tasks=48 deadline=8
+outcomes: tasks=48 completed=41 failed=2 dead_lettered=0 crashed=5 mismatched=0
+check: ok
+";
+        let variant = &VARIANTS[1];
+        assert!(baseline_problems(variant, &run(ok, 0)).is_empty());
+        let short = ok.replace("crashed=5", "crashed=4");
+        assert_eq!(baseline_problems(variant, &run(&short, 0)).len(), 1);
+    }
+
+    #[test]
+    fn the_footprint_table_shows_foremans_share_and_the_budget() {
+        let image = |text, statics: &str| Image {
+            sections: Sections {
+                vector_table: 1024,
+                text,
+                rodata: 100,
+                data: 0,
+                bss: 8,
+            },
+            statics: statics.into(),
+        };
+        let table = footprint_table(&[(
+            &VARIANTS[0],
+            image(9000, "supervisor=544"),
+            image(5000, "queue=48"),
+        )]);
+        assert!(table.contains(
+            "| lm3s6965evb | native | **foreman adds** | +4000 | +0 | +0 | +0 | +4000 | +0 |"
+        ));
+        assert!(table.contains("supervised: supervisor=544; baseline: queue=48"));
+        assert!(table.contains("+4000 bytes of .text: OVER BUDGET by 1952 bytes"));
+    }
+}
