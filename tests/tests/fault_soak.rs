@@ -1,0 +1,254 @@
+//! Fault soak: tasks that panic (10% of them), workers that die over and over, and every task
+//! must still end in exactly one observable outcome, with the counters adding up.
+//!
+//! - at-least-once: every task ends completed or dead-lettered;
+//! - at-most-once: completed, failed or reported lost;
+//! - exceeding the restart intensity escalates, and every task still ends somewhere
+//!   (completed, crash report, or handed back).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Once};
+
+use foreman::host::threads::{Event, Pool};
+use foreman::policy::{Delivery, Intensity, Policy};
+use foreman::{Decision, Disposition, Shutdown, SupervisorState};
+use foreman_tests::Bitmap;
+
+const TASKS: u32 = 100_000;
+/// The panics below are deliberate; keep them off the test output.
+const DELIBERATE: &str = "deliberate panic";
+
+fn quiet_deliberate_panics() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let message = info.payload().downcast_ref::<String>().map(String::as_str);
+            let message = message.or_else(|| info.payload().downcast_ref::<&str>().copied());
+            if !message.is_some_and(|m| m.starts_with(DELIBERATE)) {
+                default(info);
+            }
+        }));
+    });
+}
+
+/// Where each task ended, one bitmap per kind of outcome, plus a count of events that found
+/// their task already ended (a duplicate).
+struct Outcomes {
+    completed: Bitmap,
+    failed: Bitmap,
+    dead_lettered: Bitmap,
+    lost: Bitmap,
+    handed_back: Bitmap,
+    duplicates: AtomicUsize,
+    /// Crash reports whose decision was to escalate.
+    escalations: AtomicUsize,
+    unexpected: Mutex<Vec<String>>,
+}
+
+impl Outcomes {
+    fn new() -> Arc<Outcomes> {
+        let n = TASKS as usize;
+        Arc::new(Outcomes {
+            completed: Bitmap::new(n),
+            failed: Bitmap::new(n),
+            dead_lettered: Bitmap::new(n),
+            lost: Bitmap::new(n),
+            handed_back: Bitmap::new(n),
+            duplicates: AtomicUsize::new(0),
+            escalations: AtomicUsize::new(0),
+            unexpected: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn mark(&self, bitmap: &Bitmap, task: u32) {
+        if !bitmap.set(task as usize) {
+            self.duplicates.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The sink: records every task's outcome.
+    fn record(&self, event: Event<u32, (), String>) {
+        match event {
+            Event::Completed { task, .. } => self.mark(&self.completed, task),
+            Event::Failed { task, .. } => self.mark(&self.failed, task),
+            Event::Crashed { task, decision, .. } => {
+                if decision == Decision::Escalate {
+                    self.escalations.fetch_add(1, Ordering::Relaxed);
+                }
+                match task {
+                    Some(Disposition::DeadLettered { task, .. }) => {
+                        self.mark(&self.dead_lettered, task)
+                    }
+                    Some(Disposition::Lost(task)) => self.mark(&self.lost, task),
+                    Some(Disposition::HandedBack(task)) => self.mark(&self.handed_back, task),
+                    Some(Disposition::Retried { .. } | Disposition::Requeued { .. }) => {}
+                    None => self
+                        .unexpected
+                        .lock()
+                        .unwrap()
+                        .push("a crash without a task".into()),
+                }
+            }
+            Event::HandedBack { task } => self.mark(&self.handed_back, task),
+            Event::Hung { worker } => self
+                .unexpected
+                .lock()
+                .unwrap()
+                .push(format!("worker {worker} hung")),
+        }
+    }
+
+    /// Every task id in exactly one outcome.
+    fn assert_each_task_ended_once(&self) {
+        assert_eq!(
+            self.duplicates.load(Ordering::Relaxed),
+            0,
+            "a task ended twice"
+        );
+        assert_eq!(*self.unexpected.lock().unwrap(), Vec::<String>::new());
+        let all = [
+            &self.completed,
+            &self.failed,
+            &self.dead_lettered,
+            &self.lost,
+            &self.handed_back,
+        ];
+        for id in 0..TASKS as usize {
+            let ends = all.iter().filter(|bitmap| bitmap.get(id)).count();
+            assert_eq!(ends, 1, "task {id} ended {ends} times");
+        }
+    }
+
+    fn count(bitmap: &Bitmap) -> usize {
+        TASKS as usize - bitmap.missing().len()
+    }
+}
+
+fn soak<const W: usize>(
+    policy: Policy,
+    handler: fn(&foreman::Context<'_>, &u32) -> Result<(), String>,
+) -> (Arc<Outcomes>, foreman::host::threads::Report<u32, W>) {
+    quiet_deliberate_panics();
+    let outcomes = Outcomes::new();
+    let sink = outcomes.clone();
+    let pool =
+        Pool::<u32, (), String, 256, W>::start(policy, handler, move |event| sink.record(event))
+            .unwrap();
+    for task in 0..TASKS {
+        if let Err(err) = pool.submit(task) {
+            // Only after an escalation: the task comes back to the submitter.
+            outcomes.mark(&outcomes.handed_back, err.into_inner());
+        }
+    }
+    let report = pool.drain();
+    for &task in &report.handed_back {
+        outcomes.mark(&outcomes.handed_back, task);
+    }
+    (outcomes, report)
+}
+
+#[test]
+fn at_least_once_every_task_completes_or_is_dead_lettered() {
+    let policy = Policy::DEFAULT
+        .with_intensity(Intensity::unlimited())
+        .with_delivery(Delivery::at_least_once(3).unwrap());
+    // 10% of tasks panic: one in ten of those on every run (dead-lettered after 3), the rest
+    // only on their first run (completed by the replacement's retry).
+    let (outcomes, report) = soak::<4>(policy, |ctx, task| {
+        if task % 100 == 0 || (task % 10 == 0 && ctx.attempt() == 1) {
+            panic!("{DELIBERATE}: task {task}, run {}", ctx.attempt());
+        }
+        Ok(())
+    });
+    outcomes.assert_each_task_ended_once();
+    let snap = report.snapshot;
+    assert_eq!(Outcomes::count(&outcomes.dead_lettered), 1_000);
+    assert!((0..TASKS)
+        .filter(|t| t % 100 == 0)
+        .all(|t| outcomes.dead_lettered.get(t as usize)));
+    assert_eq!(Outcomes::count(&outcomes.completed), 99_000);
+    assert_eq!(
+        (
+            snap.completed,
+            snap.dead_lettered,
+            snap.lost,
+            snap.handed_back
+        ),
+        (99_000, 1_000, 0, 0)
+    );
+    assert_eq!(snap.crashes, 9_000 + 1_000 * 3, "every panic was a crash");
+    assert_eq!(
+        snap.restarts, snap.crashes,
+        "permanent workers: every crash replaced"
+    );
+    assert_eq!(snap.state, SupervisorState::Stopped(Shutdown::Drain));
+    assert!(snap.adds_up());
+}
+
+#[test]
+fn at_most_once_every_task_completes_fails_or_is_reported_lost() {
+    let policy = Policy::DEFAULT
+        .with_intensity(Intensity::unlimited())
+        .with_delivery(Delivery::AtMostOnce);
+    let (outcomes, report) = soak::<4>(policy, |_, task| match task % 20 {
+        0 | 10 => panic!("{DELIBERATE}: task {task}"),
+        5 => Err(format!("task {task} refuses")),
+        _ => Ok(()),
+    });
+    outcomes.assert_each_task_ended_once();
+    let snap = report.snapshot;
+    assert_eq!(Outcomes::count(&outcomes.lost), 10_000);
+    assert_eq!(Outcomes::count(&outcomes.failed), 5_000);
+    assert_eq!(Outcomes::count(&outcomes.completed), 85_000);
+    assert_eq!(
+        (snap.completed, snap.failed, snap.lost, snap.dead_lettered),
+        (85_000, 5_000, 10_000, 0)
+    );
+    assert_eq!(snap.crashes, 10_000);
+    assert!(snap.adds_up());
+}
+
+#[test]
+fn exceeding_the_restart_intensity_escalates_and_loses_nothing() {
+    // 10% of tasks always panic; at most 3 restarts per minute: the 4th crash escalates.
+    let policy = Policy::DEFAULT
+        .with_intensity(Intensity::new(3, 60_000).unwrap())
+        .with_delivery(Delivery::at_least_once(5).unwrap());
+    let (outcomes, report) = soak::<2>(policy, |_, task| {
+        if task % 10 == 0 {
+            panic!("{DELIBERATE}: task {task}");
+        }
+        Ok(())
+    });
+    outcomes.assert_each_task_ended_once();
+    let snap = report.snapshot;
+    assert_eq!(snap.state, SupervisorState::Stopped(Shutdown::Escalation));
+    assert!(
+        snap.crashes >= 4,
+        "escalated after the 4th crash, not before"
+    );
+    assert_eq!(snap.restarts, 3, "exactly the allowed restarts happened");
+    assert!(
+        Outcomes::count(&outcomes.handed_back) > 0,
+        "queued tasks were handed back"
+    );
+    assert_eq!(
+        snap.completed + snap.failed + snap.dead_lettered + snap.lost + snap.handed_back,
+        snap.submitted,
+        "every accepted task ended"
+    );
+    assert!(snap.adds_up());
+    // No worker is left: retired by the escalation, exited, or (if the escalation came
+    // before its thread attached) its reservation swept back to vacant.
+    use foreman::WorkerState::{Exited, Retired, Vacant};
+    assert!(snap
+        .workers
+        .iter()
+        .all(|w| matches!(w.state, Retired | Exited | Vacant)));
+    assert_eq!(
+        outcomes.escalations.load(Ordering::Relaxed),
+        1,
+        "one crash report escalated"
+    );
+}
