@@ -1,26 +1,49 @@
-//! `cargo xtask demo`: the project's main job.
-//!
-//! Until the browser demo exists, this runs the native seed example (three worker threads,
-//! ten tasks) and says so.
+//! `cargo xtask demo`: the project's main job. Installs what is missing, builds the wasm
+//! module with wasm-pack, and serves `web/` on <http://127.0.0.1:8080> with cross-origin
+//! isolation until Ctrl-C.
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 
-use crate::util::{cargo, exec, step};
+use crate::setup::{self, Need};
+use crate::toolchain::{Nightly, INSTALL_HINT};
+use crate::util::step;
+use crate::{serve, web};
 
 /// Options of `cargo xtask demo`.
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The port to serve on (on 127.0.0.1).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Serve `web/` as it is, without installing or building anything.
+    #[arg(long)]
+    no_build: bool,
+}
 
-pub fn run(_args: Args) -> Result<()> {
-    step("the browser demo is not built yet: running the native seed example instead");
-    exec(cargo().args([
-        "run",
-        "--quiet",
-        "-p",
-        "foreman",
-        "--example",
-        "seed",
-        "--features",
-        "std",
-    ]))
+pub fn run(args: Args) -> Result<()> {
+    if args.no_build {
+        if !web::web_dir().join("pkg").join("foreman_wasm.js").exists() {
+            bail!("web/pkg/ is not built yet: run `cargo xtask demo` without --no-build once");
+        }
+    } else {
+        step("setup");
+        setup::ensure(Need {
+            nightly: true,
+            wasm_tools: true,
+            ..Need::default()
+        })?;
+        let Some(nightly) = Nightly::detect() else {
+            bail!("no second toolchain; {INSTALL_HINT}")
+        };
+        web::build(&nightly)?;
+    }
+    step("serving web/");
+    serve::until_ctrl_c(&web::web_dir(), args.port, |addr| {
+        println!("\n  foreman demo: http://{addr}/\n");
+        println!(
+            "  Open it in a recent Chromium, Chrome, Edge or Firefox. Ctrl-C stops the server."
+        );
+    })?;
+    println!("\nstopped");
+    Ok(())
 }

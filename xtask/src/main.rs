@@ -12,12 +12,15 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod browser;
 mod demo;
 mod qemu;
+mod serve;
 mod setup;
 mod test;
 mod toolchain;
 mod util;
+mod web;
 
 #[derive(Parser)]
 #[command(

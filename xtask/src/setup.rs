@@ -69,6 +69,18 @@ pub fn ensure(need: Need) -> Result<()> {
             ]),
             None => missing.push(INSTALL_HINT.to_string()),
         }
+        // Clippy of the second toolchain lints the wasm crate (rustup's nightly has it).
+        let debian_clippy = Path::new("/usr/bin/cargo-clippy").exists();
+        match Nightly::detect() {
+            Some(Nightly::Rustup) => {}
+            _ if debian_clippy => println!("ok: clippy for Debian's rustc-web"),
+            _ if apt.usable() => apt.want(&["rust-web-clippy"]),
+            _ => missing.push(
+                "clippy for the second toolchain (Debian: `apt-get install rust-web-clippy`; \
+                 rustup: `rustup component add clippy --toolchain nightly`)"
+                    .into(),
+            ),
+        }
     }
     if need.chromium {
         if Path::new("/usr/bin/chromium").exists() && Path::new("/usr/bin/chromedriver").exists() {

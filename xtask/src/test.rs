@@ -110,6 +110,15 @@ pub fn run(args: Args) -> Result<()> {
         }
         Ok(counts)
     });
+    suites.run("browser: wasm crate format + clippy", || {
+        crate::browser::lint(&nightly)
+    });
+    suites.run("browser: wasm tests in headless Chromium", || {
+        crate::browser::wasm_tests(&nightly)
+    });
+    suites.run("browser: end-to-end (Playwright, Chromium)", || {
+        crate::browser::end_to_end(&nightly)
+    });
     suites.run("qemu: firmware on both boards, footprint", || {
         crate::qemu::suite(&nightly)
     });
