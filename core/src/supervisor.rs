@@ -53,6 +53,8 @@ const ABORTING: u32 = 2;
 const ESCALATED: u32 = 3;
 const STOPPED: u32 = 0b100;
 const ACTIVE_ONE: u32 = 0b1000;
+/// Ticks are compared in wrapping order: `a` is after `b` if `a - b` (wrapping) is below this.
+const HALF_RANGE: Tick = Tick::MAX / 2 + 1;
 
 /// How a supervisor shut down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -985,6 +987,10 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// What to do about a hung worker is the host's call: wait, or
     /// [`condemn`](Self::condemn) it and kill its thread.
     ///
+    /// Several threads may tick: the clock only moves forward, and a `now` behind the clock
+    /// moves nothing. A host's clock should therefore start near zero and never jump by
+    /// `u32::MAX / 2` ticks or more between two ticks (see [`Tick`]).
+    ///
     /// ```
     /// use foreman::{park::NoPark, policy::Policy, Next, Supervisor, WorkerState};
     /// let policy = Policy::DEFAULT.with_watchdog(100).unwrap();
@@ -1000,8 +1006,19 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// job.complete().unwrap(); // a hung task may still finish normally
     /// ```
     pub fn tick(&self, now: Tick) -> Vec<usize, W> {
+        // The clock only moves forward (in wrapping order), so several threads may tick.
         // Relaxed: the clock is advisory (heartbeat stamps); nothing is published with it.
-        self.clock.store(now, Ordering::Relaxed);
+        let mut clock = self.clock.load(Ordering::Relaxed);
+        while now != clock && now.wrapping_sub(clock) < HALF_RANGE {
+            // Relaxed: as above.
+            match self
+                .clock
+                .compare_exchange_weak(clock, now, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => break,
+                Err(current) => clock = current,
+            }
+        }
         let mut hung = Vec::new();
         let Some(deadline) = self.policy.watchdog() else {
             return hung;
@@ -1015,7 +1032,10 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
             }
             // Relaxed: ordered by the Acquire above.
             let heartbeat = slot.heartbeat.load(Ordering::Relaxed);
-            if now.wrapping_sub(heartbeat) <= deadline {
+            // A heartbeat stamped after `now` (another thread ticked the clock further) is
+            // fresh, not 4 billion ticks old.
+            let age = now.wrapping_sub(heartbeat);
+            if age <= deadline || age >= HALF_RANGE {
                 continue;
             }
             // Relaxed: the flag publishes nothing. The CAS fails if the worker finished or
@@ -1514,5 +1534,53 @@ impl<T, const N: usize, const W: usize, P: Park> Iterator for HandBack<'_, T, N,
             self.next_slot += 1;
         }
         None
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::Next;
+
+    fn watched() -> Supervisor<u8, 2, 1> {
+        Supervisor::new(Policy::DEFAULT.with_watchdog(100).unwrap(), NoPark)
+    }
+
+    #[test]
+    fn a_late_tick_neither_moves_the_clock_back_nor_flags_a_fresh_heartbeat() {
+        let sup = watched();
+        sup.tick(1_000);
+        sup.try_submit(1).unwrap();
+        let mut worker = sup.attach(0).unwrap();
+        let Next::Run(job) = worker.try_next() else {
+            panic!("task 1 is queued")
+        };
+        // Another thread's tick, computed before the one above: the heartbeat (1 000) is
+        // ahead of it, so the task is fresh, and the clock stays where it was.
+        assert!(sup.tick(900).is_empty());
+        assert_eq!(sup.now(), 1_000);
+        assert!(sup.tick(1_100).is_empty());
+        assert_eq!(sup.tick(1_101).as_slice(), [0]);
+        job.complete().unwrap();
+    }
+
+    #[test]
+    fn deadlines_hold_across_the_clock_wrapping_around() {
+        let sup = watched();
+        // A clock advances in steps of less than half its range: walk it to the wrap.
+        sup.tick(Tick::MAX / 2);
+        sup.tick(Tick::MAX - 9); // heartbeats are stamped 10 ticks before the wrap
+        sup.try_submit(1).unwrap();
+        let mut worker = sup.attach(0).unwrap();
+        let Next::Run(job) = worker.try_next() else {
+            panic!("task 1 is queued")
+        };
+        assert!(
+            sup.tick(90).is_empty(),
+            "100 ticks old: not past the deadline"
+        );
+        assert_eq!(sup.now(), 90, "the clock wrapped forward");
+        assert_eq!(sup.tick(91).as_slice(), [0], "101 ticks old");
+        job.complete().unwrap();
     }
 }

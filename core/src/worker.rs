@@ -542,6 +542,10 @@ impl<'w, T, const N: usize, const W: usize, P: Park> Job<'w, T, N, W, P> {
 
     /// The task.
     ///
+    /// A host that may kill the thread running it (a Web Worker terminated as hung) should
+    /// copy what it needs out of the task at once: once the supervisor has recovered the
+    /// slot, a retry may be written into the same cell while the doomed thread still runs.
+    ///
     /// ```
     /// # use foreman::{park::NoPark, policy::Policy, Next, Supervisor};
     /// # let sup: Supervisor<String, 2, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
