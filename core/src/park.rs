@@ -5,13 +5,18 @@
 //! word* through the host's [`Park`]: a futex on Linux, `memory.atomic.wait32` in a Web
 //! Worker, nothing at all on a bare-metal main loop ([`NoPark`]).
 //!
-//! A [`Signal`] is an *event count* over two words: `sleepers` (how many threads are about to
-//! park or are parked) and `epoch` (bumped by every notification). A waiter registers, then
-//! re-checks its condition, then parks on the epoch it saw; a notifier changes the condition,
-//! then wakes only if someone registered. With `SeqCst` on both sides (Dekker's pattern) either
-//! the waiter sees the new condition or the notifier sees the waiter, so no wake-up is lost,
-//! and a notifier pays one load, no system call, while nobody sleeps. (`sync::dekker_fence`
-//! explains how the loom models check this.)
+//! A [`Signal`] is an *event count* over two words: `state` (how many threads are about to
+//! park or are parked, and whether a wake-up is on its way) and `epoch` (bumped by every
+//! notification). A waiter reads the epoch, registers, re-checks its condition, then parks on
+//! the epoch it read; a notifier changes the condition, then wakes only if someone registered.
+//! With `SeqCst` on both sides (Dekker's pattern) either the waiter sees the new condition or
+//! the notifier sees the waiter, so no wake-up is lost, and a notifier pays one load, no
+//! system call, while nobody sleeps. (`sync::dekker_fence` explains how the loom models check
+//! this.)
+//!
+//! A notifier also pays no system call while an earlier `notify_one`'s wake-up is still on its
+//! way (see `Signal::notify_one`): a burst of submissions to sleeping workers costs one
+//! wake-up, not one per task.
 
 pub use crate::sync::AtomicU32;
 use crate::sync::{dekker_fence, Ordering};
@@ -83,38 +88,55 @@ impl Park for NoPark {
 /// An event count: lets threads sleep until a condition they check may have changed.
 ///
 /// Waiter: `let key = signal.prepare();` → re-check the condition → `signal.wait(park, key)`
-/// if still unmet, else `signal.cancel()`. Notifier: make the condition true (with a `SeqCst`
-/// operation) → `signal.notify_one(park)`.
+/// if still unmet, else `signal.cancel()`; either way, look at the condition again before
+/// sleeping again. Notifier: make the condition true (with a `SeqCst` operation) →
+/// `signal.notify_one(park)`.
 pub(crate) struct Signal {
     /// Bumped by each notification that found a sleeper; the word sleepers park on.
     epoch: AtomicU32,
-    /// Threads between `prepare` and the end of `wait`/`cancel`.
-    sleepers: AtomicU32,
+    /// [`SLEEPER`] times the number of threads between `prepare` and the end of
+    /// `wait`/`cancel`, plus [`WAKING`].
+    state: AtomicU32,
 }
+
+/// In `Signal::state`: set by a `notify_one` that is waking a sleeper, cleared by the next
+/// sleeper to leave.
+const WAKING: u32 = 1;
+/// In `Signal::state`: one registered sleeper.
+const SLEEPER: u32 = 2;
 
 impl Signal {
     crate::sync::loom_const_fn! {
         pub(crate) fn new() -> Self {
-            Signal { epoch: AtomicU32::new(0), sleepers: AtomicU32::new(0) }
+            Signal { epoch: AtomicU32::new(0), state: AtomicU32::new(0) }
         }
     }
 
     /// Registers the caller as a sleeper; returns the epoch to park on.
     #[inline]
     pub(crate) fn prepare(&self) -> u32 {
+        // SeqCst: read before registering, so that a notifier that counts us bumps the epoch
+        // after this read and our `park` returns at once (see `notify_one`).
+        let key = self.epoch.load(Ordering::SeqCst);
         // SeqCst: the registration must precede the caller's re-check of its condition in the
-        // total order that the notifier's condition change and `sleepers` load share.
-        self.sleepers.fetch_add(1, Ordering::SeqCst);
+        // total order that the notifier's condition change and `state` load share.
+        self.state.fetch_add(SLEEPER, Ordering::SeqCst);
         dekker_fence();
-        // SeqCst: an epoch read after registering; a later bump makes `park` return at once.
-        self.epoch.load(Ordering::SeqCst)
+        key
     }
 
-    /// Withdraws a registration (the condition was met after all).
+    /// Withdraws a registration (the condition was met after all, or the caller woke up) and
+    /// clears [`WAKING`]: the caller looks at its condition after this.
     #[inline]
     pub(crate) fn cancel(&self) {
-        // Relaxed: a stale count only costs a notifier one needless wake-up.
-        self.sleepers.fetch_sub(1, Ordering::Relaxed);
+        // SeqCst: clearing WAKING must precede the caller's next look at its condition in the
+        // total order shared with the notifiers that skipped because of the flag.
+        let _ = self
+            .state
+            .fetch_update(Ordering::SeqCst, Ordering::Relaxed, |state| {
+                Some((state - SLEEPER) & !WAKING)
+            });
+        dekker_fence();
     }
 
     /// Parks until notified after `prepare` returned `key` (or spuriously), then withdraws.
@@ -124,25 +146,56 @@ impl Signal {
         self.cancel();
     }
 
-    /// Wakes one sleeper, if any registered. Call after making the condition true with a
-    /// `SeqCst` operation.
+    /// Whether a thread may be about to park, or parked: for a notifier that has a condition
+    /// of its own to check before `notify_one`, which checks again.
+    #[inline]
+    pub(crate) fn has_sleepers(&self) -> bool {
+        dekker_fence();
+        // SeqCst: as in `notify_one`.
+        self.state.load(Ordering::SeqCst) >= SLEEPER
+    }
+
+    /// Wakes one sleeper, if any registered and no other wake-up is on its way. Call after
+    /// making the condition true with a `SeqCst` operation.
+    ///
+    /// Skipping while [`WAKING`] is set loses no wake-up. The flag is set only while a sleeper
+    /// is registered, and before the epoch bump; that sleeper read its key before registering,
+    /// so it cannot stay parked past the bump: it returns from `park`, or `unpark_one` wakes it
+    /// or another parked thread. So after the flag is set some sleeper leaves, and leaving
+    /// clears the flag (`cancel`) before the leaver looks at its condition again. A notifier
+    /// that skipped read the flag after its condition change and before that clearing, so the
+    /// leaver sees the change.
     #[inline]
     pub(crate) fn notify_one(&self, park: &impl Park) {
         dekker_fence();
         // SeqCst: pairs with `prepare` (Dekker): either this load sees the registration, or the
-        // waiter's re-check sees the notifier's condition change.
-        if self.sleepers.load(Ordering::SeqCst) != 0 {
-            // SeqCst: the bump must be visible to a `park` that compares the epoch.
-            self.epoch.fetch_add(1, Ordering::SeqCst);
-            park.unpark_one(&self.epoch);
+        // waiter's re-check sees the notifier's condition change; and with `cancel` (above).
+        let mut state = self.state.load(Ordering::SeqCst);
+        loop {
+            if state < SLEEPER || state & WAKING != 0 {
+                return; // nobody to wake, or a wake-up is on its way
+            }
+            // SeqCst: as the load above.
+            match self.state.compare_exchange_weak(
+                state,
+                state | WAKING,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => break,
+                Err(current) => state = current,
+            }
         }
+        // SeqCst: the bump must be visible to a `park` that compares the epoch.
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        park.unpark_one(&self.epoch);
     }
 
     /// Wakes every sleeper. Call after making the condition true with a `SeqCst` operation.
     pub(crate) fn notify_all(&self, park: &impl Park) {
         dekker_fence();
         // SeqCst: as in `notify_one`.
-        if self.sleepers.load(Ordering::SeqCst) != 0 {
+        if self.state.load(Ordering::SeqCst) >= SLEEPER {
             // SeqCst: as in `notify_one`.
             self.epoch.fetch_add(1, Ordering::SeqCst);
             park.unpark_all(&self.epoch);

@@ -221,17 +221,29 @@ impl<T, const N: usize> Queue<T, N> {
     /// ```
     #[inline]
     pub fn try_push(&self, value: T) -> Result<(), PushError<T>> {
-        self.push(value, false)
+        self.push(value, false, true)
+    }
+
+    /// Like [`try_push`](Self::try_push), except that it also answers `Full` when the queue is
+    /// one pop short of full and that pop is still emptying the very slot this push needs,
+    /// instead of waiting for it. For `Supervisor::submit`, which waits for room anyway: it
+    /// then sleeps until half the queue is free, instead of pushing in lockstep with the pops
+    /// of a worker that empties the queue as fast as it is filled (and spinning through a
+    /// whole time slice when that worker is preempted mid-pop).
+    pub(crate) fn push_unless_nearly_full(&self, value: T) -> Result<(), PushError<T>> {
+        self.push(value, false, false)
     }
 
     /// Appends `value` even if the queue is closed (a crashed worker's task going back in
     /// while the supervisor drains). Still refuses when full.
     pub(crate) fn push_ignoring_close(&self, value: T) -> Result<(), T> {
-        self.push(value, true).map_err(PushError::into_inner)
+        self.push(value, true, true).map_err(PushError::into_inner)
     }
 
-    // Not `#[inline]`: it has two callers, and firmware pays for every inlined copy.
-    fn push(&self, value: T, ignore_close: bool) -> Result<(), PushError<T>> {
+    /// `wait_for_pop`: when the slot still holds last lap's value and its pop is under way,
+    /// wait for that pop (the linearizable answer) rather than answer `Full` at once.
+    // Not `#[inline]`: it has three callers, and firmware pays for every inlined copy.
+    fn push(&self, value: T, ignore_close: bool, wait_for_pop: bool) -> Result<(), PushError<T>> {
         let backoff = Backoff::new();
         // Relaxed: only a guess; the stamp check below decides.
         let mut tail = self.tail.load(Ordering::Relaxed);
@@ -286,6 +298,10 @@ impl<T, const N: usize> Queue<T, N> {
                     if self.tail.load(Ordering::Relaxed) & CLOSED != 0 && !ignore_close {
                         return Err(PushError::Closed(value));
                     }
+                    return Err(PushError::Full(value));
+                }
+                if !wait_for_pop {
+                    // A pop of that value is under way: N - 1 elements, as good as full.
                     return Err(PushError::Full(value));
                 }
                 backoff.spin();

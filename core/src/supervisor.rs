@@ -473,6 +473,9 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// Submits a task, parking the caller while the queue is full. The only error is
     /// [`SubmitError::Closed`], with the task inside.
     ///
+    /// A caller that finds the queue full sleeps until the workers have taken half of it, then
+    /// refills it in one go: one wake-up per `N / 2` tasks, not one per task.
+    ///
     /// For hosts whose threads may block: never on a browser's main thread, and with
     /// [`NoPark`] it spins while the queue is full.
     ///
@@ -486,7 +489,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     pub fn submit(&self, task: T) -> Result<(), SubmitError<T>> {
         let mut envelope = Envelope { task, attempt: 0 };
         loop {
-            match self.queue.try_push(envelope) {
+            match self.queue.push_unless_nearly_full(envelope) {
                 Ok(()) => {
                     self.work.notify_one(&self.park);
                     return Ok(());
@@ -498,24 +501,45 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
                 Err(PushError::Full(back)) => {
                     envelope = back;
                     let key = self.space.prepare();
+                    // Sleep until the workers have taken half the queue (`take_queued` wakes
+                    // us then), to refill half the queue in one go rather than one task per
+                    // wake-up, in lockstep with the pops.
                     // SeqCst loads inside: the re-check half of the event-count protocol.
-                    if self.queue.is_full() && !self.queue.is_closed() {
+                    if self.queue.len() > N / 2 && !self.queue.is_closed() {
                         self.space.wait(&self.park, key);
                     } else {
                         self.space.cancel();
+                        // Room is there or about to be (a pop under way): retry after a pause.
+                        crate::sync::spin_loop();
                     }
                 }
             }
         }
     }
 
-    /// Pops a task for a worker and wakes a submitter waiting for room.
+    /// Pops a task for a worker, and wakes a submitter waiting for room once the queue is
+    /// down to half.
     #[inline]
     pub(crate) fn take_queued(&self) -> Result<Envelope<T>, PopError> {
         let envelope = self.queue.try_pop()?;
-        // The pop's SeqCst head CAS is the condition change `notify_one` needs.
-        self.space.notify_one(&self.park);
+        // The pop's SeqCst head CAS is the condition change `notify_one` needs. Only once the
+        // queue is down to half: a submitter sleeps until then (see `submit`), and one that
+        // went to sleep with the queue fuller is woken by a later pop, since workers keep
+        // popping until the queue is empty (or a shutdown wakes everyone).
+        if self.space.has_sleepers() && self.queue.len() <= N / 2 {
+            self.space.notify_one(&self.park);
+        }
         Ok(envelope)
+    }
+
+    /// A worker that slept took a task: if more are queued, wake another sleeping worker
+    /// (submitters wake only one while a wake-up is on its way, see `Signal::notify_one`).
+    pub(crate) fn pass_on_work(&self) {
+        // SeqCst loads in `is_empty`: the submitters' SeqCst tail CAS is the condition change
+        // `notify_one` needs.
+        if !self.queue.is_empty() {
+            self.work.notify_one(&self.park);
+        }
     }
 
     /// Parks an idle worker until there may be work or a shutdown. While draining, an idle

@@ -368,10 +368,19 @@ impl<'s, T, const N: usize, const W: usize, P: Park> Worker<'s, T, N, W, P> {
     /// assert_eq!(sum, 42);
     /// ```
     pub fn next_blocking(&mut self) -> Option<Job<'_, T, N, W, P>> {
+        let mut slept = false;
         loop {
             match self.step() {
-                Step::Started => return Some(self.job()),
-                Step::Idle => self.sup.wait_for_work(),
+                Step::Started => {
+                    if slept {
+                        self.sup.pass_on_work();
+                    }
+                    return Some(self.job());
+                }
+                Step::Idle => {
+                    self.sup.wait_for_work();
+                    slept = true;
+                }
                 Step::Exit => return None,
             }
         }

@@ -413,3 +413,106 @@ fn condemning_races_completion_and_exactly_one_outcome_wins() {
         assert!(sup.snapshot().adds_up());
     });
 }
+
+/// A futex for the models: `park` checks the word under a lock and waits on a condition
+/// variable; `unpark_*` take the same lock, so a wake-up cannot slip between check and wait.
+/// Any number of threads may park, and a test can wait until a number of them are parked.
+struct LoomFutex {
+    /// How many threads are parked.
+    parked: loom::sync::Mutex<usize>,
+    wake: loom::sync::Condvar,
+    count_changed: loom::sync::Condvar,
+}
+
+impl LoomFutex {
+    fn new() -> Self {
+        LoomFutex {
+            parked: loom::sync::Mutex::new(0),
+            wake: loom::sync::Condvar::new(),
+            count_changed: loom::sync::Condvar::new(),
+        }
+    }
+
+    /// Blocks until `threads` threads are parked.
+    fn wait_until_parked(&self, threads: usize) {
+        let mut parked = self.parked.lock().unwrap();
+        while *parked < threads {
+            parked = self.count_changed.wait(parked).unwrap();
+        }
+    }
+}
+
+impl Park for LoomFutex {
+    fn park(&self, word: &AtomicU32, expected: u32) {
+        let mut parked = self.parked.lock().unwrap();
+        if word.load(Ordering::SeqCst) == expected {
+            *parked += 1;
+            self.count_changed.notify_all();
+            parked = self.wake.wait(parked).unwrap();
+            *parked -= 1;
+        }
+    }
+    fn unpark_one(&self, _word: &AtomicU32) {
+        drop(self.parked.lock().unwrap());
+        self.wake.notify_one();
+    }
+    fn unpark_all(&self, _word: &AtomicU32) {
+        drop(self.parked.lock().unwrap());
+        self.wake.notify_all();
+    }
+}
+
+#[test]
+fn a_burst_of_submissions_wakes_every_worker_it_needs() {
+    // Submitters skip the wake-up while an earlier one is on its way; the worker it wakes
+    // passes it on if tasks remain. Two parked workers, two tasks that need each other (task
+    // 1 waits until task 2 has run): if either worker stayed asleep, task 2 would never run
+    // and the model would deadlock. Preemption bound 1: at 2 this model takes hours.
+    // (Checked: with the worker's wake-up chain removed, this model reports the deadlock.)
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(1);
+    builder.max_branches = 20_000;
+    builder.check(|| {
+        let sup = Arc::new(Supervisor::<usize, 4, 2, LoomFutex>::new(
+            policy(),
+            LoomFutex::new(),
+        ));
+        let rendezvous = Arc::new((loom::sync::Mutex::new(0usize), loom::sync::Condvar::new()));
+        let workers: Vec<_> = (0..2)
+            .map(|index| {
+                let (sup, rendezvous) = (sup.clone(), rendezvous.clone());
+                thread::spawn(move || {
+                    let mut worker = sup.attach(index).unwrap();
+                    while let Some(job) = worker.next_blocking() {
+                        let (done, changed) = &*rendezvous;
+                        let mut done = done.lock().unwrap();
+                        if *job.task() == 1 {
+                            while *done == 0 {
+                                done = changed.wait(done).unwrap(); // needs task 2 to run
+                            }
+                        }
+                        *done += 1;
+                        changed.notify_all();
+                        drop(done);
+                        job.complete().unwrap();
+                    }
+                })
+            })
+            .collect();
+        sup.park().wait_until_parked(2); // both workers asleep: the burst must wake both
+        sup.try_submit(1).unwrap();
+        sup.try_submit(2).unwrap();
+        {
+            let (done, changed) = &*rendezvous;
+            let mut done = done.lock().unwrap();
+            while *done < 2 {
+                done = changed.wait(done).unwrap();
+            }
+        }
+        sup.drain();
+        for worker in workers {
+            worker.join().unwrap();
+        }
+        assert_eq!(sup.snapshot().completed, 2);
+    });
+}

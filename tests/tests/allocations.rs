@@ -71,15 +71,22 @@ fn no_allocation_per_task_in_steady_state() {
     assert!(allocations_during(|| drop(std::hint::black_box(vec![1u8; 64]))) >= 1);
 
     // Phase 1: the core's path.
+    let running = AtomicUsize::new(0);
     std::thread::scope(|s| {
         for index in 0..2 {
             let mut worker = SUPERVISOR.attach(index).unwrap();
+            let running = &running;
             s.spawn(move || {
+                running.fetch_add(1, Ordering::SeqCst);
                 while let Some(job) = worker.next_blocking() {
                     SUM.fetch_add(*job.task() as usize, Ordering::Relaxed);
                     job.complete().unwrap();
                 }
             });
+        }
+        // A thread allocates once as it starts: wait until both run their loop.
+        while running.load(Ordering::SeqCst) < 2 {
+            std::thread::yield_now();
         }
         run_core_tasks(WARM_UP); // threads started, everything touched once
         let allocations = allocations_during(|| run_core_tasks(MEASURED));
@@ -106,6 +113,15 @@ fn no_allocation_per_task_in_steady_state() {
             std::thread::yield_now();
         }
     };
+    // Worker threads allocate once as they start: wait until each has attached its slot.
+    while pool
+        .snapshot()
+        .workers
+        .iter()
+        .any(|w| w.state == foreman::WorkerState::Starting)
+    {
+        std::thread::yield_now();
+    }
     run_pool_tasks(WARM_UP);
     let allocations = allocations_during(|| run_pool_tasks(MEASURED));
     assert_eq!(

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod browser;
 mod demo;
 mod qemu;
@@ -42,6 +43,8 @@ enum Command {
     Demo(demo::Args),
     /// Run every test suite; the last line is `N passed, N failed`.
     Test(test::Args),
+    /// Side-by-side benchmarks against the peers; writes DIR/bench.json and DIR/bench.md.
+    Bench(bench::Args),
     /// Build the firmware for both boards, run it under QEMU, check its output, and print its
     /// footprint with and without foreman.
     Qemu,
@@ -53,6 +56,7 @@ fn main() -> ExitCode {
         Command::Setup => setup::ensure(setup::Need::everything()),
         Command::Demo(args) => demo::run(args),
         Command::Test(args) => test::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Qemu => qemu::run(),
     };
     match result {

@@ -122,6 +122,16 @@ pub fn run(args: Args) -> Result<()> {
     suites.run("qemu: firmware on both boards, footprint", || {
         crate::qemu::suite(&nightly)
     });
+    suites.run("bench smoke (quick benchmarks, no thresholds)", || {
+        crate::bench::run(crate::bench::Args {
+            quick: true,
+            out: Some(target_dir().join("bench-smoke")),
+        })?;
+        Ok(Counts {
+            passed: 1,
+            failed: 0,
+        })
+    });
     suites.finish()
 }
 

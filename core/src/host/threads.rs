@@ -185,6 +185,11 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
     ///
     /// Fails only if a thread cannot be spawned; nothing is left running then.
     ///
+    /// The supervisor is built on the calling thread's stack, then moved to the heap: that is
+    /// about `N × (size_of::<T>() + 16)` bytes of stack for a moment (a debug build may not
+    /// elide the copy). For very large queues, call `start` from a thread with a big enough
+    /// stack.
+    ///
     /// ```
     /// use foreman::host::threads::Pool;
     /// use foreman::policy::Policy;

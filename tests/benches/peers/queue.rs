@@ -1,0 +1,174 @@
+//! Queue suite: foreman's `Queue` against crossbeam-queue's `ArrayQueue`, heapless's
+//! `mpmc::Queue` and concurrent-queue's `bounded`, at capacity 64 and 1024, with 1, 2 and 4
+//! producers and as many consumers.
+//!
+//! Each producer pushes its share of the elements, each consumer pops its share; a thread
+//! whose push finds the queue full (or pop finds it empty) backs off (spins, then yields) and
+//! retries, the same for every queue. One *operation* is one push or one pop, so Mops/s counts
+//! both. The clock runs from a barrier that releases every thread to the last one's end. The
+//! sum of the popped values is checked, so no queue can win by losing elements.
+
+use std::sync::Barrier;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use concurrent_queue::ConcurrentQueue;
+use crossbeam_queue::ArrayQueue;
+use crossbeam_utils::Backoff;
+
+use crate::report::{Options, Records};
+use crate::stats::Summary;
+
+/// The operations the benchmark needs, over each queue's own API.
+trait Bounded: Sync {
+    fn push(&self, value: u64) -> Result<(), u64>;
+    fn pop(&self) -> Option<u64>;
+}
+
+impl<const N: usize> Bounded for foreman::queue::Queue<u64, N> {
+    #[inline]
+    fn push(&self, value: u64) -> Result<(), u64> {
+        self.try_push(value)
+            .map_err(foreman::queue::PushError::into_inner)
+    }
+    #[inline]
+    fn pop(&self) -> Option<u64> {
+        self.try_pop().ok()
+    }
+}
+
+impl Bounded for ArrayQueue<u64> {
+    #[inline]
+    fn push(&self, value: u64) -> Result<(), u64> {
+        ArrayQueue::push(self, value)
+    }
+    #[inline]
+    fn pop(&self) -> Option<u64> {
+        ArrayQueue::pop(self)
+    }
+}
+
+impl<const N: usize> Bounded for heapless::mpmc::Queue<u64, N> {
+    #[inline]
+    fn push(&self, value: u64) -> Result<(), u64> {
+        self.enqueue(value)
+    }
+    #[inline]
+    fn pop(&self) -> Option<u64> {
+        self.dequeue()
+    }
+}
+
+impl Bounded for ConcurrentQueue<u64> {
+    #[inline]
+    fn push(&self, value: u64) -> Result<(), u64> {
+        ConcurrentQueue::push(self, value).map_err(concurrent_queue::PushError::into_inner)
+    }
+    #[inline]
+    fn pop(&self) -> Option<u64> {
+        ConcurrentQueue::pop(self).ok()
+    }
+}
+
+/// Moves `per_thread * pairs` elements through `queue` with `pairs` producers and `pairs`
+/// consumers; returns the time it took.
+fn transfer(queue: &impl Bounded, pairs: usize, per_thread: u64) -> Duration {
+    let barrier = Barrier::new(2 * pairs + 1);
+    thread::scope(|scope| {
+        for producer in 0..pairs as u64 {
+            let barrier = &barrier;
+            scope.spawn(move || {
+                barrier.wait();
+                let backoff = Backoff::new();
+                for i in 0..per_thread {
+                    let mut value = producer * per_thread + i + 1;
+                    while let Err(back) = queue.push(value) {
+                        value = back;
+                        backoff.snooze();
+                    }
+                    backoff.reset();
+                }
+            });
+        }
+        let consumers: Vec<_> = (0..pairs)
+            .map(|_| {
+                let barrier = &barrier;
+                scope.spawn(move || {
+                    barrier.wait();
+                    let backoff = Backoff::new();
+                    let mut sum = 0u64;
+                    for _ in 0..per_thread {
+                        loop {
+                            if let Some(value) = queue.pop() {
+                                sum += value;
+                                break;
+                            }
+                            backoff.snooze();
+                        }
+                        backoff.reset();
+                    }
+                    sum
+                })
+            })
+            .collect();
+        barrier.wait();
+        let start = Instant::now();
+        let sum: u64 = consumers.into_iter().map(|c| c.join().unwrap()).sum();
+        // The producers are done too: the consumers popped everything they pushed.
+        let elapsed = start.elapsed();
+        let n = pairs as u64 * per_thread;
+        assert_eq!(sum, n * (n + 1) / 2, "elements were lost or duplicated");
+        elapsed
+    })
+}
+
+/// One queue under test: its name and how to run one measurement on a fresh instance.
+type Contender = (&'static str, fn(usize, u64) -> Duration);
+
+fn contenders<const N: usize>() -> [Contender; 4] {
+    [
+        ("foreman", |pairs, per| {
+            let queue = Box::new(foreman::queue::Queue::<u64, N>::new());
+            transfer(&*queue, pairs, per)
+        }),
+        ("crossbeam-queue", |pairs, per| {
+            transfer(&ArrayQueue::new(N), pairs, per)
+        }),
+        ("heapless", |pairs, per| {
+            // Deprecated since heapless 0.9.2 (spurious Full/Empty under contention, issue
+            // #583); benchmarked on purpose, and the retry loop absorbs the spurious answers.
+            #[allow(deprecated)]
+            let queue = Box::new(heapless::mpmc::Queue::<u64, N>::new());
+            transfer(&*queue, pairs, per)
+        }),
+        ("concurrent-queue", |pairs, per| {
+            transfer(&ConcurrentQueue::bounded(N), pairs, per)
+        }),
+    ]
+}
+
+pub fn run(options: &Options, records: &mut Records) {
+    let rounds = options.pick(5, 21);
+    let elements: u64 = options.pick(200_000, 1_000_000);
+    for pairs in [1usize, 2, 4] {
+        for (capacity, contenders) in [(64, contenders::<64>()), (1024, contenders::<1024>())] {
+            let group = format!("queue/{pairs}p{pairs}c/cap{capacity}");
+            let per_thread = elements / pairs as u64;
+            let mut samples = vec![Vec::new(); contenders.len()];
+            for round in 0..rounds {
+                // Rotate the order every round, so that no queue always runs first.
+                for k in 0..contenders.len() {
+                    let i = (k + round) % contenders.len();
+                    let elapsed = (contenders[i].1)(pairs, per_thread);
+                    let ops = 2.0 * (per_thread * pairs as u64) as f64;
+                    samples[i].push(ops / elapsed.as_secs_f64() / 1e6);
+                }
+            }
+            for ((name, _), samples) in contenders.iter().zip(&samples) {
+                let summary = Summary::of(samples);
+                records.push(&group, name, "mops_per_s", summary.median, true);
+                records.push(&group, name, "spread_pct", summary.spread_pct, false);
+            }
+        }
+    }
+}

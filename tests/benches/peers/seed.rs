@@ -1,0 +1,110 @@
+//! The seed suite: the Python `multiprocessing` program (`tests/seed/seed.py`) and the same
+//! design on foreman, 20k tasks on 2 workers, in the same run; tasks per second.
+//!
+//! The foreman twin does what the Python does: start the workers, submit every task, each
+//! result (`worker_id * 2`) goes to a result queue (an `mpsc` channel fed by the sink), shut
+//! down once everything ran (`drain`, which also joins the threads), collect and check every
+//! result. Both clocks run from before the workers start until the results are collected
+//! and the workers joined (the Python interpreter's own start-up is not counted).
+
+use std::process::Command;
+use std::sync::mpsc;
+use std::time::Instant;
+
+use foreman::host::threads::{Event, Pool};
+use foreman::policy::Policy;
+
+use crate::report::{Options, Records};
+use crate::stats::Summary;
+
+const TASKS: u32 = 20_000;
+const WORKERS: usize = 2;
+/// The twin's queue. The Python's `JoinableQueue` is unbounded; a queue that holds all 20k
+/// tasks (32k) measured no faster here than this one, whose submitter sleeps until the
+/// workers have taken half of it: setting up the larger queue costs what waiting saves.
+const CAPACITY: usize = 1024;
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/seed/seed.py");
+
+/// One run of the Python seed: its own timing, in seconds.
+fn python() -> Result<f64, String> {
+    let output = Command::new("python3")
+        .arg(SCRIPT)
+        .args(["--tasks", &TASKS.to_string()])
+        .args(["--workers", &WORKERS.to_string()])
+        .arg("--bench")
+        .output()
+        .map_err(|err| format!("cannot run python3: {err}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "{SCRIPT} failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let line = String::from_utf8_lossy(&output.stdout);
+    let report: serde_json::Value = serde_json::from_str(line.trim())
+        .map_err(|err| format!("{SCRIPT} printed {line:?}: {err}"))?;
+    report["seconds"]
+        .as_f64()
+        .ok_or_else(|| format!("{SCRIPT} printed no seconds: {line:?}"))
+}
+
+/// One run of the foreman twin, in seconds.
+fn foreman() -> f64 {
+    let start = Instant::now();
+    let (results, collected) = mpsc::channel();
+    let pool = Pool::<u32, usize, String, CAPACITY, WORKERS>::start(
+        Policy::DEFAULT,
+        |ctx, _task| Ok(ctx.worker() * 2),
+        move |event| {
+            let result = match event {
+                Event::Completed { worker, output, .. } => (worker, Ok(output)),
+                Event::Failed { worker, error, .. } => (worker, Err(error)),
+                other => panic!("unexpected event {other:?}"),
+            };
+            results.send(result).expect("the collector is alive");
+        },
+    )
+    .expect("cannot start the worker threads");
+    for task in 0..TASKS {
+        pool.submit(task).expect("the pool is running");
+    }
+    let report = pool.drain(); // drops the pool and with it the sink's sender
+    let mut count = 0;
+    for (worker, result) in collected {
+        assert_eq!(result, Ok(worker * 2));
+        count += 1;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    assert_eq!(count, TASKS);
+    assert!(report.handed_back.is_empty());
+    seconds
+}
+
+pub fn run(options: &Options, records: &mut Records) {
+    let rounds = options.pick(3, 7);
+    let twins_per_round = 10;
+    let group = format!("seed/{}k-tasks/{WORKERS}w", TASKS / 1000);
+    let mut python_rates = Vec::new();
+    let mut foreman_rates = Vec::new();
+    for _ in 0..rounds {
+        match python() {
+            Ok(seconds) => python_rates.push(f64::from(TASKS) / seconds),
+            Err(err) => {
+                eprintln!("seed suite skipped: {err}");
+                return;
+            }
+        }
+        for _ in 0..twins_per_round {
+            foreman_rates.push(f64::from(TASKS) / foreman());
+        }
+    }
+    for (name, rates) in [
+        ("python-multiprocessing", &python_rates),
+        ("foreman", &foreman_rates),
+    ] {
+        let summary = Summary::of(rates);
+        records.push(&group, name, "tasks_per_s", summary.median, true);
+        records.push(&group, name, "spread_pct", summary.spread_pct, false);
+    }
+}
