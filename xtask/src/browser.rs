@@ -34,32 +34,16 @@ pub fn screenshots_dir() -> PathBuf {
     root().join("target").join("screenshots")
 }
 
-fn one(result: Result<()>) -> Counts {
-    match result {
-        Ok(()) => Counts {
-            passed: 1,
-            failed: 0,
-        },
-        Err(err) => {
-            eprintln!("FAILED: {err:#}");
-            Counts {
-                passed: 0,
-                failed: 1,
-            }
-        }
-    }
-}
-
 /// `cargo fmt --check` and `cargo clippy -D warnings` on the wasm crate (one check each).
 pub fn lint(nightly: &Nightly) -> Result<Counts> {
-    let mut counts = one(exec(cargo().args([
+    let mut counts = Counts::one(exec(cargo().args([
         "fmt",
         "--manifest-path",
         "wasm/Cargo.toml",
         "--",
         "--check",
     ])));
-    counts += one(exec(web::cargo(nightly).args([
+    counts += Counts::one(exec(web::cargo(nightly).args([
         "clippy",
         "--release",
         "--all-targets",

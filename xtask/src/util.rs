@@ -97,6 +97,25 @@ pub struct Counts {
     pub failed: usize,
 }
 
+impl Counts {
+    /// One check: one pass, or one failure (whose error is printed).
+    pub fn one(result: Result<()>) -> Counts {
+        match result {
+            Ok(()) => Counts {
+                passed: 1,
+                failed: 0,
+            },
+            Err(err) => {
+                eprintln!("FAILED: {err:#}");
+                Counts {
+                    passed: 0,
+                    failed: 1,
+                }
+            }
+        }
+    }
+}
+
 impl std::ops::AddAssign for Counts {
     fn add_assign(&mut self, other: Counts) {
         self.passed += other.passed;
