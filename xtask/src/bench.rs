@@ -382,7 +382,9 @@ const SUITES: &[(&str, &str, &str)] = &[
         "`tests/seed/seed.py` (multiprocessing, 2 worker processes) and the same design on \
          foreman (2 worker threads, a 1024-task queue, results through an `mpsc` result \
          queue), 20k tasks; tasks per second from before the workers start to the results \
-         collected and the workers joined, median.",
+         collected and the workers joined, median. `foreman-results-in-place` is the same \
+         twin with each worker checking and counting its own results instead of sending \
+         them to the main thread: the difference is the cost of the result queue.",
     ),
     (
         "memory/",

@@ -6,10 +6,17 @@
 //! down once everything ran (`drain`, which also joins the threads), collect and check every
 //! result. Both clocks run from before the workers start until the results are collected
 //! and the workers joined (the Python interpreter's own start-up is not counted).
+//!
+//! A second twin, `foreman-results-in-place`, does the same except that each worker checks
+//! and counts its results where they are produced instead of sending them to the main
+//! thread: the difference between the two is what the result queue costs.
 
 use std::process::Command;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::Instant;
+
+use crossbeam_utils::CachePadded;
 
 use foreman::host::threads::{Event, Pool};
 use foreman::policy::Policy;
@@ -50,7 +57,7 @@ fn python() -> Result<f64, String> {
 }
 
 /// One run of the foreman twin, in seconds.
-fn foreman() -> f64 {
+fn foreman_with_result_queue() -> f64 {
     let start = Instant::now();
     let (results, collected) = mpsc::channel();
     let pool = Pool::<u32, usize, String, CAPACITY, WORKERS>::start(
@@ -81,12 +88,44 @@ fn foreman() -> f64 {
     seconds
 }
 
+/// One run of the twin whose workers check and count their own results, in seconds.
+fn foreman_results_in_place() -> f64 {
+    let start = Instant::now();
+    // One counter per worker, each on its own cache line: the workers never share one.
+    let counts: Arc<[CachePadded<AtomicU32>; WORKERS]> = Arc::default();
+    let sink_counts = Arc::clone(&counts);
+    let pool = Pool::<u32, usize, String, CAPACITY, WORKERS>::start(
+        Policy::DEFAULT,
+        |ctx, _task| Ok(ctx.worker() * 2),
+        move |event| match event {
+            Event::Completed { worker, output, .. } => {
+                assert_eq!(output, worker * 2);
+                // Relaxed: only this worker writes its counter; `drain` joins the worker
+                // threads, which orders every increment before the reads below.
+                sink_counts[worker].fetch_add(1, Ordering::Relaxed);
+            }
+            other => panic!("unexpected event {other:?}"),
+        },
+    )
+    .expect("cannot start the worker threads");
+    for task in 0..TASKS {
+        pool.submit(task).expect("the pool is running");
+    }
+    let report = pool.drain();
+    let count: u32 = counts.iter().map(|c| c.load(Ordering::Relaxed)).sum();
+    let seconds = start.elapsed().as_secs_f64();
+    assert_eq!(count, TASKS);
+    assert!(report.handed_back.is_empty());
+    seconds
+}
+
 pub fn run(options: &Options, records: &mut Records) {
     let rounds = options.pick(3, 7);
     let twins_per_round = 10;
     let group = format!("seed/{}k-tasks/{WORKERS}w", TASKS / 1000);
     let mut python_rates = Vec::new();
     let mut foreman_rates = Vec::new();
+    let mut in_place_rates = Vec::new();
     for _ in 0..rounds {
         match python() {
             Ok(seconds) => python_rates.push(f64::from(TASKS) / seconds),
@@ -96,12 +135,14 @@ pub fn run(options: &Options, records: &mut Records) {
             }
         }
         for _ in 0..twins_per_round {
-            foreman_rates.push(f64::from(TASKS) / foreman());
+            foreman_rates.push(f64::from(TASKS) / foreman_with_result_queue());
+            in_place_rates.push(f64::from(TASKS) / foreman_results_in_place());
         }
     }
     for (name, rates) in [
         ("python-multiprocessing", &python_rates),
         ("foreman", &foreman_rates),
+        ("foreman-results-in-place", &in_place_rates),
     ] {
         let summary = Summary::of(rates);
         records.push(&group, name, "tasks_per_s", summary.median, true);
