@@ -20,6 +20,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::setup::{self, Need};
 use crate::util::{cargo, exec, step, target_dir};
 
 /// Options of `cargo xtask bench`.
@@ -48,6 +49,10 @@ pub struct Record {
 const BINARIES: &[&str] = &["peers", "memory"];
 
 pub fn run(args: Args) -> Result<()> {
+    setup::ensure(Need {
+        python: true,
+        ..Need::default()
+    })?;
     let out = match args.out {
         Some(dir) if dir.is_relative() => std::env::current_dir()?.join(dir),
         Some(dir) => dir,

@@ -32,6 +32,8 @@ pub struct Need {
     pub qemu: bool,
     /// The npm packages of the browser tests.
     pub npm: bool,
+    /// Python 3, which runs the Python seed (`tests/seed/seed.py`).
+    pub python: bool,
 }
 
 impl Need {
@@ -43,6 +45,7 @@ impl Need {
             chromium: true,
             qemu: true,
             npm: true,
+            python: true,
         }
     }
 }
@@ -108,6 +111,15 @@ pub fn ensure(need: Need) -> Result<()> {
             apt.want(&["nodejs", "npm"]);
         } else {
             missing.push("Node.js 18 or newer with npm".into());
+        }
+    }
+    if need.python {
+        if which("python3").is_some() {
+            println!("ok: python3");
+        } else if apt.usable() {
+            apt.want(&["python3"]);
+        } else {
+            missing.push("Python 3 as `python3` (Debian: `apt-get install python3`)".into());
         }
     }
     if !missing.is_empty() {
