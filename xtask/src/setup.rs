@@ -86,41 +86,36 @@ pub fn ensure(need: Need) -> Result<()> {
         }
     }
     if need.chromium {
-        if Path::new("/usr/bin/chromium").exists() && Path::new("/usr/bin/chromedriver").exists() {
-            println!("ok: chromium and chromedriver in /usr/bin");
-        } else if apt.usable() {
-            apt.want(&["chromium", "chromium-driver"]);
-        } else {
-            missing.push("Chromium and ChromeDriver at /usr/bin/chromium and /usr/bin/chromedriver (Debian: `apt-get install chromium chromium-driver`)".into());
-        }
+        apt.provide(
+            Path::new("/usr/bin/chromium").exists() && Path::new("/usr/bin/chromedriver").exists(),
+            "Chromium and ChromeDriver at /usr/bin/chromium and /usr/bin/chromedriver",
+            &["chromium", "chromium-driver"],
+            &mut missing,
+        );
     }
     if need.qemu {
-        if which("qemu-system-arm").is_some() {
-            println!("ok: qemu-system-arm");
-        } else if apt.usable() {
-            apt.want(&["qemu-system-arm"]);
-        } else {
-            missing.push(
-                "QEMU for Arm: `qemu-system-arm` (Debian: `apt-get install qemu-system-arm`)"
-                    .into(),
-            );
-        }
+        apt.provide(
+            which("qemu-system-arm").is_some(),
+            "QEMU for Arm: `qemu-system-arm`",
+            &["qemu-system-arm"],
+            &mut missing,
+        );
     }
-    if need.npm && which("npm").is_none() {
-        if apt.usable() {
-            apt.want(&["nodejs", "npm"]);
-        } else {
-            missing.push("Node.js 18 or newer with npm".into());
-        }
+    if need.npm {
+        apt.provide(
+            which("npm").is_some(),
+            "Node.js 18 or newer with npm",
+            &["nodejs", "npm"],
+            &mut missing,
+        );
     }
     if need.python {
-        if which("python3").is_some() {
-            println!("ok: python3");
-        } else if apt.usable() {
-            apt.want(&["python3"]);
-        } else {
-            missing.push("Python 3 as `python3` (Debian: `apt-get install python3`)".into());
-        }
+        apt.provide(
+            which("python3").is_some(),
+            "Python 3 as `python3`",
+            &["python3"],
+            &mut missing,
+        );
     }
     if !missing.is_empty() {
         bail!(
@@ -222,6 +217,27 @@ impl Apt {
 
     fn want(&mut self, packages: &[&'static str]) {
         self.packages.extend_from_slice(packages);
+    }
+
+    /// Says `what` is there if `present`; else wants `packages`, or, where apt cannot be used,
+    /// adds `what` and the packages that provide it on Debian to `missing`.
+    fn provide(
+        &mut self,
+        present: bool,
+        what: &str,
+        packages: &[&'static str],
+        missing: &mut Vec<String>,
+    ) {
+        if present {
+            println!("ok: {what}");
+        } else if self.usable {
+            self.want(packages);
+        } else {
+            missing.push(format!(
+                "{what} (Debian: `apt-get install {}`)",
+                packages.join(" ")
+            ));
+        }
     }
 
     fn install(&self) -> Result<()> {
