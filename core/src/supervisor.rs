@@ -836,9 +836,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
         if target != DRAINING {
             self.sweep_pending_starts();
         }
-        self.work.notify_all(&self.park);
-        self.space.notify_all(&self.park);
-        self.drained.notify_all(&self.park);
+        self.wake_every_waiter();
         if new & STOPPED != 0 {
             self.park.unpark_all(&self.phase);
         }
@@ -917,11 +915,18 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
         if new & STOPPED != 0 && old & STOPPED == 0 {
             // Closing matters after an escalation from Running; otherwise it is a no-op.
             self.queue.close();
-            self.work.notify_all(&self.park);
-            self.space.notify_all(&self.park);
-            self.drained.notify_all(&self.park);
+            self.wake_every_waiter();
             self.park.unpark_all(&self.phase);
         }
+    }
+
+    /// Wakes whoever waits on one of the signals (idle workers, full-queue submitters,
+    /// draining workers) to re-check the phase the caller just changed with a SeqCst CAS: the
+    /// condition change `notify_all` needs.
+    fn wake_every_waiter(&self) {
+        self.work.notify_all(&self.park);
+        self.space.notify_all(&self.park);
+        self.drained.notify_all(&self.park);
     }
 
     /// Blocks (through the supervisor's [`Park`]) until the supervisor has stopped.

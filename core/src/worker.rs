@@ -646,7 +646,7 @@ impl<'w, T, const N: usize, const W: usize, P: Park> Job<'w, T, N, W, P> {
 
     /// Records the outcome (`failed` or completed). Not generic over the outcome, so both
     /// share one copy.
-    fn finish(self, failed: bool) -> Result<T, Condemned> {
+    pub(crate) fn finish(self, failed: bool) -> Result<T, Condemned> {
         let mut this = ManuallyDrop::new(self);
         let slot = this.slot();
         // Relaxed: only a first guess for the CAS loop.

@@ -11,33 +11,57 @@
 
 use loom::sync::atomic::Ordering;
 use loom::sync::Arc;
-use loom::thread;
+use loom::thread::{self, JoinHandle};
 
 use foreman::park::{AtomicU32, NoPark, Park};
 use foreman::policy::{Delivery, Intensity, Policy, Restart};
 use foreman::queue::{PopError, PushError, Queue};
 use foreman::{Condemned, Decision, Disposition, Next, SubmitError, Supervisor, SupervisorState};
 
-/// Runs `f` under loom with a bounded number of preemptions.
-fn model(f: impl Fn() + Sync + Send + 'static) {
+/// A model builder with room for the supervisor models, which take a few thousand steps per
+/// execution.
+fn builder() -> loom::model::Builder {
     let mut builder = loom::model::Builder::new();
-    if builder.preemption_bound.is_none() {
-        builder.preemption_bound = Some(3);
-    }
-    // The supervisor models take a few thousand steps per execution.
     builder.max_branches = 20_000;
+    builder
+}
+
+/// Runs `f` under loom with a bounded number of preemptions (3 unless
+/// `LOOM_MAX_PREEMPTIONS` says otherwise).
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = builder();
+    builder.preemption_bound.get_or_insert(3);
     builder.check(f);
 }
 
+/// Runs `f` on a new thread with its own handle to `shared`.
+fn spawn_with<S, R>(shared: &Arc<S>, f: impl FnOnce(&S) -> R + Send + 'static) -> JoinHandle<R>
+where
+    S: Send + Sync + 'static,
+    R: Send + 'static,
+{
+    let shared = Arc::clone(shared);
+    thread::spawn(move || f(&shared))
+}
+
 /// A queue of capacity 2 whose positions are one lap and a half in, so the models below
-/// cross the wraparound of the ring.
-fn offset_queue() -> Queue<usize, 2> {
+/// cross the wraparound of the ring, holding `contents`.
+fn offset_queue(contents: &[usize]) -> Arc<Queue<usize, 2>> {
     let queue = Queue::new();
     for value in [100, 101, 102] {
         queue.try_push(value).unwrap();
         assert_eq!(queue.try_pop(), Ok(value));
     }
-    queue
+    for &value in contents {
+        queue.try_push(value).unwrap();
+    }
+    Arc::new(queue)
+}
+
+/// The two values, sorted.
+fn sorted(mut both: [usize; 2]) -> [usize; 2] {
+    both.sort();
+    both
 }
 
 // ----- the queue ------------------------------------------------------------------------
@@ -45,12 +69,10 @@ fn offset_queue() -> Queue<usize, 2> {
 #[test]
 fn two_producers_never_see_a_spurious_full() {
     model(|| {
-        let queue = Arc::new(offset_queue());
-        queue.try_push(0).unwrap(); // one free slot left... and a consumer making room
+        let queue = offset_queue(&[0]); // one free slot left... and a consumer making room
         let producers: Vec<_> = [1, 2]
             .map(|value| {
-                let queue = queue.clone();
-                thread::spawn(move || loop {
+                spawn_with(&queue, move |queue| loop {
                     match queue.try_push(value) {
                         Ok(()) => return,
                         // Full is allowed only when the queue really holds 2 elements.
@@ -82,16 +104,14 @@ fn two_producers_never_see_a_spurious_full() {
 fn two_pushes_into_an_empty_queue_both_succeed() {
     // With capacity 2 and nothing queued, `Full` would be spurious: linearizability says no.
     model(|| {
-        let queue = Arc::new(offset_queue());
-        let other = {
-            let queue = queue.clone();
-            thread::spawn(move || queue.try_push(1))
-        };
+        let queue = offset_queue(&[]);
+        let other = spawn_with(&queue, |queue| queue.try_push(1));
         assert_eq!(queue.try_push(2), Ok(()));
         assert_eq!(other.join().unwrap(), Ok(()));
-        let mut both = [queue.try_pop().unwrap(), queue.try_pop().unwrap()];
-        both.sort();
-        assert_eq!(both, [1, 2]);
+        assert_eq!(
+            sorted([queue.try_pop().unwrap(), queue.try_pop().unwrap()]),
+            [1, 2]
+        );
     });
 }
 
@@ -99,18 +119,11 @@ fn two_pushes_into_an_empty_queue_both_succeed() {
 fn two_pops_from_a_full_queue_both_succeed() {
     // Two elements, two concurrent pops: `Empty` would be spurious.
     model(|| {
-        let queue = Arc::new(offset_queue());
-        queue.try_push(1).unwrap();
-        queue.try_push(2).unwrap();
-        let other = {
-            let queue = queue.clone();
-            thread::spawn(move || queue.try_pop())
-        };
+        let queue = offset_queue(&[1, 2]);
+        let other = spawn_with(&queue, |queue| queue.try_pop());
         let mine = queue.try_pop().unwrap();
         let theirs = other.join().unwrap().unwrap();
-        let mut both = [mine, theirs];
-        both.sort();
-        assert_eq!(both, [1, 2]);
+        assert_eq!(sorted([mine, theirs]), [1, 2]);
     });
 }
 
@@ -119,38 +132,30 @@ fn pop_then_push_on_a_full_queue_never_fails() {
     // heapless#583: a full queue, two threads each doing pop → push. Every pop finds an
     // element and every push finds room.
     model(|| {
-        let queue = Arc::new(offset_queue());
-        queue.try_push(1).unwrap();
-        queue.try_push(2).unwrap();
+        let queue = offset_queue(&[1, 2]);
         let cycle = |queue: &Queue<usize, 2>| {
             let value = queue.try_pop().expect("spurious Empty");
             queue.try_push(value).expect("spurious Full");
         };
-        let other = {
-            let queue = queue.clone();
-            thread::spawn(move || cycle(&queue))
-        };
+        let other = spawn_with(&queue, cycle);
         cycle(&queue);
         other.join().unwrap();
-        let mut both = [queue.try_pop().unwrap(), queue.try_pop().unwrap()];
-        both.sort();
-        assert_eq!(both, [1, 2]);
+        assert_eq!(
+            sorted([queue.try_pop().unwrap(), queue.try_pop().unwrap()]),
+            [1, 2]
+        );
     });
 }
 
 #[test]
 fn one_producer_two_consumers_take_each_value_once() {
     model(|| {
-        let queue = Arc::new(offset_queue());
         // One value is there already, the second is pushed while both consumers pop, so at
         // most one consumer can be waiting on the producer's half-done push (two spinning
         // consumers would make the model infinite, not the queue wrong).
-        queue.try_push(1).unwrap();
+        let queue = offset_queue(&[1]);
         let consumers: Vec<_> = (0..2)
-            .map(|_| {
-                let queue = queue.clone();
-                thread::spawn(move || queue.try_pop().ok())
-            })
+            .map(|_| spawn_with(&queue, |queue| queue.try_pop().ok()))
             .collect();
         queue
             .try_push(2)
@@ -174,16 +179,9 @@ fn one_producer_two_consumers_take_each_value_once() {
 #[test]
 fn close_racing_push_and_pop_loses_nothing() {
     model(|| {
-        let queue = Arc::new(offset_queue());
-        queue.try_push(1).unwrap();
-        let pusher = {
-            let queue = queue.clone();
-            thread::spawn(move || queue.try_push(2))
-        };
-        let popper = {
-            let queue = queue.clone();
-            thread::spawn(move || queue.try_pop())
-        };
+        let queue = offset_queue(&[1]);
+        let pusher = spawn_with(&queue, |queue| queue.try_push(2));
+        let popper = spawn_with(&queue, |queue| queue.try_pop());
         assert!(queue.close());
         let pushed = pusher.join().unwrap();
         let popped = popper.join().unwrap();
@@ -266,23 +264,24 @@ fn submit_two(sup: &Sup) -> Vec<usize> {
         .collect()
 }
 
+/// Races `shut_down` with a starting worker (`work`) and a submitter (`submit_two`); returns
+/// the stopped supervisor, the tasks completed and those refused at submission.
+fn race_shutdown(shut_down: fn(&Sup) -> SupervisorState) -> (Arc<Sup>, Vec<usize>, Vec<usize>) {
+    let sup = Arc::new(Sup::new(policy(), LoomPark::new()));
+    sup.reserve(0).unwrap(); // the worker is starting: a drain must wait for it
+    let worker = spawn_with(&sup, work);
+    let submitter = spawn_with(&sup, submit_two);
+    shut_down(&sup);
+    let refused = submitter.join().unwrap();
+    let completed = worker.join().unwrap();
+    assert!(sup.is_stopped());
+    (sup, completed, refused)
+}
+
 #[test]
 fn drain_racing_submit_and_a_working_worker_runs_every_accepted_task() {
     model(|| {
-        let sup = Arc::new(Sup::new(policy(), LoomPark::new()));
-        sup.reserve(0).unwrap(); // the worker is starting: the drain must wait for it
-        let worker = {
-            let sup = sup.clone();
-            thread::spawn(move || work(&sup))
-        };
-        let submitter = {
-            let sup = sup.clone();
-            thread::spawn(move || submit_two(&sup))
-        };
-        sup.drain();
-        let refused = submitter.join().unwrap();
-        let completed = worker.join().unwrap();
-        assert!(sup.is_stopped());
+        let (sup, completed, refused) = race_shutdown(Sup::drain);
         let mut all: Vec<usize> = completed.iter().chain(&refused).copied().collect();
         all.sort();
         assert_eq!(
@@ -302,20 +301,7 @@ fn drain_racing_submit_and_a_working_worker_runs_every_accepted_task() {
 #[test]
 fn abort_racing_submit_and_a_working_worker_hands_back_the_rest() {
     model(|| {
-        let sup = Arc::new(Sup::new(policy(), LoomPark::new()));
-        sup.reserve(0).unwrap();
-        let worker = {
-            let sup = sup.clone();
-            thread::spawn(move || work(&sup))
-        };
-        let submitter = {
-            let sup = sup.clone();
-            thread::spawn(move || submit_two(&sup))
-        };
-        sup.abort();
-        let refused = submitter.join().unwrap();
-        let completed = worker.join().unwrap();
-        assert!(sup.is_stopped());
+        let (sup, completed, refused) = race_shutdown(Sup::abort);
         let handed_back: Vec<usize> = sup.hand_back().collect();
         let mut all: Vec<usize> = completed
             .iter()
@@ -337,20 +323,14 @@ fn a_crashed_workers_task_is_recovered_while_submissions_go_on() {
     model(|| {
         let sup = Arc::new(Sup::new(policy(), LoomPark::new()));
         sup.try_submit(1).unwrap();
-        let crasher = {
-            let sup = sup.clone();
-            thread::spawn(move || {
-                let mut worker = sup.attach(0).unwrap();
-                match worker.try_next() {
-                    Next::Run(job) => drop(job), // the task "panicked": dropped unfinished
-                    other => panic!("expected task 1, got {other:?}"),
-                };
-            })
-        };
-        let submitter = {
-            let sup = sup.clone();
-            thread::spawn(move || sup.try_submit(2))
-        };
+        let crasher = spawn_with(&sup, |sup| {
+            let mut worker = sup.attach(0).unwrap();
+            match worker.try_next() {
+                Next::Run(job) => drop(job), // the task "panicked": dropped unfinished
+                other => panic!("expected task 1, got {other:?}"),
+            };
+        });
+        let submitter = spawn_with(&sup, |sup| sup.try_submit(2));
         // The host's crash handler: recover once the worker has let go.
         let report = loop {
             match sup.recover(0, 0) {
@@ -385,16 +365,13 @@ fn condemning_races_completion_and_exactly_one_outcome_wins() {
             NoPark,
         ));
         sup.try_submit(7).unwrap();
-        let finisher = {
-            let sup = sup.clone();
-            thread::spawn(move || {
-                let mut worker = sup.attach(0).unwrap();
-                let Next::Run(job) = worker.try_next() else {
-                    panic!("task 7 is queued")
-                };
-                job.complete()
-            })
-        };
+        let finisher = spawn_with(&sup, |sup| {
+            let mut worker = sup.attach(0).unwrap();
+            let Next::Run(job) = worker.try_next() else {
+                panic!("task 7 is queued")
+            };
+            job.complete()
+        });
         let condemned = sup.condemn(0);
         let outcome = finisher.join().unwrap();
         match (condemned, outcome) {
@@ -469,9 +446,8 @@ fn a_burst_of_submissions_wakes_every_worker_it_needs() {
     // 1 waits until task 2 has run): if either worker stayed asleep, task 2 would never run
     // and the model would deadlock. Preemption bound 1: at 2 this model takes hours.
     // (Checked: with the worker's wake-up chain removed, this model reports the deadlock.)
-    let mut builder = loom::model::Builder::new();
+    let mut builder = builder();
     builder.preemption_bound = Some(1);
-    builder.max_branches = 20_000;
     builder.check(|| {
         let sup = Arc::new(Supervisor::<usize, 4, 2, LoomFutex>::new(
             policy(),

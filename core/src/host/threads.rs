@@ -161,7 +161,8 @@ struct Shared<T, R, E, const N: usize, const W: usize> {
     sup: Supervisor<T, N, W, ThreadPark>,
     handler: Box<Handler<T, R, E>>,
     sink: Box<Sink<T, R, E>>,
-    /// Worker threads, replacements included, until joined.
+    /// Worker threads, replacements included, until joined (threads that ended are dropped
+    /// when the next replacement registers).
     threads: Mutex<Vec<JoinHandle<()>>>,
     started: Instant,
 }
@@ -216,30 +217,21 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
             monitor: None,
             finished: false,
         };
+        // On an error below, dropping `pool` aborts it (sweeping the reservations of threads
+        // that never started) and joins what did start: nothing is left running.
         for index in 0..W {
             // A fresh supervisor: every slot is vacant, so the reservation cannot fail.
             let _ = pool.shared.sup.reserve(index);
-            if let Err(err) = Shared::spawn_worker(&pool.shared, index) {
-                let _ = pool.shared.sup.release(index);
-                pool.shared.sup.abort();
-                pool.finish(false);
-                return Err(err);
-            }
+            Shared::spawn_worker(&pool.shared, index)?;
         }
         if let Some(deadline) = policy.watchdog() {
             let shared = Arc::clone(&pool.shared);
             let period = Duration::from_millis(u64::from(deadline / 4).max(1));
-            match thread::Builder::new()
-                .name("foreman-watchdog".into())
-                .spawn(move || shared.watch(period))
-            {
-                Ok(monitor) => pool.monitor = Some(monitor),
-                Err(err) => {
-                    pool.shared.sup.abort();
-                    pool.finish(false);
-                    return Err(err);
-                }
-            }
+            pool.monitor = Some(
+                thread::Builder::new()
+                    .name("foreman-watchdog".into())
+                    .spawn(move || shared.watch(period))?,
+            );
         }
         Ok(pool)
     }
@@ -431,10 +423,11 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
         let thread = thread::Builder::new()
             .name(format!("foreman-worker-{index}"))
             .spawn(move || shared.run_worker(index))?;
-        this.threads
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(thread);
+        let mut threads = this.threads.lock().unwrap_or_else(PoisonError::into_inner);
+        // Threads that have ended (crashed workers) need no join: keep the list to the living,
+        // however many replacements a long life brings.
+        threads.retain(|thread| !thread.is_finished());
+        threads.push(thread);
         Ok(())
     }
 
@@ -447,22 +440,20 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
         while let Some(job) = worker.next_blocking() {
             let ctx = job.context();
             match panic::catch_unwind(AssertUnwindSafe(|| (self.handler)(&ctx, job.task()))) {
-                Ok(Ok(output)) => {
+                Ok(result) => {
                     // Err: condemned by someone using the supervisor directly; they own the task.
-                    if let Ok(task) = job.complete() {
-                        self.emit(Event::Completed {
-                            worker: index,
-                            task,
-                            output,
-                        });
-                    }
-                }
-                Ok(Err(error)) => {
-                    if let Ok(task) = job.fail() {
-                        self.emit(Event::Failed {
-                            worker: index,
-                            task,
-                            error,
+                    if let Ok(task) = job.finish(result.is_err()) {
+                        self.emit(match result {
+                            Ok(output) => Event::Completed {
+                                worker: index,
+                                task,
+                                output,
+                            },
+                            Err(error) => Event::Failed {
+                                worker: index,
+                                task,
+                                error,
+                            },
                         });
                     }
                 }
