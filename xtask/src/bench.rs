@@ -34,8 +34,9 @@ pub struct Args {
     pub out: Option<PathBuf>,
 }
 
-/// One measured number, as the benchmark binaries write it.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+/// One measured number, as the benchmark binaries write it: the JSON contract, whose other
+/// side is `Record` in `tests/benches/support/report.rs` (change both together).
+#[derive(Serialize, Deserialize)]
 pub struct Record {
     pub group: String,
     #[serde(rename = "impl")]
@@ -48,11 +49,17 @@ pub struct Record {
 /// The benchmark binaries, in the order they run.
 const BINARIES: &[&str] = &["peers", "memory"];
 
+/// `cargo xtask bench`: installs what is missing (Python, for the seed), then measures.
 pub fn run(args: Args) -> Result<()> {
     setup::ensure(Need {
         python: true,
         ..Need::default()
     })?;
+    measure(args)
+}
+
+/// Runs the benchmark binaries and writes `bench.json` and `bench.md` (without setup).
+pub fn measure(args: Args) -> Result<()> {
     let out = match args.out {
         Some(dir) if dir.is_relative() => std::env::current_dir()?.join(dir),
         Some(dir) => dir,

@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 
 use crate::setup::tools_bin;
 use crate::toolchain::Nightly;
-use crate::util::{cargo, exec, root, run_tests, target_dir, Counts};
+use crate::util::{cargo, check, root, run_tests, Counts};
 use crate::{serve, web};
 
 /// Debian's Chromium and its WebDriver.
@@ -36,21 +36,16 @@ pub fn screenshots_dir() -> PathBuf {
 
 /// `cargo fmt --check` and `cargo clippy -D warnings` on the wasm crate (one check each).
 pub fn lint(nightly: &Nightly) -> Result<Counts> {
-    let mut counts = Counts::one(exec(cargo().args([
-        "fmt",
-        "--manifest-path",
-        "wasm/Cargo.toml",
-        "--",
-        "--check",
-    ])));
-    counts += Counts::one(exec(web::cargo(nightly).args([
+    let mut counts =
+        check(cargo().args(["fmt", "--manifest-path", "wasm/Cargo.toml", "--", "--check"]));
+    counts += check(web::cargo(nightly).args([
         "clippy",
         "--release",
         "--all-targets",
         "--",
         "-D",
         "warnings",
-    ])));
+    ]));
     Ok(counts)
 }
 
@@ -74,7 +69,7 @@ fn require_chromium() -> Result<()> {
 /// test runner, through ChromeDriver).
 pub fn wasm_tests(nightly: &Nightly) -> Result<Counts> {
     require_chromium()?;
-    let capabilities = target_dir().join("wasm").join("webdriver.json");
+    let capabilities = web::target_dir().join("webdriver.json");
     write_capabilities(&capabilities)?;
     let mut cmd = web::cargo(nightly);
     cmd.args(["test", "--release"])

@@ -5,7 +5,6 @@
 use anyhow::{bail, Result};
 
 use crate::setup::{self, Need};
-use crate::toolchain::{Nightly, INSTALL_HINT};
 use crate::util::step;
 use crate::{serve, web};
 
@@ -27,14 +26,10 @@ pub fn run(args: Args) -> Result<()> {
         }
     } else {
         step("setup");
-        setup::ensure(Need {
-            nightly: true,
+        let nightly = setup::ensure_nightly(Need {
             wasm_tools: true,
             ..Need::default()
         })?;
-        let Some(nightly) = Nightly::detect() else {
-            bail!("no second toolchain; {INSTALL_HINT}")
-        };
         web::build(&nightly)?;
     }
     step("serving web/");

@@ -19,7 +19,7 @@ use anyhow::{bail, Context, Result};
 use object::{Object, ObjectSection};
 
 use crate::setup::{self, Need};
-use crate::toolchain::{Nightly, INSTALL_HINT};
+use crate::toolchain::Nightly;
 use crate::util::{self, display, exec, root, step, target_dir, Counts};
 
 /// One firmware build: a board, its target, and the firmware's cargo features.
@@ -102,12 +102,10 @@ pub fn suite(nightly: &Nightly) -> Result<Counts> {
 
 /// Installs what is missing and finds the second toolchain.
 fn prepare() -> Result<Nightly> {
-    setup::ensure(Need {
-        nightly: true,
+    setup::ensure_nightly(Need {
         qemu: true,
         ..Need::default()
-    })?;
-    Nightly::detect().with_context(|| format!("no second toolchain; {INSTALL_HINT}"))
+    })
 }
 
 /// What every check found, and the footprint of every image that was built.
@@ -129,9 +127,14 @@ struct Image {
 fn run_all(nightly: &Nightly) -> Report {
     let mut report = Report::default();
     step("firmware: format and lint");
+    let lint_problems = lint()
+        .err()
+        .map(|err| format!("{err:#}"))
+        .into_iter()
+        .collect();
     report
         .checks
-        .push(("firmware: rustfmt + clippy".into(), lint().err_list()));
+        .push(("firmware: rustfmt + clippy".into(), lint_problems));
     for variant in VARIANTS {
         step(format!(
             "firmware on {} ({}, atomics: {})",
@@ -218,22 +221,8 @@ fn check_name(variant: &Variant, image: &str) -> String {
     )
 }
 
-trait ErrList {
-    /// The error, if any, as a list of problems.
-    fn err_list(self) -> Vec<String>;
-}
-
-impl ErrList for Result<()> {
-    fn err_list(self) -> Vec<String> {
-        match self {
-            Ok(()) => Vec::new(),
-            Err(err) => vec![format!("{err:#}")],
-        }
-    }
-}
-
 /// `cargo fmt --check` and `cargo clippy -D warnings` on the firmware. Clippy runs with the
-/// stock toolchain for the host (the second toolchain has no clippy): the firmware has no
+/// stock toolchain for the host, which needs no `-Z build-std`: the firmware has no
 /// target-specific code, so this type-checks and lints all of it.
 fn lint() -> Result<()> {
     let manifest = root().join("embedded").join("Cargo.toml");
@@ -264,10 +253,7 @@ fn build(nightly: &Nightly, variant: &Variant) -> Result<PathBuf> {
         .arg("-Zbuild-std=core")
         .args(variant.features);
     exec(&mut cmd)?;
-    let built = target_dir()
-        .join("xbuild")
-        .join(variant.target)
-        .join("release");
+    let built = Nightly::target_dir().join(variant.target).join("release");
     let dir = target_dir().join("qemu").join(variant.slug);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     for image in [SUPERVISED, BASELINE] {

@@ -5,6 +5,7 @@
 //! `Cross-Origin-Embedder-Policy: require-corp`. Every response carries them, and
 //! `Cache-Control: no-cache`, so a rebuilt module is never served stale.
 
+use std::future::Future;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -67,22 +68,31 @@ async fn bind(port: u16) -> Result<TcpListener> {
         })
 }
 
+/// Serves `dir` on 127.0.0.1:`port` until `shutdown` completes; `ready` gets the address
+/// once it listens.
+async fn serve(
+    dir: &Path,
+    port: u16,
+    ready: impl FnOnce(SocketAddr),
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let listener = bind(port).await?;
+    ready(listener.local_addr()?);
+    axum::serve(listener, router(dir))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("the server failed")
+}
+
 /// Serves `dir` on 127.0.0.1:`port` until Ctrl-C; `ready` gets the address once it listens.
 pub fn until_ctrl_c(dir: &Path, port: u16, ready: impl FnOnce(SocketAddr)) -> Result<()> {
-    runtime()?.block_on(async {
-        let listener = bind(port).await?;
-        ready(listener.local_addr()?);
-        axum::serve(listener, router(dir))
-            .with_graceful_shutdown(async {
-                // An error here means no signal handler could be installed: serve on until
-                // the process is killed.
-                if tokio::signal::ctrl_c().await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            })
-            .await
-            .context("the server failed")
-    })
+    runtime()?.block_on(serve(dir, port, ready, async {
+        // An error here means no signal handler could be installed: serve on until the
+        // process is killed.
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }))
 }
 
 /// A server on a free port in a background thread, stopped when dropped.
@@ -100,16 +110,12 @@ impl Background {
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
             let served = runtime().and_then(|runtime| {
-                runtime.block_on(async {
-                    let listener = bind(0).await?;
-                    let _ = ready_tx.send(Ok(listener.local_addr()?));
-                    axum::serve(listener, router(&dir))
-                        .with_graceful_shutdown(async {
-                            let _ = stop_rx.await;
-                        })
-                        .await
-                        .context("the server failed")
-                })
+                let ready = |addr| {
+                    let _ = ready_tx.send(Ok(addr));
+                };
+                runtime.block_on(serve(&dir, 0, ready, async {
+                    let _ = stop_rx.await;
+                }))
             });
             if let Err(err) = served {
                 // Whoever waits for the address learns why; afterwards nobody listens.

@@ -50,18 +50,44 @@ impl Need {
     }
 }
 
+/// `target/tools`, the `cargo install --root` of the project's tools.
+fn tools_root() -> PathBuf {
+    root().join("target").join("tools")
+}
+
 /// `target/tools/bin`, where the cargo-installed tools live.
 pub fn tools_bin() -> PathBuf {
-    root().join("target").join("tools").join("bin")
+    tools_root().join("bin")
 }
 
 /// Installs what `need` asks for and is missing.
 pub fn ensure(need: Need) -> Result<()> {
+    install(need).map(drop)
+}
+
+/// Installs what `need` asks for and is missing, and the second toolchain, which it returns.
+pub fn ensure_nightly(need: Need) -> Result<Nightly> {
+    let nightly = install(Need {
+        nightly: true,
+        ..need
+    })?;
+    Ok(nightly.expect("`install` fails unless it finds the second toolchain it was asked for"))
+}
+
+/// Installs what `need` asks for and is missing; returns the second toolchain if `need`
+/// asks for it (and fails if it is still not usable then).
+fn install(need: Need) -> Result<Option<Nightly>> {
     let mut apt = Apt::new();
     let mut missing: Vec<String> = Vec::new();
 
+    // Detected once; again only if apt had to install it.
+    let nightly = if need.nightly {
+        Nightly::detect()
+    } else {
+        None
+    };
     if need.nightly {
-        match Nightly::detect() {
+        match &nightly {
             Some(found) => println!("ok: second toolchain: {}", found.describe()),
             None if apt.usable() => apt.want(&[
                 "rustc-web",
@@ -74,7 +100,7 @@ pub fn ensure(need: Need) -> Result<()> {
         }
         // Clippy of the second toolchain lints the wasm crate (rustup's nightly has it).
         let debian_clippy = Path::new("/usr/bin/cargo-clippy").exists();
-        match Nightly::detect() {
+        match nightly {
             Some(Nightly::Rustup) => {}
             _ if debian_clippy => println!("ok: clippy for Debian's rustc-web"),
             _ if apt.usable() => apt.want(&["rust-web-clippy"]),
@@ -124,9 +150,15 @@ pub fn ensure(need: Need) -> Result<()> {
         );
     }
     apt.install()?;
-    if need.nightly && Nightly::detect().is_none() {
-        bail!("the second toolchain is still not usable after installing it; {INSTALL_HINT}");
-    }
+    let nightly = match nightly {
+        None if need.nightly => match Nightly::detect() {
+            Some(installed) => Some(installed),
+            None => bail!(
+                "the second toolchain is still not usable after installing it; {INSTALL_HINT}"
+            ),
+        },
+        detected => detected,
+    };
     if need.wasm_tools {
         cargo_install("wasm-bindgen", "wasm-bindgen-cli", WASM_BINDGEN_VERSION)?;
         cargo_install("wasm-pack", "wasm-pack", WASM_PACK_VERSION)?;
@@ -136,7 +168,7 @@ pub fn ensure(need: Need) -> Result<()> {
             npm_install(&root().join(project))?;
         }
     }
-    Ok(())
+    Ok(nightly)
 }
 
 /// Installs `krate` at `version` into `target/tools` unless its `binary` there already
@@ -153,12 +185,11 @@ fn cargo_install(binary: &str, krate: &str, version: &str) -> Result<()> {
     step(format!(
         "installing {krate} {version} into target/tools (a few minutes, once)"
     ));
-    let tools = root().join("target").join("tools");
     // No --locked: wasm-bindgen-cli's lock file names a version the registry no longer has.
     exec(
         crate::util::cargo()
             .args(["install", "--root"])
-            .arg(&tools)
+            .arg(tools_root())
             .args([krate, "--version", version]),
     )
 }

@@ -7,8 +7,7 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 
 use crate::setup::{self, Need};
-use crate::toolchain::{Nightly, INSTALL_HINT};
-use crate::util::{cargo, exec, output, root, run_tests, step, target_dir, Counts};
+use crate::util::{cargo, check, output, root, run_tests, step, target_dir, Counts};
 
 /// Options of `cargo xtask test`.
 #[derive(clap::Args)]
@@ -45,10 +44,7 @@ const CROSS_TARGETS: &[(&str, &str, &str, &[&str])] = &[
 
 pub fn run(args: Args) -> Result<()> {
     step("setup");
-    setup::ensure(Need::everything())?;
-    let Some(nightly) = Nightly::detect() else {
-        bail!("no second toolchain; {INSTALL_HINT}")
-    };
+    let nightly = setup::ensure_nightly(Need::everything())?;
 
     let mut suites = Suites::new(args.only);
     suites.run("format", || {
@@ -124,21 +120,14 @@ pub fn run(args: Args) -> Result<()> {
         crate::qemu::suite(&nightly)
     });
     suites.run("bench smoke (quick benchmarks, no thresholds)", || {
-        crate::bench::run(crate::bench::Args {
+        // Without `bench::run`'s setup: the one above covers it.
+        crate::bench::measure(crate::bench::Args {
             quick: true,
             out: Some(target_dir().join("bench-smoke")),
         })
-        .map(|()| Counts {
-            passed: 1,
-            failed: 0,
-        })
+        .map(|()| Counts::PASS)
     });
     suites.finish()
-}
-
-/// Runs a command as one check: one pass or one failure.
-fn check(cmd: &mut Command) -> Counts {
-    Counts::one(exec(cmd))
 }
 
 /// The seed example and the Python seed it reproduces (`tests/seed/seed.py`, its shutdown
@@ -224,13 +213,7 @@ impl Suites {
         }
         step(format!("test: {name}"));
         let started = Instant::now();
-        let counts = suite().unwrap_or_else(|err| {
-            eprintln!("FAILED: {name}: {err:#}");
-            Counts {
-                passed: 0,
-                failed: 1,
-            }
-        });
+        let counts = suite().unwrap_or_else(|err| Counts::one(Err(err.context(name.to_string()))));
         self.results
             .push((name.to_string(), counts, started.elapsed().as_secs_f64()));
     }

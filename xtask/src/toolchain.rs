@@ -12,7 +12,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::util::{root, target_dir, which};
+use crate::util::{root, target_dir, which, BUILD_VARS};
 
 /// How to tell a person to get the second toolchain.
 pub const INSTALL_HINT: &str = "install a toolchain with the standard library's source: \
@@ -49,21 +49,22 @@ impl Nightly {
         }
     }
 
+    /// The target directory of this toolchain's builds (the wasm crate's have their own).
+    pub fn target_dir() -> PathBuf {
+        target_dir().join("xbuild")
+    }
+
     /// Points a command (cargo, or a tool that runs cargo such as wasm-pack) at this
     /// toolchain, with its own target directory so the two toolchains never share artifacts.
     pub fn configure(&self, cmd: &mut Command) {
-        for var in [
-            "RUSTFLAGS",
-            "CARGO_ENCODED_RUSTFLAGS",
-            "CARGO_BUILD_TARGET",
-            "RUSTC",
-            "RUSTDOC",
-            "RUSTC_WRAPPER",
-        ] {
+        for var in BUILD_VARS
+            .into_iter()
+            .chain(["RUSTC", "RUSTDOC", "RUSTC_WRAPPER"])
+        {
             cmd.env_remove(var);
         }
         cmd.env("RUSTC_BOOTSTRAP", "1");
-        cmd.env("CARGO_TARGET_DIR", target_dir().join("xbuild"));
+        cmd.env("CARGO_TARGET_DIR", Nightly::target_dir());
         match self {
             Nightly::Rustup => {
                 cmd.env("RUSTUP_TOOLCHAIN", "nightly");
@@ -98,10 +99,8 @@ impl Nightly {
 }
 
 fn rustup_nightly_has_src() -> bool {
-    let Some(rustup) = which("rustup") else {
-        return false;
-    };
-    let Ok(out) = Command::new(rustup)
+    // Without rustup on PATH, it cannot start: false.
+    let Ok(out) = Command::new("rustup")
         .args(["run", "nightly", "rustc", "--print", "sysroot"])
         .output()
     else {

@@ -30,17 +30,16 @@ pub fn step(message: impl AsRef<str>) {
     println!("\n==> {}", message.as_ref());
 }
 
+/// Variables of the caller's environment that change what cargo builds (flags, target):
+/// removed from every cargo run here, of either toolchain.
+pub const BUILD_VARS: [&str; 3] = ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_TARGET"];
+
 /// The cargo that runs this xtask (stock stable), in the workspace root, with nothing from
 /// the caller's environment that would redirect it to another toolchain or target.
 pub fn cargo() -> Command {
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cmd.current_dir(root());
-    for var in [
-        "RUSTFLAGS",
-        "CARGO_ENCODED_RUSTFLAGS",
-        "CARGO_BUILD_TARGET",
-        "RUSTC_BOOTSTRAP",
-    ] {
+    for var in BUILD_VARS.into_iter().chain(["RUSTC_BOOTSTRAP"]) {
         cmd.env_remove(var);
     }
     cmd
@@ -90,6 +89,11 @@ pub fn output(cmd: &mut Command) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Runs a command as one check: one pass or one failure.
+pub fn check(cmd: &mut Command) -> Counts {
+    Counts::one(exec(cmd))
+}
+
 /// Test counts parsed from a test harness's output.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Counts {
@@ -98,19 +102,24 @@ pub struct Counts {
 }
 
 impl Counts {
+    /// One pass.
+    pub const PASS: Counts = Counts {
+        passed: 1,
+        failed: 0,
+    };
+    /// One failure.
+    pub const FAIL: Counts = Counts {
+        passed: 0,
+        failed: 1,
+    };
+
     /// One check: one pass, or one failure (whose error is printed).
     pub fn one(result: Result<()>) -> Counts {
         match result {
-            Ok(()) => Counts {
-                passed: 1,
-                failed: 0,
-            },
+            Ok(()) => Counts::PASS,
             Err(err) => {
                 eprintln!("FAILED: {err:#}");
-                Counts {
-                    passed: 0,
-                    failed: 1,
-                }
+                Counts::FAIL
             }
         }
     }

@@ -10,7 +10,7 @@ use anyhow::{bail, Result};
 
 use crate::setup::tools_bin;
 use crate::toolchain::Nightly;
-use crate::util::{exec, root, step, target_dir};
+use crate::util::{self, exec, root, step};
 
 /// The wasm crate's directory (its `.cargo/config.toml` sets the target and the flags, so
 /// cargo must run there).
@@ -23,13 +23,17 @@ pub fn web_dir() -> PathBuf {
     root().join("web")
 }
 
-/// Points `cmd` at the second toolchain, with the wasm crate's own target directory (its
-/// standard library is built with other flags than the core's cross builds, which would
-/// otherwise rebuild each other's) and the project's tools (wasm-pack, wasm-bindgen) on PATH.
-pub fn configure(nightly: &Nightly, cmd: &mut Command) {
-    nightly.configure(cmd);
+/// The wasm crate's own target directory: its standard library is built with other flags
+/// than the core's cross builds, which would otherwise rebuild each other's.
+pub fn target_dir() -> PathBuf {
+    util::target_dir().join("wasm")
+}
+
+/// Makes `cmd`, already pointed at the second toolchain, run in the wasm crate, with the
+/// crate's [`target_dir`] and the project's tools (wasm-pack, wasm-bindgen) on PATH.
+fn in_crate(cmd: &mut Command) {
     cmd.current_dir(crate_dir());
-    cmd.env("CARGO_TARGET_DIR", target_dir().join("wasm"));
+    cmd.env("CARGO_TARGET_DIR", target_dir());
     let configured = cmd
         .get_envs()
         .find(|(key, _)| *key == "PATH")
@@ -46,7 +50,7 @@ pub fn configure(nightly: &Nightly, cmd: &mut Command) {
 /// `cargo` of the second toolchain, run in the wasm crate.
 pub fn cargo(nightly: &Nightly) -> Command {
     let mut cmd = nightly.cargo();
-    configure(nightly, &mut cmd);
+    in_crate(&mut cmd);
     cmd
 }
 
@@ -64,7 +68,8 @@ pub fn build(nightly: &Nightly) -> Result<()> {
         );
     }
     let mut cmd = Command::new(wasm_pack);
-    configure(nightly, &mut cmd);
+    nightly.configure(&mut cmd);
+    in_crate(&mut cmd);
     cmd.args([
         "build",
         ".",
