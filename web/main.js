@@ -21,6 +21,15 @@ const THROUGHPUT_WINDOW_S = 60;
 /** Events kept in `window.foreman.events` (the log on the page shows the last 300). */
 const MAX_KEPT_EVENTS = 10000;
 const SAMPLE_MS = 250;
+/** The kinds of task the inject buttons submit (`#inject-<kind>`). */
+const INJECT_KINDS = ['fail', 'panic', 'hang', 'slow'];
+
+/** Sets `node`'s text, touching the DOM only if it changed. Returns whether it did. */
+function setText(node, text) {
+  if (node.textContent === text) return false;
+  node.textContent = text;
+  return true;
+}
 
 main().catch((error) => {
   page.error = String(error);
@@ -67,6 +76,7 @@ async function main() {
   const throughput = new Throughput($('#throughput'));
   const log = new Log($('#log'));
   const cards = new WorkerCards($('#workers-grid'));
+  const ledger = new Ledger($('#ledger'));
   const tick = () => demo.tick();
   setInterval(tick, SAMPLE_MS); // keeps supervising while the page is hidden (no frames then)
 
@@ -80,6 +90,7 @@ async function main() {
     log.add(view.events, view.events_dropped);
     cards.render(view);
     renderStats(view);
+    ledger.render(view);
     throughput.sample(now, view.completed + view.failed);
     throughput.draw();
     picture.draw();
@@ -136,7 +147,7 @@ function wireControls(demo) {
     const count = readWhole($('#count'), 'Tasks', 1, demo.maxBatch);
     if (count !== null) attempt(() => demo.submit(count), (batch) => `batch #${batch}: ${count} tasks submitted`);
   });
-  for (const kind of ['fail', 'panic', 'hang', 'slow']) {
+  for (const kind of INJECT_KINDS) {
     $(`#inject-${kind}`).addEventListener('click', () =>
       attempt(() => demo.inject(kind), (id) => `task #${id} injected`));
   }
@@ -160,23 +171,20 @@ function renderControls(view) {
   const running = view.state === 'running' && view.threads > 0;
   const stopped = view.state === 'stopped';
   const pill = $('#supervisor-state');
-  const label = view.shutdown ? `stopped (${view.shutdown})` : view.state;
-  if (pill.textContent !== label) {
-    pill.textContent = label;
-    pill.className = `pill ${view.state}`;
-  }
+  if (setText(pill, view.shutdown ? `stopped (${view.shutdown})` : view.state)) pill.className = `pill ${view.state}`;
   const lock = (id, disabled) => { $(id).disabled = disabled || benchmarking; };
-  lock('#start', !(stopped && view.threads === 0) && !(view.state === 'running' && view.threads === 0));
+  // Start needs every thread gone, and a fresh or a stopped supervisor.
+  lock('#start', view.threads > 0 || !(stopped || view.state === 'running'));
   lock('#submit', !running);
-  for (const kind of ['fail', 'panic', 'hang', 'slow']) lock(`#inject-${kind}`, !running);
+  for (const kind of INJECT_KINDS) lock(`#inject-${kind}`, !running);
   lock('#drain', stopped);
   lock('#abort', stopped);
-  $('#bench').disabled = benchmarking || !(running || stopped);
-  $('#start').textContent = stopped ? 'Start again' : 'Start';
-  $('#start-hint').textContent =
-    view.state === 'running' && view.threads > 0 ? 'to change the count: drain or abort, then start again'
+  lock('#bench', !(running || stopped));
+  setText($('#start'), stopped ? 'Start again' : 'Start');
+  setText($('#start-hint'),
+    running ? 'to change the count: drain or abort, then start again'
     : stopped && view.threads > 0 ? `${view.threads} workers still leaving…`
-    : '';
+    : '');
 }
 
 function renderStats(view) {
@@ -184,48 +192,61 @@ function renderStats(view) {
   const values = { ...view, memory };
   for (const node of document.querySelectorAll('[data-stat]')) {
     const value = values[node.dataset.stat];
-    const text = typeof value === 'number' ? fmt.format(value) : String(value);
-    if (node.textContent !== text) node.textContent = text;
+    setText(node, typeof value === 'number' ? fmt.format(value) : String(value));
   }
   const addsUp = $('#adds-up');
-  addsUp.textContent = view.adds_up
+  setText(addsUp, view.adds_up
     ? 'submitted = completed + failed + dead-lettered + lost + handed back + queued + in flight ✓'
-    : 'counters do not add up ✗';
+    : 'counters do not add up ✗');
   addsUp.style.color = view.adds_up ? 'var(--green)' : 'var(--red)';
 
   const queue = Math.min(1, view.queued / view.capacity);
   $('#queue-bar').style.width = `${(queue * 100).toFixed(1)}%`;
   $('#queue-bar').classList.toggle('full', queue > 0.9);
-  $('#queue-count').textContent = `${fmt.format(view.queued)} / ${fmt.format(view.capacity)}`;
+  setText($('#queue-count'), `${fmt.format(view.queued)} / ${fmt.format(view.capacity)}`);
 
-  const l = view.ledger;
-  const agrees = l.completed === view.completed && l.failed === view.failed
-    && l.dead_lettered === view.dead_lettered && l.lost === view.lost
-    && l.handed_back === view.handed_back && l.pending === view.queued + view.in_flight;
-  const ledger = $('#ledger');
-  ledger.innerHTML = '';
-  ledger.append(
-    `Ledger (every task, one outcome each): ${fmt.format(l.completed)} completed, ${fmt.format(l.failed)} failed, ` +
-    `${fmt.format(l.dead_lettered)} dead-lettered, ${fmt.format(l.lost)} lost, ${fmt.format(l.handed_back)} handed back, ` +
-    `${fmt.format(l.pending)} pending — `);
-  const verdict = document.createElement('span');
-  const settled = view.in_flight === 0 || agrees;
-  verdict.className = agrees && l.violations === 0 ? 'ok' : settled ? 'bad' : '';
-  verdict.textContent = l.violations > 0 ? `${l.violations} tasks ended twice ✗`
-    : agrees ? 'agrees with the supervisor ✓' : 'catching up…';
-  ledger.append(verdict);
-  ledger.dataset.agrees = String(agrees && l.violations === 0);
-
-  $('#threads').textContent = `${view.threads} threads · slots 0–${view.workers.length - 1}`;
+  setText($('#threads'), `${view.threads} threads · slots 0–${view.workers.length - 1}`);
   const batch = view.batch;
   $('#picture-hint').hidden = view.submitted > 0;
   if (batch) {
     const share = batch.total === 0 ? 1 : batch.ended / batch.total;
-    $('#batch-label').textContent = `batch #${batch.id}`;
-    $('#batch-count').textContent =
-      `${fmt.format(batch.ended)} / ${fmt.format(batch.total)} ended · ${fmt.format(batch.accepted)} submitted`;
+    setText($('#batch-label'), `batch #${batch.id}`);
+    setText($('#batch-count'),
+      `${fmt.format(batch.ended)} / ${fmt.format(batch.total)} ended · ${fmt.format(batch.accepted)} submitted`);
     $('#batch-bar').style.width = `${(share * 100).toFixed(1)}%`;
   }
+}
+
+/** The ledger's line: its totals, and whether they agree with the supervisor's counters. */
+class Ledger {
+  constructor(root) {
+    this.root = root;
+    this.totals = document.createTextNode('');
+    this.verdict = document.createElement('span');
+    root.replaceChildren(this.totals, this.verdict);
+  }
+
+  render(view) {
+    const l = view.ledger;
+    const agrees = l.completed === view.completed && l.failed === view.failed
+      && l.dead_lettered === view.dead_lettered && l.lost === view.lost
+      && l.handed_back === view.handed_back && l.pending === view.queued + view.in_flight;
+    setText(this.totals,
+      `Ledger (every task, one outcome each): ${fmt.format(l.completed)} completed, ${fmt.format(l.failed)} failed, ` +
+      `${fmt.format(l.dead_lettered)} dead-lettered, ${fmt.format(l.lost)} lost, ${fmt.format(l.handed_back)} handed back, ` +
+      `${fmt.format(l.pending)} pending — `);
+    const settled = view.in_flight === 0 || agrees;
+    const verdictClass = agrees && l.violations === 0 ? 'ok' : settled ? 'bad' : '';
+    if (this.verdict.className !== verdictClass) this.verdict.className = verdictClass;
+    setText(this.verdict, l.violations > 0 ? `${l.violations} tasks ended twice ✗`
+      : agrees ? 'agrees with the supervisor ✓' : 'catching up…');
+    setData(this.root, 'agrees', String(agrees && l.violations === 0));
+  }
+}
+
+/** Sets `node.dataset[key]`, touching the DOM only if it changed. */
+function setData(node, key, value) {
+  if (node.dataset[key] !== value) node.dataset[key] = value;
 }
 
 class WorkerCards {
@@ -235,42 +256,62 @@ class WorkerCards {
     this.last = [];
   }
 
+  /** A new card, and the nodes that `render` writes to. */
+  static create() {
+    const card = document.createElement('article');
+    card.className = 'worker';
+    card.innerHTML = '<div class="head"><span class="name"></span><span class="state"></span></div>' +
+      '<div class="done num"> <small>done</small></div><div class="meta num"></div><div class="task"></div>';
+    card.dataset.testid = 'worker';
+    const done = document.createTextNode('');
+    card.querySelector('.done').prepend(done);
+    return {
+      card,
+      name: card.querySelector('.name'),
+      state: card.querySelector('.state'),
+      done,
+      meta: card.querySelector('.meta'),
+      task: card.querySelector('.task'),
+      shownState: null,
+    };
+  }
+
   render(view) {
     const shown = view.workers.filter((w, i) => i < Math.max(view.workers_wanted, 1) || w.state !== 'vacant');
     while (this.cards.length < shown.length) {
-      const card = document.createElement('article');
-      card.className = 'worker';
-      card.innerHTML = '<div class="head"><span class="name"></span><span class="state"></span></div>' +
-        '<div class="done num"></div><div class="meta num"></div><div class="task"></div>';
-      card.dataset.testid = 'worker';
-      this.root.append(card);
-      this.cards.push(card);
+      const nodes = WorkerCards.create();
+      this.root.append(nodes.card);
+      this.cards.push(nodes);
     }
-    while (this.cards.length > shown.length) this.cards.pop().remove();
+    while (this.cards.length > shown.length) this.cards.pop().card.remove();
     shown.forEach((worker, i) => {
-      const card = this.cards[i];
+      const nodes = this.cards[i];
+      const { card } = nodes;
       const previous = this.last[worker.slot];
       if (previous && worker.crashes > previous.crashes) {
         card.classList.remove('flash');
         void card.offsetWidth; // restart the animation
         card.classList.add('flash');
       }
-      card.classList.forEach((c) => { if (c.startsWith('s-')) card.classList.remove(c); });
-      card.classList.add(`s-${worker.state}`);
-      card.classList.toggle('vacant', worker.state === 'vacant');
-      card.dataset.slot = worker.slot;
-      card.dataset.state = worker.state;
-      card.dataset.completed = worker.completed;
-      card.dataset.restarts = worker.restarts;
-      card.querySelector('.name').textContent = `Worker ${worker.slot}`;
-      card.querySelector('.state').textContent = worker.state;
-      card.querySelector('.done').innerHTML = `${fmt.format(worker.completed)} <small>done</small>`;
-      card.querySelector('.meta').textContent =
-        `${worker.failed} failed · ${worker.crashes} crashes · ${worker.restarts} restarts · heap ${kib(worker.heap)}`;
+      if (nodes.shownState !== worker.state) {
+        nodes.shownState = worker.state;
+        card.classList.forEach((c) => { if (c.startsWith('s-')) card.classList.remove(c); });
+        card.classList.add(`s-${worker.state}`);
+        card.classList.toggle('vacant', worker.state === 'vacant');
+      }
+      setData(card, 'slot', String(worker.slot));
+      setData(card, 'state', worker.state);
+      setData(card, 'completed', String(worker.completed));
+      setData(card, 'restarts', String(worker.restarts));
+      setText(nodes.name, `Worker ${worker.slot}`);
+      setText(nodes.state, worker.state);
+      setText(nodes.done, fmt.format(worker.completed));
+      setText(nodes.meta,
+        `${worker.failed} failed · ${worker.crashes} crashes · ${worker.restarts} restarts · heap ${kib(worker.heap)}`);
       const task = worker.task;
-      card.querySelector('.task').textContent = !task ? '\u00a0'
+      setText(nodes.task, !task ? '\u00a0'
         : task.kind === 'row' ? `#${task.id} · row ${task.row}, zoom ${task.view}`
-        : `#${task.id} · ${task.kind} task`;
+        : `#${task.id} · ${task.kind} task`);
     });
     this.last = view.workers;
   }
@@ -316,9 +357,14 @@ class Picture {
     this.context = canvas.getContext('2d');
     this.demo = demo;
     this.image = this.context.createImageData(demo.width, demo.height);
+    this.version = null;
   }
 
+  /** Copies the picture onto the canvas, if a row was drawn since the last copy. */
   draw() {
+    const version = this.demo.pictureVersion;
+    if (version === this.version) return;
+    this.version = version;
     this.image.data.set(this.demo.picture());
     this.context.putImageData(this.image, 0, 0);
   }
@@ -331,6 +377,8 @@ class Throughput {
     this.samples = [];
     this.lastAt = null;
     this.lastCount = 0;
+    /** Whether the plot must be drawn again (a sample was added since the last draw). */
+    this.stale = true;
   }
 
   sample(now, count) {
@@ -346,10 +394,12 @@ class Throughput {
     this.lastCount = count;
     const keep = (THROUGHPUT_WINDOW_S * 1000) / SAMPLE_MS;
     if (this.samples.length > keep) this.samples.shift();
+    this.stale = true;
     const recent = this.samples.slice(-4);
-    $('#rate').textContent = `${fmt.format(Math.round(recent.reduce((a, b) => a + b, 0) / recent.length))} tasks/s`;
+    setText($('#rate'), `${fmt.format(Math.round(recent.reduce((a, b) => a + b, 0) / recent.length))} tasks/s`);
   }
 
+  /** Draws the plot, if a sample was added or the canvas changed size since the last time. */
   draw() {
     const { canvas, context: g } = this;
     const ratio = window.devicePixelRatio || 1;
@@ -358,7 +408,10 @@ class Throughput {
     if (canvas.width !== width || canvas.height !== height) {
       canvas.width = width;
       canvas.height = height;
+      this.stale = true;
     }
+    if (!this.stale) return;
+    this.stale = false;
     g.clearRect(0, 0, width, height);
     const keep = (THROUGHPUT_WINDOW_S * 1000) / SAMPLE_MS;
     const top = Math.max(10, ...this.samples) * 1.15;

@@ -31,18 +31,19 @@ export async function waitForView(page, predicate, arg, timeout = 60_000) {
   return page.evaluate(() => window.foreman.view);
 }
 
-/** The number the page shows for a counter (`data-stat` name), as a number. */
-export async function shown(page, stat) {
-  const text = await page.locator(`[data-stat="${stat}"]`).textContent();
-  return Number(text.replace(/,/g, ''));
-}
+/** The counters (`data-stat` names) of the supervisor card that `shownStats` reads. */
+const STATS = ['submitted', 'completed', 'failed', 'dead_lettered', 'lost', 'handed_back', 'queued',
+  'in_flight', 'crashes', 'restarts', 'backlog'];
 
-/** Every counter the supervisor card shows. */
+/** Every counter the supervisor card shows, read at one moment. */
 export async function shownStats(page) {
-  const names = ['submitted', 'completed', 'failed', 'dead_lettered', 'lost', 'handed_back', 'queued',
-    'in_flight', 'crashes', 'restarts', 'backlog'];
+  const texts = await page.locator('[data-stat]').evaluateAll((nodes) =>
+    Object.fromEntries(nodes.map((node) => [node.dataset.stat, node.textContent])));
   const stats = {};
-  for (const name of names) stats[name] = await shown(page, name);
+  for (const name of STATS) {
+    expect(texts, `the page shows the counter "${name}"`).toHaveProperty(name);
+    stats[name] = Number(texts[name].replace(/,/g, '')); // as shown: `1,234`
+  }
   return stats;
 }
 

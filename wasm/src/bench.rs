@@ -10,12 +10,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use foreman::{SubmitError, SupervisorState};
 use rayon::prelude::*;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
 use crate::picture::{self, BENCH_VIEW, HEIGHT};
 use crate::tasks::{self, Kind, Task};
-use crate::SUPERVISOR;
+use crate::{clock, host, SUPERVISOR};
 
 /// Threads of the rayon pool once started; 0 before; [`STARTING`] while it starts.
 static RAYON_THREADS: AtomicU32 = AtomicU32::new(0);
@@ -59,24 +58,17 @@ pub async fn start_rayon(threads: u32) -> Result<(), JsError> {
 /// back `{ ok: true, ms }` or `{ ok: false, error }`.
 #[wasm_bindgen(js_name = startBenchmarkDriver)]
 pub fn start_driver(worker_url: &str) -> Result<web_sys::Worker, JsValue> {
-    let options = web_sys::WorkerOptions::new();
-    options.set_type(web_sys::WorkerType::Module);
-    options.set_name("foreman benchmark driver");
-    let worker = web_sys::Worker::new_with_options(worker_url, &options)?;
-    let init = js_sys::Object::new();
-    js_sys::Reflect::set(&init, &"kind".into(), &"bench".into())?;
-    js_sys::Reflect::set(&init, &"module".into(), &wasm_bindgen::module())?;
-    js_sys::Reflect::set(&init, &"memory".into(), &wasm_bindgen::memory())?;
-    worker.post_message(&init)?;
-    Ok(worker)
+    Ok(host::start_module_worker(
+        worker_url,
+        "foreman benchmark driver",
+        "bench",
+        &[],
+    )?)
 }
 
 /// Milliseconds on this thread's clock.
 fn now() -> Result<f64, JsError> {
-    js_sys::global()
-        .dyn_into::<web_sys::WorkerGlobalScope>()
-        .ok()
-        .and_then(|scope| scope.performance())
+    clock::worker_performance()
         .map(|performance| performance.now())
         .ok_or_else(|| {
             JsError::new("the benchmark blocks, so it runs on a Web Worker, not on the page")

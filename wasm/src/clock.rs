@@ -17,7 +17,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use crate::SUPERVISOR;
+use crate::{park, SUPERVISOR};
 
 /// The clock's last value: milliseconds since the clock thread started.
 static NOW: AtomicU32 = AtomicU32::new(0);
@@ -30,10 +30,7 @@ static STOP: AtomicU32 = AtomicU32::new(0);
 /// (`web/worker.js`, kind `"clock"`); fails at once anywhere else (it blocks).
 #[wasm_bindgen]
 pub fn clock_main(period_ms: u32) -> Result<(), JsError> {
-    let performance = js_sys::global()
-        .dyn_into::<web_sys::WorkerGlobalScope>()
-        .ok()
-        .and_then(|scope| scope.performance())
+    let performance = worker_performance()
         .ok_or_else(|| JsError::new("the clock blocks, so it runs on a Web Worker"))?;
     let started = performance.now();
     let period_ns = i64::from(period_ms.max(1)) * 1_000_000;
@@ -45,9 +42,8 @@ pub fn clock_main(period_ms: u32) -> Result<(), JsError> {
         NOW.store(now, Ordering::Relaxed);
         // Relaxed: a liveness counter.
         TICKS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: `STOP` is a live, aligned atomic in shared memory; the wait only reads it.
         // Returns after the period, or at once when `stop` set the word.
-        unsafe { core::arch::wasm32::memory_atomic_wait32(STOP.as_ptr().cast(), 0, period_ns) };
+        park::wait(&STOP, 0, period_ns);
         // Acquire: pairs with `stop`.
         if STOP.load(Ordering::Acquire) != 0 {
             return Ok(());
@@ -71,6 +67,14 @@ pub fn ticks() -> u32 {
 pub fn stop() {
     // Release: the stop is seen by the clock's Acquire load.
     STOP.store(1, Ordering::Release);
-    // SAFETY: as in `clock_main`; notify does not read the word.
-    unsafe { core::arch::wasm32::memory_atomic_notify(STOP.as_ptr().cast(), u32::MAX) };
+    park::notify_all(&STOP);
+}
+
+/// The calling thread's `performance`, if it is a Web Worker (`None` on the page's main
+/// thread, which may not block).
+pub(crate) fn worker_performance() -> Option<web_sys::Performance> {
+    js_sys::global()
+        .dyn_into::<web_sys::WorkerGlobalScope>()
+        .ok()
+        .and_then(|scope| scope.performance())
 }

@@ -221,6 +221,13 @@ impl Demo {
         )
     }
 
+    /// The picture's version: it changes whenever a row is drawn, so the page copies the
+    /// picture only when it changed.
+    #[wasm_bindgen(getter, js_name = pictureVersion)]
+    pub fn picture_version(&self) -> u32 {
+        picture::version()
+    }
+
     /// The picture's width in pixels.
     #[wasm_bindgen(getter)]
     pub fn width(&self) -> u32 {
@@ -592,11 +599,22 @@ impl Host {
     fn spawn(&mut self, slot: usize) -> Result<(), String> {
         let id = self.next_thread;
         self.next_thread += 1;
-        let options = WorkerOptions::new();
-        options.set_type(WorkerType::Module);
-        options.set_name(&format!("foreman worker {slot}"));
-        let worker = Worker::new_with_options(&self.worker_url, &options)
-            .map_err(|err| format!("cannot create a Web Worker: {}", describe(&err)))?;
+        let worker = start_module_worker(
+            &self.worker_url,
+            &format!("foreman worker {slot}"),
+            "worker",
+            &[
+                ("slot", (slot as u32).into()),
+                ("thread", id.into()),
+                ("stackSize", THREAD_STACK.into()),
+                ("lock", self.lock_name(id).into()),
+            ],
+        )
+        .map_err(|err| match err {
+            StartError::Create(err) => format!("cannot create a Web Worker: {}", describe(&err)),
+            StartError::Post(err) => format!("cannot start the Web Worker: {}", describe(&err)),
+        })?;
+        // Its messages arrive in later tasks of this thread's event loop: none is missed.
         let me = self.me.clone();
         let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
             if let Some(host) = me.upgrade() {
@@ -612,20 +630,6 @@ impl Host {
             }
         });
         worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
-        let init = object(&[
-            ("kind", "worker".into()),
-            ("module", wasm_bindgen::module()),
-            ("memory", wasm_bindgen::memory()),
-            ("slot", (slot as u32).into()),
-            ("thread", id.into()),
-            ("stackSize", THREAD_STACK.into()),
-            ("lock", self.lock_name(id).into()),
-        ])
-        .and_then(|init| worker.post_message(&init));
-        if let Err(err) = init {
-            worker.terminate();
-            return Err(format!("cannot start the Web Worker: {}", describe(&err)));
-        }
         self.threads[slot] = Some(Thread {
             id,
             worker,
@@ -1003,14 +1007,24 @@ impl Host {
         Ok(())
     }
 
+    /// Tasks asked for and not yet submitted: the backlog's rows, the injected tasks and the
+    /// refused head.
+    fn unsubmitted(&self) -> u64 {
+        self.backlog
+            .iter()
+            .map(|b| u64::from(b.remaining))
+            .sum::<u64>()
+            + self.specials.len() as u64
+            + u64::from(self.head.is_some())
+    }
+
     /// Drops every task not yet submitted, and says so.
     fn cancel_backlog(&mut self, why: &str) {
-        let mut cancelled: u64 = self.backlog.iter().map(|b| u64::from(b.remaining)).sum();
+        let cancelled = self.unsubmitted();
         for backlog in self.backlog.drain(..) {
             tasks::shrink_batch(backlog.batch, backlog.remaining);
         }
         for task in self.head.take().into_iter().chain(self.specials.drain(..)) {
-            cancelled += 1;
             self.watched.retain(|watched| watched.id != task.id);
             if task.batch != 0 {
                 tasks::shrink_batch(task.batch, 1);
@@ -1288,13 +1302,7 @@ impl Host {
             crashes: snap.crashes,
             restarts: snap.restarts,
             adds_up: snap.adds_up(),
-            backlog: self
-                .backlog
-                .iter()
-                .map(|b| u64::from(b.remaining))
-                .sum::<u64>()
-                + self.specials.len() as u64
-                + u64::from(self.head.is_some()),
+            backlog: self.unsubmitted(),
             batch: tasks::batch_progress().map(|(id, total, ended)| BatchView {
                 id,
                 total,
@@ -1323,17 +1331,54 @@ const CLOCK_PERIOD_MS: u32 = 10;
 
 /// Starts the clock thread: `worker_url` (`web/worker.js`) with kind `"clock"`.
 fn start_clock(worker_url: &str) -> Result<Worker, JsValue> {
+    Ok(start_module_worker(
+        worker_url,
+        "foreman clock",
+        "clock",
+        &[("periodMs", CLOCK_PERIOD_MS.into())],
+    )?)
+}
+
+/// Why [`start_module_worker`] failed.
+pub(crate) enum StartError {
+    /// The Web Worker could not be created.
+    Create(JsValue),
+    /// Its first message could not be posted (the worker was terminated).
+    Post(JsValue),
+}
+
+impl From<StartError> for JsValue {
+    fn from(err: StartError) -> JsValue {
+        match err {
+            StartError::Create(err) | StartError::Post(err) => err,
+        }
+    }
+}
+
+/// Starts a module Web Worker named `name` running `worker_url` (`web/worker.js`) on this
+/// module and its memory: posts it `{ kind, module, memory, ...extra }`.
+pub(crate) fn start_module_worker(
+    worker_url: &str,
+    name: &str,
+    kind: &str,
+    extra: &[(&str, JsValue)],
+) -> Result<Worker, StartError> {
     let options = WorkerOptions::new();
     options.set_type(WorkerType::Module);
-    options.set_name("foreman clock");
-    let worker = Worker::new_with_options(worker_url, &options)?;
-    let init = object(&[
-        ("kind", "clock".into()),
+    options.set_name(name);
+    let worker = Worker::new_with_options(worker_url, &options).map_err(StartError::Create)?;
+    let properties: Vec<(&str, JsValue)> = [
+        ("kind", kind.into()),
         ("module", wasm_bindgen::module()),
         ("memory", wasm_bindgen::memory()),
-        ("periodMs", CLOCK_PERIOD_MS.into()),
-    ])?;
-    worker.post_message(&init)?;
+    ]
+    .into_iter()
+    .chain(extra.iter().cloned())
+    .collect();
+    if let Err(err) = object(&properties).and_then(|init| worker.post_message(&init)) {
+        worker.terminate();
+        return Err(StartError::Post(err));
+    }
     Ok(worker)
 }
 

@@ -30,8 +30,6 @@ compile_error!(
      run `cargo xtask demo`, or see wasm/.cargo/config.toml"
 );
 
-use std::fmt::Write as _;
-
 use foreman::policy::{Delivery, Intensity, Policy, Restart};
 use foreman::Supervisor;
 use wasm_bindgen::prelude::*;
@@ -97,50 +95,17 @@ fn start() {
 /// panic is also logged to the console of the thread where it happened.
 fn panic_hook(info: &std::panic::PanicHookInfo<'_>) {
     if let Some(slot) = alloc::current_slot() {
-        let mut message = Bounded::<240>::default();
+        // Formatted straight into the slot's message buffer: no allocation.
         let payload = info.payload_as_str().unwrap_or("a panic without a message");
-        let _ = write!(message, "{payload}");
-        if let Some(location) = info.location() {
-            let _ = write!(message, " ({}:{})", location.file(), location.line());
+        match info.location() {
+            Some(location) => tasks::record_panic(
+                slot,
+                format_args!("{payload} ({}:{})", location.file(), location.line()),
+            ),
+            None => tasks::record_panic(slot, format_args!("{payload}")),
         }
-        tasks::record_panic(slot, message.as_str());
     }
     web_sys::console::error_1(&JsValue::from_str(&info.to_string()));
-}
-
-/// A string in a fixed buffer: what fits is kept, the rest dropped. Formatting into it does
-/// not allocate.
-struct Bounded<const N: usize> {
-    bytes: [u8; N],
-    len: usize,
-}
-
-impl<const N: usize> Default for Bounded<N> {
-    fn default() -> Self {
-        Bounded {
-            bytes: [0; N],
-            len: 0,
-        }
-    }
-}
-
-impl<const N: usize> Bounded<N> {
-    fn as_str(&self) -> &str {
-        // `write_str` only ever copies whole characters.
-        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
-    }
-}
-
-impl<const N: usize> std::fmt::Write for Bounded<N> {
-    fn write_str(&mut self, text: &str) -> std::fmt::Result {
-        let mut end = text.len().min(N - self.len);
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        self.bytes[self.len..self.len + end].copy_from_slice(&text.as_bytes()[..end]);
-        self.len += end;
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -150,15 +115,6 @@ wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_dedicated_worker);
 mod tests {
     use super::*;
     use wasm_bindgen_test::wasm_bindgen_test;
-
-    #[wasm_bindgen_test]
-    fn bounded_strings_keep_whole_characters() {
-        let mut text = Bounded::<5>::default();
-        write!(text, "ab€cd").unwrap();
-        assert_eq!(text.as_str(), "ab€");
-        write!(text, "zzz").unwrap();
-        assert_eq!(text.as_str(), "ab€");
-    }
 
     #[wasm_bindgen_test]
     fn the_policy_is_what_the_page_says() {

@@ -23,6 +23,8 @@ pub const BENCH_VIEW: u16 = 16;
 /// The picture, RGBA bytes in little-endian `u32`s (`0xAABBGGRR`), written by whichever
 /// thread renders a row and read by the page's main thread.
 static PICTURE: [AtomicU32; WIDTH * HEIGHT] = [const { AtomicU32::new(0) }; WIDTH * HEIGHT];
+/// Rows drawn into the picture so far (wrapping): the page redraws only when it moved.
+static DRAWN: AtomicU32 = AtomicU32::new(0);
 
 /// A window onto the complex plane.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -94,6 +96,15 @@ pub fn draw_row(view: &View, row: usize) {
         // Relaxed: pixels carry no other data; the page reads whatever is there each frame.
         cell.store(pixel, Ordering::Relaxed);
     }
+    // Release: a reader that sees the new version (Acquire in `version`) sees these pixels.
+    DRAWN.fetch_add(1, Ordering::Release);
+}
+
+/// The picture's version: it changes whenever a row was drawn into it (by the live demo's
+/// workers or by the benchmark), so the page copies the picture only when it changed.
+pub fn version() -> u32 {
+    // Acquire: pairs with `draw_row`; the page reads the pixels after this.
+    DRAWN.load(Ordering::Acquire)
 }
 
 /// The picture's address in linear memory, for the page to read it as RGBA bytes.

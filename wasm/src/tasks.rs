@@ -15,7 +15,7 @@
 
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 
-use crate::MAX_WORKERS;
+use crate::{park, MAX_WORKERS};
 
 /// What a task does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -255,8 +255,7 @@ pub fn close(task: &Task, outcome: Outcome, worker: Option<usize>) -> bool {
     // counted in `WAITERS` here.
     ENDED.fetch_add(1, Ordering::SeqCst);
     if WAITERS.load(Ordering::SeqCst) != 0 {
-        // SAFETY: `ENDED` is a live atomic in shared memory; notify does not read its value.
-        unsafe { core::arch::wasm32::memory_atomic_notify(ENDED.as_ptr().cast(), u32::MAX) };
+        park::notify_all(&ENDED);
     }
     true
 }
@@ -372,15 +371,8 @@ pub fn wait_for_batch(batch: u16) -> Result<(), BatchReplaced> {
             WAITERS.fetch_sub(1, Ordering::SeqCst);
             return progress.map(drop).ok_or(BatchReplaced);
         }
-        // SAFETY: `ENDED` is a live, aligned atomic in shared memory; the wait only reads it.
         // A 100 ms timeout bounds the cost of any missed wake-up.
-        unsafe {
-            core::arch::wasm32::memory_atomic_wait32(
-                ENDED.as_ptr().cast(),
-                seen as i32,
-                100_000_000,
-            )
-        };
+        park::wait(&ENDED, seen, 100_000_000);
         // SeqCst: as above.
         WAITERS.fetch_sub(1, Ordering::SeqCst);
     }
@@ -427,49 +419,94 @@ pub fn spins(slot: usize) -> (u32, u32) {
 const MESSAGE: usize = 240;
 
 /// A panic message, written by the dying worker's panic hook, read by the host.
-struct PanicMessage {
+struct PanicMessage<const N: usize> {
     /// Bytes written, 0 when empty.
     len: AtomicU32,
-    bytes: [AtomicU8; MESSAGE],
+    bytes: [AtomicU8; N],
 }
 
-static PANICS: [PanicMessage; MAX_WORKERS] = [const {
-    PanicMessage {
-        len: AtomicU32::new(0),
-        bytes: [const { AtomicU8::new(0) }; MESSAGE],
+static PANICS: [PanicMessage<MESSAGE>; MAX_WORKERS] = [const { PanicMessage::new() }; MAX_WORKERS];
+
+impl<const N: usize> PanicMessage<N> {
+    const fn new() -> Self {
+        PanicMessage {
+            len: AtomicU32::new(0),
+            bytes: [const { AtomicU8::new(0) }; N],
+        }
     }
-}; MAX_WORKERS];
+
+    /// Writes a new message: formatting into the writer does not allocate, and what does
+    /// not fit is dropped (whole characters only). [`MessageWriter::publish`] makes it
+    /// visible to [`take`](Self::take).
+    fn writer(&self) -> MessageWriter<'_> {
+        MessageWriter {
+            len: &self.len,
+            bytes: &self.bytes,
+            written: 0,
+        }
+    }
+
+    /// Takes the message, if there is one.
+    fn take(&self) -> Option<String> {
+        // Acquire: pairs with `MessageWriter::publish`.
+        let len = self.len.swap(0, Ordering::Acquire) as usize;
+        if len == 0 {
+            return None;
+        }
+        let bytes: Vec<u8> = self.bytes[..len]
+            .iter()
+            // Relaxed: ordered by the Acquire above.
+            .map(|cell| cell.load(Ordering::Relaxed))
+            .collect();
+        Some(String::from_utf8_lossy(&bytes).into_owned())
+    }
+}
+
+/// Formats a message straight into a [`PanicMessage`]'s buffer.
+struct MessageWriter<'a> {
+    len: &'a AtomicU32,
+    bytes: &'a [AtomicU8],
+    written: usize,
+}
+
+impl MessageWriter<'_> {
+    /// Publishes what was written so far.
+    fn publish(&self) {
+        // Release: the bytes before the length.
+        self.len.store(self.written as u32, Ordering::Release);
+    }
+}
+
+impl core::fmt::Write for MessageWriter<'_> {
+    fn write_str(&mut self, text: &str) -> core::fmt::Result {
+        let mut end = text.len().min(self.bytes.len() - self.written);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        for (cell, byte) in self.bytes[self.written..]
+            .iter()
+            .zip(&text.as_bytes()[..end])
+        {
+            // Relaxed: published by the Release store of the length.
+            cell.store(*byte, Ordering::Relaxed);
+        }
+        self.written += end;
+        Ok(())
+    }
+}
 
 /// Keeps worker `slot`'s panic message (truncated to a few hundred bytes, on a character
-/// boundary).
-pub fn record_panic(slot: usize, message: &str) {
-    let mut end = message.len().min(MESSAGE);
-    while !message.is_char_boundary(end) {
-        end -= 1;
-    }
-    let record = &PANICS[slot];
-    for (cell, byte) in record.bytes.iter().zip(&message.as_bytes()[..end]) {
-        // Relaxed: published by the Release store of the length.
-        cell.store(*byte, Ordering::Relaxed);
-    }
-    // Release: the bytes before the length.
-    record.len.store(end as u32, Ordering::Release);
+/// boundary). Does not allocate.
+pub fn record_panic(slot: usize, message: core::fmt::Arguments<'_>) {
+    let mut writer = PANICS[slot].writer();
+    // Writing into the buffer cannot fail; a `Display` that fails leaves what it wrote.
+    let _ = core::fmt::Write::write_fmt(&mut writer, message);
+    writer.publish();
 }
 
 /// Takes worker `slot`'s panic message, if it left one.
 pub fn take_panic(slot: usize) -> Option<String> {
-    let record = &PANICS[slot];
-    // Acquire: pairs with `record_panic`.
-    let len = record.len.swap(0, Ordering::Acquire) as usize;
-    if len == 0 {
-        return None;
-    }
-    let bytes: Vec<u8> = record.bytes[..len]
-        .iter()
-        // Relaxed: ordered by the Acquire above.
-        .map(|cell| cell.load(Ordering::Relaxed))
-        .collect();
-    Some(String::from_utf8_lossy(&bytes).into_owned())
+    PANICS[slot].take()
 }
 
 #[cfg(test)]
@@ -575,13 +612,26 @@ mod tests {
     }
 
     #[wasm_bindgen_test]
+    fn messages_keep_whole_characters() {
+        use core::fmt::Write as _;
+        let record = PanicMessage::<5>::new();
+        let mut text = record.writer();
+        write!(text, "ab€cd").unwrap();
+        text.publish();
+        assert_eq!(record.take().as_deref(), Some("ab€"));
+        write!(text, "zzz").unwrap();
+        text.publish();
+        assert_eq!(record.take().as_deref(), Some("ab€"));
+    }
+
+    #[wasm_bindgen_test]
     fn panic_messages_keep_whole_characters() {
-        record_panic(1, &"é".repeat(200));
+        record_panic(1, format_args!("{}", "é".repeat(200)));
         let message = take_panic(1).unwrap();
         assert!(message.len() <= MESSAGE && message.len() > MESSAGE - 2);
         assert!(message.chars().all(|c| c == 'é'));
         assert_eq!(take_panic(1), None, "taken once");
-        record_panic(1, "short");
+        record_panic(1, format_args!("short"));
         assert_eq!(take_panic(1).as_deref(), Some("short"));
     }
 
