@@ -69,6 +69,13 @@ pub fn sleep_unless(work_pending: impl FnOnce() -> bool) {
     });
 }
 
+/// Prints the verdict, `check: ok` or `check: FAILED` (the last line of a run), and leaves
+/// QEMU with it (see [`exit`]).
+pub fn finish(ok: bool) -> ! {
+    hprintln!("check: {}", if ok { "ok" } else { "FAILED" });
+    exit(ok)
+}
+
 /// Leaves QEMU through semihosting with exit status 0 (`success`) or 1.
 pub fn exit(success: bool) -> ! {
     debug::exit(if success {

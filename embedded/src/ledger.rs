@@ -127,6 +127,19 @@ impl Ledger {
     }
 }
 
+/// Prints `check failed: ...` for each of `checks` (what is checked, whether it passed) that
+/// failed, and says whether they all passed.
+pub fn confirm(checks: &[(&str, bool)]) -> bool {
+    let mut ok = true;
+    for &(what, passed) in checks {
+        if !passed {
+            hprintln!("check failed: {}", what);
+            ok = false;
+        }
+    }
+    ok
+}
+
 impl Default for Ledger {
     fn default() -> Self {
         Self::new()

@@ -10,6 +10,9 @@
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
+use cortex_m_semihosting::hprintln;
+
+use crate::board;
 use crate::workload::{Task, TASKS};
 
 /// Why a submission was refused; the task comes back inside.
@@ -60,6 +63,19 @@ impl Report {
     /// Refusals of any kind: what the queue's owner must have counted as rejected.
     pub fn refused(&self) -> u32 {
         self.full + self.closed
+    }
+
+    /// Prints the report as the `isr:` line, with the ticks so far.
+    pub fn print(&self) {
+        hprintln!(
+            "isr: ticks={} accepted={} full={} closed={} mismatched={} late_accepted={}",
+            board::now(),
+            self.accepted,
+            self.full,
+            self.closed,
+            self.mismatched,
+            self.late_accepted
+        );
     }
 }
 
@@ -135,6 +151,13 @@ impl Producer {
             self.late.load(Ordering::Acquire),
             LATE_REFUSED | LATE_ACCEPTED
         )
+    }
+
+    /// Sleeps until the late task has been offered (after [`Producer::want_late`]).
+    pub fn wait_late(&self) {
+        while !self.late_settled() {
+            board::sleep_unless(|| self.late_settled());
+        }
     }
 
     /// What the producer did so far.

@@ -1,12 +1,22 @@
-//! Helpers shared by the cross-crate tests in `tests/tests/`.
+//! Helpers shared by the cross-crate tests in `tests/tests/` and the benchmarks in
+//! `tests/benches/`: a bitmap of task ids, and allocation counting.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Barrier;
+use std::thread;
+
+use foreman::host::threads::ThreadPark;
+use foreman::Supervisor;
 
 /// One bit per task id: records each id seen and tells whether it was seen before, so a test
 /// can prove every task ended exactly once (none lost, none duplicated).
 pub struct Bitmap {
     words: Vec<AtomicU64>,
     len: usize,
+    /// Calls to [`Bitmap::set`] that found their bit already set.
+    duplicates: AtomicUsize,
 }
 
 impl Bitmap {
@@ -15,14 +25,33 @@ impl Bitmap {
         Bitmap {
             words: (0..len.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
             len,
+            duplicates: AtomicUsize::new(0),
         }
     }
 
-    /// Sets bit `id`; returns `false` if it was already set (a duplicate).
+    /// Sets bit `id`; returns `false` if it was already set (a duplicate, also counted in
+    /// [`Bitmap::duplicates`]).
     pub fn set(&self, id: usize) -> bool {
         assert!(id < self.len, "id {id} out of range 0..{}", self.len);
         let bit = 1u64 << (id % 64);
-        self.words[id / 64].fetch_or(bit, Ordering::Relaxed) & bit == 0
+        let fresh = self.words[id / 64].fetch_or(bit, Ordering::Relaxed) & bit == 0;
+        if !fresh {
+            self.duplicates.fetch_add(1, Ordering::Relaxed);
+        }
+        fresh
+    }
+
+    /// How many times [`Bitmap::set`] found its bit already set.
+    pub fn duplicates(&self) -> usize {
+        self.duplicates.load(Ordering::Relaxed)
+    }
+
+    /// How many bits are set.
+    pub fn count(&self) -> usize {
+        self.words
+            .iter()
+            .map(|word| word.load(Ordering::Relaxed).count_ones() as usize)
+            .sum()
     }
 
     /// Whether bit `id` is set.
@@ -34,6 +63,104 @@ impl Bitmap {
     pub fn missing(&self) -> Vec<usize> {
         (0..self.len).filter(|&id| !self.get(id)).collect()
     }
+}
+
+/// A global allocator that counts allocations (`alloc`, `alloc_zeroed`, `realloc`, by any
+/// thread; see [`allocations`]) and forwards every call to the system allocator. A binary that
+/// counts installs it with `#[global_allocator] static GLOBAL: Counting = Counting;`.
+pub struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: every method forwards to `System` with the caller's arguments unchanged, so
+// `System`'s guarantees are ours; the counter is a side effect that allocates nothing.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // Relaxed: a statistic, read after the threads that allocate were synchronized with.
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: forwarded as is (see the impl).
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // Relaxed: as in `alloc`.
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: forwarded as is (see the impl).
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // Relaxed: as in `alloc`.
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: forwarded as is (see the impl).
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded as is (see the impl).
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+/// Allocations counted so far by [`Counting`] (always 0 where it is not the global allocator).
+pub fn allocations() -> u64 {
+    // Relaxed: see `alloc`.
+    ALLOCATIONS.load(Ordering::Relaxed)
+}
+
+/// Allocations counted while `f` runs.
+pub fn allocations_during(f: impl FnOnce()) -> u64 {
+    let before = allocations();
+    f();
+    allocations() - before
+}
+
+/// Submits tasks `0..n` with `submit`, then waits (yielding) until `completed()`, a count of
+/// completed tasks, has grown by `n`.
+pub fn run_tasks(n: u64, mut submit: impl FnMut(u64), completed: impl Fn() -> usize) {
+    let target = completed() + n as usize;
+    for task in 0..n {
+        submit(task);
+    }
+    while completed() < target {
+        thread::yield_now();
+    }
+}
+
+/// Allocations on the core's path: `W` threads attach to `sup` (which must be running, every
+/// slot vacant) and loop `next_blocking` → `complete`, while this thread `submit`s (parking
+/// while the queue is full). Once every worker thread runs (starting a thread allocates),
+/// `warm_up` tasks run uncounted; then counting runs from the first `submit` of the next
+/// `tasks` tasks until the last of them completed, with the workers running and warm. Drains
+/// `sup` before returning the count.
+pub fn core_path_allocations<const N: usize, const W: usize>(
+    sup: &Supervisor<u64, N, W, ThreadPark>,
+    warm_up: u64,
+    tasks: u64,
+) -> u64 {
+    let run = |n: u64| {
+        run_tasks(
+            n,
+            |task| sup.submit(task).expect("running"),
+            || sup.snapshot().completed,
+        )
+    };
+    let started = Barrier::new(W + 1);
+    thread::scope(|scope| {
+        for index in 0..W {
+            let mut worker = sup.attach(index).expect("a vacant slot");
+            let started = &started;
+            scope.spawn(move || {
+                started.wait();
+                while let Some(job) = worker.next_blocking() {
+                    black_box(*job.task());
+                    job.complete().expect("never condemned here");
+                }
+            });
+        }
+        started.wait();
+        run(warm_up); // threads started, everything touched once
+        let counted = allocations_during(|| run(tasks));
+        sup.drain();
+        counted
+    })
 }
 
 #[cfg(test)]
@@ -48,5 +175,6 @@ mod tests {
         assert!(!bitmap.set(129));
         assert_eq!(bitmap.missing().len(), 128);
         assert!(bitmap.get(0) && !bitmap.get(1));
+        assert_eq!((bitmap.count(), bitmap.duplicates()), (2, 1));
     }
 }

@@ -32,15 +32,14 @@ fn quiet_deliberate_panics() {
     });
 }
 
-/// Where each task ended, one bitmap per kind of outcome, plus a count of events that found
-/// their task already ended (a duplicate).
+/// Where each task ended, one bitmap per kind of outcome (each also counts the events that
+/// found their task already ended there: duplicates).
 struct Outcomes {
     completed: Bitmap,
     failed: Bitmap,
     dead_lettered: Bitmap,
     lost: Bitmap,
     handed_back: Bitmap,
-    duplicates: AtomicUsize,
     /// Crash reports whose decision was to escalate.
     escalations: AtomicUsize,
     unexpected: Mutex<Vec<String>>,
@@ -55,33 +54,24 @@ impl Outcomes {
             dead_lettered: Bitmap::new(n),
             lost: Bitmap::new(n),
             handed_back: Bitmap::new(n),
-            duplicates: AtomicUsize::new(0),
             escalations: AtomicUsize::new(0),
             unexpected: Mutex::new(Vec::new()),
         })
     }
 
-    fn mark(&self, bitmap: &Bitmap, task: u32) {
-        if !bitmap.set(task as usize) {
-            self.duplicates.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
     /// The sink: records every task's outcome.
     fn record(&self, event: Event<u32, (), String>) {
         match event {
-            Event::Completed { task, .. } => self.mark(&self.completed, task),
-            Event::Failed { task, .. } => self.mark(&self.failed, task),
+            Event::Completed { task, .. } => mark(&self.completed, task),
+            Event::Failed { task, .. } => mark(&self.failed, task),
             Event::Crashed { task, decision, .. } => {
                 if decision == Decision::Escalate {
                     self.escalations.fetch_add(1, Ordering::Relaxed);
                 }
                 match task {
-                    Some(Disposition::DeadLettered { task, .. }) => {
-                        self.mark(&self.dead_lettered, task)
-                    }
-                    Some(Disposition::Lost(task)) => self.mark(&self.lost, task),
-                    Some(Disposition::HandedBack(task)) => self.mark(&self.handed_back, task),
+                    Some(Disposition::DeadLettered { task, .. }) => mark(&self.dead_lettered, task),
+                    Some(Disposition::Lost(task)) => mark(&self.lost, task),
+                    Some(Disposition::HandedBack(task)) => mark(&self.handed_back, task),
                     Some(Disposition::Retried { .. } | Disposition::Requeued { .. }) => {}
                     None => self
                         .unexpected
@@ -90,7 +80,7 @@ impl Outcomes {
                         .push("a crash without a task".into()),
                 }
             }
-            Event::HandedBack { task } => self.mark(&self.handed_back, task),
+            Event::HandedBack { task } => mark(&self.handed_back, task),
             Event::Hung { worker } => self
                 .unexpected
                 .lock()
@@ -101,12 +91,6 @@ impl Outcomes {
 
     /// Every task id in exactly one outcome.
     fn assert_each_task_ended_once(&self) {
-        assert_eq!(
-            self.duplicates.load(Ordering::Relaxed),
-            0,
-            "a task ended twice"
-        );
-        assert_eq!(*self.unexpected.lock().unwrap(), Vec::<String>::new());
         let all = [
             &self.completed,
             &self.failed,
@@ -114,15 +98,22 @@ impl Outcomes {
             &self.lost,
             &self.handed_back,
         ];
+        assert_eq!(
+            all.iter().map(|bitmap| bitmap.duplicates()).sum::<usize>(),
+            0,
+            "a task ended twice"
+        );
+        assert_eq!(*self.unexpected.lock().unwrap(), Vec::<String>::new());
         for id in 0..TASKS as usize {
             let ends = all.iter().filter(|bitmap| bitmap.get(id)).count();
             assert_eq!(ends, 1, "task {id} ended {ends} times");
         }
     }
+}
 
-    fn count(bitmap: &Bitmap) -> usize {
-        TASKS as usize - bitmap.missing().len()
-    }
+/// Records that `task` ended in `bitmap`'s outcome (a second time counts as a duplicate).
+fn mark(bitmap: &Bitmap, task: u32) {
+    bitmap.set(task as usize);
 }
 
 fn soak<const W: usize>(
@@ -138,12 +129,12 @@ fn soak<const W: usize>(
     for task in 0..TASKS {
         if let Err(err) = pool.submit(task) {
             // Only after an escalation: the task comes back to the submitter.
-            outcomes.mark(&outcomes.handed_back, err.into_inner());
+            mark(&outcomes.handed_back, err.into_inner());
         }
     }
     let report = pool.drain();
     for &task in &report.handed_back {
-        outcomes.mark(&outcomes.handed_back, task);
+        mark(&outcomes.handed_back, task);
     }
     (outcomes, report)
 }
@@ -163,11 +154,11 @@ fn at_least_once_every_task_completes_or_is_dead_lettered() {
     });
     outcomes.assert_each_task_ended_once();
     let snap = report.snapshot;
-    assert_eq!(Outcomes::count(&outcomes.dead_lettered), 1_000);
+    assert_eq!(outcomes.dead_lettered.count(), 1_000);
     assert!((0..TASKS)
         .filter(|t| t % 100 == 0)
         .all(|t| outcomes.dead_lettered.get(t as usize)));
-    assert_eq!(Outcomes::count(&outcomes.completed), 99_000);
+    assert_eq!(outcomes.completed.count(), 99_000);
     assert_eq!(
         (
             snap.completed,
@@ -198,9 +189,9 @@ fn at_most_once_every_task_completes_fails_or_is_reported_lost() {
     });
     outcomes.assert_each_task_ended_once();
     let snap = report.snapshot;
-    assert_eq!(Outcomes::count(&outcomes.lost), 10_000);
-    assert_eq!(Outcomes::count(&outcomes.failed), 5_000);
-    assert_eq!(Outcomes::count(&outcomes.completed), 85_000);
+    assert_eq!(outcomes.lost.count(), 10_000);
+    assert_eq!(outcomes.failed.count(), 5_000);
+    assert_eq!(outcomes.completed.count(), 85_000);
     assert_eq!(
         (snap.completed, snap.failed, snap.lost, snap.dead_lettered),
         (85_000, 5_000, 10_000, 0)
@@ -230,7 +221,7 @@ fn exceeding_the_restart_intensity_escalates_and_loses_nothing() {
     );
     assert_eq!(snap.restarts, 3, "exactly the allowed restarts happened");
     assert!(
-        Outcomes::count(&outcomes.handed_back) > 0,
+        outcomes.handed_back.count() > 0,
         "queued tasks were handed back"
     );
     assert_eq!(

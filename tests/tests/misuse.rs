@@ -82,20 +82,13 @@ fn worker_slot_misuse_is_a_typed_error() {
         }
     );
     let worker = sup.attach(0).unwrap();
-    assert_eq!(
-        sup.attach(0).unwrap_err(),
-        WorkerError::WrongState {
-            index: 0,
-            state: WorkerState::Idle
-        }
-    );
-    assert_eq!(
-        sup.reserve(0).unwrap_err(),
-        WorkerError::WrongState {
-            index: 0,
-            state: WorkerState::Idle
-        }
-    );
+    // Slot 0 is attached and idle: what each call below that needs it otherwise gets.
+    let slot_0_idle = WorkerError::WrongState {
+        index: 0,
+        state: WorkerState::Idle,
+    };
+    assert_eq!(sup.attach(0).unwrap_err(), slot_0_idle);
+    assert_eq!(sup.reserve(0).unwrap_err(), slot_0_idle);
     assert_eq!(
         sup.release(1).unwrap_err(),
         WorkerError::WrongState {
@@ -103,27 +96,9 @@ fn worker_slot_misuse_is_a_typed_error() {
             state: WorkerState::Vacant
         }
     );
-    assert_eq!(
-        sup.retire(0).unwrap_err(),
-        WorkerError::WrongState {
-            index: 0,
-            state: WorkerState::Idle
-        }
-    );
-    assert_eq!(
-        sup.condemn(0).unwrap_err(),
-        WorkerError::WrongState {
-            index: 0,
-            state: WorkerState::Idle
-        }
-    );
-    assert_eq!(
-        sup.recover(0, 0).unwrap_err(),
-        WorkerError::WrongState {
-            index: 0,
-            state: WorkerState::Idle
-        }
-    );
+    assert_eq!(sup.retire(0).unwrap_err(), slot_0_idle);
+    assert_eq!(sup.condemn(0).unwrap_err(), slot_0_idle);
+    assert_eq!(sup.recover(0, 0).unwrap_err(), slot_0_idle);
     assert_eq!(
         sup.recover(9, 0).unwrap_err(),
         WorkerError::NoSuchWorker {

@@ -20,7 +20,7 @@ use critical_section::Mutex;
 use heapless::Deque;
 
 use foreman_firmware::board;
-use foreman_firmware::ledger::{End, Ledger};
+use foreman_firmware::ledger::{self, End, Ledger};
 use foreman_firmware::producer::{Producer, Refused};
 use foreman_firmware::workload::{self, Kind, Outcome, Task, DEADLINE, TASKS};
 
@@ -92,13 +92,9 @@ fn main() -> ! {
             PRODUCER.want_late();
         }
     }
-    while !PRODUCER.late_settled() {
-        board::sleep_unless(|| PRODUCER.late_settled());
-    }
+    PRODUCER.wait_late();
 
-    let ok = report(&ledger);
-    hprintln!("check: {}", if ok { "ok" } else { "FAILED" });
-    board::exit(ok)
+    board::finish(report(&ledger))
 }
 
 /// Runs a task once and records how it ended.
@@ -119,16 +115,8 @@ fn run(task: Task, ledger: &mut Ledger) {
 /// Prints the handler's counts and the ledger, and checks them. Returns whether all is well.
 fn report(ledger: &Ledger) -> bool {
     let isr = PRODUCER.report();
-    hprintln!(
-        "isr: ticks={} accepted={} full={} closed={} mismatched={} late_accepted={}",
-        board::now(),
-        isr.accepted,
-        isr.full,
-        isr.closed,
-        isr.mismatched,
-        isr.late_accepted
-    );
-    let mut ok = ledger.check(|kind| match kind {
+    isr.print();
+    let ok = ledger.check(|kind| match kind {
         Kind::Compute | Kind::Slow | Kind::Steady => End::Completed,
         Kind::Invalid => End::Failed,
         Kind::Flaky | Kind::Poison => End::Crashed,
@@ -145,11 +133,6 @@ fn report(ledger: &Ledger) -> bool {
             isr.closed == 1 && !isr.late_accepted,
         ),
     ];
-    for (what, passed) in checks {
-        if !passed {
-            hprintln!("check failed: {}", what);
-            ok = false;
-        }
-    }
-    ok
+    // Every check runs (and prints if it failed), whatever the ledger's verdict.
+    ledger::confirm(&checks) && ok
 }

@@ -26,11 +26,11 @@ use cortex_m_semihosting::hprintln;
 use foreman::park::NoPark;
 use foreman::policy::{Delivery, Intensity, Policy};
 use foreman::{
-    CrashReport, Decision, Disposition, Next, Shutdown, SubmitError, Supervisor, SupervisorState,
-    Worker, WorkerState,
+    Condemned, CrashReport, Decision, Disposition, Next, Shutdown, SubmitError, Supervisor,
+    SupervisorState, Worker, WorkerState,
 };
 use foreman_firmware::board;
-use foreman_firmware::ledger::{End, Ledger};
+use foreman_firmware::ledger::{self, End, Ledger};
 use foreman_firmware::producer::{Producer, Refused};
 use foreman_firmware::workload::{self, kind, Kind, Outcome, Task, DEADLINE, TASKS};
 
@@ -180,16 +180,12 @@ fn main() -> ! {
     }
     if draining {
         // The handler offers one late task after the drain began; wait until it has.
-        while !PRODUCER.late_settled() {
-            board::sleep_unless(|| PRODUCER.late_settled());
-        }
+        PRODUCER.wait_late();
     } else {
         ledger.anomaly(format_args!("every worker left before the drain"));
     }
 
-    let ok = report(&ledger, &watch);
-    hprintln!("check: {}", if ok { "ok" } else { "FAILED" });
-    board::exit(ok)
+    board::finish(report(&ledger, &watch))
 }
 
 /// Attaches a worker to slot `index` (a vacant slot, or one waiting for a replacement).
@@ -228,32 +224,24 @@ fn poll(worker: &mut Host, ledger: &mut Ledger, watch: &mut Watch) -> Step {
     let flagged = HUNG_FLAGS[index].load(Ordering::Acquire) - flags_before;
     let hung = SUPERVISOR.worker_state(index) == Some(WorkerState::Hung);
     let step = match outcome {
-        Outcome::Done(result) => match job.complete() {
-            Ok(task) => {
-                ledger.completed(task.id, result);
-                Step::Ran
-            }
-            Err(_) => {
-                ledger.anomaly(format_args!("task {}: condemned", task.id));
-                Step::Ran
-            }
-        },
-        Outcome::Invalid => match job.fail() {
-            Ok(task) => {
-                hprintln!(
-                    "task {}: invalid input: failed (final, not retried)",
-                    task.id
-                );
-                ledger.end(task.id, End::Failed);
-                Step::Ran
-            }
-            Err(_) => {
-                ledger.anomaly(format_args!("task {}: condemned", task.id));
-                Step::Ran
-            }
-        },
-        Outcome::Fault => crashed(task, attempt, job.crash(board::now()), ledger),
-    };
+        Outcome::Done(result) => job.complete().map(|task| {
+            ledger.completed(task.id, result);
+            Step::Ran
+        }),
+        Outcome::Invalid => job.fail().map(|task| {
+            hprintln!(
+                "task {}: invalid input: failed (final, not retried)",
+                task.id
+            );
+            ledger.end(task.id, End::Failed);
+            Step::Ran
+        }),
+        Outcome::Fault => Ok(crashed(task, attempt, job.crash(board::now()), ledger)),
+    }
+    .unwrap_or_else(|Condemned| {
+        ledger.anomaly(format_args!("task {}: condemned", task.id));
+        Step::Ran
+    });
     if flagged > 0 || hung {
         hprintln!(
             "task {}: over its deadline on worker {}: flagged hung by the watchdog, then finished",
@@ -315,15 +303,7 @@ fn report(ledger: &Ledger, watch: &Watch) -> bool {
         .map(|flags| flags.load(Ordering::Acquire))
         .sum();
 
-    hprintln!(
-        "isr: ticks={} accepted={} full={} closed={} mismatched={} late_accepted={}",
-        board::now(),
-        isr.accepted,
-        isr.full,
-        isr.closed,
-        isr.mismatched,
-        isr.late_accepted
-    );
+    isr.print();
     hprintln!(
         "counters: state={} submitted={} completed={} failed={} dead_lettered={} lost={} handed_back={} queued={} in_flight={} requeued={} rejected={} crashes={} restarts={} adds_up={}",
         snap.state,
@@ -365,7 +345,7 @@ fn report(ledger: &Ledger, watch: &Watch) -> bool {
     let crashes = count(Kind::Flaky) + count(Kind::Poison) * MAX_ATTEMPTS;
     let tally = |end: End| ledger.count(end) as usize;
 
-    let mut ok = ledger.check(|kind| match kind {
+    let ok = ledger.check(|kind| match kind {
         Kind::Compute | Kind::Flaky | Kind::Slow | Kind::Steady => End::Completed,
         Kind::Invalid => End::Failed,
         Kind::Poison => End::DeadLettered,
@@ -412,11 +392,6 @@ fn report(ledger: &Ledger, watch: &Watch) -> bool {
             snap.workers.iter().all(|w| w.state == WorkerState::Exited),
         ),
     ];
-    for (what, passed) in checks {
-        if !passed {
-            hprintln!("check failed: {}", what);
-            ok = false;
-        }
-    }
-    ok
+    // Every check runs (and prints if it failed), whatever the ledger's verdict.
+    ledger::confirm(&checks) && ok
 }

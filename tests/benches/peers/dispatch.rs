@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::pools::{Impl, Work};
 use crate::report::{Options, Records};
-use crate::stats::Summary;
+use crate::stats::{interleave, record_median};
 
 /// The median time one thread takes to run `work`, in seconds.
 fn seconds_per_task(work: Work) -> f64 {
@@ -32,30 +32,29 @@ fn calibrate(target: Duration) -> Work {
     }
 }
 
+/// The tasks of the no-op workload (the `rss` suite runs as many).
+pub fn noop_tasks(options: &Options) -> u64 {
+    options.pick(200_000, 1_000_000)
+}
+
 pub fn run(options: &Options, records: &mut Records, small_task: Duration) {
     let small = calibrate(small_task);
     let ns = 1e9 * seconds_per_task(small);
     records.push("dispatch/small/task", "xorshift", "task_ns", ns, false);
     let rounds = options.pick(3, 15);
     let workloads = [
-        ("noop", Work::NOOP, options.pick(200_000u64, 1_000_000)),
+        ("noop", Work::NOOP, noop_tasks(options)),
         ("small", small, options.pick(30_000, 100_000)),
     ];
     for (workload, work, tasks) in workloads {
         for workers in [1, 2, 4] {
             let group = format!("dispatch/{workload}/{workers}w");
-            let mut samples = vec![Vec::new(); Impl::ALL.len()];
-            for round in 0..rounds {
-                for k in 0..Impl::ALL.len() {
-                    let i = (k + round) % Impl::ALL.len();
-                    let elapsed = Impl::ALL[i].run(workers, tasks, work);
-                    samples[i].push(tasks as f64 / elapsed.as_secs_f64());
-                }
-            }
+            let samples = interleave(Impl::ALL.len(), rounds, |i| {
+                let elapsed = Impl::ALL[i].run(workers, tasks, work);
+                tasks as f64 / elapsed.as_secs_f64()
+            });
             for (imp, samples) in Impl::ALL.iter().zip(&samples) {
-                let summary = Summary::of(samples);
-                records.push(&group, imp.name(), "tasks_per_s", summary.median, true);
-                records.push(&group, imp.name(), "spread_pct", summary.spread_pct, false);
+                record_median(records, &group, imp.name(), "tasks_per_s", samples);
             }
         }
     }

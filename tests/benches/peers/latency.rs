@@ -17,8 +17,9 @@ use std::time::{Duration, Instant};
 use foreman::host::threads::{Event, Pool};
 use foreman::policy::Policy;
 
+use crate::pools::spawn_workers;
 use crate::report::{Options, Records};
-use crate::stats::quantile;
+use crate::stats::{interleave, quantile};
 
 const WORKERS: usize = 2;
 
@@ -117,7 +118,25 @@ fn threadpool(stamps: Arc<Stamps>) -> Box<dyn Probe> {
 /// A channel pool: how to send one probe, and the workers, joined once the sender is gone.
 struct ChannelProbe {
     send: Option<Box<dyn Fn()>>,
-    workers: Vec<JoinHandle<()>>,
+    workers: Vec<JoinHandle<u64>>,
+}
+
+impl ChannelProbe {
+    /// A pool of [`WORKERS`] threads that take probes with `receive`; `send` sends one.
+    fn start(
+        stamps: Arc<Stamps>,
+        receive: impl FnMut() -> Option<()> + Clone + Send + 'static,
+        send: impl Fn() + 'static,
+    ) -> Box<dyn Probe> {
+        let workers = spawn_workers(WORKERS, receive, move |()| {
+            stamps.started();
+            stamps.completed();
+        });
+        Box::new(ChannelProbe {
+            send: Some(Box::new(send)),
+            workers,
+        })
+    }
 }
 
 impl Probe for ChannelProbe {
@@ -137,47 +156,25 @@ impl Drop for ChannelProbe {
 
 fn crossbeam_channel(stamps: Arc<Stamps>) -> Box<dyn Probe> {
     let (sender, receiver) = crossbeam_channel::unbounded::<()>();
-    let workers = (0..WORKERS)
-        .map(|_| {
-            let (receiver, stamps) = (receiver.clone(), Arc::clone(&stamps));
-            thread::spawn(move || {
-                for () in receiver {
-                    stamps.started();
-                    stamps.completed();
-                }
-            })
-        })
-        .collect();
-    Box::new(ChannelProbe {
-        send: Some(Box::new(move || {
-            sender.send(()).expect("the workers are running")
-        })),
-        workers,
-    })
+    ChannelProbe::start(
+        stamps,
+        move || receiver.recv().ok(),
+        move || sender.send(()).expect("the workers are running"),
+    )
 }
 
 fn std_mpsc(stamps: Arc<Stamps>) -> Box<dyn Probe> {
     let (sender, receiver) = mpsc::channel::<()>();
     let receiver = Arc::new(Mutex::new(receiver));
-    let workers = (0..WORKERS)
-        .map(|_| {
-            let (receiver, stamps) = (Arc::clone(&receiver), Arc::clone(&stamps));
-            thread::spawn(move || loop {
-                let message = receiver.lock().unwrap().recv();
-                if message.is_err() {
-                    return;
-                }
-                stamps.started();
-                stamps.completed();
-            })
-        })
-        .collect();
-    Box::new(ChannelProbe {
-        send: Some(Box::new(move || {
-            sender.send(()).expect("the workers are running")
-        })),
-        workers,
-    })
+    ChannelProbe::start(
+        stamps,
+        move || {
+            // The guard is a temporary: the lock is released before the probe runs.
+            let message = receiver.lock().unwrap().recv();
+            message.ok()
+        },
+        move || sender.send(()).expect("the workers are running"),
+    )
 }
 
 type Start = fn(Arc<Stamps>) -> Box<dyn Probe>;
@@ -227,13 +224,9 @@ pub fn run(options: &Options, records: &mut Records) {
     let rounds = options.pick(4, 10);
     let per_round = options.pick(250, 1000);
     let pause = Duration::from_micros(options.pick(500, 1000));
-    let mut samples = vec![Vec::new(); CONTENDERS.len()];
-    for round in 0..rounds {
-        for k in 0..CONTENDERS.len() {
-            let i = (k + round) % CONTENDERS.len();
-            samples[i].extend(probe(CONTENDERS[i].1, per_round, pause));
-        }
-    }
+    let samples = interleave(CONTENDERS.len(), rounds, |i| {
+        probe(CONTENDERS[i].1, per_round, pause)
+    });
     for (kind, pick) in [
         (
             "submit-start",
@@ -243,7 +236,7 @@ pub fn run(options: &Options, records: &mut Records) {
     ] {
         let group = format!("latency/{kind}/{WORKERS}w");
         for ((name, _), samples) in CONTENDERS.iter().zip(&samples) {
-            let mut values: Vec<f64> = samples.iter().map(pick).collect();
+            let mut values: Vec<f64> = samples.iter().flatten().map(pick).collect();
             values.sort_by(f64::total_cmp);
             for (metric, q) in [("p50_ns", 0.5), ("p99_ns", 0.99), ("p999_ns", 0.999)] {
                 records.push(&group, name, metric, quantile(&values, q), false);

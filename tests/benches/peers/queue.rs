@@ -17,7 +17,7 @@ use crossbeam_queue::ArrayQueue;
 use crossbeam_utils::Backoff;
 
 use crate::report::{Options, Records};
-use crate::stats::Summary;
+use crate::stats::{interleave, record_median};
 
 /// The operations the benchmark needs, over each queue's own API.
 trait Bounded: Sync {
@@ -154,20 +154,13 @@ pub fn run(options: &Options, records: &mut Records) {
         for (capacity, contenders) in [(64, contenders::<64>()), (1024, contenders::<1024>())] {
             let group = format!("queue/{pairs}p{pairs}c/cap{capacity}");
             let per_thread = elements / pairs as u64;
-            let mut samples = vec![Vec::new(); contenders.len()];
-            for round in 0..rounds {
-                // Rotate the order every round, so that no queue always runs first.
-                for k in 0..contenders.len() {
-                    let i = (k + round) % contenders.len();
-                    let elapsed = (contenders[i].1)(pairs, per_thread);
-                    let ops = 2.0 * (per_thread * pairs as u64) as f64;
-                    samples[i].push(ops / elapsed.as_secs_f64() / 1e6);
-                }
-            }
+            let samples = interleave(contenders.len(), rounds, |i| {
+                let elapsed = (contenders[i].1)(pairs, per_thread);
+                let ops = 2.0 * (per_thread * pairs as u64) as f64;
+                ops / elapsed.as_secs_f64() / 1e6
+            });
             for ((name, _), samples) in contenders.iter().zip(&samples) {
-                let summary = Summary::of(samples);
-                records.push(&group, name, "mops_per_s", summary.median, true);
-                records.push(&group, name, "spread_pct", summary.spread_pct, false);
+                record_median(records, &group, name, "mops_per_s", samples);
             }
         }
     }

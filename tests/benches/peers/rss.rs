@@ -5,15 +5,11 @@
 use std::fs;
 use std::process::Command;
 
+use crate::dispatch::noop_tasks;
 use crate::pools::{Impl, Work};
 use crate::report::{Options, Records};
 
 const WORKERS: usize = 2;
-
-/// The tasks of one run: as many as the dispatch suite's no-op workload.
-fn tasks(options: &Options) -> u64 {
-    options.pick(200_000, 1_000_000)
-}
 
 /// The process's peak resident set, in KiB, if the system tells.
 fn peak_rss_kib() -> Option<u64> {
@@ -28,7 +24,8 @@ pub fn child(options: &Options, name: &str) {
         .into_iter()
         .find(|imp| imp.name() == name)
         .unwrap_or_else(|| panic!("no implementation called {name}"));
-    imp.run(WORKERS, tasks(options), Work::NOOP);
+    // As many tasks as the dispatch suite's no-op workload.
+    imp.run(WORKERS, noop_tasks(options), Work::NOOP);
     println!("{}", peak_rss_kib().expect("no VmHWM in /proc/self/status"));
 }
 

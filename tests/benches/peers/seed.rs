@@ -22,7 +22,7 @@ use foreman::host::threads::{Event, Pool};
 use foreman::policy::Policy;
 
 use crate::report::{Options, Records};
-use crate::stats::Summary;
+use crate::stats::record_median;
 
 const TASKS: u32 = 20_000;
 const WORKERS: usize = 2;
@@ -144,8 +144,6 @@ pub fn run(options: &Options, records: &mut Records) {
         ("foreman", &foreman_rates),
         ("foreman-results-in-place", &in_place_rates),
     ] {
-        let summary = Summary::of(rates);
-        records.push(&group, name, "tasks_per_s", summary.median, true);
-        records.push(&group, name, "spread_pct", summary.spread_pct, false);
+        record_median(records, &group, name, "tasks_per_s", rates);
     }
 }

@@ -1,4 +1,6 @@
-//! Summaries of repeated measurements.
+//! Repeated measurements: taking them in turns, and summarising them.
+
+use crate::report::Records;
 
 /// The `q`-quantile (0 ≤ q ≤ 1) of `sorted` by nearest rank.
 pub fn quantile(sorted: &[f64], q: f64) -> f64 {
@@ -29,4 +31,42 @@ impl Summary {
             spread_pct: 100.0 * spread / median,
         }
     }
+}
+
+/// Runs `rounds` rounds of one `measure(i)` per contender `i` in `0..contenders`, in an order
+/// that rotates every round so that no contender always runs first, and returns each
+/// contender's results (indexed like the contenders, in round order).
+pub fn interleave<S>(
+    contenders: usize,
+    rounds: usize,
+    mut measure: impl FnMut(usize) -> S,
+) -> Vec<Vec<S>> {
+    let mut samples: Vec<Vec<S>> = (0..contenders).map(|_| Vec::new()).collect();
+    for round in 0..rounds {
+        for k in 0..contenders {
+            let i = (k + round) % contenders;
+            samples[i].push(measure(i));
+        }
+    }
+    samples
+}
+
+/// Records the median of repeated throughputs `samples` as `metric` (higher is better), and
+/// their spread as `spread_pct`.
+pub fn record_median(
+    records: &mut Records,
+    group: &str,
+    implementation: &str,
+    metric: &str,
+    samples: &[f64],
+) {
+    let summary = Summary::of(samples);
+    records.push(group, implementation, metric, summary.median, true);
+    records.push(
+        group,
+        implementation,
+        "spread_pct",
+        summary.spread_pct,
+        false,
+    );
 }

@@ -15,7 +15,7 @@
 use std::convert::Infallible;
 use std::hint::black_box;
 use std::sync::{mpsc, Arc, Mutex};
-use std::thread;
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use foreman::host::threads::Pool;
@@ -192,59 +192,68 @@ fn threadpool(workers: usize, tasks: u64, work: Work) -> Duration {
 
 fn crossbeam_channel(workers: usize, tasks: u64, work: Work) -> Duration {
     let (sender, receiver) = crossbeam_channel::unbounded::<u64>();
-    let threads: Vec<_> = (0..workers)
-        .map(|_| {
-            let receiver = receiver.clone();
-            thread::spawn(move || {
-                let mut done = 0u64;
-                for task in receiver {
-                    work.run(task);
-                    done += 1;
-                }
-                done
-            })
-        })
-        .collect();
-    drop(receiver);
-    let start = Instant::now();
-    for task in 0..tasks {
-        sender.send(task).expect("the workers are running");
-    }
-    drop(sender);
-    let done: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
-    let elapsed = start.elapsed();
-    assert_eq!(done, tasks);
-    elapsed
+    let threads = spawn_workers(
+        workers,
+        move || receiver.recv().ok(),
+        move |task| {
+            work.run(task);
+        },
+    );
+    feed(tasks, threads, move |task| {
+        sender.send(task).expect("the workers are running")
+    })
 }
 
 fn std_mpsc(workers: usize, tasks: u64, work: Work) -> Duration {
     let (sender, receiver) = mpsc::channel::<u64>();
     let receiver = Arc::new(Mutex::new(receiver));
-    let threads: Vec<_> = (0..workers)
+    let receive = move || {
+        // The guard is a temporary: the lock is released before the task runs.
+        let message = receiver.lock().unwrap().recv();
+        message.ok()
+    };
+    let threads = spawn_workers(workers, receive, move |task| {
+        work.run(task);
+    });
+    feed(tasks, threads, move |task| {
+        sender.send(task).expect("the workers are running")
+    })
+}
+
+/// Starts `workers` threads of a channel pool. Each takes tasks with its own clone of
+/// `receive` and runs them with `run` until `receive` says the channel is closed (`None`),
+/// then returns how many it ran. The caller's `receive` is dropped here: once the threads
+/// have theirs, only the senders keep the channel open.
+pub fn spawn_workers<T, R, F>(workers: usize, receive: R, run: F) -> Vec<JoinHandle<u64>>
+where
+    R: FnMut() -> Option<T> + Clone + Send + 'static,
+    F: FnMut(T) + Clone + Send + 'static,
+{
+    (0..workers)
         .map(|_| {
-            let receiver = Arc::clone(&receiver);
+            let (mut receive, mut run) = (receive.clone(), run.clone());
             thread::spawn(move || {
                 let mut done = 0u64;
-                loop {
-                    // The guard is a temporary: the lock is released before the task runs.
-                    let message = receiver.lock().unwrap().recv();
-                    match message {
-                        Ok(task) => {
-                            work.run(task);
-                            done += 1;
-                        }
-                        Err(_) => return done,
-                    }
+                while let Some(task) = receive() {
+                    run(task);
+                    done += 1;
                 }
+                done
             })
         })
-        .collect();
+        .collect()
+}
+
+/// Sends tasks `0..tasks` with `send`, then drops it (closing the channel) and joins the
+/// `workers`. Returns the time from the first send until the last worker ended, after checking
+/// that the workers ran every task.
+fn feed(tasks: u64, workers: Vec<JoinHandle<u64>>, send: impl Fn(u64)) -> Duration {
     let start = Instant::now();
     for task in 0..tasks {
-        sender.send(task).expect("the workers are running");
+        send(task);
     }
-    drop(sender);
-    let done: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    drop(send);
+    let done: u64 = workers.into_iter().map(|t| t.join().unwrap()).sum();
     let elapsed = start.elapsed();
     assert_eq!(done, tasks);
     elapsed
