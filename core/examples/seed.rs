@@ -7,13 +7,13 @@
 //! `drain` returns once the workers have run everything queued.
 //!
 //! ```text
-//! cargo run -p foreman --example seed --features std
+//! cargo run -p foreman-rt --example seed --features std
 //! ```
 
 use std::process::ExitCode;
 
-use foreman::host::threads::{Event, Pool};
-use foreman::policy::Policy;
+use foreman_rt::host::threads::{Event, Pool};
+use foreman_rt::policy::Policy;
 
 const WORKERS: usize = 3;
 const TASKS: u32 = 10;

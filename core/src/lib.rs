@@ -37,7 +37,7 @@
 //! feature, [`host::threads::Pool`] does all of this, plus parking, panics and restarts.)
 //!
 //! ```
-//! use foreman::{park::NoPark, policy::Policy, Supervisor};
+//! use foreman_rt::{park::NoPark, policy::Policy, Supervisor};
 //! use std::sync::atomic::{AtomicU64, Ordering};
 //!
 //! static SUPERVISOR: Supervisor<u64, 64, 2> = Supervisor::new(Policy::DEFAULT, NoPark);

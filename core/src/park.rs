@@ -28,8 +28,8 @@ use crate::sync::{dekker_fence, Ordering};
 /// check and the sleep must be one atomic step with respect to `unpark_*`.
 ///
 /// ```
-/// use foreman::park::Park;
-/// use foreman::park::AtomicU32;
+/// use foreman_rt::park::Park;
+/// use foreman_rt::park::AtomicU32;
 ///
 /// /// Parks by spinning: correct (if wasteful) on any target, and a template for real ones.
 /// struct SpinPark;
@@ -63,8 +63,8 @@ pub trait Park {
 /// as "nothing to do now".
 ///
 /// ```
-/// use foreman::park::{NoPark, Park};
-/// use foreman::park::AtomicU32;
+/// use foreman_rt::park::{NoPark, Park};
+/// use foreman_rt::park::AtomicU32;
 ///
 /// let word = AtomicU32::new(0);
 /// NoPark.park(&word, 0); // returns at once

@@ -6,7 +6,7 @@
 //! initializer an invalid policy is therefore a compile error:
 //!
 //! ```compile_fail
-//! use foreman::policy::Intensity;
+//! use foreman_rt::policy::Intensity;
 //! const BAD: Intensity = match Intensity::new(3, 0) { // a zero-tick window
 //!     Ok(i) => i,
 //!     Err(_) => panic!("invalid intensity"),
@@ -28,7 +28,7 @@ pub type Tick = u32;
 /// as hung) and *normally* when its host drops it while the supervisor is running.
 ///
 /// ```
-/// use foreman::policy::Restart;
+/// use foreman_rt::policy::Restart;
 /// assert!(Restart::Transient.replaces(true));
 /// assert!(!Restart::Transient.replaces(false));
 /// ```
@@ -46,7 +46,7 @@ impl Restart {
     /// Whether a worker that ended (`crashed` or not) should be replaced.
     ///
     /// ```
-    /// use foreman::policy::Restart;
+    /// use foreman_rt::policy::Restart;
     /// assert!(Restart::Permanent.replaces(false));
     /// assert!(!Restart::Temporary.replaces(true));
     /// ```
@@ -63,7 +63,7 @@ impl Restart {
 /// more, and the supervisor *escalates*: it stops accepting tasks and shuts down.
 ///
 /// ```
-/// use foreman::policy::{Intensity, PolicyError};
+/// use foreman_rt::policy::{Intensity, PolicyError};
 ///
 /// let intensity = Intensity::new(3, 1_000)?; // 3 restarts per second with millisecond ticks
 /// assert_eq!(intensity.max_restarts(), Some(3));
@@ -85,7 +85,7 @@ impl Intensity {
     /// `within` ticks (> 0). `max_restarts = 0` escalates on the first crash.
     ///
     /// ```
-    /// use foreman::policy::{Intensity, PolicyError};
+    /// use foreman_rt::policy::{Intensity, PolicyError};
     /// assert_eq!(Intensity::new(1, 0), Err(PolicyError::ZeroWindow));
     /// ```
     pub const fn new(max_restarts: u8, within: Tick) -> Result<Self, PolicyError> {
@@ -106,7 +106,7 @@ impl Intensity {
     /// Never escalates, however often workers restart.
     ///
     /// ```
-    /// assert_eq!(foreman::policy::Intensity::unlimited().max_restarts(), None);
+    /// assert_eq!(foreman_rt::policy::Intensity::unlimited().max_restarts(), None);
     /// ```
     pub const fn unlimited() -> Self {
         Intensity { limit: None }
@@ -115,7 +115,7 @@ impl Intensity {
     /// The allowed restarts per window, or `None` if unlimited.
     ///
     /// ```
-    /// let intensity = foreman::policy::Intensity::new(2, 10).unwrap();
+    /// let intensity = foreman_rt::policy::Intensity::new(2, 10).unwrap();
     /// assert_eq!(intensity.max_restarts(), Some(2));
     /// ```
     pub const fn max_restarts(&self) -> Option<u8> {
@@ -128,7 +128,7 @@ impl Intensity {
     /// The window in ticks, or `None` if unlimited.
     ///
     /// ```
-    /// let intensity = foreman::policy::Intensity::new(2, 10).unwrap();
+    /// let intensity = foreman_rt::policy::Intensity::new(2, 10).unwrap();
     /// assert_eq!(intensity.within(), Some(10));
     /// ```
     pub const fn within(&self) -> Option<Tick> {
@@ -147,12 +147,12 @@ impl Intensity {
 /// What happens to the task a worker was running when it crashed.
 ///
 /// ```
-/// use foreman::policy::Delivery;
+/// use foreman_rt::policy::Delivery;
 ///
 /// let delivery = Delivery::at_least_once(3)?;
 /// assert_eq!(delivery.max_attempts(), Some(3));
 /// assert_eq!(Delivery::AtMostOnce.max_attempts(), None);
-/// # Ok::<(), foreman::policy::PolicyError>(())
+/// # Ok::<(), foreman_rt::policy::PolicyError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delivery {
@@ -170,7 +170,7 @@ impl Delivery {
     /// At-least-once with `max_attempts` (> 0) runs in all.
     ///
     /// ```
-    /// use foreman::policy::{Delivery, PolicyError};
+    /// use foreman_rt::policy::{Delivery, PolicyError};
     /// assert_eq!(Delivery::at_least_once(0), Err(PolicyError::ZeroAttempts));
     /// ```
     pub const fn at_least_once(max_attempts: u32) -> Result<Self, PolicyError> {
@@ -183,7 +183,7 @@ impl Delivery {
     /// Runs allowed in all, or `None` for at-most-once.
     ///
     /// ```
-    /// assert_eq!(foreman::policy::Delivery::at_least_once(5).unwrap().max_attempts(), Some(5));
+    /// assert_eq!(foreman_rt::policy::Delivery::at_least_once(5).unwrap().max_attempts(), Some(5));
     /// ```
     pub const fn max_attempts(&self) -> Option<u32> {
         match self {
@@ -199,7 +199,7 @@ impl Delivery {
 /// delivery with 3 attempts, no watchdog.
 ///
 /// ```
-/// use foreman::policy::{Delivery, Intensity, Policy, Restart};
+/// use foreman_rt::policy::{Delivery, Intensity, Policy, Restart};
 ///
 /// const POLICY: Policy = match Policy::DEFAULT.with_watchdog(500) {
 ///     Ok(policy) => policy.with_restart(Restart::Transient).with_delivery(Delivery::AtMostOnce),
@@ -233,7 +233,7 @@ impl Policy {
     /// This policy with another restart kind.
     ///
     /// ```
-    /// use foreman::policy::{Policy, Restart};
+    /// use foreman_rt::policy::{Policy, Restart};
     /// assert_eq!(Policy::DEFAULT.with_restart(Restart::Temporary).restart(), Restart::Temporary);
     /// ```
     pub const fn with_restart(mut self, restart: Restart) -> Self {
@@ -244,7 +244,7 @@ impl Policy {
     /// This policy with another intensity.
     ///
     /// ```
-    /// use foreman::policy::{Intensity, Policy};
+    /// use foreman_rt::policy::{Intensity, Policy};
     /// let policy = Policy::DEFAULT.with_intensity(Intensity::unlimited());
     /// assert_eq!(policy.intensity(), Intensity::unlimited());
     /// ```
@@ -256,7 +256,7 @@ impl Policy {
     /// This policy with another delivery guarantee.
     ///
     /// ```
-    /// use foreman::policy::{Delivery, Policy};
+    /// use foreman_rt::policy::{Delivery, Policy};
     /// assert_eq!(Policy::DEFAULT.with_delivery(Delivery::AtMostOnce).delivery(), Delivery::AtMostOnce);
     /// ```
     pub const fn with_delivery(mut self, delivery: Delivery) -> Self {
@@ -268,7 +268,7 @@ impl Policy {
     /// (> 0) without a heartbeat is flagged hung by [`Supervisor::tick`](crate::Supervisor::tick).
     ///
     /// ```
-    /// use foreman::policy::{Policy, PolicyError};
+    /// use foreman_rt::policy::{Policy, PolicyError};
     /// assert_eq!(Policy::DEFAULT.with_watchdog(0), Err(PolicyError::ZeroDeadline));
     /// ```
     pub const fn with_watchdog(mut self, deadline: Tick) -> Result<Self, PolicyError> {
@@ -284,7 +284,7 @@ impl Policy {
     /// The restart kind.
     ///
     /// ```
-    /// assert_eq!(foreman::policy::Policy::DEFAULT.restart(), foreman::policy::Restart::Permanent);
+    /// assert_eq!(foreman_rt::policy::Policy::DEFAULT.restart(), foreman_rt::policy::Restart::Permanent);
     /// ```
     pub const fn restart(&self) -> Restart {
         self.restart
@@ -293,7 +293,7 @@ impl Policy {
     /// The restart intensity.
     ///
     /// ```
-    /// assert_eq!(foreman::policy::Policy::DEFAULT.intensity().max_restarts(), Some(3));
+    /// assert_eq!(foreman_rt::policy::Policy::DEFAULT.intensity().max_restarts(), Some(3));
     /// ```
     pub const fn intensity(&self) -> Intensity {
         self.intensity
@@ -302,7 +302,7 @@ impl Policy {
     /// The delivery guarantee for a crashed worker's task.
     ///
     /// ```
-    /// assert_eq!(foreman::policy::Policy::DEFAULT.delivery().max_attempts(), Some(3));
+    /// assert_eq!(foreman_rt::policy::Policy::DEFAULT.delivery().max_attempts(), Some(3));
     /// ```
     pub const fn delivery(&self) -> Delivery {
         self.delivery
@@ -311,7 +311,7 @@ impl Policy {
     /// The watchdog deadline in ticks, if any.
     ///
     /// ```
-    /// assert_eq!(foreman::policy::Policy::DEFAULT.watchdog(), None);
+    /// assert_eq!(foreman_rt::policy::Policy::DEFAULT.watchdog(), None);
     /// ```
     pub const fn watchdog(&self) -> Option<Tick> {
         match self.watchdog {

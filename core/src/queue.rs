@@ -70,7 +70,7 @@ impl<T> PushError<T> {
     /// The value that was not pushed.
     ///
     /// ```
-    /// use foreman::queue::{PushError, Queue};
+    /// use foreman_rt::queue::{PushError, Queue};
     ///
     /// let queue: Queue<&str, 1> = Queue::new();
     /// queue.try_push("first").unwrap();
@@ -131,7 +131,7 @@ impl core::error::Error for PopError {}
 /// The queue is allocation-free and `const`-constructible, so it can live in a `static`.
 ///
 /// ```
-/// use foreman::queue::{PopError, PushError, Queue};
+/// use foreman_rt::queue::{PopError, PushError, Queue};
 ///
 /// static QUEUE: Queue<u32, 4> = Queue::new();
 ///
@@ -148,7 +148,7 @@ impl core::error::Error for PopError {}
 /// A capacity that is not a power of two is rejected at compile time:
 ///
 /// ```compile_fail
-/// let queue: foreman::queue::Queue<u32, 3> = foreman::queue::Queue::new();
+/// let queue: foreman_rt::queue::Queue<u32, 3> = foreman_rt::queue::Queue::new();
 /// ```
 pub struct Queue<T, const N: usize> {
     /// Position of the next pop. Consumers only; on its own cache line.
@@ -179,7 +179,7 @@ impl<T, const N: usize> Queue<T, N> {
         /// An empty, open queue.
         ///
         /// ```
-        /// let queue: foreman::queue::Queue<String, 8> = foreman::queue::Queue::new();
+        /// let queue: foreman_rt::queue::Queue<String, 8> = foreman_rt::queue::Queue::new();
         /// assert!(queue.is_empty());
         /// assert_eq!(queue.capacity(), 8);
         /// ```
@@ -212,7 +212,7 @@ impl<T, const N: usize> Queue<T, N> {
     /// `N` elements.
     ///
     /// ```
-    /// use foreman::queue::{PushError, Queue};
+    /// use foreman_rt::queue::{PushError, Queue};
     ///
     /// let queue: Queue<char, 2> = Queue::new();
     /// assert_eq!(queue.try_push('a'), Ok(()));
@@ -321,7 +321,7 @@ impl<T, const N: usize> Queue<T, N> {
     /// every call answers `Closed`.
     ///
     /// ```
-    /// use foreman::queue::{PopError, Queue};
+    /// use foreman_rt::queue::{PopError, Queue};
     ///
     /// let queue: Queue<u8, 2> = Queue::new();
     /// assert_eq!(queue.try_pop(), Err(PopError::Empty));
@@ -394,7 +394,7 @@ impl<T, const N: usize> Queue<T, N> {
     /// Returns `true` if this call closed it, `false` if it was closed already.
     ///
     /// ```
-    /// let queue: foreman::queue::Queue<u8, 2> = foreman::queue::Queue::new();
+    /// let queue: foreman_rt::queue::Queue<u8, 2> = foreman_rt::queue::Queue::new();
     /// assert!(queue.close());
     /// assert!(!queue.close());
     /// assert!(queue.is_closed());
@@ -415,7 +415,7 @@ impl<T, const N: usize> Queue<T, N> {
     /// the queue right after.
     ///
     /// ```
-    /// let queue: foreman::queue::Queue<u8, 2> = foreman::queue::Queue::new();
+    /// let queue: foreman_rt::queue::Queue<u8, 2> = foreman_rt::queue::Queue::new();
     /// assert!(!queue.is_closed());
     /// ```
     pub fn is_closed(&self) -> bool {
@@ -427,7 +427,7 @@ impl<T, const N: usize> Queue<T, N> {
     /// stale as soon as it returns, but it was exact at one instant during the call.
     ///
     /// ```
-    /// let queue: foreman::queue::Queue<u8, 4> = foreman::queue::Queue::new();
+    /// let queue: foreman_rt::queue::Queue<u8, 4> = foreman_rt::queue::Queue::new();
     /// queue.try_push(1).unwrap();
     /// queue.try_push(2).unwrap();
     /// assert_eq!(queue.len(), 2);
@@ -440,7 +440,7 @@ impl<T, const N: usize> Queue<T, N> {
     /// Whether the queue holds no element, as a snapshot (see [`len`](Self::len)).
     ///
     /// ```
-    /// let queue: foreman::queue::Queue<u8, 4> = foreman::queue::Queue::new();
+    /// let queue: foreman_rt::queue::Queue<u8, 4> = foreman_rt::queue::Queue::new();
     /// assert!(queue.is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
@@ -450,7 +450,7 @@ impl<T, const N: usize> Queue<T, N> {
     /// Whether the queue holds `N` elements, as a snapshot (see [`len`](Self::len)).
     ///
     /// ```
-    /// let queue: foreman::queue::Queue<u8, 1> = foreman::queue::Queue::new();
+    /// let queue: foreman_rt::queue::Queue<u8, 1> = foreman_rt::queue::Queue::new();
     /// queue.try_push(1).unwrap();
     /// assert!(queue.is_full());
     /// ```
@@ -461,7 +461,7 @@ impl<T, const N: usize> Queue<T, N> {
     /// The capacity, `N`.
     ///
     /// ```
-    /// let queue: foreman::queue::Queue<u8, 16> = foreman::queue::Queue::new();
+    /// let queue: foreman_rt::queue::Queue<u8, 16> = foreman_rt::queue::Queue::new();
     /// assert_eq!(queue.capacity(), 16);
     /// ```
     pub const fn capacity(&self) -> usize {

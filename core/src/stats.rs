@@ -90,7 +90,7 @@ pub struct WorkerSnapshot {
 /// `2^(usize::BITS − 1)`.
 ///
 /// ```
-/// use foreman::{park::NoPark, policy::Policy, Next, Supervisor};
+/// use foreman_rt::{park::NoPark, policy::Policy, Next, Supervisor};
 ///
 /// let sup: Supervisor<u32, 8, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
 /// sup.try_submit(1).unwrap();
@@ -184,7 +184,7 @@ impl<const W: usize> Snapshot<W> {
     /// Tasks that reached a final outcome: completed, failed, dead-lettered, lost or handed back.
     ///
     /// ```
-    /// use foreman::{park::NoPark, policy::Policy, Supervisor};
+    /// use foreman_rt::{park::NoPark, policy::Policy, Supervisor};
     /// let sup: Supervisor<u8, 2, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
     /// assert_eq!(sup.snapshot().finished(), 0);
     /// ```
@@ -202,7 +202,7 @@ impl<const W: usize> Snapshot<W> {
     /// useful to check one that was copied or sent elsewhere.
     ///
     /// ```
-    /// use foreman::{park::NoPark, policy::Policy, Supervisor};
+    /// use foreman_rt::{park::NoPark, policy::Policy, Supervisor};
     /// let sup: Supervisor<u8, 2, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
     /// sup.try_submit(1).unwrap();
     /// assert!(sup.snapshot().adds_up());

@@ -104,7 +104,7 @@ impl SupervisorState {
     /// A short lowercase name, for logs and user interfaces.
     ///
     /// ```
-    /// use foreman::{Shutdown, SupervisorState};
+    /// use foreman_rt::{Shutdown, SupervisorState};
     /// assert_eq!(SupervisorState::Stopped(Shutdown::Drain).name(), "stopped");
     /// ```
     pub const fn name(self) -> &'static str {
@@ -137,7 +137,7 @@ impl<T> SubmitError<T> {
     /// The task that was not accepted.
     ///
     /// ```
-    /// use foreman::{park::NoPark, policy::Policy, SubmitError, Supervisor};
+    /// use foreman_rt::{park::NoPark, policy::Policy, SubmitError, Supervisor};
     /// let sup: Supervisor<&str, 1, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
     /// sup.try_submit("a").unwrap();
     /// assert_eq!(sup.try_submit("b").unwrap_err().into_inner(), "b");
@@ -305,7 +305,7 @@ pub struct CrashReport<T> {
 /// [`recover`](Self::recover)) and feeds the clock ([`tick`](Self::tick)).
 ///
 /// ```
-/// use foreman::{park::NoPark, policy::Policy, Next, Supervisor, SupervisorState, Shutdown};
+/// use foreman_rt::{park::NoPark, policy::Policy, Next, Supervisor, SupervisorState, Shutdown};
 ///
 /// static SUPERVISOR: Supervisor<u32, 16, 2> = Supervisor::new(Policy::DEFAULT, NoPark);
 ///
@@ -335,7 +335,7 @@ pub struct CrashReport<T> {
 /// A capacity that is not a power of two, or zero workers, do not compile:
 ///
 /// ```compile_fail
-/// use foreman::{park::NoPark, policy::Policy, Supervisor};
+/// use foreman_rt::{park::NoPark, policy::Policy, Supervisor};
 /// static NONE: Supervisor<u32, 16, 0> = Supervisor::new(Policy::DEFAULT, NoPark);
 /// ```
 pub struct Supervisor<T, const N: usize, const W: usize, P: Park = NoPark> {
@@ -384,7 +384,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
         /// A running supervisor with an empty queue and every worker slot vacant.
         ///
         /// ```
-        /// use foreman::{park::NoPark, policy::Policy, Supervisor, SupervisorState};
+        /// use foreman_rt::{park::NoPark, policy::Policy, Supervisor, SupervisorState};
         /// let sup: Supervisor<String, 64, 4> = Supervisor::new(Policy::DEFAULT, NoPark);
         /// assert_eq!(sup.state(), SupervisorState::Running);
         /// ```
@@ -409,7 +409,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// The policy this supervisor follows.
     ///
     /// ```
-    /// use foreman::{park::NoPark, policy::Policy, Supervisor};
+    /// use foreman_rt::{park::NoPark, policy::Policy, Supervisor};
     /// let sup: Supervisor<u8, 2, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
     /// assert_eq!(*sup.policy(), Policy::DEFAULT);
     /// ```
@@ -420,7 +420,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// The host's parking primitive.
     ///
     /// ```
-    /// use foreman::{park::NoPark, policy::Policy, Supervisor};
+    /// use foreman_rt::{park::NoPark, policy::Policy, Supervisor};
     /// let sup: Supervisor<u8, 2, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
     /// let _park: &NoPark = sup.park();
     /// ```
@@ -448,7 +448,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// single-core target (see the crate docs for the rule on the main loop's side).
     ///
     /// ```
-    /// use foreman::{park::NoPark, policy::Policy, SubmitError, Supervisor};
+    /// use foreman_rt::{park::NoPark, policy::Policy, SubmitError, Supervisor};
     /// let sup: Supervisor<u32, 2, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
     /// sup.try_submit(1).unwrap();
     /// sup.try_submit(2).unwrap();
@@ -480,7 +480,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// [`NoPark`] it spins while the queue is full.
     ///
     /// ```
-    /// use foreman::{park::NoPark, policy::Policy, Supervisor};
+    /// use foreman_rt::{park::NoPark, policy::Policy, Supervisor};
     /// let sup: Supervisor<u32, 2, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
     /// sup.submit(1).unwrap(); // room: returns at once
     /// sup.drain();
@@ -575,7 +575,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// the slot if the start failed.
     ///
     /// ```
-    /// use foreman::{park::NoPark, policy::Policy, Supervisor, WorkerState};
+    /// use foreman_rt::{park::NoPark, policy::Policy, Supervisor, WorkerState};
     /// let sup: Supervisor<u8, 2, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
     /// sup.reserve(0).unwrap();
     /// assert_eq!(sup.worker_state(0), Some(WorkerState::Starting));
@@ -591,7 +591,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// Gives a reserved slot up (the worker could not be started): Starting → Vacant.
     ///
     /// ```
-    /// use foreman::{park::NoPark, policy::Policy, Supervisor, WorkerState};
+    /// use foreman_rt::{park::NoPark, policy::Policy, Supervisor, WorkerState};
     /// let sup: Supervisor<u8, 2, 2> = Supervisor::new(Policy::DEFAULT, NoPark);
     /// # let _keep = sup.attach(1).unwrap();
     /// sup.reserve(0).unwrap();
@@ -609,7 +609,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// Starting (reserved) or Restarting (a replacement the supervisor asked for).
     ///
     /// ```
-    /// use foreman::{park::NoPark, policy::Policy, Supervisor, WorkerError, WorkerState};
+    /// use foreman_rt::{park::NoPark, policy::Policy, Supervisor, WorkerError, WorkerState};
     /// let sup: Supervisor<u8, 2, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
     /// let worker = sup.attach(0).unwrap();
     /// assert_eq!(
@@ -655,7 +655,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// hands back the retry it held, if any.
     ///
     /// ```
-    /// use foreman::{park::NoPark, policy::Policy, Next, Supervisor, WorkerState};
+    /// use foreman_rt::{park::NoPark, policy::Policy, Next, Supervisor, WorkerState};
     /// let sup: Supervisor<u8, 2, 2> = Supervisor::new(Policy::DEFAULT, NoPark);
     /// # let _other = sup.attach(1).unwrap();
     /// sup.try_submit(7).unwrap();
@@ -690,7 +690,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// A slot's state, or `None` if `index` is out of range.
     ///
     /// ```
-    /// use foreman::{park::NoPark, policy::Policy, Supervisor, WorkerState};
+    /// use foreman_rt::{park::NoPark, policy::Policy, Supervisor, WorkerState};
     /// let sup: Supervisor<u8, 2, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
     /// assert_eq!(sup.worker_state(0), Some(WorkerState::Vacant));
     /// assert_eq!(sup.worker_state(1), None);
@@ -707,7 +707,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// The current lifecycle state.
     ///
     /// ```
-    /// use foreman::{park::NoPark, policy::Policy, Supervisor, SupervisorState};
+    /// use foreman_rt::{park::NoPark, policy::Policy, Supervisor, SupervisorState};
     /// let sup: Supervisor<u8, 2, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
     /// assert_eq!(sup.state(), SupervisorState::Running);
     /// ```
@@ -719,7 +719,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// Whether every worker has left after a shutdown.
     ///
     /// ```
-    /// use foreman::{park::NoPark, policy::Policy, Supervisor};
+    /// use foreman_rt::{park::NoPark, policy::Policy, Supervisor};
     /// let sup: Supervisor<u8, 2, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
     /// assert!(!sup.is_stopped());
     /// sup.drain(); // no worker attached: stops at once
@@ -775,7 +775,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// [`hand_back`](Self::hand_back) once stopped.
     ///
     /// ```
-    /// use foreman::{park::NoPark, policy::Policy, Supervisor, SupervisorState};
+    /// use foreman_rt::{park::NoPark, policy::Policy, Supervisor, SupervisorState};
     /// let sup: Supervisor<u8, 2, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
     /// let worker = sup.attach(0).unwrap();
     /// assert_eq!(sup.drain(), SupervisorState::Draining);
@@ -791,7 +791,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// drain in progress.
     ///
     /// ```
-    /// use foreman::{park::NoPark, policy::Policy, Supervisor, SupervisorState, Shutdown};
+    /// use foreman_rt::{park::NoPark, policy::Policy, Supervisor, SupervisorState, Shutdown};
     /// let sup: Supervisor<u8, 4, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
     /// sup.try_submit(1).unwrap();
     /// sup.try_submit(2).unwrap();
@@ -932,7 +932,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// Blocks (through the supervisor's [`Park`]) until the supervisor has stopped.
     ///
     /// ```
-    /// use foreman::{park::NoPark, policy::Policy, Supervisor};
+    /// use foreman_rt::{park::NoPark, policy::Policy, Supervisor};
     /// let sup: Supervisor<u8, 2, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
     /// sup.abort();
     /// sup.wait_stopped(); // returns at once: no worker was attached
@@ -953,7 +953,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// supervisor is running or draining with workers (the tasks are still to run).
     ///
     /// ```
-    /// use foreman::{park::NoPark, policy::Policy, Supervisor};
+    /// use foreman_rt::{park::NoPark, policy::Policy, Supervisor};
     /// let sup: Supervisor<char, 4, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
     /// sup.try_submit('x').unwrap();
     /// assert_eq!(sup.hand_back().count(), 0); // running: nothing to hand back
@@ -971,7 +971,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// vacant. Counters keep counting; tasks still queued will run.
     ///
     /// ```
-    /// use foreman::{park::NoPark, policy::Policy, ReopenError, Supervisor, SupervisorState};
+    /// use foreman_rt::{park::NoPark, policy::Policy, ReopenError, Supervisor, SupervisorState};
     /// let sup: Supervisor<u8, 2, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
     /// assert_eq!(sup.reopen(), Err(ReopenError::NotStopped(SupervisorState::Running)));
     /// sup.drain();
@@ -1021,7 +1021,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// `u32::MAX / 2` ticks or more between two ticks (see [`Tick`]).
     ///
     /// ```
-    /// use foreman::{park::NoPark, policy::Policy, Next, Supervisor, WorkerState};
+    /// use foreman_rt::{park::NoPark, policy::Policy, Next, Supervisor, WorkerState};
     /// let policy = Policy::DEFAULT.with_watchdog(100).unwrap();
     /// let sup: Supervisor<u8, 2, 1> = Supervisor::new(policy, NoPark);
     /// sup.tick(1_000);
@@ -1104,7 +1104,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// Fails (and the host must not kill the thread) if the worker is no longer busy.
     ///
     /// ```
-    /// use foreman::{park::NoPark, policy::Policy, Condemned, Next, Supervisor};
+    /// use foreman_rt::{park::NoPark, policy::Policy, Condemned, Next, Supervisor};
     /// let sup: Supervisor<u8, 2, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
     /// sup.try_submit(1).unwrap();
     /// let mut worker = sup.attach(0).unwrap();
@@ -1133,7 +1133,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// dropped. Recovery reads the task cell, and a replacement writes it.
     ///
     /// ```
-    /// use foreman::{park::NoPark, policy::Policy, Next, Supervisor};
+    /// use foreman_rt::{park::NoPark, policy::Policy, Next, Supervisor};
     /// let sup: Supervisor<u8, 2, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
     /// sup.try_submit(1).unwrap();
     /// let mut worker = sup.attach(0).unwrap();
@@ -1164,7 +1164,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// a host that catches the crash itself uses [`Job::crash`](crate::Job::crash).
     ///
     /// ```
-    /// use foreman::{park::NoPark, policy::{Delivery, Policy}, Decision, Disposition, Next, Supervisor};
+    /// use foreman_rt::{park::NoPark, policy::{Delivery, Policy}, Decision, Disposition, Next, Supervisor};
     /// let policy = Policy::DEFAULT.with_delivery(Delivery::AtMostOnce);
     /// let sup: Supervisor<u8, 2, 1> = Supervisor::new(policy, NoPark);
     /// sup.try_submit(3).unwrap();
@@ -1352,7 +1352,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// The counters and worker states, read without locks. See [`Snapshot`].
     ///
     /// ```
-    /// use foreman::{park::NoPark, policy::Policy, Supervisor, WorkerState};
+    /// use foreman_rt::{park::NoPark, policy::Policy, Supervisor, WorkerState};
     /// let sup: Supervisor<u8, 4, 2> = Supervisor::new(Policy::DEFAULT, NoPark);
     /// sup.try_submit(1).unwrap();
     /// let snap = sup.snapshot();
@@ -1396,7 +1396,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// The number of queued tasks, as a snapshot.
     ///
     /// ```
-    /// use foreman::{park::NoPark, policy::Policy, Supervisor};
+    /// use foreman_rt::{park::NoPark, policy::Policy, Supervisor};
     /// let sup: Supervisor<u8, 4, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
     /// sup.try_submit(1).unwrap();
     /// assert_eq!(sup.queued(), 1);
@@ -1408,7 +1408,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// The queue's capacity, `N`.
     ///
     /// ```
-    /// use foreman::{park::NoPark, policy::Policy, Supervisor};
+    /// use foreman_rt::{park::NoPark, policy::Policy, Supervisor};
     /// let sup: Supervisor<u8, 4, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
     /// assert_eq!(sup.capacity(), 4);
     /// ```
@@ -1419,7 +1419,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// The number of worker slots, `W`.
     ///
     /// ```
-    /// use foreman::{park::NoPark, policy::Policy, Supervisor};
+    /// use foreman_rt::{park::NoPark, policy::Policy, Supervisor};
     /// let sup: Supervisor<u8, 4, 3> = Supervisor::new(Policy::DEFAULT, NoPark);
     /// assert_eq!(sup.workers(), 3);
     /// ```

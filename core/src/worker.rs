@@ -121,7 +121,7 @@ impl WorkerState {
     /// A short lowercase name, for logs and user interfaces.
     ///
     /// ```
-    /// assert_eq!(foreman::WorkerState::Restarting.name(), "restarting");
+    /// assert_eq!(foreman_rt::WorkerState::Restarting.name(), "restarting");
     /// ```
     pub const fn name(self) -> &'static str {
         match self {
@@ -234,7 +234,7 @@ impl<T> Slot<T> {
 /// [`exit`](Worker::exit)).
 ///
 /// ```
-/// use foreman::{park::NoPark, policy::Policy, Next, Supervisor};
+/// use foreman_rt::{park::NoPark, policy::Policy, Next, Supervisor};
 ///
 /// let sup: Supervisor<u32, 4, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
 /// let mut worker = sup.attach(0).unwrap();
@@ -301,7 +301,7 @@ impl<'s, T, const N: usize, const W: usize, P: Park> Worker<'s, T, N, W, P> {
     /// This worker's index, `0..W`.
     ///
     /// ```
-    /// use foreman::{park::NoPark, policy::Policy, Supervisor};
+    /// use foreman_rt::{park::NoPark, policy::Policy, Supervisor};
     /// let sup: Supervisor<u8, 2, 3> = Supervisor::new(Policy::DEFAULT, NoPark);
     /// assert_eq!(sup.attach(2).unwrap().index(), 2);
     /// ```
@@ -312,7 +312,7 @@ impl<'s, T, const N: usize, const W: usize, P: Park> Worker<'s, T, N, W, P> {
     /// The supervisor this worker belongs to.
     ///
     /// ```
-    /// use foreman::{park::NoPark, policy::Policy, Supervisor, WorkerState};
+    /// use foreman_rt::{park::NoPark, policy::Policy, Supervisor, WorkerState};
     /// let sup: Supervisor<u8, 2, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
     /// let worker = sup.attach(0).unwrap();
     /// assert_eq!(worker.supervisor().worker_state(0), Some(WorkerState::Idle));
@@ -333,7 +333,7 @@ impl<'s, T, const N: usize, const W: usize, P: Park> Worker<'s, T, N, W, P> {
     /// could send back to it.
     ///
     /// ```
-    /// use foreman::{park::NoPark, policy::Policy, Next, Supervisor};
+    /// use foreman_rt::{park::NoPark, policy::Policy, Next, Supervisor};
     /// let sup: Supervisor<&str, 2, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
     /// let mut worker = sup.attach(0).unwrap();
     /// assert!(matches!(worker.try_next(), Next::Idle));
@@ -355,7 +355,7 @@ impl<'s, T, const N: usize, const W: usize, P: Park> Worker<'s, T, N, W, P> {
     /// there is none. `None` when the worker must leave: drop the handle then.
     ///
     /// ```
-    /// use foreman::{park::NoPark, policy::Policy, Supervisor};
+    /// use foreman_rt::{park::NoPark, policy::Policy, Supervisor};
     /// let sup: Supervisor<u32, 4, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
     /// let mut worker = sup.attach(0).unwrap();
     /// sup.try_submit(40).unwrap();
@@ -445,7 +445,7 @@ impl<'s, T, const N: usize, const W: usize, P: Park> Worker<'s, T, N, W, P> {
     /// should attach a new worker to this slot. Dropping the handle does the same, silently.
     ///
     /// ```
-    /// use foreman::{park::NoPark, policy::{Policy, Restart}, Decision, Supervisor, WorkerState};
+    /// use foreman_rt::{park::NoPark, policy::{Policy, Restart}, Decision, Supervisor, WorkerState};
     ///
     /// let sup: Supervisor<u8, 2, 2> = Supervisor::new(Policy::DEFAULT, NoPark);
     /// let (first, second) = (sup.attach(0).unwrap(), sup.attach(1).unwrap());
@@ -526,7 +526,7 @@ impl core::error::Error for Condemned {}
 /// [`Supervisor::recover`] to pick up: the task is never lost.
 ///
 /// ```
-/// use foreman::{park::NoPark, policy::Policy, Next, Supervisor};
+/// use foreman_rt::{park::NoPark, policy::Policy, Next, Supervisor};
 ///
 /// let sup: Supervisor<u32, 2, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
 /// sup.try_submit(6).unwrap();
@@ -556,7 +556,7 @@ impl<'w, T, const N: usize, const W: usize, P: Park> Job<'w, T, N, W, P> {
     /// slot, a retry may be written into the same cell while the doomed thread still runs.
     ///
     /// ```
-    /// # use foreman::{park::NoPark, policy::Policy, Next, Supervisor};
+    /// # use foreman_rt::{park::NoPark, policy::Policy, Next, Supervisor};
     /// # let sup: Supervisor<String, 2, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
     /// sup.try_submit("render row 7".to_string()).unwrap();
     /// # let mut worker = sup.attach(0).unwrap();
@@ -574,7 +574,7 @@ impl<'w, T, const N: usize, const W: usize, P: Park> Job<'w, T, N, W, P> {
     /// Which run of the task this is: 1 the first time, 2 on the first retry, …
     ///
     /// ```
-    /// # use foreman::{park::NoPark, policy::Policy, Next, Supervisor};
+    /// # use foreman_rt::{park::NoPark, policy::Policy, Next, Supervisor};
     /// # let sup: Supervisor<u8, 2, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
     /// # sup.try_submit(1).unwrap();
     /// # let mut worker = sup.attach(0).unwrap();
@@ -590,7 +590,7 @@ impl<'w, T, const N: usize, const W: usize, P: Park> Job<'w, T, N, W, P> {
     /// What task code may know and do about its worker: see [`Context`].
     ///
     /// ```
-    /// # use foreman::{park::NoPark, policy::Policy, Next, Supervisor};
+    /// # use foreman_rt::{park::NoPark, policy::Policy, Next, Supervisor};
     /// # let sup: Supervisor<u8, 2, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
     /// # sup.try_submit(1).unwrap();
     /// # let mut worker = sup.attach(0).unwrap();
@@ -615,7 +615,7 @@ impl<'w, T, const N: usize, const W: usize, P: Park> Job<'w, T, N, W, P> {
     /// then owns the task and the outcome is not recorded.
     ///
     /// ```
-    /// # use foreman::{park::NoPark, policy::Policy, Next, Supervisor};
+    /// # use foreman_rt::{park::NoPark, policy::Policy, Next, Supervisor};
     /// # let sup: Supervisor<u8, 2, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
     /// # sup.try_submit(9).unwrap();
     /// # let mut worker = sup.attach(0).unwrap();
@@ -633,7 +633,7 @@ impl<'w, T, const N: usize, const W: usize, P: Park> Job<'w, T, N, W, P> {
     /// `Err(Condemned)` as for [`complete`](Job::complete).
     ///
     /// ```
-    /// # use foreman::{park::NoPark, policy::Policy, Next, Supervisor};
+    /// # use foreman_rt::{park::NoPark, policy::Policy, Next, Supervisor};
     /// # let sup: Supervisor<u8, 2, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
     /// # sup.try_submit(9).unwrap();
     /// # let mut worker = sup.attach(0).unwrap();
@@ -692,7 +692,7 @@ impl<'w, T, const N: usize, const W: usize, P: Park> Job<'w, T, N, W, P> {
     /// whether the host must start a replacement. `now` is the host's clock.
     ///
     /// ```
-    /// use foreman::{park::NoPark, policy::Policy, Decision, Disposition, Next, Supervisor};
+    /// use foreman_rt::{park::NoPark, policy::Policy, Decision, Disposition, Next, Supervisor};
     ///
     /// let sup: Supervisor<u8, 2, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
     /// sup.try_submit(1).unwrap();
@@ -764,7 +764,7 @@ impl<T, const N: usize, const W: usize, P: Park> Drop for Job<'_, T, N, W, P> {
 /// What task code may know and do about the worker running it.
 ///
 /// ```
-/// use foreman::{park::NoPark, policy::Policy, Next, Supervisor};
+/// use foreman_rt::{park::NoPark, policy::Policy, Next, Supervisor};
 ///
 /// let sup: Supervisor<u32, 2, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
 /// sup.try_submit(3).unwrap();
@@ -789,7 +789,7 @@ impl Context<'_> {
     /// The index of the worker running the task.
     ///
     /// ```
-    /// # use foreman::{park::NoPark, policy::Policy, Next, Supervisor};
+    /// # use foreman_rt::{park::NoPark, policy::Policy, Next, Supervisor};
     /// # let sup: Supervisor<u8, 2, 2> = Supervisor::new(Policy::DEFAULT, NoPark);
     /// # sup.try_submit(1).unwrap();
     /// # let mut worker = sup.attach(1).unwrap();
@@ -804,7 +804,7 @@ impl Context<'_> {
     /// Which run of the task this is (1 the first time).
     ///
     /// ```
-    /// # use foreman::{park::NoPark, policy::Policy, Next, Supervisor};
+    /// # use foreman_rt::{park::NoPark, policy::Policy, Next, Supervisor};
     /// # let sup: Supervisor<u8, 2, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
     /// # sup.try_submit(1).unwrap();
     /// # let mut worker = sup.attach(0).unwrap();
@@ -820,7 +820,7 @@ impl Context<'_> {
     /// flag is cleared.
     ///
     /// ```
-    /// # use foreman::{park::NoPark, policy::Policy, Next, Supervisor};
+    /// # use foreman_rt::{park::NoPark, policy::Policy, Next, Supervisor};
     /// # let sup: Supervisor<u8, 2, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
     /// # sup.try_submit(1).unwrap();
     /// # let mut worker = sup.attach(0).unwrap();

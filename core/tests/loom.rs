@@ -3,7 +3,7 @@
 //! queue's and the slots' cells for data races.
 //!
 //! ```text
-//! RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p foreman --test loom --release
+//! RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p foreman-rt --test loom --release
 //! ```
 //!
 //! `cargo xtask test` runs them. `LOOM_MAX_PREEMPTIONS` overrides the default bound of 3.
@@ -13,10 +13,12 @@ use loom::sync::atomic::Ordering;
 use loom::sync::Arc;
 use loom::thread::{self, JoinHandle};
 
-use foreman::park::{AtomicU32, NoPark, Park};
-use foreman::policy::{Delivery, Intensity, Policy, Restart};
-use foreman::queue::{PopError, PushError, Queue};
-use foreman::{Condemned, Decision, Disposition, Next, SubmitError, Supervisor, SupervisorState};
+use foreman_rt::park::{AtomicU32, NoPark, Park};
+use foreman_rt::policy::{Delivery, Intensity, Policy, Restart};
+use foreman_rt::queue::{PopError, PushError, Queue};
+use foreman_rt::{
+    Condemned, Decision, Disposition, Next, SubmitError, Supervisor, SupervisorState,
+};
 
 /// A model builder with room for the supervisor models, which take a few thousand steps per
 /// execution.

@@ -3,7 +3,7 @@
 //! foreman on bare metal: one core, no threads, no allocator. Two firmware images share this
 //! library and differ only in what connects the timer interrupt to the main loop:
 //!
-//! - `supervised` (`src/bin/supervised.rs`): a `static` [`foreman::Supervisor`]. SysTick feeds
+//! - `supervised` (`src/bin/supervised.rs`): a `static` [`foreman_rt::Supervisor`]. SysTick feeds
 //!   its clock (the watchdog) and submits tasks with `try_submit`; the main loop is the
 //!   cooperative host: it polls worker steps, runs tasks, reports their outcomes, replaces
 //!   crashed workers, and sleeps with `WFI` when every worker is idle.

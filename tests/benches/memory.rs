@@ -16,11 +16,11 @@ use std::mem::size_of;
 use std::process::ExitCode;
 
 use clap::Parser;
-use foreman::host::threads::ThreadPark;
-use foreman::park::NoPark;
-use foreman::policy::Policy;
-use foreman::queue::Queue;
-use foreman::Supervisor;
+use foreman_rt::host::threads::ThreadPark;
+use foreman_rt::park::NoPark;
+use foreman_rt::policy::Policy;
+use foreman_rt::queue::Queue;
+use foreman_rt::Supervisor;
 use foreman_tests::{allocations_during, core_path_allocations, Counting};
 
 #[path = "support/pools.rs"]

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Barrier;
 use std::thread;
 
-use foreman::host::threads::ThreadPark;
-use foreman::Supervisor;
+use foreman_rt::host::threads::ThreadPark;
+use foreman_rt::Supervisor;
 
 /// One bit per task id: records each id seen and tells whether it was seen before, so a test
 /// can prove every task ended exactly once (none lost, none duplicated).

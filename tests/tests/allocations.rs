@@ -5,9 +5,9 @@
 //! One test function runs both phases in turn, so nothing else in this binary allocates
 //! while a phase counts.
 
-use foreman::host::threads::{Pool, ThreadPark};
-use foreman::policy::Policy;
-use foreman::Supervisor;
+use foreman_rt::host::threads::{Pool, ThreadPark};
+use foreman_rt::policy::Policy;
+use foreman_rt::Supervisor;
 use foreman_tests::{allocations_during, core_path_allocations, run_tasks, Counting};
 
 #[global_allocator]
@@ -50,7 +50,7 @@ fn no_allocation_per_task_in_steady_state() {
         .snapshot()
         .workers
         .iter()
-        .any(|w| w.state == foreman::WorkerState::Starting)
+        .any(|w| w.state == foreman_rt::WorkerState::Starting)
     {
         std::thread::yield_now();
     }

@@ -9,9 +9,9 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Once};
 
-use foreman::host::threads::{Event, Pool};
-use foreman::policy::{Delivery, Intensity, Policy};
-use foreman::{Decision, Disposition, Shutdown, SupervisorState};
+use foreman_rt::host::threads::{Event, Pool};
+use foreman_rt::policy::{Delivery, Intensity, Policy};
+use foreman_rt::{Decision, Disposition, Shutdown, SupervisorState};
 use foreman_tests::Bitmap;
 
 const TASKS: u32 = 100_000;
@@ -118,8 +118,8 @@ fn mark(bitmap: &Bitmap, task: u32) {
 
 fn soak<const W: usize>(
     policy: Policy,
-    handler: fn(&foreman::Context<'_>, &u32) -> Result<(), String>,
-) -> (Arc<Outcomes>, foreman::host::threads::Report<u32, W>) {
+    handler: fn(&foreman_rt::Context<'_>, &u32) -> Result<(), String>,
+) -> (Arc<Outcomes>, foreman_rt::host::threads::Report<u32, W>) {
     quiet_deliberate_panics();
     let outcomes = Outcomes::new();
     let sink = outcomes.clone();
@@ -232,7 +232,7 @@ fn exceeding_the_restart_intensity_escalates_and_loses_nothing() {
     assert!(snap.adds_up());
     // No worker is left: retired by the escalation, exited, or (if the escalation came
     // before its thread attached) its reservation swept back to vacant.
-    use foreman::WorkerState::{Exited, Retired, Vacant};
+    use foreman_rt::WorkerState::{Exited, Retired, Vacant};
     assert!(snap
         .workers
         .iter()

@@ -4,9 +4,9 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use foreman::park::NoPark;
-use foreman::policy::{Delivery, Intensity, Policy, PolicyError};
-use foreman::{
+use foreman_rt::park::NoPark;
+use foreman_rt::policy::{Delivery, Intensity, Policy, PolicyError};
+use foreman_rt::{
     Next, ReopenError, SubmitError, Supervisor, SupervisorState, WorkerError, WorkerState,
 };
 

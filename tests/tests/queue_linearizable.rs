@@ -7,7 +7,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Barrier;
 
-use foreman::queue::Queue;
+use foreman_rt::queue::Queue;
 
 const CYCLES: usize = 1_000_000;
 

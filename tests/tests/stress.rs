@@ -5,9 +5,9 @@
 
 use std::sync::Arc;
 
-use foreman::host::threads::{Event, Pool};
-use foreman::policy::Policy;
-use foreman::SubmitError;
+use foreman_rt::host::threads::{Event, Pool};
+use foreman_rt::policy::Policy;
+use foreman_rt::SubmitError;
 use foreman_tests::Bitmap;
 
 fn tasks() -> usize {

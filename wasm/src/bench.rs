@@ -7,7 +7,7 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use foreman::{SubmitError, SupervisorState};
+use foreman_rt::{SubmitError, SupervisorState};
 use rayon::prelude::*;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;

@@ -1,7 +1,7 @@
 //! The supervisor's clock, ticked by a thread of its own.
 //!
 //! The core stamps each task's start with the clock as of the last
-//! [`tick`](foreman::Supervisor::tick), and its watchdog flags a task whose stamp is older than
+//! [`tick`](foreman_rt::Supervisor::tick), and its watchdog flags a task whose stamp is older than
 //! the deadline. So the clock must never stall: a tick that comes a second late would find every
 //! task started in that second "older" than it is. The page's main thread cannot promise that:
 //! browsers throttle its timers (to once a second, or once a minute, in a hidden tab), and a

@@ -10,7 +10,7 @@
 //!
 //! # Knowing that a thread is gone
 //!
-//! Recovering a worker ([`Supervisor::declare_dead`](foreman::Supervisor::declare_dead)),
+//! Recovering a worker ([`Supervisor::declare_dead`](foreman_rt::Supervisor::declare_dead)),
 //! repairing its heap and freeing its stack are only safe once its thread will never run
 //! again. A trap only unwinds; `Worker.terminate()` only *asks* the browser to stop the thread,
 //! which may run on: Chromium stops a worker that is busy in wasm only after a grace period of
@@ -26,7 +26,7 @@
 //! - **Trap** (a panic aborts): the lock is released, the host recovers the slot; the
 //!   supervisor's policy decides the task's fate (retried by the replacement, dead-lettered
 //!   after its last attempt) and whether a replacement starts.
-//! - **Hang**: the clock thread's [`Supervisor::tick`](foreman::Supervisor::tick) flags a
+//! - **Hang**: the clock thread's [`Supervisor::tick`](foreman_rt::Supervisor::tick) flags a
 //!   worker busy past the deadline; the host condemns it (from then on it can no longer record
 //!   an outcome or touch the queue), terminates its Web Worker, and recovers the slot when the
 //!   lock is granted.
@@ -38,7 +38,7 @@ use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use foreman::{
+use foreman_rt::{
     CrashReport, Decision, Disposition, Shutdown, SubmitError, SupervisorState, WorkerState,
 };
 use js_sys::{Function, Object, Reflect};

@@ -30,8 +30,8 @@ compile_error!(
      run `cargo xtask demo`, or see wasm/.cargo/config.toml"
 );
 
-use foreman::policy::{Delivery, Intensity, Policy, Restart};
-use foreman::Supervisor;
+use foreman_rt::policy::{Delivery, Intensity, Policy, Restart};
+use foreman_rt::Supervisor;
 use wasm_bindgen::prelude::*;
 
 pub mod alloc;

@@ -4,13 +4,13 @@
 
 use core::arch::wasm32;
 
-use foreman::park::{AtomicU32, Park};
+use foreman_rt::park::{AtomicU32, Park};
 
 /// Parks Web Worker threads on a word of the shared memory.
 ///
 /// Browsers forbid waiting on the page's main thread (`memory.atomic.wait32` traps there), so
 /// the main thread must never call anything that parks: it uses
-/// [`Supervisor::try_submit`](foreman::Supervisor::try_submit), never `submit` or
+/// [`Supervisor::try_submit`](foreman_rt::Supervisor::try_submit), never `submit` or
 /// `wait_stopped`. Waking (`notify`) is allowed everywhere.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct WasmPark;

@@ -61,7 +61,7 @@ pub fn worker_main(
 }
 
 /// Runs one task. `Err(())`: the task returned an error.
-fn run(task: &Task, ctx: &foreman::Context<'_>, thread: u32) -> Result<(), ()> {
+fn run(task: &Task, ctx: &foreman_rt::Context<'_>, thread: u32) -> Result<(), ()> {
     match task.kind {
         Kind::Row { view, row } => {
             picture::draw_row(&picture::view(view), usize::from(row));
@@ -83,7 +83,7 @@ fn run(task: &Task, ctx: &foreman::Context<'_>, thread: u32) -> Result<(), ()> {
 
 /// Works (drawing rows of the picture into a scratch buffer) for [`tasks::SLOW_TASK_MS`],
 /// sending a heartbeat after each row: the watchdog sees a slow task, not a hung one.
-fn slow(ctx: &foreman::Context<'_>) {
+fn slow(ctx: &foreman_rt::Context<'_>) {
     let view = picture::view(picture::VIEWS - 1);
     let mut scratch = [0u32; picture::WIDTH];
     let started = js_sys::Date::now();

@@ -37,7 +37,7 @@ const CROSS_TARGETS: &[(&str, &str, &str, &[&str])] = &[
         "",
         &[
             "--features",
-            "foreman/portable-atomic,portable-atomic/unsafe-assume-single-core",
+            "foreman-rt/portable-atomic,portable-atomic/unsafe-assume-single-core",
         ],
     ),
 ];
@@ -62,7 +62,7 @@ pub fn run(args: Args) -> Result<()> {
         counts += check(cargo().args([
             "clippy",
             "-p",
-            "foreman",
+            "foreman-rt",
             "--all-targets",
             "--no-default-features",
             "--",
@@ -72,10 +72,10 @@ pub fn run(args: Args) -> Result<()> {
         Ok(counts)
     });
     suites.run("core, no features (unit + doc)", || {
-        run_tests(cargo().args(["test", "-p", "foreman"]))
+        run_tests(cargo().args(["test", "-p", "foreman-rt"]))
     });
     suites.run("core with std (unit + doc)", || {
-        run_tests(cargo().args(["test", "-p", "foreman", "--features", "std"]))
+        run_tests(cargo().args(["test", "-p", "foreman-rt", "--features", "std"]))
     });
     suites.run("cross-crate: stress, fault soak, allocations", || {
         let mut cmd = cargo();
@@ -88,7 +88,7 @@ pub fn run(args: Args) -> Result<()> {
     suites.run("loom models", || {
         run_tests(
             cargo()
-                .args(["test", "-p", "foreman", "--test", "loom", "--release"])
+                .args(["test", "-p", "foreman-rt", "--test", "loom", "--release"])
                 .env("RUSTFLAGS", "--cfg loom")
                 .env("CARGO_TARGET_DIR", target_dir().join("loom")),
         )
@@ -99,7 +99,7 @@ pub fn run(args: Args) -> Result<()> {
         let mut counts = Counts::default();
         for (target, std_crates, rustflags, extra) in CROSS_TARGETS {
             let mut cmd = nightly.cargo();
-            cmd.args(["build", "--release", "-p", "foreman", "--target", target])
+            cmd.args(["build", "--release", "-p", "foreman-rt", "--target", target])
                 .arg(format!("-Zbuild-std={std_crates}"))
                 .args(*extra)
                 .env("RUSTFLAGS", rustflags);
@@ -137,7 +137,7 @@ fn seed_example() -> Result<Counts> {
         "run",
         "--quiet",
         "-p",
-        "foreman",
+        "foreman-rt",
         "--example",
         "seed",
         "--features",

@@ -16,8 +16,8 @@
 //!   keeps its thread; its outcome is recorded if it ever finishes.
 //!
 //! ```
-//! use foreman::host::threads::{Event, Pool};
-//! use foreman::policy::Policy;
+//! use foreman_rt::host::threads::{Event, Pool};
+//! use foreman_rt::policy::Policy;
 //! use std::sync::mpsc;
 //!
 //! let (events, results) = mpsc::channel();
@@ -65,8 +65,8 @@ use crate::{Context, Decision, Disposition, Snapshot, SubmitError, Supervisor};
 /// the `atomic-wait` crate.
 ///
 /// ```
-/// use foreman::host::threads::ThreadPark;
-/// use foreman::park::{AtomicU32, Park};
+/// use foreman_rt::host::threads::ThreadPark;
+/// use foreman_rt::park::{AtomicU32, Park};
 ///
 /// let word = AtomicU32::new(1);
 /// ThreadPark.park(&word, 0); // the word is not 0: returns at once
@@ -192,8 +192,8 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
     /// stack.
     ///
     /// ```
-    /// use foreman::host::threads::Pool;
-    /// use foreman::policy::Policy;
+    /// use foreman_rt::host::threads::Pool;
+    /// use foreman_rt::policy::Policy;
     ///
     /// let pool = Pool::<u32, u32, (), 16, 2>::start(Policy::DEFAULT, |_, n| Ok(n + 1), |_| {})?;
     /// pool.submit(1).unwrap();
@@ -240,7 +240,7 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
     /// comes back in [`SubmitError::Closed`].
     ///
     /// ```
-    /// # use foreman::{host::threads::Pool, policy::Policy};
+    /// # use foreman_rt::{host::threads::Pool, policy::Policy};
     /// let pool = Pool::<u32, (), (), 4, 1>::start(Policy::DEFAULT, |_, _| Ok(()), |_| {})?;
     /// for n in 0..100 {
     ///     pool.submit(n).unwrap(); // more tasks than the queue holds: back-pressure
@@ -255,7 +255,7 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
     /// Submits a task without blocking; a refused task comes back in the error.
     ///
     /// ```
-    /// # use foreman::{host::threads::Pool, policy::Policy, SubmitError};
+    /// # use foreman_rt::{host::threads::Pool, policy::Policy, SubmitError};
     /// let pool = Pool::<u32, (), (), 4, 1>::start(Policy::DEFAULT, |_, _| Ok(()), |_| {})?;
     /// match pool.try_submit(7) {
     ///     Ok(()) => {}
@@ -271,7 +271,7 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
     /// The supervisor's counters and worker states.
     ///
     /// ```
-    /// # use foreman::{host::threads::Pool, policy::Policy};
+    /// # use foreman_rt::{host::threads::Pool, policy::Policy};
     /// let pool = Pool::<u32, (), (), 4, 2>::start(Policy::DEFAULT, |_, _| Ok(()), |_| {})?;
     /// assert!(pool.snapshot().adds_up());
     /// # Ok::<(), std::io::Error>(())
@@ -283,7 +283,7 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
     /// The supervisor itself, for everything the pool does not wrap.
     ///
     /// ```
-    /// # use foreman::{host::threads::Pool, policy::Policy};
+    /// # use foreman_rt::{host::threads::Pool, policy::Policy};
     /// let pool = Pool::<u32, (), (), 4, 2>::start(Policy::DEFAULT, |_, _| Ok(()), |_| {})?;
     /// assert_eq!(pool.supervisor().workers(), 2);
     /// # Ok::<(), std::io::Error>(())
@@ -297,7 +297,7 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
     /// report, not sent to the sink.
     ///
     /// ```
-    /// # use foreman::{host::threads::Pool, policy::Policy};
+    /// # use foreman_rt::{host::threads::Pool, policy::Policy};
     /// let pool = Pool::<u32, (), (), 8, 2>::start(Policy::DEFAULT, |_, _| Ok(()), |_| {})?;
     /// (0..8).for_each(|n| pool.try_submit(n).unwrap());
     /// let report = pool.drain();
@@ -313,7 +313,7 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
     /// thread, and returns the queued tasks in the report.
     ///
     /// ```
-    /// # use foreman::{host::threads::Pool, policy::Policy};
+    /// # use foreman_rt::{host::threads::Pool, policy::Policy};
     /// # use std::sync::{Arc, Barrier};
     /// let gate = Arc::new(Barrier::new(2));
     /// let worker_gate = gate.clone();

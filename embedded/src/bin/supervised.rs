@@ -23,9 +23,9 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use cortex_m_rt::{entry, exception};
 use cortex_m_semihosting::hprintln;
-use foreman::park::NoPark;
-use foreman::policy::{Delivery, Intensity, Policy};
-use foreman::{
+use foreman_rt::park::NoPark;
+use foreman_rt::policy::{Delivery, Intensity, Policy};
+use foreman_rt::{
     Condemned, CrashReport, Decision, Disposition, Next, Shutdown, SubmitError, Supervisor,
     SupervisorState, Worker, WorkerState,
 };

@@ -14,8 +14,8 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use foreman::host::threads::{Event, Pool};
-use foreman::policy::Policy;
+use foreman_rt::host::threads::{Event, Pool};
+use foreman_rt::policy::Policy;
 
 use crate::pools::spawn_workers;
 use crate::report::{Options, Records};

@@ -25,11 +25,11 @@ trait Bounded: Sync {
     fn pop(&self) -> Option<u64>;
 }
 
-impl<const N: usize> Bounded for foreman::queue::Queue<u64, N> {
+impl<const N: usize> Bounded for foreman_rt::queue::Queue<u64, N> {
     #[inline]
     fn push(&self, value: u64) -> Result<(), u64> {
         self.try_push(value)
-            .map_err(foreman::queue::PushError::into_inner)
+            .map_err(foreman_rt::queue::PushError::into_inner)
     }
     #[inline]
     fn pop(&self) -> Option<u64> {
@@ -128,7 +128,7 @@ type Contender = (&'static str, fn(usize, u64) -> Duration);
 fn contenders<const N: usize>() -> [Contender; 4] {
     [
         ("foreman", |pairs, per| {
-            let queue = Box::new(foreman::queue::Queue::<u64, N>::new());
+            let queue = Box::new(foreman_rt::queue::Queue::<u64, N>::new());
             transfer(&*queue, pairs, per)
         }),
         ("crossbeam-queue", |pairs, per| {

@@ -18,8 +18,8 @@ use std::time::Instant;
 
 use crossbeam_utils::CachePadded;
 
-use foreman::host::threads::{Event, Pool};
-use foreman::policy::Policy;
+use foreman_rt::host::threads::{Event, Pool};
+use foreman_rt::policy::Policy;
 
 use crate::report::{Options, Records};
 use crate::stats::record_median;

@@ -18,9 +18,9 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use foreman::host::threads::Pool;
-use foreman::policy::Policy;
-use foreman::Context;
+use foreman_rt::host::threads::Pool;
+use foreman_rt::policy::Policy;
+use foreman_rt::Context;
 
 /// foreman's queue capacity in the dispatch benchmarks: 16k tasks (384 KiB of `u64` tasks).
 ///
