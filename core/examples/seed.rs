@@ -12,7 +12,7 @@
 
 use std::process::ExitCode;
 
-use foreman_rt::host::threads::{Event, Pool};
+use foreman_rt::host::{threads::Pool, Event};
 use foreman_rt::policy::Policy;
 
 const WORKERS: usize = 3;

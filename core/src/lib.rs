@@ -66,7 +66,9 @@
 //!
 //! ## Features
 //!
-//! - `std`: the thread host, [`host::threads`].
+//! - `alloc`: the vocabulary hosts report in, [`host::Event`] and [`host::Report`] (they own
+//!   strings and vectors). The supervisor itself never allocates.
+//! - `std` (implies `alloc`): the thread host, [`host::threads`].
 //! - `portable-atomic`: atomics from the `portable-atomic` crate, for targets without
 //!   compare-and-swap (thumbv6m). Pick its `critical-section` or
 //!   `unsafe-assume-single-core` feature in the firmware.
@@ -84,6 +86,8 @@
 #![no_std]
 #![deny(missing_docs)]
 
+#[cfg(feature = "alloc")]
+extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
@@ -95,7 +99,7 @@ mod supervisor;
 mod sync;
 mod worker;
 
-#[cfg(feature = "std")]
+#[cfg(feature = "alloc")]
 pub mod host;
 
 pub use stats::{Snapshot, WorkerSnapshot};

@@ -9,7 +9,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Once};
 
-use foreman_rt::host::threads::{Event, Pool};
+use foreman_rt::host::{threads::Pool, Event};
 use foreman_rt::policy::{Delivery, Intensity, Policy};
 use foreman_rt::{Decision, Disposition, Shutdown, SupervisorState};
 use foreman_tests::Bitmap;
@@ -119,7 +119,7 @@ fn mark(bitmap: &Bitmap, task: u32) {
 fn soak<const W: usize>(
     policy: Policy,
     handler: fn(&foreman_rt::Context<'_>, &u32) -> Result<(), String>,
-) -> (Arc<Outcomes>, foreman_rt::host::threads::Report<u32, W>) {
+) -> (Arc<Outcomes>, foreman_rt::host::Report<u32, W>) {
     quiet_deliberate_panics();
     let outcomes = Outcomes::new();
     let sink = outcomes.clone();

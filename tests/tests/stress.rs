@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use foreman_rt::host::threads::{Event, Pool};
+use foreman_rt::host::{threads::Pool, Event};
 use foreman_rt::policy::Policy;
 use foreman_rt::SubmitError;
 use foreman_tests::Bitmap;

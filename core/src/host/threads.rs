@@ -16,7 +16,7 @@
 //!   keeps its thread; its outcome is recorded if it ever finishes.
 //!
 //! ```
-//! use foreman_rt::host::threads::{Event, Pool};
+//! use foreman_rt::host::{threads::Pool, Event};
 //! use foreman_rt::policy::Policy;
 //! use std::sync::mpsc;
 //!
@@ -57,9 +57,10 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 use std::vec::Vec;
 
+use super::{Event, Report};
 use crate::park::{AtomicU32, Park};
 use crate::policy::{Policy, Tick};
-use crate::{Context, Decision, Disposition, Snapshot, SubmitError, Supervisor};
+use crate::{Context, Decision, Snapshot, SubmitError, Supervisor};
 
 /// Parks threads on a futex (Linux, FreeBSD, Windows `WaitOnAddress`, macOS `ulock`), through
 /// the `atomic-wait` crate.
@@ -94,63 +95,6 @@ impl Park for ThreadPark {
     fn unpark_all(&self, word: &AtomicU32) {
         atomic_wait::wake_all(futex(word));
     }
-}
-
-/// Something that happened to a task or a worker, delivered to the pool's sink on the thread
-/// where it happened.
-#[derive(Debug)]
-pub enum Event<T, R, E> {
-    /// The handler returned `Ok(output)` for `task`.
-    Completed {
-        /// The worker that ran it.
-        worker: usize,
-        /// The task.
-        task: T,
-        /// What the handler returned.
-        output: R,
-    },
-    /// The handler returned `Err(error)` for `task`. Final: not retried.
-    Failed {
-        /// The worker that ran it.
-        worker: usize,
-        /// The task.
-        task: T,
-        /// What the handler returned.
-        error: E,
-    },
-    /// The handler panicked: the worker crashed.
-    Crashed {
-        /// The crashed worker.
-        worker: usize,
-        /// The panic's message.
-        panic: String,
-        /// What became of its task (per the delivery policy): retried by the replacement,
-        /// requeued, or — holding the task — dead-lettered, lost or handed back.
-        task: Option<Disposition<T>>,
-        /// Whether a replacement thread was started (`Replace`), the slot was retired, or the
-        /// supervisor escalated.
-        decision: Decision,
-    },
-    /// The watchdog flagged the worker's current task as past its deadline.
-    Hung {
-        /// The hung worker.
-        worker: usize,
-    },
-    /// A task that will not run, given back at shutdown (abort, escalation, or drop).
-    HandedBack {
-        /// The task.
-        task: T,
-    },
-}
-
-/// What a shutdown leaves: the final counters and the tasks that were not run.
-#[derive(Debug)]
-pub struct Report<T, const W: usize> {
-    /// The counters once every worker had left.
-    pub snapshot: Snapshot<W>,
-    /// Accepted tasks that will not run (queued at an abort or escalation, or retries that
-    /// lost their worker), in queue order. Each is counted in `snapshot.handed_back`.
-    pub handed_back: Vec<T>,
 }
 
 type Handler<T, R, E> = dyn Fn(&Context<'_>, &T) -> Result<R, E> + Send + Sync;
@@ -462,7 +406,7 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
                     let replace = report.decision == Decision::Replace;
                     self.emit(Event::Crashed {
                         worker: index,
-                        panic: message(&*panic),
+                        cause: message(&*panic),
                         task: report.task,
                         decision: report.decision,
                     });
@@ -512,7 +456,7 @@ fn message(payload: &(dyn Any + Send)) -> String {
 mod tests {
     use super::*;
     use crate::policy::{Delivery, Intensity, Restart};
-    use crate::WorkerState;
+    use crate::{Disposition, WorkerState};
     use std::sync::mpsc;
 
     #[test]
@@ -541,11 +485,11 @@ mod tests {
             .try_iter()
             .filter_map(|e| match e {
                 Event::Crashed {
-                    panic,
+                    cause,
                     task,
                     decision,
                     ..
-                } => Some((panic, task, decision)),
+                } => Some((cause, task, decision)),
                 _ => None,
             })
             .collect();

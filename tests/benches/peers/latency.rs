@@ -14,7 +14,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use foreman_rt::host::threads::{Event, Pool};
+use foreman_rt::host::{threads::Pool, Event};
 use foreman_rt::policy::Policy;
 
 use crate::pools::spawn_workers;

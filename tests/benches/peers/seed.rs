@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use crossbeam_utils::CachePadded;
 
-use foreman_rt::host::threads::{Event, Pool};
+use foreman_rt::host::{threads::Pool, Event};
 use foreman_rt::policy::Policy;
 
 use crate::report::{Options, Records};
