@@ -84,6 +84,9 @@
 //! restarts workers (they take the restart-log lock) from an interrupt handler.
 
 #![no_std]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+// `loom` is a test-only cfg (the model checker): no user sees it, so the docs do not mention it.
+#![cfg_attr(docsrs, doc(auto_cfg(hide(loom))))]
 #![deny(missing_docs)]
 
 #[cfg(feature = "alloc")]
@@ -101,6 +104,11 @@ mod worker;
 
 #[cfg(feature = "alloc")]
 pub mod host;
+
+/// The crate README's examples, run as doctests so that what it tells users to type works.
+#[cfg(all(doctest, feature = "std"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;
 
 pub use stats::{Snapshot, WorkerSnapshot};
 pub use supervisor::{

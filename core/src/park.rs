@@ -5,7 +5,7 @@
 //! word* through the host's [`Park`]: a futex on Linux, `memory.atomic.wait32` in a Web
 //! Worker, nothing at all on a bare-metal main loop ([`NoPark`]).
 //!
-//! A [`Signal`] is an *event count* over two words: `state` (how many threads are about to
+//! A `Signal` is an *event count* over two words: `state` (how many threads are about to
 //! park or are parked, and whether a wake-up is on its way) and `epoch` (bumped by every
 //! notification). A waiter reads the epoch, registers, re-checks its condition, then parks on
 //! the epoch it read; a notifier changes the condition, then wakes only if someone registered.

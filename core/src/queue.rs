@@ -12,8 +12,8 @@
 //!
 //! Every slot carries a *stamp*, a `usize` as wide as the head and tail positions, so a thread
 //! stalled on an old stamp would have to sleep through `usize::MAX / 2` operations to be
-//! fooled by wraparound. Positions advance by [`ONE`] = 2; bit 0 of `tail` is the
-//! [`CLOSED`] flag, so `close` is one atomic `fetch_or` that every push observes.
+//! fooled by wraparound. Positions advance by `ONE` = 2; bit 0 of `tail` is the
+//! `CLOSED` flag, so `close` is one atomic `fetch_or` that every push observes.
 //!
 //! For slot `i` and lap `k` the stamp cycles through
 //! `2(i + kN)` (free for the push at that position) → `2(i + kN) + 1` (full, ready for the pop

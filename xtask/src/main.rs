@@ -15,6 +15,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod browser;
 mod demo;
+mod packages;
 mod qemu;
 mod serve;
 mod setup;

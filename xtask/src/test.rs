@@ -94,6 +94,10 @@ pub fn run(args: Args) -> Result<()> {
         )
     });
     suites.run("xtask", || run_tests(cargo().args(["test", "-p", "xtask"])));
+    suites.run(
+        "packages: cargo package, docs as docs.rs builds them",
+        || crate::packages::suite(&nightly),
+    );
     suites.run("seed example and the Python seed", seed_example);
     suites.run("cross-target builds of the core", || {
         let mut counts = Counts::default();
