@@ -33,7 +33,8 @@ use core::fmt;
 use core::mem::MaybeUninit;
 
 use crate::sync::{
-    array_of, fence, loom_const_fn, AtomicUsize, Backoff, CachePadded, Ordering, UnsafeCell,
+    array_of, fence, init_empty_cell, loom_const_fn, AtomicUsize, Backoff, CachePadded, Ordering,
+    UnsafeCell,
 };
 
 /// Bit 0 of `tail`: set once the queue is closed.
@@ -195,6 +196,27 @@ impl<T, const N: usize> Queue<T, N> {
                 head: CachePadded::new(AtomicUsize::new(0)),
                 tail: CachePadded::new(AtomicUsize::new(0)),
                 slots,
+            }
+        }
+    }
+
+    /// Makes `place` an empty, open queue, slot by slot, without building the queue (or any
+    /// `T`) on the stack: what [`new`](Self::new) returns, for a queue too large for the stack.
+    ///
+    /// # Safety
+    /// `place` is valid for writes and aligned. What it held is overwritten, not dropped.
+    pub(crate) unsafe fn init(place: *mut Self) {
+        let _ = Self::LAP; // evaluates the compile-time checks on `N`
+                           // SAFETY: per the contract `place` is valid for writes; each field is written once
+                           // through a raw pointer, and no reference to the uninitialized memory is made.
+        unsafe {
+            (&raw mut (*place).head).write(CachePadded::new(AtomicUsize::new(0)));
+            (&raw mut (*place).tail).write(CachePadded::new(AtomicUsize::new(0)));
+            let slots = (&raw mut (*place).slots).cast::<Slot<T>>();
+            for i in 0..N {
+                let slot = slots.add(i);
+                (&raw mut (*slot).stamp).write(AtomicUsize::new(i * ONE));
+                init_empty_cell(&raw mut (*slot).value);
             }
         }
     }

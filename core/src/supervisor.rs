@@ -32,7 +32,7 @@
 //! 3. The counters add up at every instant a [`Snapshot`] can observe (see [`crate::stats`]).
 
 use core::fmt;
-use core::mem::ManuallyDrop;
+use core::mem::{ManuallyDrop, MaybeUninit};
 
 use heapless::{Deque, Vec};
 
@@ -403,6 +403,58 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
                 policy,
                 park,
             }
+        }
+    }
+
+    /// Builds a running supervisor, as [`new`](Self::new) returns it, directly in `place`:
+    /// field by field and slot by slot, so that no supervisor-sized value (nor any task-sized
+    /// one) is ever built on the stack. For supervisors too large for the stack (a big queue of
+    /// big tasks), and for places that are not the heap: a shared memory mapping, a linker
+    /// section.
+    ///
+    /// Whatever `place` held is overwritten without being dropped. The supervisor lives there
+    /// until its owner drops it (`MaybeUninit::assume_init_drop`, or `assume_init` on a box),
+    /// which drops the tasks still queued or held.
+    ///
+    /// ```
+    /// use core::mem::MaybeUninit;
+    /// use foreman_rt::{park::NoPark, policy::Policy, Supervisor};
+    ///
+    /// // 4 096 tasks of 1 KiB: a supervisor of over 4 MiB, built on the heap and nowhere else.
+    /// type Big = Supervisor<[u8; 1024], 4096, 2>;
+    /// let mut place: Box<MaybeUninit<Big>> = Box::new_uninit();
+    /// let sup: &mut Big = Supervisor::init(&mut place, Policy::DEFAULT, NoPark);
+    /// sup.try_submit([7; 1024]).unwrap();
+    /// assert_eq!(sup.queued(), 1);
+    /// // SAFETY: `init` initialized it.
+    /// let sup: Box<Big> = unsafe { place.assume_init() };
+    /// assert_eq!(sup.snapshot().submitted, 1);
+    /// ```
+    pub fn init(place: &mut MaybeUninit<Self>, policy: Policy, park: P) -> &mut Self {
+        let () = Self::CHECKED;
+        let this = place.as_mut_ptr();
+        // SAFETY: `this` comes from a `&mut MaybeUninit<Self>`: valid for writes and aligned.
+        // Every field is written exactly once through a raw pointer, and no reference to the
+        // uninitialized memory is made. A `CachePadded<X>` starts with its `X` (crossbeam
+        // guarantees it since 0.8.22; ours is `repr(transparent)`), and its padding may stay
+        // uninitialized.
+        unsafe {
+            Queue::init(&raw mut (*this).queue);
+            (&raw mut (*this).phase).write(CachePadded::new(AtomicU32::new(RUNNING)));
+            (&raw mut (*this).clock).write(CachePadded::new(AtomicU32::new(0)));
+            (&raw mut (*this).work).write(CachePadded::new(Signal::new()));
+            (&raw mut (*this).space).write(CachePadded::new(Signal::new()));
+            (&raw mut (*this).drained).write(CachePadded::new(Signal::new()));
+            (&raw mut (*this).counters).write(CachePadded::new(Counters::new()));
+            let slots = (&raw mut (*this).slots).cast::<CachePadded<Slot<T>>>();
+            for index in 0..W {
+                Slot::init(slots.add(index).cast::<Slot<T>>());
+            }
+            (&raw mut (*this).restart_log).write(Mutex::new(Deque::new()));
+            (&raw mut (*this).policy).write(policy);
+            (&raw mut (*this).park).write(park);
+            // SAFETY: every field is initialized now.
+            place.assume_init_mut()
         }
     }
 
@@ -1573,6 +1625,38 @@ mod tests {
 
     fn watched() -> Supervisor<u8, 2, 1> {
         Supervisor::new(Policy::DEFAULT.with_watchdog(100).unwrap(), NoPark)
+    }
+
+    #[test]
+    fn init_builds_what_new_builds_over_any_old_bytes() {
+        extern crate std;
+        use std::boxed::Box;
+        type Sup = Supervisor<u64, 8, 3>;
+        let policy = Policy::DEFAULT.with_watchdog(50).unwrap();
+        let mut place: Box<MaybeUninit<Sup>> = Box::new_uninit();
+        // SAFETY: writing bytes into a `MaybeUninit` is always allowed.
+        unsafe { core::ptr::write_bytes(place.as_mut_ptr(), 0xA5, 1) };
+        let built = Supervisor::init(&mut place, policy, NoPark);
+        let new: Sup = Supervisor::new(policy, NoPark);
+        for sup in [&*built, &new] {
+            assert_eq!(sup.state(), SupervisorState::Running);
+            assert_eq!(*sup.policy(), policy);
+            assert_eq!(sup.now(), 0);
+            for n in 0..8 {
+                sup.try_submit(n).unwrap();
+            }
+            assert_eq!(sup.try_submit(8), Err(SubmitError::Full(8)));
+            let mut worker = sup.attach(2).unwrap();
+            let Next::Run(job) = worker.try_next() else {
+                panic!("task 0 is queued")
+            };
+            assert_eq!((*job.task(), job.attempt()), (0, 1));
+            job.complete().unwrap();
+            drop(worker);
+        }
+        assert_eq!(built.snapshot(), new.snapshot());
+        // SAFETY: `init` initialized it; dropping it drops the 7 tasks still queued.
+        drop(unsafe { place.assume_init() });
     }
 
     #[test]

@@ -79,6 +79,25 @@ impl<T> UnsafeCell<T> {
 #[cfg(loom)]
 pub(crate) use loom::cell::UnsafeCell;
 
+/// Makes the cell at `place` ready for use, holding nothing, without writing a `T`: for the
+/// in-place constructors, which must not build a large `T`-sized value on the stack.
+///
+/// # Safety
+/// `place` is valid for writes and aligned.
+#[inline(always)]
+pub(crate) unsafe fn init_empty_cell<T>(place: *mut UnsafeCell<core::mem::MaybeUninit<T>>) {
+    // Normally there is nothing to write: an uninitialized `MaybeUninit` is a valid one, and
+    // the wrapper adds no state of its own.
+    #[cfg(not(loom))]
+    let _ = place;
+    // Under loom the cell carries the model checker's bookkeeping, which must be initialized.
+    // SAFETY: per the contract, `place` is valid for writes and aligned.
+    #[cfg(loom)]
+    unsafe {
+        place.write(UnsafeCell::new(core::mem::MaybeUninit::uninit()))
+    };
+}
+
 /// The mutex for cold paths (the restart log). Never held across task code.
 #[cfg(not(loom))]
 pub(crate) struct Mutex<T>(spin::Mutex<T>);

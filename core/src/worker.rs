@@ -43,7 +43,7 @@ use crate::park::Park;
 use crate::policy::Tick;
 use crate::queue::PopError;
 use crate::supervisor::{Decision, Supervisor};
-use crate::sync::{AtomicU32, AtomicUsize, Ordering, UnsafeCell};
+use crate::sync::{init_empty_cell, AtomicU32, AtomicUsize, Ordering, UnsafeCell};
 
 pub(crate) const STATE_MASK: u32 = 0xF;
 pub(crate) const HAS_TASK: u32 = 1 << 4;
@@ -181,6 +181,24 @@ impl<T> Slot<T> {
                 restarts: AtomicU32::new(0),
                 task: UnsafeCell::new(MaybeUninit::uninit()),
             }
+        }
+    }
+
+    /// Makes `place` what [`new`](Self::new) returns, without building a `T` on the stack.
+    ///
+    /// # Safety
+    /// `place` is valid for writes and aligned. What it held is overwritten, not dropped.
+    pub(crate) unsafe fn init(place: *mut Self) {
+        // SAFETY: per the contract `place` is valid for writes; each field is written once
+        // through a raw pointer, and no reference to the uninitialized memory is made.
+        unsafe {
+            (&raw mut (*place).state).write(AtomicU32::new(VACANT));
+            (&raw mut (*place).heartbeat).write(AtomicU32::new(0));
+            (&raw mut (*place).completed).write(AtomicUsize::new(0));
+            (&raw mut (*place).failed).write(AtomicUsize::new(0));
+            (&raw mut (*place).crashes).write(AtomicU32::new(0));
+            (&raw mut (*place).restarts).write(AtomicU32::new(0));
+            init_empty_cell(&raw mut (*place).task);
         }
     }
 

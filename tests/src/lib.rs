@@ -1,11 +1,15 @@
 //! Helpers shared by the cross-crate tests in `tests/tests/` and the benchmarks in
-//! `tests/benches/`: a bitmap of task ids, and allocation counting.
+//! `tests/benches/`: a bitmap of task ids, allocation counting, a watchdog for calls that could
+//! hang, and a child process for tests that could crash the process.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
+use std::panic::{self, AssertUnwindSafe};
+use std::process::Command;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Barrier;
+use std::sync::{mpsc, Barrier};
 use std::thread;
+use std::time::Duration;
 
 use foreman_rt::host::threads::ThreadPark;
 use foreman_rt::Supervisor;
@@ -161,6 +165,66 @@ pub fn core_path_allocations<const N: usize, const W: usize>(
         sup.drain();
         counted
     })
+}
+
+/// Runs `f` on a thread of its own and waits at most `limit` for it to return: a call that
+/// hangs fails the calling test with a message starting `hung: {what}` instead of blocking the
+/// run. A panic in `f` is passed on. (A hung thread is left behind, as threads cannot be
+/// killed; the test binary still exits when its tests are done.)
+pub fn within<R: Send + 'static>(
+    limit: Duration,
+    what: &str,
+    f: impl FnOnce() -> R + Send + 'static,
+) -> R {
+    let (done, result) = mpsc::channel();
+    thread::Builder::new()
+        .name(format!("watched: {what}"))
+        .spawn(move || {
+            let _ = done.send(panic::catch_unwind(AssertUnwindSafe(f)));
+        })
+        .expect("spawn the watched thread");
+    match result.recv_timeout(limit) {
+        Ok(Ok(value)) => value,
+        Ok(Err(payload)) => panic::resume_unwind(payload),
+        Err(_) => panic!("hung: {what} did not return within {limit:?}"),
+    }
+}
+
+/// The environment variable that tells a test binary it runs as [`isolated`]'s child.
+const ISOLATED: &str = "FOREMAN_TESTS_ISOLATED";
+
+/// For a test that could take its whole process down (a stack overflow aborts it): in the
+/// parent test run, runs the test named `test` again alone in a child process (this test
+/// binary, filtered to that test), asserts that the child succeeded, and returns `false`; in
+/// that child, returns `true`: run the body then.
+///
+/// ```ignore
+/// #[test]
+/// fn risky() {
+///     if !foreman_tests::isolated("risky") {
+///         return; // the child ran the body, and passed
+///     }
+///     // the body
+/// }
+/// ```
+pub fn isolated(test: &str) -> bool {
+    if std::env::var(ISOLATED).is_ok_and(|name| name == test) {
+        return true;
+    }
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let output = Command::new(exe)
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(ISOLATED, test)
+        .output()
+        .expect("run the test binary again");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "{test}, run in a child process, failed ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+    false
 }
 
 #[cfg(test)]

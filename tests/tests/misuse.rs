@@ -4,6 +4,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use foreman_rt::host::threads::Pool;
 use foreman_rt::park::NoPark;
 use foreman_rt::policy::{Delivery, Intensity, Policy, PolicyError};
 use foreman_rt::{
@@ -178,4 +179,32 @@ fn invalid_policies_are_typed_errors() {
     assert!(PolicyError::ZeroWindow
         .to_string()
         .contains("at least one tick"));
+}
+
+/// A task type of 4 KiB in a queue of 1 024: a supervisor of more than 4 MiB.
+type Page = [u8; 4096];
+
+#[test]
+fn a_pool_of_large_tasks_starts_on_a_small_stack() {
+    if !foreman_tests::isolated("a_pool_of_large_tasks_starts_on_a_small_stack") {
+        return; // the child process ran the body below, and passed
+    }
+    // 256 KiB of stack, a 4 MiB supervisor: building it on the stack overflows (and aborts
+    // the process, hence the child process).
+    let small_stack = std::thread::Builder::new().stack_size(256 * 1024);
+    let completed = small_stack
+        .spawn(|| {
+            let pool = Pool::<Page, u8, (), 1024, 1>::start(
+                Policy::DEFAULT,
+                |_, page| Ok(page[4095]),
+                |_| {},
+            )
+            .unwrap();
+            pool.submit([7; 4096]).unwrap();
+            pool.drain().snapshot.completed
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    assert_eq!(completed, 1);
 }

@@ -50,6 +50,7 @@ use std::boxed::Box;
 use std::fmt;
 use std::format;
 use std::io;
+use std::mem::MaybeUninit;
 use std::panic::{self, AssertUnwindSafe};
 use std::string::{String, ToString};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -130,10 +131,8 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
     ///
     /// Fails only if a thread cannot be spawned; nothing is left running then.
     ///
-    /// The supervisor is built on the calling thread's stack, then moved to the heap: that is
-    /// about `N × (size_of::<T>() + 16)` bytes of stack for a moment (a debug build may not
-    /// elide the copy). For very large queues, call `start` from a thread with a big enough
-    /// stack.
+    /// The supervisor is built in place on the heap ([`Supervisor::init`]), never on the
+    /// caller's stack, however large the queue and the task type.
     ///
     /// ```
     /// use foreman_rt::host::threads::Pool;
@@ -149,13 +148,7 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
         H: Fn(&Context<'_>, &T) -> Result<R, E> + Send + Sync + 'static,
         S: Fn(Event<T, R, E>) + Send + Sync + 'static,
     {
-        let shared = Arc::new(Shared {
-            sup: Supervisor::new(policy, ThreadPark),
-            handler: Box::new(handler),
-            sink: Box::new(sink),
-            threads: Mutex::new(Vec::with_capacity(W)),
-            started: Instant::now(),
-        });
+        let shared = Shared::new(policy, Box::new(handler), Box::new(sink));
         let mut pool = Pool {
             shared,
             monitor: None,
@@ -345,6 +338,31 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize> 
 impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
     Shared<T, R, E, N, W>
 {
+    /// The pool's shared state, built in place on the heap: the supervisor may be far larger
+    /// than a thread's stack.
+    fn new(policy: Policy, handler: Box<Handler<T, R, E>>, sink: Box<Sink<T, R, E>>) -> Arc<Self> {
+        let mut shared = Arc::<Self>::new_uninit();
+        let place = Arc::get_mut(&mut shared).expect("a new Arc has no other owner");
+        let this = place.as_mut_ptr();
+        // SAFETY: `this` points to the Arc's uninitialized, aligned and unshared value. Each
+        // field is written once through a raw pointer, the supervisor in place through a
+        // `MaybeUninit` view of its field (same layout), and no reference to uninitialized
+        // memory is made.
+        unsafe {
+            Supervisor::init(
+                &mut *(&raw mut (*this).sup).cast::<MaybeUninit<Supervisor<T, N, W, ThreadPark>>>(),
+                policy,
+                ThreadPark,
+            );
+            (&raw mut (*this).handler).write(handler);
+            (&raw mut (*this).sink).write(sink);
+            (&raw mut (*this).threads).write(Mutex::new(Vec::with_capacity(W)));
+            (&raw mut (*this).started).write(Instant::now());
+        }
+        // SAFETY: every field was initialized above.
+        unsafe { shared.assume_init() }
+    }
+
     /// Milliseconds since the pool started, wrapping.
     fn now(&self) -> Tick {
         self.started.elapsed().as_millis() as Tick
