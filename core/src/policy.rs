@@ -19,8 +19,22 @@ use core::num::NonZeroU32;
 /// The host's clock, in host-defined ticks (the std host uses milliseconds).
 ///
 /// Ticks wrap around at `u32::MAX`; durations are computed with wrapping arithmetic, so
-/// windows and deadlines must stay below `u32::MAX / 2` ticks.
+/// windows and deadlines must stay below `u32::MAX / 2` ticks: at most [`MAX_DURATION`].
 pub type Tick = u32;
+
+/// The longest restart window or watchdog deadline, in ticks: `u32::MAX / 2 - 1` (about 24
+/// days of milliseconds). Longer ones are refused with a [`PolicyError`]: compared in
+/// wrapping arithmetic, they could never be reached.
+///
+/// ```
+/// use foreman_rt::policy::{Intensity, PolicyError, MAX_DURATION};
+/// assert!(Intensity::new(3, MAX_DURATION).is_ok());
+/// assert_eq!(
+///     Intensity::new(3, MAX_DURATION + 1),
+///     Err(PolicyError::WindowTooLong { requested: MAX_DURATION + 1, limit: MAX_DURATION })
+/// );
+/// ```
+pub const MAX_DURATION: Tick = Tick::MAX / 2 - 1;
 
 /// Which ended workers the supervisor asks the host to replace.
 ///
@@ -82,17 +96,25 @@ impl Intensity {
     pub const MAX_RESTARTS: u8 = 16;
 
     /// At most `max_restarts` (≤ [`MAX_RESTARTS`](Self::MAX_RESTARTS)) restarts within
-    /// `within` ticks (> 0). `max_restarts = 0` escalates on the first crash.
+    /// `within` ticks (> 0 and ≤ [`MAX_DURATION`]). `max_restarts = 0` escalates on the first
+    /// crash.
     ///
     /// ```
     /// use foreman_rt::policy::{Intensity, PolicyError};
     /// assert_eq!(Intensity::new(1, 0), Err(PolicyError::ZeroWindow));
+    /// assert!(matches!(Intensity::new(1, u32::MAX), Err(PolicyError::WindowTooLong { .. })));
     /// ```
     pub const fn new(max_restarts: u8, within: Tick) -> Result<Self, PolicyError> {
         if max_restarts > Self::MAX_RESTARTS {
             return Err(PolicyError::TooManyRestarts {
                 requested: max_restarts,
                 limit: Self::MAX_RESTARTS,
+            });
+        }
+        if within > MAX_DURATION {
+            return Err(PolicyError::WindowTooLong {
+                requested: within,
+                limit: MAX_DURATION,
             });
         }
         match NonZeroU32::new(within) {
@@ -265,13 +287,21 @@ impl Policy {
     }
 
     /// This policy with a watchdog: a worker busy on one task for more than `deadline` ticks
-    /// (> 0) without a heartbeat is flagged hung by [`Supervisor::tick`](crate::Supervisor::tick).
+    /// (> 0 and ≤ [`MAX_DURATION`]) without a heartbeat is flagged hung by
+    /// [`Supervisor::tick`](crate::Supervisor::tick).
     ///
     /// ```
     /// use foreman_rt::policy::{Policy, PolicyError};
     /// assert_eq!(Policy::DEFAULT.with_watchdog(0), Err(PolicyError::ZeroDeadline));
+    /// assert!(matches!(Policy::DEFAULT.with_watchdog(u32::MAX), Err(PolicyError::DeadlineTooLong { .. })));
     /// ```
     pub const fn with_watchdog(mut self, deadline: Tick) -> Result<Self, PolicyError> {
+        if deadline > MAX_DURATION {
+            return Err(PolicyError::DeadlineTooLong {
+                requested: deadline,
+                limit: MAX_DURATION,
+            });
+        }
         match NonZeroU32::new(deadline) {
             Some(deadline) => {
                 self.watchdog = Some(deadline);
@@ -343,6 +373,21 @@ pub enum PolicyError {
         /// [`Intensity::MAX_RESTARTS`].
         limit: u8,
     },
+    /// An intensity window longer than the clock can measure in wrapping arithmetic.
+    WindowTooLong {
+        /// What was asked for, in ticks.
+        requested: Tick,
+        /// [`MAX_DURATION`].
+        limit: Tick,
+    },
+    /// A watchdog deadline longer than the clock can measure in wrapping arithmetic: it would
+    /// never be reached.
+    DeadlineTooLong {
+        /// What was asked for, in ticks.
+        requested: Tick,
+        /// [`MAX_DURATION`].
+        limit: Tick,
+    },
 }
 
 impl fmt::Display for PolicyError {
@@ -361,6 +406,16 @@ impl fmt::Display for PolicyError {
                 f,
                 "an intensity of {requested} restarts per window exceeds the limit of {limit} \
                  (use Intensity::unlimited() to never escalate)"
+            ),
+            PolicyError::WindowTooLong { requested, limit } => write!(
+                f,
+                "an intensity window of {requested} ticks exceeds the limit of {limit} \
+                 (ticks wrap around; use Intensity::unlimited() to never escalate)"
+            ),
+            PolicyError::DeadlineTooLong { requested, limit } => write!(
+                f,
+                "a watchdog deadline of {requested} ticks exceeds the limit of {limit} \
+                 (ticks wrap around, so it could never be reached)"
             ),
         }
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use foreman_rt::host::threads::Pool;
 use foreman_rt::park::NoPark;
-use foreman_rt::policy::{Delivery, Intensity, Policy, PolicyError};
+use foreman_rt::policy::{self, Delivery, Intensity, Policy, PolicyError};
 use foreman_rt::{
     Next, ReopenError, SubmitError, Supervisor, SupervisorState, WorkerError, WorkerState,
 };
@@ -179,6 +179,41 @@ fn invalid_policies_are_typed_errors() {
     assert!(PolicyError::ZeroWindow
         .to_string()
         .contains("at least one tick"));
+}
+
+#[test]
+fn windows_and_deadlines_of_half_the_clock_or_more_are_typed_errors() {
+    // Ticks wrap around, so durations are compared in wrapping arithmetic: they must stay
+    // below `u32::MAX / 2`, or a deadline would never be reached.
+    let longest = policy::MAX_DURATION;
+    assert_eq!(longest, u32::MAX / 2 - 1);
+    assert_eq!(Intensity::new(3, longest).unwrap().within(), Some(longest));
+    assert_eq!(
+        Policy::DEFAULT.with_watchdog(longest).unwrap().watchdog(),
+        Some(longest)
+    );
+    for too_long in [u32::MAX / 2, u32::MAX / 2 + 1, u32::MAX] {
+        assert_eq!(
+            Intensity::new(3, too_long),
+            Err(PolicyError::WindowTooLong {
+                requested: too_long,
+                limit: longest
+            })
+        );
+        assert_eq!(
+            Policy::DEFAULT.with_watchdog(too_long),
+            Err(PolicyError::DeadlineTooLong {
+                requested: too_long,
+                limit: longest
+            })
+        );
+    }
+    assert!(PolicyError::DeadlineTooLong {
+        requested: u32::MAX,
+        limit: longest
+    }
+    .to_string()
+    .contains("2147483646"));
 }
 
 /// A task type of 4 KiB in a queue of 1 024: a supervisor of more than 4 MiB.
