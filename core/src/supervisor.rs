@@ -228,7 +228,8 @@ impl core::error::Error for WorkerError {}
 pub enum ReopenError {
     /// Only a stopped supervisor can be reopened.
     NotStopped(SupervisorState),
-    /// A worker slot still holds a task: take it with [`Supervisor::hand_back`] first.
+    /// Tasks the shutdown left behind are still queued or held by worker slots: take them
+    /// with [`Supervisor::hand_back`] first.
     TasksHeld,
 }
 
@@ -236,9 +237,9 @@ impl fmt::Display for ReopenError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ReopenError::NotStopped(state) => write!(f, "the supervisor is {state}, not stopped"),
-            ReopenError::TasksHeld => {
-                f.write_str("worker slots still hold tasks; call hand_back first")
-            }
+            ReopenError::TasksHeld => f.write_str(
+                "the supervisor still holds tasks a shutdown left; call hand_back first",
+            ),
         }
     }
 }
@@ -1020,15 +1021,23 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     }
 
     /// Opens a stopped supervisor again: Running, queue open, exited and retired slots
-    /// vacant. Counters keep counting; tasks still queued will run.
+    /// vacant. Counters keep counting.
+    ///
+    /// Refused with [`ReopenError::TasksHeld`] while the shutdown left tasks behind (still
+    /// queued after an abort, an escalation or a drain that lost its workers, or retries held
+    /// by retired slots): take them with [`hand_back`](Self::hand_back) first, so that a task
+    /// a shutdown gave up on never runs behind its owner's back.
     ///
     /// ```
     /// use foreman_rt::{park::NoPark, policy::Policy, ReopenError, Supervisor, SupervisorState};
     /// let sup: Supervisor<u8, 2, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
     /// assert_eq!(sup.reopen(), Err(ReopenError::NotStopped(SupervisorState::Running)));
-    /// sup.drain();
-    /// sup.reopen().unwrap();
     /// sup.try_submit(1).unwrap();
+    /// sup.abort(); // no worker: stopped at once, task 1 left in the queue
+    /// assert_eq!(sup.reopen(), Err(ReopenError::TasksHeld));
+    /// assert_eq!(sup.hand_back().collect::<Vec<_>>(), [1]);
+    /// sup.reopen().unwrap();
+    /// sup.try_submit(2).unwrap();
     /// ```
     pub fn reopen(&self) -> Result<(), ReopenError> {
         // Acquire: see the slots as the last worker left them.
@@ -1036,11 +1045,14 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
         if word & STOPPED == 0 {
             return Err(ReopenError::NotStopped(SupervisorState::from_word(word)));
         }
+        // Stopped: no worker is active, so nothing can enter the queue or a slot meanwhile
+        // (the queue is closed, and only an active slot's recovery pushes past the close).
         // Acquire: as above, per slot.
-        if self
-            .slots
-            .iter()
-            .any(|slot| slot.state.load(Ordering::Acquire) & HAS_TASK != 0)
+        if !self.queue.is_empty()
+            || self
+                .slots
+                .iter()
+                .any(|slot| slot.state.load(Ordering::Acquire) & HAS_TASK != 0)
         {
             return Err(ReopenError::TasksHeld);
         }

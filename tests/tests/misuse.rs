@@ -8,7 +8,7 @@ use foreman_rt::host::threads::Pool;
 use foreman_rt::park::NoPark;
 use foreman_rt::policy::{self, Delivery, Intensity, Policy, PolicyError};
 use foreman_rt::{
-    Next, ReopenError, SubmitError, Supervisor, SupervisorState, WorkerError, WorkerState,
+    Next, ReopenError, Shutdown, SubmitError, Supervisor, SupervisorState, WorkerError, WorkerState,
 };
 
 /// A task that counts its drops, to prove refused tasks are handed back, not dropped.
@@ -214,6 +214,41 @@ fn windows_and_deadlines_of_half_the_clock_or_more_are_typed_errors() {
     }
     .to_string()
     .contains("2147483646"));
+}
+
+#[test]
+fn an_abort_with_queued_tasks_blocks_reopen_until_they_are_handed_back() {
+    // README: `reopen()` is `Err(TasksHeld)` until `hand_back()` has taken what an abort left.
+    let sup: Supervisor<u32, 4, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
+    sup.try_submit(1).unwrap();
+    sup.try_submit(2).unwrap();
+    assert_eq!(sup.abort(), SupervisorState::Stopped(Shutdown::Abort));
+    assert_eq!(sup.reopen(), Err(ReopenError::TasksHeld));
+    assert_eq!(sup.hand_back().collect::<Vec<_>>(), [1, 2]);
+    sup.reopen().unwrap();
+    let snap = sup.snapshot();
+    assert_eq!((snap.submitted, snap.handed_back, snap.queued), (2, 2, 0));
+}
+
+#[test]
+fn a_drain_left_with_no_worker_holds_its_queue_until_handed_back() {
+    // The only worker crashes during the drain and is not replaced: the drain stops with
+    // tasks still queued, which a reopen must not run behind the caller's back either.
+    let policy = Policy::DEFAULT.with_restart(foreman_rt::policy::Restart::Temporary);
+    let sup: Supervisor<u32, 4, 1> = Supervisor::new(policy, NoPark);
+    sup.try_submit(1).unwrap();
+    sup.try_submit(2).unwrap();
+    let mut worker = sup.attach(0).unwrap();
+    sup.drain();
+    let Next::Run(job) = worker.try_next() else {
+        panic!("task 1 is queued")
+    };
+    let _requeued = job.crash(0); // not replaced: task 1 goes back into the queue
+    drop(worker);
+    assert_eq!(sup.state(), SupervisorState::Stopped(Shutdown::Drain));
+    assert_eq!(sup.reopen(), Err(ReopenError::TasksHeld));
+    assert_eq!(sup.hand_back().collect::<Vec<_>>(), [2, 1]);
+    assert_eq!(sup.reopen(), Ok(()));
 }
 
 /// A task type of 4 KiB in a queue of 1 024: a supervisor of more than 4 MiB.
