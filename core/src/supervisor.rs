@@ -274,7 +274,7 @@ pub enum Disposition<T> {
     DeadLettered {
         /// The task.
         task: T,
-        /// How many times it ran.
+        /// How many runs of it started (each of them crashed).
         attempts: u32,
     },
     /// At-most-once: the task may have had effects; it is not run again.
@@ -1311,7 +1311,8 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
             Counters::bump(&self.counters.lost);
             return (Disposition::Lost(envelope.task), false);
         };
-        let runs = envelope.attempt + 1;
+        // Runs that started: a retry whose worker died before starting it is not charged.
+        let runs = envelope.attempt;
         if runs >= max_attempts.get() {
             Counters::bump(&self.counters.dead_lettered);
             return (
@@ -1322,10 +1323,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
                 false,
             );
         }
-        let retry = Envelope {
-            task: envelope.task,
-            attempt: runs,
-        };
+        let retry = envelope;
         match decision {
             Decision::Replace => {
                 // SAFETY: the caller holds the slot in Recovering and took the old envelope

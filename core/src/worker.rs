@@ -146,10 +146,12 @@ impl fmt::Display for WorkerState {
     }
 }
 
-/// A task with the number of runs it already had.
+/// A task with the number of its runs that started.
 pub(crate) struct Envelope<T> {
     pub(crate) task: T,
-    /// Runs made before the current one (0 on the first run).
+    /// Runs started so far: 0 while it waits for its first run, 1 once that started, and so
+    /// on. Counted when a run starts (`Worker::step`), so a retry whose worker died before
+    /// starting it is not charged.
     pub(crate) attempt: u32,
 }
 
@@ -221,6 +223,18 @@ impl<T> Slot<T> {
         // still needs dropping.
         self.task
             .with_mut(|cell| unsafe { (*cell).write(envelope) });
+    }
+
+    /// Counts the start of a run of the task in the cell.
+    ///
+    /// # Safety
+    /// The caller owns the cell and it holds a task.
+    unsafe fn count_run(&self) {
+        // SAFETY: per the contract the cell is initialized and nobody else touches it.
+        self.task.with_mut(|cell| unsafe {
+            let envelope = (*cell).assume_init_mut();
+            envelope.attempt = envelope.attempt.wrapping_add(1);
+        });
     }
 
     /// The task in the cell.
@@ -436,6 +450,9 @@ impl<'s, T, const N: usize, const W: usize, P: Park> Worker<'s, T, N, W, P> {
                 Err(PopError::Empty) => return Step::Idle,
             }
         }
+        // SAFETY: the slot is Idle and this thread holds its live Worker (invariant 1): the
+        // cell is ours, and it holds the task (just put there, or a retry left for us).
+        unsafe { slot.count_run() };
         let generation = (word >> GEN_SHIFT).wrapping_add(1);
         // Relaxed: the heartbeat is published by the Release store of the state below.
         slot.heartbeat.store(self.sup.now(), Ordering::Relaxed);
@@ -601,8 +618,8 @@ impl<'w, T, const N: usize, const W: usize, P: Park> Job<'w, T, N, W, P> {
     /// # job.complete().unwrap();
     /// ```
     pub fn attempt(&self) -> u32 {
-        // SAFETY: as in `task`.
-        unsafe { self.slot().peek().attempt + 1 }
+        // SAFETY: as in `task`. The run was counted when it started.
+        unsafe { self.slot().peek().attempt }
     }
 
     /// What task code may know and do about its worker: see [`Context`].
