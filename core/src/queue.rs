@@ -504,14 +504,13 @@ impl<T, const N: usize> Queue<T, N> {
     }
 
     /// How many elements were ever popped, and how many pushes were ever claimed (both
-    /// modulo `usize::MAX / 2 + 1`). Claimed pushes include one under way.
+    /// modulo `usize::MAX / 2 + 1`), at one instant: the difference is at most `N`. Claimed
+    /// pushes include one under way.
     ///
-    /// Read head first, then tail: a reader that saw a pop's effects (through an Acquire of
-    /// something the popping thread wrote later) gets at least that pop's push in `tail`.
+    /// A reader that saw a pop's effects (through an Acquire of something the popping thread
+    /// wrote later) gets at least that pop, and its push (SeqCst loads, after the caller's).
     pub(crate) fn counts(&self) -> (usize, usize) {
-        // SeqCst: see above; also keeps `popped <= pushed` for that reader.
-        let head = self.head.load(Ordering::SeqCst);
-        let tail = self.tail.load(Ordering::SeqCst) & !CLOSED;
+        let (head, tail) = self.positions();
         (head / ONE, tail / ONE)
     }
 }

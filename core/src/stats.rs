@@ -1,25 +1,45 @@
 //! Counters and the [`Snapshot`] that reports them.
 //!
-//! # Why a snapshot always adds up
+//! # How a snapshot is counted
 //!
 //! Every count is derived from *monotonic* counters: the queue's pop and push positions, each
 //! worker's completed/failed counts (written only by that worker), and the shared counters of
-//! the rare events (requeued, dead-lettered, lost, handed back). Each task *attempt* takes one
-//! pop and ends in exactly one of completed, failed, requeued, dead-lettered, lost or handed
-//! back, so with
+//! the rare events (requeues begun and refused, dead-lettered, lost, handed back). Each task
+//! *attempt* takes one pop and ends in exactly one of completed, failed, requeued,
+//! dead-lettered, lost or handed back, so with
 //!
 //! ```text
-//! submitted = pushes − requeued        queued = pushes − pops
+//! requeued  = requeues begun − requeues refused (the queue was full: handed back instead)
+//! submitted = pushes − requeued                 queued = pushes − pops
 //! in_flight = pops − (completed + failed + requeued + dead_lettered + lost + handed_back)
 //! ```
 //!
 //! `submitted = completed + failed + dead_lettered + lost + handed_back + queued + in_flight`
-//! holds by construction. What makes the parts *honest* (never negative, never counting a task
-//! twice) is the read order: outcomes first, then pops, then pushes, each with `Acquire` (or
-//! `SeqCst`) against the `Release` that follows the event it counts. A task's outcome is
-//! written after its pop, and its pop after its push, so a reader that sees an outcome also
-//! sees the pop and push behind it. Counters wrap modulo `2^(usize::BITS − 1)`, the range of
-//! queue positions, and all arithmetic is done in that ring.
+//! holds by construction. What makes the parts *honest* — none negative, no task counted
+//! twice, `queued` never above the capacity — is the order of the reads, each `Acquire` (or
+//! `SeqCst`) against the `Release` of the event it counts:
+//!
+//! 1. The outcomes: each worker's completed and failed, dead-lettered, lost, handed back,
+//!    then requeues refused (a refusal is counted before its hand-back, so a reader that sees
+//!    the hand-back sees the refusal). A task's outcome is written after its pop, so every
+//!    outcome read here has its pop counted in step 3: `in_flight` is never negative.
+//! 2. Requeues begun. A requeue is counted *before* its task goes back into the queue, and
+//!    after the pop of the run that crashed.
+//! 3. The pop and push positions, at one instant (the tail is read again, and the pair kept
+//!    only if it did not move): `queued` is the queue's length at that instant, at most `N`.
+//! 4. Requeues begun, again. If a requeue began since step 2, its task may be in the queue
+//!    without being counted as requeued (it would be counted twice: queued, and in flight), so
+//!    the snapshot is read again. A requeue that began before step 2 is counted whether or not
+//!    its task reached the queue by step 3: until it does, the task is in the hands of the
+//!    crash being recorded, and the snapshot counts it nowhere (`submitted` is one lower).
+//!
+//! The reads are not one instant. A task that ends while they happen may be counted as still
+//! in flight (its end was read in step 1, its pop in step 3), so under load `in_flight` can
+//! exceed the number of workers. To avoid that, the supervisor reads the outcomes again after
+//! step 3, and if none changed, the snapshot is the counts of one instant (step 3's); it tries
+//! a few times before it settles for the first kind. Both kinds add up, and in both every part
+//! is a real count. Counters wrap modulo `2^(usize::BITS − 1)`, the range of queue positions,
+//! and all arithmetic is done in that ring.
 
 use crate::supervisor::SupervisorState;
 use crate::sync::{AtomicUsize, Ordering};
@@ -30,7 +50,11 @@ pub(crate) const COUNT_MASK: usize = usize::MAX >> 1;
 
 /// The shared counters of rare events. Hot-path counts live in each worker's slot.
 pub(crate) struct Counters {
+    /// Requeues begun: bumped *before* the crashed task goes back into the queue.
     pub(crate) requeued: AtomicUsize,
+    /// Requeues that found the queue full (the task was handed back instead): bumped before
+    /// `handed_back`.
+    pub(crate) requeue_refused: AtomicUsize,
     pub(crate) dead_lettered: AtomicUsize,
     pub(crate) lost: AtomicUsize,
     pub(crate) handed_back: AtomicUsize,
@@ -43,6 +67,7 @@ impl Counters {
         pub(crate) fn new() -> Self {
             Counters {
                 requeued: AtomicUsize::new(0),
+                requeue_refused: AtomicUsize::new(0),
                 dead_lettered: AtomicUsize::new(0),
                 lost: AtomicUsize::new(0),
                 handed_back: AtomicUsize::new(0),
@@ -84,9 +109,15 @@ pub struct WorkerSnapshot {
 
 /// The supervisor's counters and worker states, read without locks.
 ///
-/// A snapshot is not one atomic instant, but it always *adds up*:
+/// It always *adds up*:
 /// `submitted == completed + failed + dead_lettered + lost + handed_back + queued + in_flight`,
-/// with every part a real count (see the module docs). Counts wrap modulo
+/// and every part is honest: none is negative, no task is counted in two places, `queued`
+/// never exceeds the capacity. When no task ends while it is read (the supervisor tries a few
+/// times), it is the counts of one instant; otherwise it is assembled over the read, and
+/// `in_flight` may include tasks that ended meanwhile (so it may exceed the number of
+/// workers). A task that a crash is putting back into the queue at that moment is counted
+/// nowhere (`submitted` is one lower). Once the supervisor is quiet (stopped, say), a
+/// snapshot is exact. See the [module docs](self) for why. Counts wrap modulo
 /// `2^(usize::BITS − 1)`.
 ///
 /// ```
@@ -121,10 +152,11 @@ pub struct Snapshot<const W: usize> {
     pub handed_back: usize,
     /// Tasks waiting in the queue.
     pub queued: usize,
-    /// Tasks taken from the queue and not yet ended: running, or kept for a retry.
+    /// Tasks taken from the queue and not yet ended: running, kept for a retry, or (in a
+    /// snapshot assembled over a busy moment) ended while it was read.
     pub in_flight: usize,
-    /// Crashed attempts put back into the queue (not part of the identity: the task is
-    /// counted again where it is now).
+    /// Crashed attempts put back into the queue, or being put back (not part of the identity:
+    /// the task is counted again where it is now).
     pub requeued: usize,
     /// Submissions refused as full or closed (never accepted, so not part of the identity).
     pub rejected: usize,
@@ -136,14 +168,43 @@ pub struct Snapshot<const W: usize> {
     pub workers: [WorkerSnapshot; W],
 }
 
-/// The raw counts a snapshot is derived from, read in the order the module docs require.
-pub(crate) struct Raw {
+/// The counts of ended attempts, read first (step 1 of the module docs), and again to check
+/// that none changed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ends {
     pub(crate) completed: usize,
     pub(crate) failed: usize,
-    pub(crate) requeued: usize,
     pub(crate) dead_lettered: usize,
     pub(crate) lost: usize,
     pub(crate) handed_back: usize,
+    pub(crate) requeue_refused: usize,
+}
+
+impl Ends {
+    /// Reads the shared counters of step 1 (the caller adds each worker's completed and
+    /// failed, read before).
+    pub(crate) fn read(counters: &Counters, completed: usize, failed: usize) -> Ends {
+        let dead_lettered = Counters::read(&counters.dead_lettered);
+        let lost = Counters::read(&counters.lost);
+        // A refusal is bumped before its hand-back: read the hand-back first.
+        let handed_back = Counters::read(&counters.handed_back);
+        let requeue_refused = Counters::read(&counters.requeue_refused);
+        Ends {
+            completed,
+            failed,
+            dead_lettered,
+            lost,
+            handed_back,
+            requeue_refused,
+        }
+    }
+}
+
+/// The raw counts a snapshot is derived from, read in the order the module docs require.
+pub(crate) struct Raw {
+    pub(crate) ends: Ends,
+    /// Requeues begun.
+    pub(crate) requeued: usize,
     pub(crate) rejected: usize,
     pub(crate) popped: usize,
     pub(crate) pushed: usize,
@@ -153,24 +214,26 @@ impl<const W: usize> Snapshot<W> {
     /// Derives the snapshot from raw counts.
     pub(crate) fn derive(state: SupervisorState, raw: Raw, workers: [WorkerSnapshot; W]) -> Self {
         let sub = |a: usize, b: usize| a.wrapping_sub(b) & COUNT_MASK;
-        let ended = raw
+        let ends = raw.ends;
+        let requeued = sub(raw.requeued, ends.requeue_refused);
+        let ended = ends
             .completed
-            .wrapping_add(raw.failed)
-            .wrapping_add(raw.requeued)
-            .wrapping_add(raw.dead_lettered)
-            .wrapping_add(raw.lost)
-            .wrapping_add(raw.handed_back);
+            .wrapping_add(ends.failed)
+            .wrapping_add(requeued)
+            .wrapping_add(ends.dead_lettered)
+            .wrapping_add(ends.lost)
+            .wrapping_add(ends.handed_back);
         Snapshot {
             state,
-            submitted: sub(raw.pushed, raw.requeued),
-            completed: raw.completed,
-            failed: raw.failed,
-            dead_lettered: raw.dead_lettered,
-            lost: raw.lost,
-            handed_back: raw.handed_back,
+            submitted: sub(raw.pushed, requeued),
+            completed: ends.completed,
+            failed: ends.failed,
+            dead_lettered: ends.dead_lettered,
+            lost: ends.lost,
+            handed_back: ends.handed_back,
             queued: sub(raw.pushed, raw.popped),
             in_flight: sub(raw.popped, ended),
-            requeued: raw.requeued,
+            requeued,
             rejected: raw.rejected,
             crashes: workers.iter().map(|w| w.crashes).fold(0, u32::wrapping_add),
             restarts: workers
@@ -197,9 +260,11 @@ impl<const W: usize> Snapshot<W> {
             & COUNT_MASK
     }
 
-    /// Whether `submitted == finished + queued + in_flight` (modulo the counters' range).
-    /// Always true for a snapshot from [`Supervisor::snapshot`](crate::Supervisor::snapshot);
-    /// useful to check one that was copied or sent elsewhere.
+    /// Whether `submitted == finished + queued + in_flight` (modulo the counters' range):
+    /// the identity, and nothing more. Always true for a snapshot from
+    /// [`Supervisor::snapshot`](crate::Supervisor::snapshot), whose parts are derived so
+    /// that it holds and read so that each is honest (see [`Snapshot`]); useful to check one
+    /// that was copied, sent elsewhere or assembled by hand.
     ///
     /// ```
     /// use foreman_rt::{park::NoPark, policy::Policy, Supervisor};
@@ -233,17 +298,21 @@ mod tests {
     #[test]
     fn derive_balances_every_kind_of_outcome() {
         let raw = Raw {
-            completed: 50,
-            failed: 5,
-            requeued: 4,
-            dead_lettered: 2,
-            lost: 1,
-            handed_back: 3,
+            ends: Ends {
+                completed: 50,
+                failed: 5,
+                dead_lettered: 2,
+                lost: 1,
+                handed_back: 3,
+                requeue_refused: 1,
+            },
+            requeued: 5, // one of them refused: 4 went back into the queue
             rejected: 9,
             popped: 70,
             pushed: 84,
         };
         let snap = Snapshot::derive(SupervisorState::Running, raw, [idle(); 2]);
+        assert_eq!(snap.requeued, 4);
         assert_eq!(snap.submitted, 80);
         assert_eq!(snap.queued, 14);
         assert_eq!(snap.in_flight, 5);
@@ -254,12 +323,15 @@ mod tests {
     fn derive_is_consistent_across_counter_wraparound() {
         // Positions wrapped past the counters' range; the parts still add up.
         let raw = Raw {
-            completed: COUNT_MASK - 1,
-            failed: 0,
+            ends: Ends {
+                completed: COUNT_MASK - 1,
+                failed: 0,
+                dead_lettered: 0,
+                lost: 0,
+                handed_back: 0,
+                requeue_refused: 0,
+            },
             requeued: 0,
-            dead_lettered: 0,
-            lost: 0,
-            handed_back: 0,
             rejected: 0,
             popped: 1, // 3 pops after COUNT_MASK - 1: wrapped
             pushed: 4,

@@ -39,7 +39,7 @@ use heapless::{Deque, Vec};
 use crate::park::{NoPark, Park, Signal};
 use crate::policy::{Delivery, Intensity, Policy, Tick};
 use crate::queue::{PopError, PushError, Queue};
-use crate::stats::{Counters, Raw, Snapshot, WorkerSnapshot};
+use crate::stats::{Counters, Ends, Raw, Snapshot, WorkerSnapshot, COUNT_MASK};
 use crate::sync::{array_of, fence, loom_const_fn, AtomicU32, CachePadded, Mutex, Ordering};
 use crate::worker::{
     code, with_code, Envelope, Slot, Worker, WorkerState, BUSY, CRASHED, EXITED, EXITING, HAS_TASK,
@@ -1332,13 +1332,17 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
                 (Disposition::Retried { attempt: runs + 1 }, true)
             }
             Decision::Retire if !self.stops_workers() => {
+                // Counted before the push, so that a snapshot that sees the task in the queue
+                // also sees this attempt ended (see `stats`).
+                Counters::bump(&self.counters.requeued);
                 match self.queue.push_ignoring_close(retry) {
                     Ok(()) => {
-                        Counters::bump(&self.counters.requeued);
                         self.work.notify_one(&self.park);
                         (Disposition::Requeued { attempt: runs + 1 }, false)
                     }
                     Err(retry) => {
+                        // The refusal before the hand-back: see `stats`.
+                        Counters::bump(&self.counters.requeue_refused);
                         Counters::bump(&self.counters.handed_back);
                         (Disposition::HandedBack(retry.task), false)
                     }
@@ -1423,7 +1427,36 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// assert!(snap.adds_up());
     /// ```
     pub fn snapshot(&self) -> Snapshot<W> {
-        // Read order matters (see `stats`): outcomes, then pops, then pushes.
+        // Read in the order `stats` explains: outcomes, requeues begun, positions at one
+        // instant, requeues begun again; then the outcomes again, to know whether the snapshot
+        // is the counts of one instant.
+        const EXACT_TRIES: u32 = 4;
+        let counters = &self.counters;
+        let mut tries = 0;
+        loop {
+            let (workers, ends) = self.read_ends();
+            let requeued = Counters::read(&counters.requeued);
+            let (popped, pushed) = self.queue.counts();
+            if Counters::read(&counters.requeued) != requeued {
+                continue; // a requeue began meanwhile: its task may be queued uncounted
+            }
+            tries += 1;
+            if tries < EXACT_TRIES && self.read_ends().1 != ends {
+                continue; // a task ended meanwhile: try for one instant again
+            }
+            let raw = Raw {
+                ends,
+                requeued,
+                rejected: Counters::read(&counters.rejected),
+                popped,
+                pushed,
+            };
+            return Snapshot::derive(self.state(), raw, workers);
+        }
+    }
+
+    /// Step 1 of a snapshot (see `stats`): each worker, and the counts of ended attempts.
+    fn read_ends(&self) -> ([WorkerSnapshot; W], Ends) {
         let workers: [WorkerSnapshot; W] = core::array::from_fn(|index| {
             let slot = self.slot(index);
             WorkerSnapshot {
@@ -1439,20 +1472,12 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
         });
         let sum =
             |f: fn(&WorkerSnapshot) -> usize| workers.iter().map(f).fold(0, usize::wrapping_add);
-        let counters = &self.counters;
-        let mut raw = Raw {
-            completed: sum(|w| w.completed),
-            failed: sum(|w| w.failed),
-            requeued: Counters::read(&counters.requeued),
-            dead_lettered: Counters::read(&counters.dead_lettered),
-            lost: Counters::read(&counters.lost),
-            handed_back: Counters::read(&counters.handed_back),
-            rejected: Counters::read(&counters.rejected),
-            popped: 0,
-            pushed: 0,
-        };
-        (raw.popped, raw.pushed) = self.queue.counts();
-        Snapshot::derive(self.state(), raw, workers)
+        let ends = Ends::read(
+            &self.counters,
+            sum(|w| w.completed) & COUNT_MASK,
+            sum(|w| w.failed) & COUNT_MASK,
+        );
+        (workers, ends)
     }
 
     /// The number of queued tasks, as a snapshot.

@@ -393,6 +393,67 @@ fn condemning_races_completion_and_exactly_one_outcome_wins() {
     });
 }
 
+/// A task crashes on worker 0, which is not replaced, so the task goes back into the queue
+/// (or, with `full`, finds it full and is handed back) while another thread takes a
+/// snapshot: the snapshot never counts the task twice nor negatively.
+fn snapshot_racing_a_requeue(full: bool) {
+    model(move || {
+        let sup = Arc::new(Supervisor::<usize, 1, 2, NoPark>::new(
+            policy()
+                .with_restart(Restart::Temporary)
+                .with_delivery(Delivery::at_least_once(2).unwrap()),
+            NoPark,
+        ));
+        let _keeps_it_running = sup.attach(1).unwrap();
+        sup.try_submit(1).unwrap();
+        let tasks = if full { 2 } else { 1 };
+        let crasher = spawn_with(&sup, move |sup| {
+            let mut worker = sup.attach(0).unwrap();
+            let Next::Run(job) = worker.try_next() else {
+                panic!("task 1 is queued")
+            };
+            if full {
+                sup.try_submit(2).unwrap(); // the queue is full again: the requeue is refused
+            }
+            job.crash(0).task
+        });
+        let snap = sup.snapshot();
+        assert!(snap.adds_up());
+        assert!(snap.submitted <= tasks, "submitted counted twice: {snap:?}");
+        assert!(
+            snap.queued + snap.in_flight + snap.handed_back <= tasks,
+            "a task counted in two places: {snap:?}"
+        );
+        let disposition = crasher.join().unwrap();
+        let expected = if full {
+            Disposition::HandedBack(1)
+        } else {
+            Disposition::Requeued { attempt: 2 }
+        };
+        assert_eq!(disposition, Some(expected));
+        let snap = sup.snapshot();
+        assert_eq!(
+            (
+                snap.submitted,
+                snap.queued,
+                snap.in_flight,
+                snap.handed_back
+            ),
+            (tasks, 1, 0, tasks - 1)
+        );
+    });
+}
+
+#[test]
+fn a_snapshot_racing_a_requeue_counts_the_task_once() {
+    snapshot_racing_a_requeue(false);
+}
+
+#[test]
+fn a_snapshot_racing_a_refused_requeue_counts_the_task_once() {
+    snapshot_racing_a_requeue(true);
+}
+
 /// A futex for the models: `park` checks the word under a lock and waits on a condition
 /// variable; `unpark_*` take the same lock, so a wake-up cannot slip between check and wait.
 /// Any number of threads may park, and a test can wait until a number of them are parked.
