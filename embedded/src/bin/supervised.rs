@@ -23,16 +23,16 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use cortex_m_rt::{entry, exception};
 use cortex_m_semihosting::hprintln;
+use foreman_firmware::board;
+use foreman_firmware::ledger::{self, End, Ledger};
+use foreman_firmware::producer::{Producer, Refused};
+use foreman_firmware::workload::{self, kind, Kind, Outcome, Task, DEADLINE, TASKS};
 use foreman_rt::park::NoPark;
 use foreman_rt::policy::{Delivery, Intensity, Policy};
 use foreman_rt::{
     Condemned, CrashReport, Decision, Disposition, Next, Shutdown, SubmitError, Supervisor,
     SupervisorState, Worker, WorkerState,
 };
-use foreman_firmware::board;
-use foreman_firmware::ledger::{self, End, Ledger};
-use foreman_firmware::producer::{Producer, Refused};
-use foreman_firmware::workload::{self, kind, Kind, Outcome, Task, DEADLINE, TASKS};
 
 /// Worker slots. On one core they take turns; a slot is what a crash takes down and a
 /// replacement takes over.
