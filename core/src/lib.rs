@@ -69,6 +69,8 @@
 //! - `alloc`: the vocabulary hosts report in, [`host::Event`] and [`host::Report`] (they own
 //!   strings and vectors). The supervisor itself never allocates.
 //! - `std` (implies `alloc`): the thread host, [`host::threads`].
+//! - `embassy`: the embassy host, [`host::embassy`]: workers as async tasks on embassy's
+//!   executor, woken through wakers, the watchdog fed from `embassy-time`. `no_std`, no alloc.
 //! - `portable-atomic`: atomics from the `portable-atomic` crate, for targets without
 //!   compare-and-swap (thumbv6m). Pick its `critical-section` or
 //!   `unsafe-assume-single-core` feature in the firmware.
@@ -102,7 +104,7 @@ mod supervisor;
 mod sync;
 mod worker;
 
-#[cfg(feature = "alloc")]
+#[cfg(any(feature = "alloc", feature = "embassy"))]
 pub mod host;
 
 /// The crate README's examples, run as doctests so that what it tells users to type works.
