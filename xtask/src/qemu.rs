@@ -5,6 +5,10 @@
 //! each under QEMU with semihosting, check its output line by line (not only its exit status),
 //! and measure its sections. Then print the footprint table and foreman's share of it.
 //!
+//! The embassy firmware (`embedded/embassy/`, a crate of its own) goes the same way on the
+//! lm3s6965evb: `embassy` (foreman's embassy host) and `embassy-baseline` (the same firmware on
+//! an `embassy-sync` channel, without foreman), with a footprint table of its own.
+//!
 //! QEMU runs with `-icount shift=2,sleep=off`: virtual time follows the instructions executed
 //! (one every 4 ns) and jumps ahead while the core sleeps in `WFI`, so a run is deterministic
 //! and takes well under a second whatever the host's load.
@@ -69,6 +73,20 @@ pub const VARIANTS: &[Variant] = &[
 const SUPERVISED: &str = "supervised";
 const BASELINE: &str = "baseline";
 
+/// The embassy firmware's board (its crate builds for this one only).
+pub const EMBASSY: Variant = Variant {
+    board: "lm3s6965evb",
+    cpu: "cortex-m3",
+    target: "thumbv7m-none-eabi",
+    atomics: "native",
+    features: &[],
+    slug: "lm3s6965evb-embassy",
+};
+
+/// The embassy firmware's two images: with foreman's embassy host, and without foreman.
+const EMBASSY_HOSTED: &str = "embassy";
+const EMBASSY_BASELINE: &str = "embassy-baseline";
+
 /// A run that takes longer is stuck (a normal run takes well under a second).
 const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -115,6 +133,8 @@ struct Report {
     checks: Vec<(String, Vec<String>)>,
     /// Per variant that built: the sections and `size_of` lines of both images.
     footprints: Vec<(&'static Variant, Image, Image)>,
+    /// The embassy firmware's images, with foreman and without, if both were built.
+    embassy_footprint: Option<(Image, Image)>,
 }
 
 /// One built image: its sections, and the `ram:` line it printed.
@@ -184,7 +204,67 @@ fn run_all(nightly: &Nightly) -> Report {
                 .push((variant, supervised.clone(), baseline.clone()));
         }
     }
+    run_embassy(nightly, &mut report);
     report
+}
+
+/// The embassy firmware: lint, build, run and check both images, measure them.
+fn run_embassy(nightly: &Nightly, report: &mut Report) {
+    step("firmware on embassy: format and lint");
+    let lint_problems = lint_embassy(nightly)
+        .err()
+        .map(|err| format!("{err:#}"))
+        .into_iter()
+        .collect();
+    report.checks.push((
+        "firmware on embassy: rustfmt + clippy".into(),
+        lint_problems,
+    ));
+    step(format!(
+        "firmware on embassy-executor, {} ({})",
+        EMBASSY.board, EMBASSY.target
+    ));
+    let images = match build_embassy(nightly) {
+        Ok(dir) => dir,
+        Err(err) => {
+            for image in [EMBASSY_HOSTED, EMBASSY_BASELINE] {
+                report.checks.push((
+                    check_name(&EMBASSY, image),
+                    vec![format!("build failed: {err:#}")],
+                ));
+            }
+            return;
+        }
+    };
+    let mut built = Vec::new();
+    for image in [EMBASSY_HOSTED, EMBASSY_BASELINE] {
+        let elf = images.join(image);
+        let (problems, statics) = match execute(&EMBASSY, &elf) {
+            Ok(run) => {
+                let problems = if image == EMBASSY_HOSTED {
+                    embassy_problems(&run)
+                } else {
+                    common_problems(&EMBASSY, EMBASSY_BASELINE, &run)
+                };
+                (problems, statics_line(&run.stdout))
+            }
+            Err(err) => (vec![format!("{err:#}")], String::new()),
+        };
+        for problem in &problems {
+            eprintln!("FAILED: {}: {problem}", check_name(&EMBASSY, image));
+        }
+        report.checks.push((check_name(&EMBASSY, image), problems));
+        match Sections::of(&elf) {
+            Ok(sections) => built.push(Image { sections, statics }),
+            Err(err) => report.checks.push((
+                format!("{}: footprint", check_name(&EMBASSY, image)),
+                vec![format!("{err:#}")],
+            )),
+        }
+    }
+    if let [hosted, baseline] = built.as_slice() {
+        report.embassy_footprint = Some((hosted.clone(), baseline.clone()));
+    }
 }
 
 impl Report {
@@ -205,11 +285,14 @@ impl Report {
                 println!("       {problem}");
             }
         }
-        if self.footprints.is_empty() {
-            return;
+        if !self.footprints.is_empty() {
+            step("footprint");
+            print!("{}", footprint_table(&self.footprints));
         }
-        step("footprint");
-        print!("{}", footprint_table(&self.footprints));
+        if let Some((hosted, baseline)) = &self.embassy_footprint {
+            step("footprint on embassy");
+            print!("{}", embassy_table(hosted, baseline));
+        }
     }
 }
 
@@ -243,6 +326,49 @@ fn lint() -> Result<()> {
             .args(["--all-targets", "--", "-D", "warnings"])
             .env("CARGO_TARGET_DIR", target_dir().join("embedded-lint")),
     )
+}
+
+/// `cargo fmt --check` and `cargo clippy -D warnings` on the embassy firmware. Clippy runs with
+/// the second toolchain for the firmware's own target: embassy's Cortex-M executor has
+/// Arm-only code that does not type-check for the host.
+fn lint_embassy(nightly: &Nightly) -> Result<()> {
+    let manifest = root().join("embedded").join("embassy").join("Cargo.toml");
+    exec(
+        util::cargo()
+            .arg("fmt")
+            .arg("--manifest-path")
+            .arg(&manifest)
+            .args(["-p", "foreman-firmware-embassy", "--", "--check"]),
+    )?;
+    let mut cmd = nightly.cargo();
+    cmd.current_dir(root().join("embedded").join("embassy"))
+        .args([
+            "clippy",
+            "--release",
+            "--all-targets",
+            "--target",
+            EMBASSY.target,
+        ])
+        .arg("-Zbuild-std=core")
+        .args(["--", "-D", "warnings"]);
+    exec(&mut cmd)
+}
+
+/// Builds both images of the embassy firmware and copies them to `target/qemu/<slug>/`.
+fn build_embassy(nightly: &Nightly) -> Result<PathBuf> {
+    let mut cmd = nightly.cargo();
+    cmd.current_dir(root().join("embedded").join("embassy"))
+        .args(["build", "--release", "--bins", "--target", EMBASSY.target])
+        .arg("-Zbuild-std=core");
+    exec(&mut cmd)?;
+    let built = Nightly::target_dir().join(EMBASSY.target).join("release");
+    let dir = target_dir().join("qemu").join(EMBASSY.slug);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for image in [EMBASSY_HOSTED, EMBASSY_BASELINE] {
+        std::fs::copy(built.join(image), dir.join(image))
+            .with_context(|| format!("cannot copy {} to {}", image, dir.display()))?;
+    }
+    Ok(dir)
 }
 
 /// Builds both images of `variant` and copies them to `target/qemu/<slug>/`.
@@ -477,6 +603,106 @@ fn supervised_problems(variant: &Variant, run: &Run) -> Vec<String> {
     problems
 }
 
+/// Checks an `embassy` run: the host's counters add up (recomputed here), nothing was lost, and
+/// what the firmware exists to show was exercised: retries and dead letters after faults, a hung
+/// task cancelled by the watchdog and retried, back-pressure on the interrupt and an async
+/// producer that awaited room without a rejection being counted, and both late tasks refused.
+fn embassy_problems(run: &Run) -> Vec<String> {
+    let mut problems = common_problems(&EMBASSY, EMBASSY_HOSTED, run);
+    let stdout = run.stdout.as_str();
+    let (Some(counters), Some(isr), Some(producer), Some(watchdog)) = (
+        fields(stdout, "counters: "),
+        fields(stdout, "isr: "),
+        fields(stdout, "producer: "),
+        fields(stdout, "watchdog: "),
+    ) else {
+        problems.push("missing a `counters:`, `isr:`, `producer:` or `watchdog:` line".into());
+        return problems;
+    };
+    let mut numbers = |fields: &BTreeMap<&str, &str>, keys: &[&str]| -> Option<Vec<u64>> {
+        let values: Result<Vec<u64>, String> = keys.iter().map(|k| number(fields, k)).collect();
+        values.map_err(|problem| problems.push(problem)).ok()
+    };
+    let Some(
+        [submitted, completed, failed, dead_lettered, lost, handed_back, queued, in_flight, rejected, crashes, restarts],
+    ) = numbers(
+        &counters,
+        &[
+            "submitted",
+            "completed",
+            "failed",
+            "dead_lettered",
+            "lost",
+            "handed_back",
+            "queued",
+            "in_flight",
+            "rejected",
+            "crashes",
+            "restarts",
+        ],
+    )
+    .and_then(|v| <[u64; 11]>::try_from(v).ok())
+    else {
+        return problems;
+    };
+    let Some([isr_full, isr_closed]) =
+        numbers(&isr, &["full", "closed"]).and_then(|v| <[u64; 2]>::try_from(v).ok())
+    else {
+        return problems;
+    };
+    let Some([waited, producer_closed]) =
+        numbers(&producer, &["waited", "closed"]).and_then(|v| <[u64; 2]>::try_from(v).ok())
+    else {
+        return problems;
+    };
+    let Some([cancelled]) =
+        numbers(&watchdog, &["cancelled"]).and_then(|v| <[u64; 1]>::try_from(v).ok())
+    else {
+        return problems;
+    };
+    let mut require = |ok: bool, what: &str| {
+        if !ok {
+            problems.push(what.to_string());
+        }
+    };
+    require(
+        counters.get("state") == Some(&"stopped"),
+        "the supervisor did not stop",
+    );
+    require(
+        submitted == completed + failed + dead_lettered + lost + handed_back + queued + in_flight,
+        "the counters do not add up",
+    );
+    require(
+        lost + handed_back + queued + in_flight == 0,
+        "tasks lost, handed back, queued or in flight at the end",
+    );
+    require(
+        rejected == isr_full + isr_closed + producer_closed,
+        "the host's rejections differ from the producers' refusals",
+    );
+    require(isr_full > 0, "the queue was never full for the interrupt");
+    require(waited > 0, "the async producer never awaited room");
+    require(
+        isr_closed == 1 && producer_closed == 1,
+        "the late tasks were not refused as closed",
+    );
+    require(
+        crashes > 0 && restarts == crashes,
+        "no crash, or one not replaced",
+    );
+    require(dead_lettered > 0, "no task was dead-lettered");
+    require(cancelled > 0, "the watchdog cancelled nothing");
+    for (event, what) in [
+        ("retried as attempt", "no retry reported"),
+        ("dead-lettered after", "no dead letter reported"),
+        ("cancelled by the watchdog", "no cancelled hang reported"),
+    ] {
+        require(stdout.contains(event), what);
+    }
+    problems
+}
+
 /// Checks a `baseline` run.
 fn baseline_problems(variant: &Variant, run: &Run) -> Vec<String> {
     common_problems(variant, BASELINE, run)
@@ -583,6 +809,35 @@ fn footprint_table(footprints: &[(&Variant, Image, Image)]) -> String {
     out
 }
 
+/// The embassy firmware's footprint as a Markdown table, with foreman's share.
+fn embassy_table(hosted: &Image, baseline: &Image) -> String {
+    let mut out = String::from(
+        "Bytes, as above. embassy-baseline: the same embassy firmware on an `embassy-sync` \
+         channel, each task run once under a timeout; embassy: foreman's embassy host.\n\n\
+         | board | image | .text | .rodata | .data | .bss | flash | static RAM |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let row = |image: &str, cells: Vec<String>| {
+        format!("| {} | {image} | {} |\n", EMBASSY.board, cells.join(" | "))
+    };
+    let plain = |image: &Image| image.sections.columns().map(|v| v.to_string()).to_vec();
+    out += &row(EMBASSY_BASELINE, plain(baseline));
+    out += &row(EMBASSY_HOSTED, plain(hosted));
+    let added = hosted
+        .sections
+        .columns()
+        .iter()
+        .zip(baseline.sections.columns())
+        .map(|(with, without)| format!("{:+}", *with as i64 - without as i64))
+        .collect();
+    out += &row("**foreman adds**", added);
+    out += &format!(
+        "\nStatics, from `size_of` (printed by the firmware): embassy: {}; embassy-baseline: {}\n",
+        hosted.statics, baseline.statics
+    );
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -669,6 +924,44 @@ check: ok
         assert!(count("", 0) >= 2);
     }
 
+    /// Output of a real run of the embassy firmware, trimmed of some task lines.
+    const EMBASSY_OK: &str = "\
+foreman-firmware embassy: board=lm3s6965evb target=thumbv7m-none-eabi workers=2 capacity=8 tasks=48 deadline=8 max_attempts=3
+ram: host=432 ledger=56 offers=20 submits=16
+task 27: hung on attempt 1 (worker 0): cancelled by the watchdog, retried as attempt 2 by the replacement
+task 3: fault on attempt 1 (worker 1): retried as attempt 2 by the replacement
+task 13: fault on attempt 3 (worker 1): dead-lettered after 3 attempts
+isr: ticks=111 accepted=24 full=31 closed=1 mismatched=0 late_accepted=false
+producer: accepted=24 waited=4 closed=1
+counters: state=stopped submitted=48 completed=44 failed=2 dead_lettered=2 lost=0 handed_back=0 queued=0 in_flight=0 requeued=0 rejected=33 crashes=11 restarts=11 adds_up=true
+worker 0: state=exited completed=17 failed=0 crashes=6 restarts=6 exit=Some(Left)
+worker 1: state=exited completed=27 failed=2 crashes=5 restarts=5 exit=Some(Left)
+watchdog: cancelled=2 hung_tasks=0x8000020 faults=9
+outcomes: tasks=48 completed=44 failed=2 dead_lettered=2 crashed=0 mismatched=0 duplicates=0 wrong_results=0 anomalies=0
+check: ok
+";
+
+    #[test]
+    fn embassy_output_is_checked_beyond_the_exit_status() {
+        let count = |stdout: &str, code| embassy_problems(&run(stdout, code)).len();
+        assert_eq!(count(EMBASSY_OK, 0), 0);
+        assert_eq!(count(EMBASSY_OK, 1), 1, "exit status");
+        // An async producer's wait counted as a rejection.
+        assert_eq!(
+            count(&EMBASSY_OK.replace("rejected=33", "rejected=34"), 0),
+            1
+        );
+        // The watchdog cancelled nothing: the count and the event line.
+        let uncancelled = EMBASSY_OK
+            .replace("cancelled=2", "cancelled=0")
+            .replace("cancelled by the watchdog, ", "");
+        assert_eq!(count(&uncancelled, 0), 2);
+        // The producer never waited for room.
+        assert_eq!(count(&EMBASSY_OK.replace("waited=4", "waited=0"), 0), 1);
+        // The supervised firmware's output is not the embassy firmware's.
+        assert!(count(SUPERVISED_OK, 0) >= 1);
+    }
+
     #[test]
     fn baseline_outcomes_must_cover_every_task() {
         let ok = "\
@@ -704,5 +997,9 @@ check: ok
         ));
         assert!(table.contains("supervised: supervisor=544; baseline: queue=48"));
         assert!(table.contains("+4000 bytes of .text: OVER BUDGET by 1952 bytes"));
+        let table = embassy_table(&image(21000, "host=432"), &image(12000, "channel=64"));
+        assert!(table
+            .contains("| lm3s6965evb | **foreman adds** | +9000 | +0 | +0 | +0 | +9000 | +0 |"));
+        assert!(table.contains("embassy: host=432; embassy-baseline: channel=64"));
     }
 }
