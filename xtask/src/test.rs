@@ -24,6 +24,12 @@ pub struct Args {
 /// extra cargo arguments.
 const CROSS_TARGETS: &[(&str, &str, &str, &[&str])] = &[
     ("thumbv7em-none-eabihf", "core", "", &[]),
+    (
+        "thumbv7em-none-eabihf",
+        "core",
+        "",
+        &["--features", "foreman-rt/embassy"],
+    ),
     ("riscv32imac-unknown-none-elf", "core", "", &[]),
     (
         "wasm32-unknown-unknown",
@@ -38,6 +44,15 @@ const CROSS_TARGETS: &[(&str, &str, &str, &[&str])] = &[
         &[
             "--features",
             "foreman-rt/portable-atomic,portable-atomic/unsafe-assume-single-core",
+        ],
+    ),
+    (
+        "thumbv6m-none-eabi",
+        "core",
+        "",
+        &[
+            "--features",
+            "foreman-rt/portable-atomic,foreman-rt/embassy,portable-atomic/unsafe-assume-single-core",
         ],
     ),
 ];
@@ -69,6 +84,17 @@ pub fn run(args: Args) -> Result<()> {
             "-D",
             "warnings",
         ]));
+        counts += check(cargo().args([
+            "clippy",
+            "-p",
+            "foreman-rt",
+            "--all-targets",
+            "--features",
+            "embassy",
+            "--",
+            "-D",
+            "warnings",
+        ]));
         Ok(counts)
     });
     suites.run("core, no features (unit + doc)", || {
@@ -76,6 +102,9 @@ pub fn run(args: Args) -> Result<()> {
     });
     suites.run("core with std (unit + doc)", || {
         run_tests(cargo().args(["test", "-p", "foreman-rt", "--features", "std"]))
+    });
+    suites.run("core with the embassy host (unit + doc)", || {
+        run_tests(cargo().args(["test", "-p", "foreman-rt", "--features", "embassy"]))
     });
     suites.run("cross-crate: stress, fault soak, allocations", || {
         let mut cmd = cargo();
