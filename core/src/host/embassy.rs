@@ -477,6 +477,11 @@ impl<T, const N: usize, const W: usize> Host<T, N, W> {
     /// Returns when a shutdown asks the worker to leave, when a crash retires it or escalates,
     /// or at once if the slot cannot be attached.
     ///
+    /// A task may submit to its own host, but a task that awaits [`submit`](Self::submit) while
+    /// every worker does the same waits for room only a worker could make: prefer
+    /// [`try_submit`](Self::try_submit) there (with [`Hangs::Cancel`] the watchdog would
+    /// otherwise cancel it as hung).
+    ///
     /// ```
     /// use foreman_rt::host::embassy::{Cause, Event, Exit, Failure, Hangs, Host};
     /// use foreman_rt::policy::{Delivery, Policy};
