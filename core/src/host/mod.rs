@@ -19,8 +19,34 @@
 pub mod embassy;
 #[cfg(feature = "alloc")]
 mod event;
+#[cfg(all(feature = "processes", target_os = "linux"))]
+pub mod processes;
 #[cfg(feature = "std")]
 pub mod threads;
 
 #[cfg(feature = "alloc")]
 pub use event::{Event, Report};
+
+#[cfg(all(feature = "processes", not(target_os = "linux")))]
+compile_error!("the process host (feature `processes`) needs Linux: memfd, pidfd and futex");
+
+/// The futex word behind a wake word (they are the same four bytes).
+#[cfg(feature = "std")]
+fn futex(word: &crate::park::AtomicU32) -> &core::sync::atomic::AtomicU32 {
+    // SAFETY: `word` is an AtomicU32 (core's or portable-atomic's, both `#[repr(C, align(4))]`
+    // over a u32), valid for the lifetime of the borrow; the futex only accesses it atomically.
+    unsafe { core::sync::atomic::AtomicU32::from_ptr(word.as_ptr()) }
+}
+
+/// The message of a panic payload.
+#[cfg(feature = "std")]
+fn panic_message(payload: &(dyn core::any::Any + Send)) -> alloc::string::String {
+    use alloc::string::ToString;
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_string()
+    } else if let Some(text) = payload.downcast_ref::<alloc::string::String>() {
+        text.clone()
+    } else {
+        "a panic with a non-string payload".to_string()
+    }
+}

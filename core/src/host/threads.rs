@@ -45,20 +45,18 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
-use std::any::Any;
 use std::boxed::Box;
 use std::fmt;
 use std::format;
 use std::io;
 use std::mem::MaybeUninit;
 use std::panic::{self, AssertUnwindSafe};
-use std::string::{String, ToString};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 use std::vec::Vec;
 
-use super::{Event, Report};
+use super::{futex, panic_message as message, Event, Report};
 use crate::park::{AtomicU32, Park};
 use crate::policy::{Policy, Tick};
 use crate::{Context, Decision, Snapshot, SubmitError, Supervisor};
@@ -76,13 +74,6 @@ use crate::{Context, Decision, Snapshot, SubmitError, Supervisor};
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ThreadPark;
-
-/// The futex word behind a wake word (they are the same four bytes).
-fn futex(word: &AtomicU32) -> &core::sync::atomic::AtomicU32 {
-    // SAFETY: `word` is an AtomicU32 (core's or portable-atomic's, both `#[repr(C, align(4))]`
-    // over a u32), valid for the lifetime of the borrow; the futex only accesses it atomically.
-    unsafe { core::sync::atomic::AtomicU32::from_ptr(word.as_ptr()) }
-}
 
 impl Park for ThreadPark {
     fn park(&self, word: &AtomicU32, expected: u32) {
@@ -459,22 +450,12 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
     }
 }
 
-/// The message of a panic payload.
-fn message(payload: &(dyn Any + Send)) -> String {
-    if let Some(text) = payload.downcast_ref::<&str>() {
-        (*text).to_string()
-    } else if let Some(text) = payload.downcast_ref::<String>() {
-        text.clone()
-    } else {
-        "a panic with a non-string payload".to_string()
-    }
-}
-
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use crate::policy::{Delivery, Intensity, Restart};
     use crate::{Disposition, WorkerState};
+    use std::string::ToString;
     use std::sync::mpsc;
 
     #[test]

@@ -1,0 +1,970 @@
+//! The process host: a [`Pool`] whose workers are child processes, so a task that segfaults,
+//! aborts, overflows its stack or runs out of memory takes down its worker and nothing else.
+//! Linux (memfd, pidfd, shared futexes, `PR_SET_PDEATHSIG`).
+//!
+//! # Using it
+//!
+//! Tasks, outputs and errors cross between processes as bytes, so they are plain data:
+//! [`Portable`] (`Copy`, no pointers). The task code is a [`Handler`], a `static` with a name;
+//! a pool starts its workers by running the program's own binary again, and **the first line
+//! of `main` turns such a process into a worker**:
+//!
+//! ```
+//! use foreman_rt::host::processes::{Handler, Pool};
+//! use foreman_rt::host::Event;
+//! use foreman_rt::policy::Policy;
+//! use std::sync::mpsc;
+//!
+//! static SQUARE: Handler<u64, u64, u8> =
+//!     Handler::new("doc-square", |_ctx, n| if *n == 13 { Err(13) } else { Ok(n * n) });
+//!
+//! fn main() -> std::io::Result<()> {
+//!     SQUARE.serve_if_worker(); // the one line: a worker process never gets past it
+//!
+//!     let (events, outcomes) = mpsc::channel();
+//!     let pool = Pool::<u64, u64, u8, 64, 2>::start(Policy::DEFAULT, &SQUARE, move |event| {
+//!         events.send(event).unwrap()
+//!     })?;
+//!     for n in 1..=20 {
+//!         pool.submit(n).unwrap(); // parks while the queue is full
+//!     }
+//!     let report = pool.drain(); // runs everything queued; every worker process is reaped
+//!     assert!(report.handed_back.is_empty());
+//!
+//!     let (mut sum, mut errors) = (0, 0);
+//!     for event in outcomes.try_iter() {
+//!         match event {
+//!             Event::Completed { output, .. } => sum += output,
+//!             Event::Failed { error: 13, .. } => errors += 1,
+//!             other => panic!("unexpected {other:?}"),
+//!         }
+//!     }
+//!     assert_eq!((sum, errors), ((1..=20).map(|n| n * n).sum::<u64>() - 169, 1));
+//!     Ok(())
+//! }
+//! ```
+//!
+//! The API is the thread host's ([`threads::Pool`](crate::host::threads::Pool)): `start(policy,
+//! handler, sink)`, `submit`/`try_submit`, `drain`/`abort` returning a [`Report`], `snapshot`,
+//! and outcomes as the same [`Event`]s. What differs: the handler is a [`Handler`] (plain
+//! `fn`, no captures: it runs in another process), the types are [`Portable`], a crash is the
+//! death of a process (a panic ends its process too), and the watchdog *kills* a hung worker.
+//!
+//! # How it is built
+//!
+//! ```text
+//!  parent process                                   │ shared memory (one memfd)      │ worker process i
+//!  submit ─▶ Supervisor: queue, slots, policy ──────┼─ (read-only for workers)       │
+//!  keeper thread i: try_next ─▶ Job ─▶ give ────────┼─▶ mailbox i: order, task ──────┼─▶ serve: run handler
+//!                   complete/fail/crash ◀─ answer ◀─┼── mailbox i: answer, outcome ◀─┼── reply
+//!  watcher thread: poll(pidfds) ─▶ dead ─▶ ring     │                                │
+//!                  tick ─▶ Hung ─▶ ring             │                                │
+//! ```
+//!
+//! - **The supervisor lives in the shared mapping** (an anonymous memfd; see the `shared`
+//!   module), next to one *mailbox* per worker. Workers map it read-only except their own
+//!   mailbox: a wild write in task code faults in the worker instead of corrupting the
+//!   parent's bookkeeping.
+//! - **The parent drives the state machine; workers only run tasks.** For each slot, a
+//!   *keeper* thread in the parent holds the core's [`Worker`](crate::Worker) handle: it takes
+//!   a task (`try_next`), copies it into the worker's mailbox, and waits for the answer; then
+//!   it records the outcome (`complete`/`fail`) and sends the [`Event`] to the sink. The worker
+//!   process waits for orders on a futex in its mailbox (shared, not private: [`ProcessPark`]),
+//!   runs the [`Handler`], writes the outcome, and rings its keeper.
+//! - **Proof of death is the kernel's.** Each worker is a fresh `exec` of this binary; a
+//!   *watcher* thread polls the workers' pidfds, and a readable pidfd — the process is gone —
+//!   is the only thing that makes a keeper treat its worker as dead. The keeper reaps it,
+//!   records the crash (`Job::crash`, or `declare_dead` + `recover` for an idle worker), and
+//!   starts a new process when the restart policy and intensity say so. The crashed task is
+//!   retried (by the replacement, first) or dead-lettered per the delivery policy, with its
+//!   attempts counted.
+//! - **The watchdog kills.** The watcher ticks the supervisor's clock (milliseconds); a worker
+//!   flagged hung is condemned and `SIGKILL`ed by its keeper, and recovered like any other
+//!   death. Task code keeps a long task alive with [`Context::heartbeat`].
+//!
+//! # Why a worker dying at any instant cannot hang the parent or lose a task
+//!
+//! A worker process can be killed between any two instructions (`SIGKILL`, the OOM killer).
+//! Had workers driven the core themselves, some of those instants would be fatal to the pool:
+//! a pop from the lock-free queue claims the head and *then* stamps the slot, so a worker
+//! killed in between blocks every producer at that slot and strands its task; a worker killed
+//! while registered as a sleeper on one of the core's wake signals (or holding the restart
+//! log's lock, or between counting itself out and leaving) leaves state that no one else can
+//! repair. So here **no worker process ever writes to the supervisor**; it cannot even (the
+//! pages are read-only for it). Everything the core does — queue pops, slot transitions,
+//! counters, wake-ups, the restart log — is done by the parent's threads, which die only with
+//! the whole parent. What a worker writes is its own mailbox, under this protocol:
+//!
+//! 1. The keeper writes the task, then publishes the order (a Release store); the worker
+//!    writes the outcome, then publishes the answer (a Release store). Each cell has one
+//!    writer at a time, so no interleaving with a death can tear a value the other side uses:
+//!    a dead worker left either a whole, published answer or none.
+//! 2. The keeper waits on its mailbox's *bell* for "answered or dead", and the death half
+//!    does not depend on the worker: the watcher rings the bell when the kernel says the
+//!    process is gone. So the wait always ends.
+//! 3. A published answer is recorded once (`complete`/`fail`, one CAS on the slot); no answer
+//!    means the job is crashed, once, and the core's delivery policy decides (retry in the
+//!    replacement, or dead-letter after the last attempt). The task itself never left the
+//!    parent: the core keeps it in the slot until one of the two happens. Exactly one
+//!    outcome per task, whatever the instant of death.
+//! 4. Idle deaths (a worker killed while it waits for orders) hold no task: the keeper
+//!    declares the slot dead and recovers it, which starts a replacement per the policy.
+//!
+//! The tests in `tests/tests/processes.rs` kill workers at random instants under load and
+//! check every task ended exactly once.
+//!
+//! # Nothing left behind
+//!
+//! Dropping the pool (or `drain`, `abort`) ends every worker and reaps it; a worker's process
+//! group is killed with it (processes its tasks started). If the parent dies instead — Ctrl-C
+//! (which reaches only the parent: each worker has its own process group), a panic that
+//! aborts, `SIGKILL` — each worker receives `SIGKILL` (`PR_SET_PDEATHSIG`, set before `exec`),
+//! and the memfd, which has no name, vanishes with the last process that maps it. A pool
+//! dropped while its thread panics kills its workers at once instead of waiting for their
+//! tasks (their tasks are handed back to the sink).
+//!
+//! Requirements: Linux 5.3 or later (pidfds); `SIGCHLD` not ignored (the parent reaps its
+//! workers itself).
+
+mod child;
+mod futex;
+mod portable;
+mod shared;
+mod worker;
+
+use core::mem::size_of;
+use core::sync::atomic::{AtomicBool, Ordering};
+use std::boxed::Box;
+use std::fmt;
+use std::format;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::panic::{self, AssertUnwindSafe};
+use std::string::String;
+use std::sync::{mpsc, Arc, Mutex, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+use std::vec::Vec;
+
+use rustix::event::{EventfdFlags, PollFd, PollFlags};
+
+use super::{Event, Report};
+use crate::policy::{Policy, Tick};
+use crate::{
+    CrashReport, Decision, Job, Next, Snapshot, SubmitError, Supervisor, SupervisorState, Worker,
+    WorkerState,
+};
+use child::{describe, Process, Spawned};
+use shared::{Front, Layout, Mailbox, Region};
+use worker::WORKER_VAR;
+
+pub use futex::ProcessPark;
+pub use portable::Portable;
+pub use worker::{Context, Handler};
+
+/// How long a new worker process may take to start serving before it counts as failed.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a worker told to exit may take before it is killed.
+const EXIT_GRACE: Duration = Duration::from_secs(5);
+/// Replacement processes for one slot that may fail to start in a row before the slot is
+/// given up (retired).
+const START_ATTEMPTS: u32 = 3;
+
+type Sink<T, R, E> = dyn Fn(Event<T, R, E>) + Send + Sync;
+
+/// The parent's side of one worker slot.
+struct Keeper {
+    /// Set by the keeper thread while it waits for work; a submitter that clears it rings the
+    /// keeper's bell.
+    idle: AtomicBool,
+    /// The worker process serving the slot, while one does.
+    process: Mutex<Option<Arc<Process>>>,
+}
+
+/// Everything the pool's threads share.
+struct Host<T: 'static, R: 'static, E: 'static, const N: usize, const W: usize> {
+    region: Region,
+    layout: Layout,
+    /// The mapping's file, handed to each worker process.
+    memfd: OwnedFd,
+    handler: &'static Handler<T, R, E>,
+    sink: Box<Sink<T, R, E>>,
+    keepers: [Keeper; W],
+    /// Worker processes whose death the watcher has not seen yet.
+    watched: Mutex<Vec<Arc<Process>>>,
+    /// An eventfd that wakes the watcher when `watched` changes or the pool closes.
+    watcher_bell: OwnedFd,
+    /// Set once every keeper has ended: the watcher leaves.
+    closing: AtomicBool,
+    started: Instant,
+    /// With a watchdog: how often the clock ticks (a quarter of the deadline).
+    tick_period: Option<Duration>,
+}
+
+/// A supervisor with `W` worker processes and a queue of `N` tasks. See the [module
+/// docs](self).
+///
+/// Dropping the pool aborts it: running tasks finish, queued ones go to the sink as
+/// [`Event::HandedBack`], and every worker process is ended and reaped. (If the dropping
+/// thread is panicking, the workers are killed at once instead.)
+pub struct Pool<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> {
+    host: Arc<Host<T, R, E, N, W>>,
+    keepers: Vec<JoinHandle<()>>,
+    watcher: Option<JoinHandle<()>>,
+    finished: bool,
+}
+
+impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Pool<T, R, E, N, W> {
+    /// Starts `W` worker processes serving `handler`, and sends every [`Event`] to `sink`
+    /// (on the parent's threads). With a watchdog in `policy`, hung workers are killed (ticks
+    /// are milliseconds).
+    ///
+    /// Returns once every worker process serves. Fails — leaving nothing running — if one
+    /// cannot be started or does not serve: a common cause is a `main` that does not call
+    /// [`handler.serve_if_worker()`](Handler::serve_if_worker) first. Also fails in a process
+    /// that was started as a worker but not claimed by that call (instead of starting workers
+    /// of its own, and so on).
+    ///
+    /// ```
+    /// use foreman_rt::host::processes::{Handler, Pool};
+    /// use foreman_rt::policy::Policy;
+    ///
+    /// static INC: Handler<u32, u32, ()> = Handler::new("doc-start", |_, n| Ok(n + 1));
+    ///
+    /// fn main() -> std::io::Result<()> {
+    ///     INC.serve_if_worker();
+    ///     let pool = Pool::<u32, u32, (), 16, 2>::start(Policy::DEFAULT, &INC, |_| {})?;
+    ///     pool.submit(1).unwrap();
+    ///     assert_eq!(pool.drain().snapshot.completed, 1);
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn start<S>(policy: Policy, handler: &'static Handler<T, R, E>, sink: S) -> io::Result<Self>
+    where
+        S: Fn(Event<T, R, E>) + Send + Sync + 'static,
+    {
+        if let Some(value) = std::env::var_os(WORKER_VAR) {
+            return Err(io::Error::other(format!(
+                "this process was started as a worker of a pool ({WORKER_VAR}={value:?}), but \
+                 no `serve_if_worker` call claimed it: call `HANDLER.serve_if_worker()` for \
+                 each handler first thing in `main`"
+            )));
+        }
+        let layout = Layout::new(
+            size_of::<Front<T, N, W>>(),
+            size_of::<Mailbox<T, R, E>>(),
+            W,
+        );
+        let (memfd, region) = Region::create(layout)?;
+        // SAFETY: the region was just created for this layout, and nothing refers to it yet.
+        unsafe {
+            region.init_front::<T, R, E, N, W>(
+                handler.name(),
+                layout,
+                Supervisor::new(policy, ProcessPark),
+            );
+        }
+        let host = Arc::new(Host {
+            region,
+            layout,
+            memfd,
+            handler,
+            sink: Box::new(sink),
+            keepers: core::array::from_fn(|_| Keeper {
+                idle: AtomicBool::new(false),
+                process: Mutex::new(None),
+            }),
+            watched: Mutex::new(Vec::with_capacity(W)),
+            watcher_bell: rustix::event::eventfd(
+                0,
+                EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK,
+            )?,
+            closing: AtomicBool::new(false),
+            started: Instant::now(),
+            tick_period: policy
+                .watchdog()
+                .map(|deadline| Duration::from_millis(u64::from(deadline / 4).max(1))),
+        });
+        // On an error below, dropping `pool` aborts it and ends what did start.
+        let mut pool = Pool {
+            host,
+            keepers: Vec::with_capacity(W),
+            watcher: None,
+            finished: false,
+        };
+        let host = Arc::clone(&pool.host);
+        pool.watcher = Some(
+            thread::Builder::new()
+                .name("foreman-watcher".into())
+                .spawn(move || host.watch())?,
+        );
+        let (started, starts) = mpsc::channel();
+        for index in 0..W {
+            // A fresh supervisor: every slot is vacant, so the reservation cannot fail.
+            let _ = pool.host.sup().reserve(index);
+            let host = Arc::clone(&pool.host);
+            let started = started.clone();
+            let keeper = thread::Builder::new()
+                .name(format!("foreman-keeper-{index}"))
+                .spawn(move || host.keep(index, Some(started)));
+            match keeper {
+                Ok(keeper) => pool.keepers.push(keeper),
+                Err(err) => {
+                    let _ = pool.host.sup().release(index);
+                    return Err(err);
+                }
+            }
+        }
+        drop(started);
+        let mut failure = None;
+        // Ends early only if a keeper thread died without saying: the pool goes on without it.
+        for start in starts.iter().take(W) {
+            if let Err(err) = start {
+                failure.get_or_insert(err);
+            }
+        }
+        match failure {
+            Some(err) => Err(err),
+            None => Ok(pool),
+        }
+    }
+
+    /// Submits a task, parking while the queue is full. After a shutdown began, the task
+    /// comes back in [`SubmitError::Closed`].
+    ///
+    /// ```
+    /// # use foreman_rt::host::processes::{Handler, Pool};
+    /// # use foreman_rt::policy::Policy;
+    /// static NOTHING: Handler<u32, (), ()> = Handler::new("doc-submit", |_, _| Ok(()));
+    /// fn main() -> std::io::Result<()> {
+    ///     NOTHING.serve_if_worker();
+    ///     let pool = Pool::<u32, (), (), 4, 1>::start(Policy::DEFAULT, &NOTHING, |_| {})?;
+    ///     for n in 0..100 {
+    ///         pool.submit(n).unwrap(); // more tasks than the queue holds: back-pressure
+    ///     }
+    ///     assert_eq!(pool.drain().snapshot.completed, 100);
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn submit(&self, task: T) -> Result<(), SubmitError<T>> {
+        self.host.sup().submit(task)?;
+        self.host.ring_one_idle();
+        Ok(())
+    }
+
+    /// Submits a task without blocking; a refused task comes back in the error.
+    ///
+    /// ```
+    /// # use foreman_rt::host::processes::{Handler, Pool};
+    /// # use foreman_rt::{policy::Policy, SubmitError};
+    /// static NOTHING: Handler<u32, (), ()> = Handler::new("doc-try-submit", |_, _| Ok(()));
+    /// fn main() -> std::io::Result<()> {
+    ///     NOTHING.serve_if_worker();
+    ///     let pool = Pool::<u32, (), (), 4, 1>::start(Policy::DEFAULT, &NOTHING, |_| {})?;
+    ///     match pool.try_submit(7) {
+    ///         Ok(()) => {}
+    ///         Err(SubmitError::Full(task)) => println!("busy, task {task} came back"),
+    ///         Err(SubmitError::Closed(task)) => println!("shut down, task {task} came back"),
+    ///     }
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn try_submit(&self, task: T) -> Result<(), SubmitError<T>> {
+        self.host.sup().try_submit(task)?;
+        self.host.ring_one_idle();
+        Ok(())
+    }
+
+    /// The supervisor's counters and worker states.
+    pub fn snapshot(&self) -> Snapshot<W> {
+        self.host.sup().snapshot()
+    }
+
+    /// The supervisor itself (it lives in the pool's shared memory), for everything the pool
+    /// does not wrap. Condemning a worker through it makes its keeper kill the process.
+    pub fn supervisor(&self) -> &Supervisor<T, N, W, ProcessPark> {
+        self.host.sup()
+    }
+
+    /// The process id of each worker process that is serving now (`None` for a slot between
+    /// processes, or retired). For monitoring; a pid is stale as soon as the process ends.
+    pub fn pids(&self) -> [Option<u32>; W] {
+        core::array::from_fn(|index| {
+            self.host.keepers[index]
+                .process
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .as_ref()
+                .map(|process| process.pid())
+        })
+    }
+
+    /// Graceful shutdown: stops accepting, lets the workers run everything queued, ends and
+    /// reaps every worker process, and reports. Tasks that could not run (every worker
+    /// retired) are in the report, not sent to the sink.
+    pub fn drain(mut self) -> Report<T, W> {
+        self.host.sup().drain();
+        self.finish(false)
+    }
+
+    /// Immediate shutdown: stops accepting, lets running tasks finish, ends and reaps every
+    /// worker process, and returns the queued tasks in the report.
+    pub fn abort(mut self) -> Report<T, W> {
+        self.host.sup().abort();
+        self.finish(false)
+    }
+
+    /// Waits for the supervisor to stop and every keeper to end, then takes back what is
+    /// left. `to_sink`: send left-over tasks to the sink (on drop) instead of returning them.
+    fn finish(&mut self, to_sink: bool) -> Report<T, W> {
+        self.finished = true;
+        let host = &self.host;
+        host.ring_all_idle();
+        host.sup().wait_stopped();
+        for keeper in self.keepers.drain(..) {
+            // A keeper's panics (a bug) end only its thread; its slot was counted out on the way.
+            let _ = keeper.join();
+        }
+        // Release: the watcher's Acquire sees it after its next wake-up.
+        host.closing.store(true, Ordering::Release);
+        host.wake_watcher();
+        if let Some(watcher) = self.watcher.take() {
+            let _ = watcher.join();
+        }
+        let mut handed_back = Vec::new();
+        for task in host.sup().hand_back() {
+            if to_sink {
+                host.emit(Event::HandedBack { task });
+            } else {
+                handed_back.push(task);
+            }
+        }
+        Report {
+            snapshot: host.sup().snapshot(),
+            handed_back,
+        }
+    }
+}
+
+impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Drop
+    for Pool<T, R, E, N, W>
+{
+    fn drop(&mut self) {
+        if !self.finished {
+            self.host.sup().abort();
+            if thread::panicking() {
+                self.host.kill_all();
+            }
+            self.finish(true);
+        }
+    }
+}
+
+impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> fmt::Debug
+    for Pool<T, R, E, N, W>
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool")
+            .field("handler", &self.host.handler.name())
+            .field("supervisor", self.host.sup())
+            .field("pids", &self.pids())
+            .finish()
+    }
+}
+
+/// How a worker process's service ended.
+enum Served<T> {
+    /// A shutdown let it go; it exited and was reaped, and the slot is counted out.
+    Exit,
+    /// It died (or was killed); the crash is recorded.
+    Crashed {
+        report: CrashReport<T>,
+        cause: String,
+    },
+}
+
+/// What waiting for a worker's answer ended with.
+enum Awaited<R, E> {
+    Answer(Result<R, E>),
+    /// The process is gone; `hung`: the keeper killed it as hung.
+    Died {
+        hung: bool,
+    },
+}
+
+impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Host<T, R, E, N, W> {
+    fn sup(&self) -> &Supervisor<T, N, W, ProcessPark> {
+        // SAFETY: `start` created the region for a `Front<T, N, W>` and initialized it before
+        // building the host.
+        unsafe { &self.region.front::<T, N, W>().sup }
+    }
+
+    fn mailbox(&self, index: usize) -> &Mailbox<T, R, E> {
+        assert!(index < W);
+        // SAFETY: the region holds W mailboxes for these types at `layout` (see `start`).
+        unsafe { self.region.mailbox(self.layout, index) }
+    }
+
+    /// Milliseconds since the pool started, wrapping.
+    fn now(&self) -> Tick {
+        self.started.elapsed().as_millis() as Tick
+    }
+
+    /// Sends an event. A panicking sink must not take the pool's bookkeeping down with it:
+    /// the panic is reported on stderr and the event is lost (the only way one can be).
+    fn emit(&self, event: Event<T, R, E>) {
+        if let Err(panic) = panic::catch_unwind(AssertUnwindSafe(|| (self.sink)(event))) {
+            std::eprintln!(
+                "foreman: the event sink panicked ({}); an event was lost",
+                super::panic_message(&*panic)
+            );
+        }
+    }
+
+    /// Wakes one keeper waiting for work, if any: after a submission.
+    fn ring_one_idle(&self) {
+        for (index, keeper) in self.keepers.iter().enumerate() {
+            // SeqCst: after the submission's SeqCst push, against the keeper's SeqCst
+            // registration before its last look at the queue (Dekker): either it sees the
+            // task or we see it idle.
+            if keeper.idle.load(Ordering::SeqCst) && keeper.idle.swap(false, Ordering::SeqCst) {
+                futex::ring(self.mailbox(index).bell());
+                return;
+            }
+        }
+    }
+
+    /// Wakes every keeper waiting for work: after a shutdown, a crash, or an outcome during a
+    /// drain (a drain keeps idle keepers until no task can come back to the queue).
+    fn ring_all_idle(&self) {
+        for (index, keeper) in self.keepers.iter().enumerate() {
+            // SeqCst: as in `ring_one_idle`.
+            if keeper.idle.swap(false, Ordering::SeqCst) {
+                futex::ring(self.mailbox(index).bell());
+            }
+        }
+    }
+
+    /// Kills every worker process now (a pool dropped while panicking).
+    fn kill_all(&self) {
+        for keeper in &self.keepers {
+            if let Some(process) = &*keeper
+                .process
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+            {
+                process.kill();
+            }
+        }
+    }
+
+    // ----- the keeper threads ---------------------------------------------------------------
+
+    /// The keeper of slot `index`: starts a worker process, attaches it, serves tasks through
+    /// it, and replaces it when the supervisor says so. `started` hears how the first start
+    /// went (during [`Pool::start`]).
+    fn keep(&self, index: usize, mut started: Option<mpsc::Sender<io::Result<()>>>) {
+        let sup = self.sup();
+        let mut failed_starts = 0;
+        loop {
+            let spawned = match self.start_process(index) {
+                Ok(spawned) => spawned,
+                Err(err) => {
+                    if let Some(started) = started.take() {
+                        let _ = started.send(Err(err));
+                        self.give_up(index);
+                        return;
+                    }
+                    failed_starts += 1;
+                    std::eprintln!(
+                        "foreman: cannot start worker process {index} (attempt {failed_starts} \
+                         of {START_ATTEMPTS}): {err}"
+                    );
+                    if failed_starts < START_ATTEMPTS && !sup.stops_workers() {
+                        continue;
+                    }
+                    self.give_up(index);
+                    return;
+                }
+            };
+            failed_starts = 0;
+            let worker = match sup.attach(index) {
+                Ok(worker) => worker,
+                Err(_) => {
+                    // A shutdown swept the slot away meanwhile: no worker is wanted.
+                    self.let_go(index, spawned, 0);
+                    if let Some(started) = started.take() {
+                        let _ = started.send(Ok(()));
+                    }
+                    return;
+                }
+            };
+            *self.keepers[index]
+                .process
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&spawned.process));
+            if let Some(started) = started.take() {
+                let _ = started.send(Ok(()));
+            }
+            let served = self.serve(worker, spawned);
+            *self.keepers[index]
+                .process
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = None;
+            match served {
+                Served::Exit => return,
+                Served::Crashed { report, cause } => {
+                    let decision = report.decision;
+                    self.emit(Event::Crashed {
+                        worker: index,
+                        cause,
+                        task: report.task,
+                        decision,
+                    });
+                    // A requeued retry, an escalation or a drain's end concern the others.
+                    self.ring_all_idle();
+                    if decision != Decision::Replace {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Starts a worker process for slot `index` and waits until it serves.
+    fn start_process(&self, index: usize) -> io::Result<Spawned> {
+        let mailbox = self.mailbox(index);
+        // The slot's previous process, if any, is dead and reaped.
+        mailbox.reset();
+        let spawned = Spawned::start(&self.memfd, index, self.handler.name())?;
+        self.watch_process(Arc::clone(&spawned.process));
+        let deadline = Instant::now() + START_TIMEOUT;
+        let not_serving = |what: String| {
+            io::Error::other(format!(
+                "worker process {index} {what}: does `main` call `{}.serve_if_worker()` first?",
+                self.handler.name()
+            ))
+        };
+        loop {
+            // SeqCst: loaded before the checks; a ring after it ends the wait below at once.
+            let bell = mailbox.bell().load(Ordering::SeqCst);
+            if mailbox.ready().is_some() {
+                return Ok(spawned);
+            }
+            if spawned.process.is_dead() {
+                let status = spawned.reap();
+                return Err(not_serving(format!(
+                    "{} before it served",
+                    describe(status)
+                )));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                spawned.process.kill();
+                self.await_death(index, &spawned.process, None);
+                let _ = spawned.reap();
+                return Err(not_serving(format!(
+                    "did not serve within {} s",
+                    START_TIMEOUT.as_secs()
+                )));
+            }
+            futex::wait(mailbox.bell(), bell, Some(deadline - now));
+        }
+    }
+
+    /// Gives slot `index` up after its process could not be started: its retry, if it held
+    /// one, goes to the sink.
+    fn give_up(&self, index: usize) {
+        let sup = self.sup();
+        match sup.retire(index) {
+            Ok(Some(task)) => self.emit(Event::HandedBack { task }),
+            Ok(None) => {}
+            // Not Restarting: the reservation of the first start, unless a shutdown swept it.
+            Err(_) => {
+                let _ = sup.release(index);
+            }
+        }
+        self.ring_all_idle();
+    }
+
+    /// Ends a worker process that no slot needs: asks it to exit, kills it if it does not
+    /// within [`EXIT_GRACE`], and reaps it.
+    fn let_go(&self, index: usize, spawned: Spawned, last_order: u32) {
+        self.mailbox(index).order_exit(last_order);
+        if !self.await_death(index, &spawned.process, Some(EXIT_GRACE)) {
+            spawned.process.kill();
+            self.await_death(index, &spawned.process, None);
+        }
+        let _ = spawned.reap();
+    }
+
+    /// Waits (at most `timeout`) until the watcher says the process of slot `index` is gone.
+    fn await_death(&self, index: usize, process: &Process, timeout: Option<Duration>) -> bool {
+        let bell = self.mailbox(index).bell();
+        let deadline = timeout.map(|timeout| Instant::now() + timeout);
+        loop {
+            // SeqCst: see `start_process`.
+            let seen = bell.load(Ordering::SeqCst);
+            if process.is_dead() {
+                return true;
+            }
+            let left = match deadline {
+                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => return false,
+                },
+                None => None,
+            };
+            futex::wait(bell, seen, left);
+        }
+    }
+
+    /// Serves tasks through the worker process `spawned`, attached as `worker`, until a
+    /// shutdown lets it go or it dies. Returns once the process is reaped.
+    fn serve(&self, mut worker: Worker<'_, T, N, W, ProcessPark>, spawned: Spawned) -> Served<T> {
+        let sup = self.sup();
+        let index = worker.index();
+        let mailbox = self.mailbox(index);
+        let keeper = &self.keepers[index];
+        let process = Arc::clone(&spawned.process);
+        let mut last_order = 0;
+        let mut slept = false;
+        loop {
+            // SeqCst: loaded before looking at the queue and the process: a ring after it
+            // (work, a shutdown, a death) ends the wait below at once.
+            let bell = mailbox.bell().load(Ordering::SeqCst);
+            let idle = match worker.try_next() {
+                Next::Run(job) => {
+                    keeper.idle.store(false, Ordering::Relaxed);
+                    if slept && sup.queued() > 0 {
+                        // Submitters ring one idle keeper each: pass the rest on.
+                        self.ring_one_idle();
+                    }
+                    slept = false;
+                    last_order = mailbox.give(last_order, *job.task(), job.attempt());
+                    match self.await_answer(index, &job, last_order, &process) {
+                        Awaited::Answer(outcome) => match job.finish(outcome.is_err()) {
+                            Ok(task) => self.emit(match outcome {
+                                Ok(output) => Event::Completed {
+                                    worker: index,
+                                    task,
+                                    output,
+                                },
+                                Err(error) => Event::Failed {
+                                    worker: index,
+                                    task,
+                                    error,
+                                },
+                            }),
+                            Err(_condemned) => {
+                                // Condemned through `Pool::supervisor` while it ran: the
+                                // condemner meant the process to die.
+                                process.kill();
+                                self.await_death(index, &process, None);
+                                let status = spawned.reap();
+                                let report = sup
+                                    .recover(index, self.now())
+                                    .expect("a condemned job leaves its slot crashed");
+                                return Served::Crashed {
+                                    report,
+                                    cause: format!(
+                                        "condemned while its task ran; {}",
+                                        describe(status)
+                                    ),
+                                };
+                            }
+                        },
+                        Awaited::Died { hung } => {
+                            let status = spawned.reap();
+                            let cause = if hung {
+                                format!(
+                                    "hung past the watchdog's deadline of {} ms; killed by the \
+                                     watchdog (SIGKILL)",
+                                    sup.policy().watchdog().unwrap_or_default()
+                                )
+                            } else {
+                                self.cause_of_death(mailbox, status)
+                            };
+                            return Served::Crashed {
+                                report: job.crash(self.now()),
+                                cause,
+                            };
+                        }
+                    }
+                    if sup.state() == SupervisorState::Draining {
+                        self.ring_all_idle();
+                    }
+                    continue;
+                }
+                Next::Idle => true,
+                Next::Exit => false,
+            };
+            if !idle {
+                keeper.idle.store(false, Ordering::Relaxed);
+                self.let_go(index, spawned, last_order);
+                // Exiting → Exited, counted out: the last one stops the supervisor, after its
+                // process was reaped.
+                drop(worker);
+                return Served::Exit;
+            }
+            if process.is_dead() {
+                // Killed while waiting for work: no task was lost, but the worker crashed.
+                keeper.idle.store(false, Ordering::Relaxed);
+                core::mem::forget(worker);
+                let status = spawned.reap();
+                // SAFETY: this thread held the slot's Worker and just forgot it, and holds no
+                // Job: nothing will use or drop them again. (The dead process never wrote to
+                // the supervisor: it maps it read-only.)
+                unsafe { sup.declare_dead(index) }.expect("an idle slot can be declared dead");
+                let report = sup
+                    .recover(index, self.now())
+                    .expect("a slot declared dead is crashed");
+                return Served::Crashed {
+                    report,
+                    cause: self.cause_of_death(mailbox, status),
+                };
+            }
+            // SeqCst: the registration precedes our next look at the queue (see
+            // `ring_one_idle`); look again once registered before sleeping.
+            if !keeper.idle.swap(true, Ordering::SeqCst) {
+                continue;
+            }
+            futex::wait(mailbox.bell(), bell, None);
+            slept = true;
+        }
+    }
+
+    /// Waits until the worker answers order `number` or its process is gone. Meanwhile, with a
+    /// watchdog, passes the task's heartbeats on to the supervisor and kills the process if
+    /// the watchdog flags it hung.
+    fn await_answer(
+        &self,
+        index: usize,
+        job: &Job<'_, T, N, W, ProcessPark>,
+        number: u32,
+        process: &Process,
+    ) -> Awaited<R, E> {
+        let sup = self.sup();
+        let mailbox = self.mailbox(index);
+        let mut heartbeats = mailbox.heartbeats();
+        let mut condemned = false;
+        loop {
+            // SeqCst: see `serve`.
+            let bell = mailbox.bell().load(Ordering::SeqCst);
+            if !condemned {
+                if let Some(outcome) = mailbox.answer(number) {
+                    return Awaited::Answer(outcome);
+                }
+            }
+            if process.is_dead() {
+                return Awaited::Died { hung: condemned };
+            }
+            if self.tick_period.is_some() && !condemned {
+                let now = mailbox.heartbeats();
+                if now != heartbeats {
+                    heartbeats = now;
+                    job.context().heartbeat();
+                }
+                // Only this keeper starts and ends tasks on this slot, so the task flagged
+                // hung is the one it is waiting for.
+                if sup.worker_state(index) == Some(WorkerState::Hung) && sup.condemn(index).is_ok()
+                {
+                    condemned = true;
+                    process.kill();
+                    continue;
+                }
+            }
+            futex::wait(mailbox.bell(), bell, self.tick_period);
+        }
+    }
+
+    /// The cause of a worker process's death: its panic's message if it panicked, else how
+    /// it ended.
+    fn cause_of_death(
+        &self,
+        mailbox: &Mailbox<T, R, E>,
+        status: Option<std::process::ExitStatus>,
+    ) -> String {
+        let ended = describe(status);
+        match mailbox.cause() {
+            Some(panic) => format!("{panic} ({ended})"),
+            None => ended,
+        }
+    }
+
+    // ----- the watcher thread ---------------------------------------------------------------
+
+    /// Registers a new worker process with the watcher.
+    fn watch_process(&self, process: Arc<Process>) {
+        self.watched
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(process);
+        self.wake_watcher();
+    }
+
+    fn wake_watcher(&self) {
+        // Cannot fail short of a full counter (2^64 - 1 wake-ups); a no-op then.
+        let _ = rustix::io::write(&self.watcher_bell, &1u64.to_ne_bytes());
+    }
+
+    /// The watcher: marks worker processes dead when their pidfds say so and rings their
+    /// keepers; with a watchdog, ticks the clock and rings the keepers of hung workers. Runs
+    /// until the pool closes.
+    fn watch(&self) {
+        let sup = self.sup();
+        let mut next_tick = self.tick_period.map(|period| Instant::now() + period);
+        // Acquire: pairs with `finish`.
+        while !self.closing.load(Ordering::Acquire) {
+            let watched: Vec<Arc<Process>> = self
+                .watched
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            let mut fds: Vec<PollFd<'_>> = watched
+                .iter()
+                .map(|process| PollFd::new(process.pidfd(), PollFlags::IN))
+                .chain([PollFd::new(&self.watcher_bell, PollFlags::IN)])
+                .collect();
+            let timeout = next_tick.map(|at| {
+                let left = at.saturating_duration_since(Instant::now());
+                rustix::event::Timespec {
+                    tv_sec: left.as_secs() as i64,
+                    tv_nsec: left.subsec_nanos().into(),
+                }
+            });
+            if let Err(err) = rustix::event::poll(&mut fds, timeout.as_ref()) {
+                if err != rustix::io::Errno::INTR {
+                    // Out of memory for the poll set, say: try again shortly.
+                    std::eprintln!("foreman: the watcher cannot poll: {err}");
+                    thread::sleep(Duration::from_millis(10));
+                }
+                continue;
+            }
+            let (pidfds, bell) = fds.split_at(watched.len());
+            for (process, fd) in watched.iter().zip(pidfds) {
+                if !fd.revents().is_empty() {
+                    process.mark_dead();
+                    self.watched
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .retain(|other| !Arc::ptr_eq(other, process));
+                    futex::ring(self.mailbox(process.slot()).bell());
+                }
+            }
+            if !bell[0].revents().is_empty() {
+                let _ = rustix::io::read(&self.watcher_bell, &mut [0u8; 8]);
+            }
+            if let (Some(period), Some(at)) = (self.tick_period, next_tick) {
+                let now = Instant::now();
+                if now >= at {
+                    next_tick = Some(now + period);
+                    for index in sup.tick(self.now()) {
+                        self.emit(Event::Hung { worker: index });
+                        futex::ring(self.mailbox(index).bell());
+                    }
+                }
+            }
+        }
+    }
+}
