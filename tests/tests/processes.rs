@@ -1,0 +1,1053 @@
+//! The process host under faults. Each test runs a pool of worker processes, makes some of them
+//! die — a segfault, `abort`, a stack overflow, an allocation past an address-space limit, a
+//! panic, `SIGKILL` from outside, a hang killed by the watchdog, kills at random instants under
+//! load — and checks that the parent and the other workers keep going, that every task ends
+//! exactly once (completed, possibly on a retry, or dead-lettered with its attempts counted),
+//! that the counters add up, that drain returns, and that no worker process, zombie or shared
+//! memory is left behind. Some tests run this binary as a *parent* that is interrupted, panics
+//! or exits with its pool alive, and check its workers die with it.
+//!
+//! `harness = false`: `main` first lets a worker process serve (the one line every program
+//! using the process host has), then runs the tests with `libtest-mimic`.
+
+#[cfg(not(target_os = "linux"))]
+fn main() {}
+
+#[cfg(target_os = "linux")]
+fn main() -> std::process::ExitCode {
+    linux::main()
+}
+
+#[cfg(target_os = "linux")]
+mod linux {
+    use std::collections::HashSet;
+    use std::hint::black_box;
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, ExitCode, Stdio};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{mpsc, Arc, Mutex};
+    use std::thread;
+    use std::time::{Duration, Instant};
+
+    use foreman_rt::host::processes::{Context, Handler, Pool, Portable};
+    use foreman_rt::host::{Event, Report};
+    use foreman_rt::policy::{Delivery, Intensity, Policy};
+    use foreman_rt::{Decision, Disposition, Shutdown, SubmitError, SupervisorState, WorkerState};
+    use foreman_tests::Bitmap;
+    use libtest_mimic::{Arguments, Failed, Trial};
+    use rustix::process::{Pid, Signal, WaitOptions};
+
+    /// What a probe task does on its faulty runs.
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Fault {
+        /// Nothing: it completes.
+        None,
+        /// Writes to an unmapped address.
+        Segfault,
+        /// `std::process::abort`.
+        Abort,
+        /// Recurses until the stack's guard page.
+        StackOverflow,
+        /// Allocates until the address-space limit makes an allocation fail.
+        Allocate,
+        /// Panics with [`DELIBERATE`].
+        Panic,
+        /// `std::process::exit(code)` in the middle of the task.
+        Exit(i32),
+        /// Sleeps without heartbeats (a hang, as the watchdog sees it).
+        Sleep { ms: u32 },
+        /// Works for `ms`, sending a heartbeat every few milliseconds.
+        Heartbeats { ms: u32 },
+        /// Spins for `us` microseconds (on every run, whatever `faulty_runs` says).
+        Work { us: u32 },
+        /// Returns an error (an outcome, not a crash).
+        Fail,
+    }
+
+    /// A task: its id, and a fault on its first `faulty_runs` runs.
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    struct Probe {
+        id: u32,
+        fault: Fault,
+        faulty_runs: u32,
+    }
+
+    // SAFETY: integers and an enum of integers: no pointer, no handle.
+    unsafe impl Portable for Fault {}
+    // SAFETY: as above.
+    unsafe impl Portable for Probe {}
+
+    impl Probe {
+        fn ok(id: u32) -> Probe {
+            Probe {
+                id,
+                fault: Fault::None,
+                faulty_runs: 0,
+            }
+        }
+
+        fn faulty(id: u32, fault: Fault, faulty_runs: u32) -> Probe {
+            Probe {
+                id,
+                fault,
+                faulty_runs,
+            }
+        }
+    }
+
+    const DELIBERATE: &str = "deliberate panic";
+
+    /// The task code: the fault on a faulty run, else `id * 2`.
+    fn probe(ctx: &Context<'_>, task: &Probe) -> Result<u64, u32> {
+        if let Fault::Work { us } = task.fault {
+            let until = Instant::now() + Duration::from_micros(us.into());
+            while Instant::now() < until {
+                std::hint::spin_loop();
+            }
+        }
+        if ctx.attempt() <= task.faulty_runs {
+            match task.fault {
+                Fault::None | Fault::Work { .. } => {}
+                Fault::Segfault => {
+                    // SAFETY: none, deliberately: the page at 0 is never mapped; the kernel
+                    // kills the process with SIGSEGV.
+                    unsafe { std::ptr::without_provenance_mut::<u8>(8).write_volatile(1) };
+                }
+                Fault::Abort => std::process::abort(),
+                Fault::StackOverflow => {
+                    black_box(recurse(0));
+                }
+                Fault::Allocate => {
+                    let mut hoard: Vec<Vec<u8>> = Vec::new();
+                    loop {
+                        let mut chunk = Vec::with_capacity(32 << 20);
+                        chunk.push(1);
+                        hoard.push(black_box(chunk));
+                    }
+                }
+                Fault::Panic => panic!("{DELIBERATE} in task {}", task.id),
+                Fault::Exit(code) => std::process::exit(code),
+                Fault::Sleep { ms } => thread::sleep(Duration::from_millis(ms.into())),
+                Fault::Heartbeats { ms } => {
+                    let until = Instant::now() + Duration::from_millis(ms.into());
+                    while Instant::now() < until {
+                        ctx.heartbeat();
+                        thread::sleep(Duration::from_millis(5));
+                    }
+                }
+                Fault::Fail => return Err(task.id),
+            }
+        }
+        Ok(u64::from(task.id) * 2)
+    }
+
+    /// Deep enough to overflow any stack.
+    fn recurse(depth: u64) -> u64 {
+        let frame = black_box([depth; 32]);
+        if black_box(true) {
+            recurse(depth + 1) + frame[7]
+        } else {
+            frame[0]
+        }
+    }
+
+    static PROBE: Handler<Probe, u64, u32> = Handler::new("probe", probe);
+    /// The same task code, in workers limited to 256 MiB of address space.
+    static LIMITED: Handler<Probe, u64, u32> =
+        Handler::new("probe-limited", probe).with_address_space_limit(256 << 20);
+    /// Shares PROBE's name with other types: its workers are claimed by PROBE and refuse.
+    static CLASH: Handler<u32, u32, u32> = Handler::new("probe", |_, n| Ok(*n));
+    /// Never served by `main`: its workers fall through to `main`.
+    static UNSERVED: Handler<u32, u32, u32> = Handler::new("unserved", |_, n| Ok(*n));
+
+    /// Set when this binary runs as a parent of a pool in another test (see `parent_main`).
+    const PARENT_VAR: &str = "FOREMAN_TEST_PARENT";
+
+    pub fn main() -> ExitCode {
+        PROBE.serve_if_worker();
+        LIMITED.serve_if_worker();
+        // UNSERVED's workers get here. A real program would go on into its own `main`, where
+        // starting a pool fails (see `start_refuses_…`); this one would run every test again.
+        if std::env::var_os("FOREMAN_PROCESS_WORKER").is_some() {
+            eprintln!("no handler of this program serves this worker");
+            return ExitCode::from(3);
+        }
+        if let Ok(scenario) = std::env::var(PARENT_VAR) {
+            parent_main(&scenario);
+        }
+        let args = Arguments::from_args();
+        let tests = vec![
+            trial(
+                "completes_every_task_and_leaves_nothing_behind",
+                60,
+                completes_every_task,
+            ),
+            trial(
+                "an_error_is_an_outcome_not_a_crash",
+                60,
+                an_error_is_an_outcome,
+            ),
+            trial("segfault_once_is_retried_by_a_new_process", 60, || {
+                fault_once(Fault::Segfault, "SIGSEGV")
+            }),
+            trial("abort_once_is_retried_by_a_new_process", 60, || {
+                fault_once(Fault::Abort, "SIGABRT")
+            }),
+            trial(
+                "stack_overflow_once_is_retried_by_a_new_process",
+                60,
+                || fault_once(Fault::StackOverflow, "killed by signal"),
+            ),
+            trial("panic_once_is_retried_and_reports_its_message", 60, || {
+                fault_once(Fault::Panic, DELIBERATE)
+            }),
+            trial("exit_in_a_task_is_a_crash", 60, || {
+                fault_once(Fault::Exit(7), "exited with status 7")
+            }),
+            trial(
+                "segfault_every_time_is_dead_lettered_after_3_attempts",
+                60,
+                || fault_always(&PROBE, Fault::Segfault, "SIGSEGV"),
+            ),
+            trial("address_space_limit_kills_a_hoarder_every_time", 60, || {
+                fault_always(&LIMITED, Fault::Allocate, "SIGABRT")
+            }),
+            trial(
+                "sigkill_from_outside_of_a_busy_worker",
+                60,
+                sigkill_busy_worker,
+            ),
+            trial(
+                "sigkill_from_outside_of_an_idle_worker",
+                60,
+                sigkill_idle_worker,
+            ),
+            trial(
+                "watchdog_kills_a_hung_worker_and_the_retry_completes",
+                60,
+                || watchdog_kills(1),
+            ),
+            trial(
+                "watchdog_kills_a_task_that_always_hangs_until_dead_lettered",
+                60,
+                || watchdog_kills(3),
+            ),
+            trial(
+                "heartbeats_keep_a_long_task_alive",
+                60,
+                heartbeats_keep_alive,
+            ),
+            trial(
+                "exceeding_the_intensity_escalates_and_hands_back",
+                60,
+                escalates,
+            ),
+            trial("abort_hands_back_what_is_queued", 60, abort_hands_back),
+            trial(
+                "dropping_the_pool_hands_queued_tasks_to_the_sink",
+                60,
+                drop_hands_back,
+            ),
+            trial(
+                "try_submit_hands_back_when_full_or_closed",
+                60,
+                try_submit_hands_back,
+            ),
+            trial(
+                "random_kills_under_load_lose_nothing",
+                240,
+                random_kills_under_load,
+            ),
+            trial(
+                "start_refuses_a_handler_whose_workers_main_does_not_serve",
+                60,
+                unserved,
+            ),
+            trial("start_refuses_two_handlers_of_one_name", 60, name_clash),
+            trial(
+                "a_parent_interrupted_by_ctrl_c_leaves_no_worker",
+                60,
+                || parent_dies("interrupt"),
+            ),
+            trial("a_parent_that_panics_leaves_no_worker", 60, || {
+                parent_dies("panic")
+            }),
+            trial(
+                "a_parent_that_exits_without_dropping_leaves_no_worker",
+                60,
+                || parent_dies("exit"),
+            ),
+        ];
+        let conclusion = libtest_mimic::run(&args, tests);
+        if !conclusion.has_failed() && !args.list {
+            // Every pool is gone: no child process of ours (running or zombie) may remain,
+            // and no shared memory of a pool may be open here.
+            let children = children_of(std::process::id());
+            assert!(children.is_empty(), "processes left behind: {children:?}");
+            assert_eq!(open_pool_memory(), 0, "a pool's memfd is still open");
+        }
+        conclusion.exit_code()
+    }
+
+    /// A test bounded by a watchdog: a hang fails it with a clear message instead of blocking.
+    fn trial(name: &'static str, seconds: u64, test: impl FnOnce() + Send + 'static) -> Trial {
+        Trial::test(name, move || {
+            let (done, outcome) = mpsc::channel();
+            thread::Builder::new()
+                .name(name.into())
+                .spawn(move || {
+                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(test));
+                    let _ = done.send(result);
+                })
+                .expect("a test thread");
+            match outcome.recv_timeout(Duration::from_secs(seconds)) {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(panic)) => Err(Failed::from(panic_text(&*panic))),
+                Err(_) => Err(Failed::from(format!(
+                    "hung: {name} did not finish within {seconds} s"
+                ))),
+            }
+        })
+    }
+
+    fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+        payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "a panic".into())
+    }
+
+    // ----- recording ------------------------------------------------------------------------
+
+    /// Every event of a pool, in order, and the worker pids seen.
+    #[derive(Default)]
+    struct Log {
+        events: Mutex<Vec<Event<Probe, u64, u32>>>,
+        pids: Mutex<HashSet<u32>>,
+    }
+
+    impl Log {
+        fn sink(self: &Arc<Self>) -> impl Fn(Event<Probe, u64, u32>) + Send + Sync + 'static {
+            let log = Arc::clone(self);
+            move |event| log.events.lock().unwrap().push(event)
+        }
+
+        fn saw<const W: usize>(&self, pids: [Option<u32>; W]) {
+            self.pids.lock().unwrap().extend(pids.into_iter().flatten());
+        }
+
+        fn take(&self) -> Vec<Event<Probe, u64, u32>> {
+            std::mem::take(&mut *self.events.lock().unwrap())
+        }
+
+        /// Waits until `pred` holds for the events so far.
+        fn wait_for(&self, what: &str, pred: impl Fn(&[Event<Probe, u64, u32>]) -> bool) {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !pred(&self.events.lock().unwrap()) {
+                assert!(Instant::now() < deadline, "timed out waiting for {what}");
+                thread::sleep(Duration::from_millis(2));
+            }
+        }
+    }
+
+    /// Where each task ended, from the events: exactly once, or the test fails.
+    struct Endings {
+        completed: Vec<(u32, u64)>,
+        failed: Vec<u32>,
+        dead_lettered: Vec<(u32, u32)>,
+        handed_back: Vec<u32>,
+        crashes: Vec<(usize, String, Option<Disposition<Probe>>, Decision)>,
+        hung: usize,
+    }
+
+    fn endings(events: Vec<Event<Probe, u64, u32>>) -> Endings {
+        let mut endings = Endings {
+            completed: Vec::new(),
+            failed: Vec::new(),
+            dead_lettered: Vec::new(),
+            handed_back: Vec::new(),
+            crashes: Vec::new(),
+            hung: 0,
+        };
+        for event in events {
+            match event {
+                Event::Completed { task, output, .. } => endings.completed.push((task.id, output)),
+                Event::Failed { task, error, .. } => {
+                    assert_eq!(error, task.id);
+                    endings.failed.push(task.id)
+                }
+                Event::Crashed {
+                    worker,
+                    cause,
+                    task,
+                    decision,
+                } => {
+                    match task {
+                        Some(Disposition::DeadLettered { task, attempts }) => {
+                            endings.dead_lettered.push((task.id, attempts))
+                        }
+                        Some(Disposition::HandedBack(task)) => endings.handed_back.push(task.id),
+                        Some(Disposition::Lost(task)) => panic!("task {} lost", task.id),
+                        _ => {}
+                    }
+                    endings.crashes.push((worker, cause, task, decision));
+                }
+                Event::Hung { .. } => endings.hung += 1,
+                Event::HandedBack { task } => endings.handed_back.push(task.id),
+            }
+        }
+        for (id, output) in &endings.completed {
+            assert_eq!(*output, u64::from(*id) * 2, "task {id}'s output");
+        }
+        endings
+    }
+
+    impl Endings {
+        /// Checks every id in `ids` ended exactly once, somewhere.
+        fn exactly_once(&self, ids: impl IntoIterator<Item = u32>) {
+            let mut seen = HashSet::new();
+            let all = self
+                .completed
+                .iter()
+                .map(|(id, _)| *id)
+                .chain(self.failed.iter().copied())
+                .chain(self.dead_lettered.iter().map(|(id, _)| *id))
+                .chain(self.handed_back.iter().copied());
+            for id in all {
+                assert!(seen.insert(id), "task {id} ended twice");
+            }
+            for id in ids {
+                assert!(seen.remove(&id), "task {id} never ended");
+            }
+            assert!(seen.is_empty(), "tasks nobody submitted ended: {seen:?}");
+        }
+    }
+
+    /// The report's counters add up and agree with the events.
+    fn check_report<const W: usize>(report: &Report<Probe, W>, endings: &Endings) {
+        let snap = &report.snapshot;
+        assert!(snap.adds_up(), "{snap:?}");
+        assert_eq!((snap.queued, snap.in_flight), (0, 0), "{snap:?}");
+        assert_eq!(snap.completed, endings.completed.len(), "{snap:?}");
+        assert_eq!(snap.failed, endings.failed.len(), "{snap:?}");
+        assert_eq!(snap.dead_lettered, endings.dead_lettered.len(), "{snap:?}");
+        assert_eq!(snap.handed_back, endings.handed_back.len(), "{snap:?}");
+        assert_eq!(snap.crashes as usize, endings.crashes.len(), "{snap:?}");
+        assert!(matches!(snap.state, SupervisorState::Stopped(_)));
+    }
+
+    /// The worker processes are gone: reaped by the pool (not our children any more, not in
+    /// /proc) — no process and no zombie left.
+    fn assert_gone(pids: &Mutex<HashSet<u32>>) {
+        let pids = pids.lock().unwrap();
+        assert!(!pids.is_empty(), "the test saw no worker process");
+        let children = children_of(std::process::id());
+        for pid in pids.iter() {
+            assert!(
+                !children.contains(pid),
+                "worker process {pid} is still a child of ours (alive or a zombie)"
+            );
+        }
+    }
+
+    /// The pids of the processes (zombies too) whose parent is `parent`.
+    fn children_of(parent: u32) -> Vec<u32> {
+        let mut children = Vec::new();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            // `pid (comm) state ppid …`; comm may hold spaces and parentheses.
+            let after_comm = &stat[stat.rfind(')').map_or(0, |i| i + 1)..];
+            let ppid = after_comm.split_whitespace().nth(1);
+            if ppid.and_then(|p| p.parse::<u32>().ok()) == Some(parent) {
+                children.push(pid);
+            }
+        }
+        children
+    }
+
+    /// How many pools' memfds this process has open.
+    fn open_pool_memory() -> usize {
+        std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .flatten()
+            .filter(|fd| {
+                std::fs::read_link(fd.path())
+                    .is_ok_and(|target| target.to_string_lossy().starts_with("/memfd:foreman"))
+            })
+            .count()
+    }
+
+    fn unlimited(attempts: u32) -> Policy {
+        Policy::DEFAULT
+            .with_intensity(Intensity::unlimited())
+            .with_delivery(Delivery::at_least_once(attempts).unwrap())
+    }
+
+    fn start<const W: usize>(
+        policy: Policy,
+        handler: &'static Handler<Probe, u64, u32>,
+        log: &Arc<Log>,
+    ) -> Pool<Probe, u64, u32, 64, W> {
+        let pool = Pool::start(policy, handler, log.sink()).expect("the pool starts");
+        let pids = pool.pids();
+        assert!(
+            pids.iter().all(Option::is_some),
+            "every worker serves: {pids:?}"
+        );
+        log.saw(pids);
+        pool
+    }
+
+    fn kill(pid: u32) {
+        let pid = Pid::from_raw(pid as i32).unwrap();
+        // Only a child of ours: a pid that was reaped meanwhile could be someone else's.
+        if children_of(std::process::id()).contains(&(pid.as_raw_nonzero().get() as u32)) {
+            let _ = rustix::process::kill_process(pid, Signal::KILL);
+        }
+    }
+
+    // ----- the tests ------------------------------------------------------------------------
+
+    fn completes_every_task() {
+        let log = Arc::new(Log::default());
+        let pool = start::<3>(Policy::DEFAULT, &PROBE, &log);
+        for id in 0..200 {
+            pool.submit(Probe::ok(id)).unwrap();
+        }
+        let report = pool.drain();
+        let endings = endings(log.take());
+        endings.exactly_once(0..200);
+        check_report(&report, &endings);
+        assert_eq!(report.snapshot.crashes, 0);
+        assert_eq!(
+            report.snapshot.state,
+            SupervisorState::Stopped(Shutdown::Drain)
+        );
+        assert_gone(&log.pids);
+    }
+
+    fn an_error_is_an_outcome() {
+        let log = Arc::new(Log::default());
+        let pool = start::<2>(Policy::DEFAULT, &PROBE, &log);
+        pool.submit(Probe::faulty(1, Fault::Fail, u32::MAX))
+            .unwrap();
+        pool.submit(Probe::ok(2)).unwrap();
+        let report = pool.drain();
+        let endings = endings(log.take());
+        endings.exactly_once([1, 2]);
+        assert_eq!(endings.failed, [1]);
+        check_report(&report, &endings);
+        assert_eq!(report.snapshot.crashes, 0);
+        assert_gone(&log.pids);
+    }
+
+    /// A task that crashes its worker on its first run: the worker process is replaced, the
+    /// task runs again on the replacement and completes, the other tasks are unaffected.
+    fn fault_once(fault: Fault, cause: &str) {
+        let log = Arc::new(Log::default());
+        let pool = start::<2>(Policy::DEFAULT, &PROBE, &log);
+        let before = pool.pids();
+        for id in 0..10 {
+            pool.submit(Probe::ok(id)).unwrap();
+        }
+        pool.submit(Probe::faulty(10, fault, 1)).unwrap();
+        for id in 11..20 {
+            pool.submit(Probe::ok(id)).unwrap();
+        }
+        log.wait_for("the crash", |events| {
+            events.iter().any(|e| matches!(e, Event::Crashed { .. }))
+        });
+        log.saw(pool.pids());
+        let after = pool.pids();
+        let report = pool.drain();
+        let endings = endings(log.take());
+        endings.exactly_once(0..20);
+        check_report(&report, &endings);
+        assert_eq!(endings.crashes.len(), 1);
+        let (worker, crash_cause, task, decision) = &endings.crashes[0];
+        assert!(
+            crash_cause.contains(cause),
+            "cause {crash_cause:?} should mention {cause:?}"
+        );
+        assert_eq!(*task, Some(Disposition::Retried { attempt: 2 }));
+        assert_eq!(*decision, Decision::Replace);
+        assert_ne!(
+            before[*worker], after[*worker],
+            "a new process took the slot"
+        );
+        assert_eq!((report.snapshot.crashes, report.snapshot.restarts), (1, 1));
+        assert_gone(&log.pids);
+    }
+
+    /// A task that crashes its worker on every run: dead-lettered after its third attempt,
+    /// each crash counted; the other tasks complete.
+    fn fault_always(handler: &'static Handler<Probe, u64, u32>, fault: Fault, cause: &str) {
+        let log = Arc::new(Log::default());
+        let pool = start::<2>(unlimited(3), handler, &log);
+        for id in 0..5 {
+            pool.submit(Probe::ok(id)).unwrap();
+        }
+        pool.submit(Probe::faulty(5, fault, u32::MAX)).unwrap();
+        for id in 6..10 {
+            pool.submit(Probe::ok(id)).unwrap();
+        }
+        let report = pool.drain();
+        let endings = endings(log.take());
+        endings.exactly_once(0..10);
+        check_report(&report, &endings);
+        assert_eq!(endings.dead_lettered, [(5, 3)]);
+        let dispositions: Vec<_> = endings.crashes.iter().map(|c| c.2).collect();
+        assert_eq!(
+            dispositions,
+            [
+                Some(Disposition::Retried { attempt: 2 }),
+                Some(Disposition::Retried { attempt: 3 }),
+                Some(Disposition::DeadLettered {
+                    task: Probe::faulty(5, fault, u32::MAX),
+                    attempts: 3
+                }),
+            ]
+        );
+        for (_, crash_cause, _, _) in &endings.crashes {
+            assert!(crash_cause.contains(cause), "cause {crash_cause:?}");
+        }
+        assert_gone(&log.pids);
+    }
+
+    /// Waits until some worker is busy with a task; returns its index.
+    fn busy_worker<const N: usize, const W: usize>(pool: &Pool<Probe, u64, u32, N, W>) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let snap = pool.snapshot();
+            if let Some(index) = snap
+                .workers
+                .iter()
+                .position(|w| w.state == WorkerState::Busy)
+            {
+                return index;
+            }
+            assert!(Instant::now() < deadline, "no worker became busy");
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn sigkill_busy_worker() {
+        let log = Arc::new(Log::default());
+        let pool = start::<2>(Policy::DEFAULT, &PROBE, &log);
+        // Sleeps a minute on its first run: plenty of time to be killed.
+        pool.submit(Probe::faulty(0, Fault::Sleep { ms: 60_000 }, 1))
+            .unwrap();
+        let index = busy_worker(&pool);
+        kill(pool.pids()[index].unwrap());
+        for id in 1..10 {
+            pool.submit(Probe::ok(id)).unwrap();
+        }
+        log.wait_for("the crash", |events| {
+            events.iter().any(|e| matches!(e, Event::Crashed { .. }))
+        });
+        log.saw(pool.pids());
+        let report = pool.drain();
+        let endings = endings(log.take());
+        endings.exactly_once(0..10);
+        check_report(&report, &endings);
+        let (worker, cause, task, decision) = &endings.crashes[0];
+        assert_eq!(*worker, index);
+        assert!(cause.contains("SIGKILL"), "{cause}");
+        assert_eq!(
+            (*task, *decision),
+            (Some(Disposition::Retried { attempt: 2 }), Decision::Replace)
+        );
+        assert_gone(&log.pids);
+    }
+
+    fn sigkill_idle_worker() {
+        let log = Arc::new(Log::default());
+        let pool = start::<2>(Policy::DEFAULT, &PROBE, &log);
+        let victim = pool.pids()[1].unwrap();
+        kill(victim);
+        log.wait_for("the crash", |events| {
+            events.iter().any(|e| matches!(e, Event::Crashed { .. }))
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while pool.pids()[1].is_none_or(|pid| pid == victim) {
+            assert!(Instant::now() < deadline, "no replacement for worker 1");
+            thread::sleep(Duration::from_millis(1));
+        }
+        log.saw(pool.pids());
+        for id in 0..20 {
+            pool.submit(Probe::ok(id)).unwrap();
+        }
+        let report = pool.drain();
+        let endings = endings(log.take());
+        endings.exactly_once(0..20);
+        check_report(&report, &endings);
+        let (worker, cause, task, decision) = &endings.crashes[0];
+        assert_eq!((*worker, *task, *decision), (1, None, Decision::Replace));
+        assert!(cause.contains("SIGKILL"), "{cause}");
+        assert_gone(&log.pids);
+    }
+
+    /// A task that hangs (sleeps without heartbeats) on its first `hangs` runs, under a
+    /// 200 ms watchdog: each hang is reported, the worker killed and replaced.
+    fn watchdog_kills(hangs: u32) {
+        let log = Arc::new(Log::default());
+        let policy = unlimited(3).with_watchdog(200).unwrap();
+        let pool = start::<2>(policy, &PROBE, &log);
+        let hanging = Probe::faulty(0, Fault::Sleep { ms: 600_000 }, hangs);
+        pool.submit(hanging).unwrap();
+        for id in 1..10 {
+            pool.submit(Probe::ok(id)).unwrap();
+        }
+        log.wait_for("the crashes", |events| {
+            events
+                .iter()
+                .filter(|e| matches!(e, Event::Crashed { .. }))
+                .count()
+                == hangs as usize
+        });
+        log.saw(pool.pids());
+        let report = pool.drain();
+        let endings = endings(log.take());
+        endings.exactly_once(0..10);
+        check_report(&report, &endings);
+        assert_eq!(endings.hung, hangs as usize);
+        assert_eq!(endings.crashes.len(), hangs as usize);
+        for (_, cause, _, _) in &endings.crashes {
+            assert!(cause.contains("watchdog"), "{cause}");
+        }
+        if hangs == 3 {
+            assert_eq!(endings.dead_lettered, [(0, 3)]);
+        } else {
+            assert!(endings.completed.iter().any(|(id, _)| *id == 0));
+        }
+        assert_gone(&log.pids);
+    }
+
+    fn heartbeats_keep_alive() {
+        let log = Arc::new(Log::default());
+        let policy = Policy::DEFAULT.with_watchdog(200).unwrap();
+        let pool = start::<1>(policy, &PROBE, &log);
+        // Five deadlines long, with a heartbeat every few milliseconds.
+        pool.submit(Probe::faulty(0, Fault::Heartbeats { ms: 1_000 }, 1))
+            .unwrap();
+        let report = pool.drain();
+        let endings = endings(log.take());
+        endings.exactly_once([0]);
+        check_report(&report, &endings);
+        assert_eq!((endings.hung, endings.crashes.len()), (0, 0));
+        assert_gone(&log.pids);
+    }
+
+    fn escalates() {
+        let log = Arc::new(Log::default());
+        let policy = Policy::DEFAULT
+            .with_intensity(Intensity::new(1, 60_000).unwrap())
+            .with_delivery(Delivery::at_least_once(10).unwrap());
+        let pool = start::<1>(policy, &PROBE, &log);
+        for id in 0..5 {
+            pool.try_submit(Probe::faulty(id, Fault::Segfault, u32::MAX))
+                .unwrap();
+        }
+        // First crash: replaced (1 restart allowed); second: escalation.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !pool.supervisor().is_stopped() {
+            assert!(Instant::now() < deadline, "no escalation");
+            thread::sleep(Duration::from_millis(1));
+        }
+        log.saw(pool.pids());
+        let report = pool.abort();
+        let mut endings = endings(log.take());
+        assert_eq!(endings.handed_back, [0]); // the crash report of the escalation holds it
+        endings
+            .handed_back
+            .extend(report.handed_back.iter().map(|t| t.id));
+        endings.exactly_once(0..5);
+        check_report(&report, &endings);
+        assert_eq!(
+            report.snapshot.state,
+            SupervisorState::Stopped(Shutdown::Escalation)
+        );
+        assert_eq!(report.snapshot.crashes, 2);
+        let ids: Vec<u32> = report.handed_back.iter().map(|t| t.id).collect();
+        assert_eq!(ids, [1, 2, 3, 4]);
+        assert_gone(&log.pids);
+    }
+
+    fn abort_hands_back() {
+        let log = Arc::new(Log::default());
+        let pool = start::<1>(Policy::DEFAULT, &PROBE, &log);
+        pool.submit(Probe::faulty(0, Fault::Sleep { ms: 300 }, 1))
+            .unwrap();
+        for id in 1..10 {
+            pool.submit(Probe::ok(id)).unwrap();
+        }
+        busy_worker(&pool);
+        let report = pool.abort();
+        let mut endings = endings(log.take());
+        assert!(
+            endings.completed.iter().any(|(id, _)| *id == 0),
+            "the running task finished"
+        );
+        assert!(!report.handed_back.is_empty(), "queued tasks came back");
+        endings
+            .handed_back
+            .extend(report.handed_back.iter().map(|t| t.id));
+        endings.exactly_once(0..10);
+        check_report(&report, &endings);
+        assert_eq!(
+            report.snapshot.state,
+            SupervisorState::Stopped(Shutdown::Abort)
+        );
+        assert_gone(&log.pids);
+    }
+
+    fn drop_hands_back() {
+        let log = Arc::new(Log::default());
+        let pool = start::<1>(Policy::DEFAULT, &PROBE, &log);
+        pool.submit(Probe::faulty(0, Fault::Sleep { ms: 300 }, 1))
+            .unwrap();
+        for id in 1..5 {
+            pool.submit(Probe::ok(id)).unwrap();
+        }
+        busy_worker(&pool);
+        drop(pool);
+        let endings = endings(log.take());
+        endings.exactly_once(0..5);
+        assert!(!endings.handed_back.is_empty());
+        assert_gone(&log.pids);
+    }
+
+    fn try_submit_hands_back() {
+        let log = Arc::new(Log::default());
+        let pool: Pool<Probe, u64, u32, 4, 1> =
+            Pool::start(Policy::DEFAULT, &PROBE, log.sink()).unwrap();
+        log.saw(pool.pids());
+        pool.submit(Probe::faulty(0, Fault::Sleep { ms: 200 }, 1))
+            .unwrap();
+        busy_worker(&pool);
+        for id in 1..5 {
+            pool.try_submit(Probe::ok(id)).unwrap();
+        }
+        let refused = Probe::ok(5);
+        assert_eq!(pool.try_submit(refused), Err(SubmitError::Full(refused)));
+        pool.supervisor().drain();
+        assert_eq!(pool.submit(refused), Err(SubmitError::Closed(refused)));
+        let report = pool.drain();
+        let endings = endings(log.take());
+        endings.exactly_once(0..5);
+        assert_eq!(report.snapshot.rejected, 2);
+        assert_gone(&log.pids);
+    }
+
+    /// Kills worker processes with SIGKILL at random instants while tasks stream through:
+    /// mid-task, while idle, while answering or taking an order. Every task must end exactly
+    /// once — completed, or (after as many crashes as attempts) dead-lettered.
+    fn random_kills_under_load() {
+        const TASKS: u32 = 20_000;
+        let completed = Arc::new(Bitmap::new(TASKS as usize));
+        let dead_lettered = Arc::new(Bitmap::new(TASKS as usize));
+        let crashes = Arc::new(AtomicUsize::new(0));
+        let unexpected = Arc::new(Mutex::new(Vec::new()));
+        let sink = {
+            let (completed, dead_lettered, crashes, unexpected) = (
+                Arc::clone(&completed),
+                Arc::clone(&dead_lettered),
+                Arc::clone(&crashes),
+                Arc::clone(&unexpected),
+            );
+            move |event: Event<Probe, u64, u32>| match event {
+                Event::Completed { task, output, .. } => {
+                    assert_eq!(output, u64::from(task.id) * 2);
+                    completed.set(task.id as usize);
+                }
+                Event::Crashed { task, .. } => {
+                    crashes.fetch_add(1, Ordering::Relaxed);
+                    match task {
+                        None | Some(Disposition::Retried { .. } | Disposition::Requeued { .. }) => {
+                        }
+                        Some(Disposition::DeadLettered { task, .. }) => {
+                            dead_lettered.set(task.id as usize);
+                        }
+                        Some(other) => unexpected.lock().unwrap().push(format!("{other:?}")),
+                    }
+                }
+                other => unexpected.lock().unwrap().push(format!("{other:?}")),
+            }
+        };
+        let pids = Mutex::new(HashSet::new());
+        let pool: Pool<Probe, u64, u32, 256, 4> = Pool::start(unlimited(5), &PROBE, sink).unwrap();
+        let stop = AtomicBool::new(false);
+        let kills = AtomicUsize::new(0);
+        thread::scope(|s| {
+            s.spawn(|| {
+                // A cheap xorshift: which worker, and how long until the next kill (0–2 ms).
+                let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+                while !stop.load(Ordering::Relaxed) {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    thread::sleep(Duration::from_micros(seed % 2_000));
+                    let live = pool.pids();
+                    pids.lock().unwrap().extend(live.iter().flatten());
+                    if let Some(pid) = live[(seed >> 32) as usize % live.len()] {
+                        kill(pid);
+                        kills.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+            for id in 0..TASKS {
+                pool.submit(Probe::faulty(id, Fault::Work { us: 100 }, 0))
+                    .unwrap();
+            }
+            // Keep killing until the queue is drained, then let the rest finish in peace.
+            while pool.snapshot().queued > 0 {
+                thread::sleep(Duration::from_millis(1));
+            }
+            stop.store(true, Ordering::Relaxed);
+        });
+        let report = pool.drain();
+        let snap = report.snapshot;
+        assert_eq!(*unexpected.lock().unwrap(), Vec::<String>::new());
+        assert_eq!(
+            (completed.duplicates(), dead_lettered.duplicates()),
+            (0, 0),
+            "a task ended twice"
+        );
+        for id in 0..TASKS as usize {
+            assert!(
+                completed.get(id) != dead_lettered.get(id),
+                "task {id} ended {} times",
+                u8::from(completed.get(id)) + u8::from(dead_lettered.get(id))
+            );
+        }
+        assert_eq!(snap.completed, completed.count());
+        assert_eq!(snap.dead_lettered, dead_lettered.count());
+        assert_eq!(snap.crashes as usize, crashes.load(Ordering::Relaxed));
+        assert!(snap.adds_up(), "{snap:?}");
+        assert_eq!(
+            (snap.submitted, snap.queued, snap.in_flight),
+            (TASKS as usize, 0, 0)
+        );
+        let kills = kills.load(Ordering::Relaxed);
+        assert!(
+            kills >= 20,
+            "only {kills} kills: the test did not test much"
+        );
+        assert!(snap.crashes >= 10, "only {} crashes", snap.crashes);
+        println!(
+            "random kills: {kills} SIGKILLs, {} crashes, {} completed, {} dead-lettered",
+            snap.crashes, snap.completed, snap.dead_lettered
+        );
+        assert_gone(&pids);
+    }
+
+    fn unserved() {
+        let err = Pool::<u32, u32, u32, 4, 1>::start(Policy::DEFAULT, &UNSERVED, |_| {})
+            .expect_err("its workers cannot serve");
+        let message = err.to_string();
+        assert!(
+            message.contains("unserved.serve_if_worker()"),
+            "the error should name the missing call: {message}"
+        );
+    }
+
+    fn name_clash() {
+        let err = Pool::<u32, u32, u32, 4, 1>::start(Policy::DEFAULT, &CLASH, |_| {})
+            .expect_err("its workers are claimed by the other handler of that name");
+        assert!(err.to_string().contains("could not set itself up"), "{err}");
+    }
+
+    // ----- parents that die -----------------------------------------------------------------
+
+    /// This binary as the parent of a pool: starts 2 workers busy with long tasks, prints
+    /// `pids <a> <b>`, then dies as `scenario` says.
+    fn parent_main(scenario: &str) -> ! {
+        let pool: Pool<Probe, u64, u32, 16, 2> =
+            Pool::start(Policy::DEFAULT, &PROBE, |_| {}).expect("the pool starts");
+        for id in 0..4 {
+            pool.submit(Probe::faulty(id, Fault::Sleep { ms: 600_000 }, 1))
+                .unwrap();
+        }
+        let pids = pool.pids().map(Option::unwrap);
+        println!("pids {} {}", pids[0], pids[1]);
+        match scenario {
+            // Waits for the test's SIGINT, which (default action) ends the process.
+            "interrupt" => loop {
+                thread::sleep(Duration::from_secs(1));
+            },
+            // Unwinds through `pool`: its drop must not wait for the 10-minute tasks.
+            "panic" => panic!("{DELIBERATE}: the parent panics with its pool running"),
+            // No drop at all: only PR_SET_PDEATHSIG can end the workers.
+            _ => std::process::exit(0),
+        }
+    }
+
+    /// Runs `parent_main(scenario)` in a child process and checks its workers die with it.
+    fn parent_dies(scenario: &str) {
+        // Orphans are re-parented to us, so we can see (and reap) any that outlive the parent.
+        rustix::process::set_child_subreaper(Some(rustix::process::getpid())).unwrap();
+        let mut parent = Command::new(std::env::current_exe().unwrap())
+            .env(PARENT_VAR, scenario)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(parent.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let pids: Vec<u32> = line
+            .strip_prefix("pids ")
+            .unwrap_or_else(|| panic!("the parent said {line:?}"))
+            .split_whitespace()
+            .map(|pid| pid.parse().unwrap())
+            .collect();
+        assert_eq!(pids.len(), 2);
+        if scenario == "interrupt" {
+            let parent_pid = Pid::from_raw(parent.id() as i32).unwrap();
+            rustix::process::kill_process(parent_pid, Signal::INT).unwrap();
+        }
+        let status = parent.wait().unwrap();
+        assert!(!status.success() || scenario == "exit", "{status:?}");
+        // Each worker is dead: either the parent reaped it, or it was orphaned to us and died
+        // of the SIGKILL its parent's death sent; reap those here.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for pid in pids {
+            let raw = Pid::from_raw(pid as i32).unwrap();
+            loop {
+                match rustix::process::waitpid(Some(raw), WaitOptions::NOHANG) {
+                    Ok(Some((_, status))) => {
+                        assert_eq!(
+                            status.terminating_signal(),
+                            Some(Signal::KILL.as_raw()),
+                            "worker {pid}"
+                        );
+                        break;
+                    }
+                    // Not our child: the parent reaped it before dying.
+                    Err(rustix::io::Errno::CHILD) => {
+                        assert!(
+                            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+                            "worker {pid} outlived its parent"
+                        );
+                        break;
+                    }
+                    Ok(None) => {
+                        assert!(
+                            Instant::now() < deadline,
+                            "worker {pid} outlived its parent"
+                        );
+                        thread::sleep(Duration::from_millis(5));
+                    }
+                    Err(err) => panic!("waitpid {pid}: {err}"),
+                }
+            }
+        }
+    }
+}
