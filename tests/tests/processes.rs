@@ -160,12 +160,27 @@ mod linux {
     /// Never served by `main`: its workers fall through to `main`.
     static UNSERVED: Handler<u32, u32, u32> = Handler::new("unserved", |_, n| Ok(*n));
 
+    /// The same task code; its workers refuse to start while [`fragile_flag`] exists.
+    static FRAGILE: Handler<Probe, u64, u32> = Handler::new("fragile", probe);
+
+    /// The file that stops FRAGILE's workers of the test process `parent` from starting.
+    fn fragile_flag(parent: u32) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("foreman-fragile-{parent}"))
+    }
+
     /// Set when this binary runs as a parent of a pool in another test (see `parent_main`).
     const PARENT_VAR: &str = "FOREMAN_TEST_PARENT";
 
     pub fn main() -> ExitCode {
         PROBE.serve_if_worker();
         LIMITED.serve_if_worker();
+        // (The worker variable ends with the handler's name.)
+        let fragile =
+            std::env::var("FOREMAN_PROCESS_WORKER").is_ok_and(|v| v.ends_with(":fragile"));
+        if fragile && fragile_flag(std::os::unix::process::parent_id()).exists() {
+            return ExitCode::from(4);
+        }
+        FRAGILE.serve_if_worker();
         // UNSERVED's workers get here. A real program would go on into its own `main`, where
         // starting a pool fails (see `start_refuses_…`); this one would run every test again.
         if std::env::var_os("FOREMAN_PROCESS_WORKER").is_some() {
@@ -241,6 +256,21 @@ mod linux {
                 "exceeding_the_intensity_escalates_and_hands_back",
                 60,
                 escalates,
+            ),
+            trial(
+                "a_replacement_that_cannot_start_retires_its_slot_and_hands_back_the_retry",
+                60,
+                replacement_cannot_start,
+            ),
+            trial(
+                "a_pool_outlives_the_thread_that_started_it",
+                60,
+                outlives_its_starter,
+            ),
+            trial(
+                "condemning_through_the_supervisor_kills_the_worker",
+                60,
+                condemned_from_outside,
             ),
             trial("abort_hands_back_what_is_queued", 60, abort_hands_back),
             trial(
@@ -776,6 +806,93 @@ mod linux {
         assert_eq!(report.snapshot.crashes, 2);
         let ids: Vec<u32> = report.handed_back.iter().map(|t| t.id).collect();
         assert_eq!(ids, [1, 2, 3, 4]);
+        assert_gone(&log.pids);
+    }
+
+    /// A busy worker is killed, and its replacements cannot start: after three tries the
+    /// slot is retired and the retry it held is handed back; the other worker goes on.
+    fn replacement_cannot_start() {
+        let flag = fragile_flag(std::process::id());
+        let _ = std::fs::remove_file(&flag);
+        let log = Arc::new(Log::default());
+        let pool = start::<2>(Policy::DEFAULT, &FRAGILE, &log);
+        pool.submit(Probe::faulty(0, Fault::Sleep { ms: 60_000 }, u32::MAX))
+            .unwrap();
+        let index = busy_worker(&pool);
+        std::fs::write(&flag, b"").unwrap();
+        kill(pool.pids()[index].unwrap());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while pool.supervisor().worker_state(index) != Some(WorkerState::Retired) {
+            assert!(Instant::now() < deadline, "the slot was not retired");
+            thread::sleep(Duration::from_millis(1));
+        }
+        std::fs::remove_file(&flag).unwrap();
+        for id in 1..10 {
+            pool.submit(Probe::ok(id)).unwrap();
+        }
+        log.saw(pool.pids());
+        let report = pool.drain();
+        let endings = endings(log.take());
+        endings.exactly_once(0..10);
+        check_report(&report, &endings);
+        assert_eq!(endings.handed_back, [0]);
+        assert_eq!(
+            endings.crashes[0].2,
+            Some(Disposition::Retried { attempt: 2 })
+        );
+        assert_eq!(report.snapshot.workers[index].state, WorkerState::Retired);
+        assert_eq!(report.snapshot.workers[1 - index].completed, 9);
+        assert_gone(&log.pids);
+    }
+
+    /// Workers are started by the pool's own threads: the thread that called `start` may end
+    /// (PR_SET_PDEATHSIG fires when the *thread* that forked a child ends).
+    fn outlives_its_starter() {
+        let log = Arc::new(Log::default());
+        let pool = {
+            let log = Arc::clone(&log);
+            thread::spawn(move || start::<2>(Policy::DEFAULT, &PROBE, &log))
+                .join()
+                .unwrap()
+        };
+        let pids = pool.pids();
+        thread::sleep(Duration::from_millis(100));
+        assert_eq!(
+            pool.pids(),
+            pids,
+            "the workers survived their starter thread"
+        );
+        for id in 0..20 {
+            pool.submit(Probe::ok(id)).unwrap();
+        }
+        let report = pool.drain();
+        let endings = endings(log.take());
+        endings.exactly_once(0..20);
+        check_report(&report, &endings);
+        assert_eq!(report.snapshot.crashes, 0);
+        assert_gone(&log.pids);
+    }
+
+    /// Condemned through the supervisor while it runs, a worker is killed when its keeper
+    /// next looks (here: when the task answers); its task runs again on a new process.
+    fn condemned_from_outside() {
+        let log = Arc::new(Log::default());
+        let pool = start::<1>(Policy::DEFAULT, &PROBE, &log);
+        pool.submit(Probe::faulty(0, Fault::Sleep { ms: 200 }, 1))
+            .unwrap();
+        busy_worker(&pool);
+        pool.supervisor().condemn(0).unwrap();
+        log.wait_for("the crash", |events| {
+            events.iter().any(|e| matches!(e, Event::Crashed { .. }))
+        });
+        log.saw(pool.pids());
+        let report = pool.drain();
+        let endings = endings(log.take());
+        endings.exactly_once([0]);
+        check_report(&report, &endings);
+        let (_, cause, task, _) = &endings.crashes[0];
+        assert!(cause.contains("condemned"), "{cause}");
+        assert_eq!(*task, Some(Disposition::Retried { attempt: 2 }));
         assert_gone(&log.pids);
     }
 

@@ -381,7 +381,14 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Pool
     }
 
     /// The supervisor itself (it lives in the pool's shared memory), for everything the pool
-    /// does not wrap. Condemning a worker through it makes its keeper kill the process.
+    /// does not wrap.
+    ///
+    /// Shut the pool down through the pool ([`drain`](Self::drain), [`abort`](Self::abort),
+    /// drop), which also wakes its keeper threads: a shutdown begun on the supervisor directly
+    /// reaches keepers that wait for work only at their next wake-up (a submission, or the
+    /// pool's own shutdown). A worker condemned through it ([`Supervisor::condemn`]) is killed
+    /// by its keeper when the keeper next looks: within a tick with a watchdog, else when the
+    /// task answers (its outcome is discarded); its task is recovered like a crashed one's.
     pub fn supervisor(&self) -> &Supervisor<T, N, W, ProcessPark> {
         self.host.sup()
     }
@@ -486,10 +493,19 @@ enum Served<T> {
 /// What waiting for a worker's answer ended with.
 enum Awaited<R, E> {
     Answer(Result<R, E>),
-    /// The process is gone; `hung`: the keeper killed it as hung.
+    /// The process is gone; `killed`: why the keeper killed it, if it did.
     Died {
-        hung: bool,
+        killed: Option<Killed>,
     },
+}
+
+/// Why a keeper killed its worker process.
+#[derive(Clone, Copy)]
+enum Killed {
+    /// The watchdog flagged it hung.
+    Hung,
+    /// Someone condemned it through [`Pool::supervisor`].
+    Condemned,
 }
 
 impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Host<T, R, E, N, W> {
@@ -757,33 +773,32 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Host
                                 },
                             }),
                             Err(_condemned) => {
-                                // Condemned through `Pool::supervisor` while it ran: the
-                                // condemner meant the process to die.
+                                // Condemned through `Pool::supervisor` after the answer came:
+                                // the condemner meant the process to die.
                                 process.kill();
                                 self.await_death(index, &process, None);
-                                let status = spawned.reap();
+                                let _ = spawned.reap();
                                 let report = sup
                                     .recover(index, self.now())
                                     .expect("a condemned job leaves its slot crashed");
                                 return Served::Crashed {
                                     report,
-                                    cause: format!(
-                                        "condemned while its task ran; {}",
-                                        describe(status)
-                                    ),
+                                    cause: "condemned while its task ran; killed (SIGKILL)".into(),
                                 };
                             }
                         },
-                        Awaited::Died { hung } => {
+                        Awaited::Died { killed } => {
                             let status = spawned.reap();
-                            let cause = if hung {
-                                format!(
+                            let cause = match killed {
+                                Some(Killed::Hung) => format!(
                                     "hung past the watchdog's deadline of {} ms; killed by the \
                                      watchdog (SIGKILL)",
                                     sup.policy().watchdog().unwrap_or_default()
-                                )
-                            } else {
-                                self.cause_of_death(mailbox, status)
+                                ),
+                                Some(Killed::Condemned) => {
+                                    "condemned while its task ran; killed (SIGKILL)".into()
+                                }
+                                None => self.cause_of_death(mailbox, status),
                             };
                             return Served::Crashed {
                                 report: job.crash(self.now()),
@@ -847,29 +862,36 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Host
         let sup = self.sup();
         let mailbox = self.mailbox(index);
         let mut heartbeats = mailbox.heartbeats();
-        let mut condemned = false;
+        let mut killed = None;
         loop {
             // SeqCst: see `serve`.
             let bell = mailbox.bell().load(Ordering::SeqCst);
-            if !condemned {
+            if killed.is_none() {
                 if let Some(outcome) = mailbox.answer(number) {
                     return Awaited::Answer(outcome);
                 }
             }
             if process.is_dead() {
-                return Awaited::Died { hung: condemned };
+                return Awaited::Died { killed };
             }
-            if self.tick_period.is_some() && !condemned {
-                let now = mailbox.heartbeats();
-                if now != heartbeats {
-                    heartbeats = now;
-                    job.context().heartbeat();
+            if killed.is_none() {
+                if self.tick_period.is_some() {
+                    let now = mailbox.heartbeats();
+                    if now != heartbeats {
+                        heartbeats = now;
+                        job.context().heartbeat();
+                    }
                 }
                 // Only this keeper starts and ends tasks on this slot, so the task flagged
-                // hung is the one it is waiting for.
-                if sup.worker_state(index) == Some(WorkerState::Hung) && sup.condemn(index).is_ok()
-                {
-                    condemned = true;
+                // hung is the one it is waiting for. Terminating: someone condemned it
+                // through `Pool::supervisor`, which means the same.
+                killed = match sup.worker_state(index) {
+                    Some(WorkerState::Hung) if sup.condemn(index).is_ok() => Some(Killed::Hung),
+                    Some(WorkerState::Terminating) => Some(Killed::Condemned),
+                    _ => None,
+                };
+                if killed.is_some() {
+                    // Its answer, if it comes now, cannot be recorded: wait for its death.
                     process.kill();
                     continue;
                 }
