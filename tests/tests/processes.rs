@@ -320,8 +320,9 @@ mod linux {
     }
 
     /// A test bounded by a watchdog: a hang fails it with a clear message instead of blocking.
+    /// Named `processes::<name>`, so other suites can `--skip processes::`.
     fn trial(name: &'static str, seconds: u64, test: impl FnOnce() + Send + 'static) -> Trial {
-        Trial::test(name, move || {
+        Trial::test(format!("processes::{name}"), move || {
             let (done, outcome) = mpsc::channel();
             thread::Builder::new()
                 .name(name.into())

@@ -108,11 +108,40 @@ pub fn run(args: Args) -> Result<()> {
     });
     suites.run("cross-crate: stress, fault soak, allocations", || {
         let mut cmd = cargo();
-        cmd.args(["test", "-p", "foreman-tests", "--release"]);
+        // The process host's tests have their own suite, below.
+        cmd.args([
+            "test",
+            "-p",
+            "foreman-tests",
+            "--release",
+            "--",
+            "--skip",
+            "processes::",
+        ]);
         if args.long {
             cmd.env("FOREMAN_STRESS_TASKS", "10000000");
         }
         run_tests(&mut cmd)
+    });
+    suites.run("process host: unit + doc, faults, random kills", || {
+        let mut counts = run_tests(cargo().args([
+            "test",
+            "-p",
+            "foreman-rt",
+            "--features",
+            "processes",
+            "--",
+            "host::processes",
+        ]))?;
+        counts += run_tests(cargo().args([
+            "test",
+            "-p",
+            "foreman-tests",
+            "--release",
+            "--test",
+            "processes",
+        ]))?;
+        Ok(counts)
     });
     suites.run("loom models", || {
         run_tests(
@@ -163,25 +192,58 @@ pub fn run(args: Args) -> Result<()> {
     suites.finish()
 }
 
+/// What a run of the seed must print besides `All tasks completed.` last.
+#[derive(Clone, Copy)]
+struct Seed {
+    /// Whole `Worker <id>: Processed task, result: <id * 2>` lines.
+    results: usize,
+    /// `Worker <id> crashed (… SIGSEGV …); …` lines: worker processes that segfaulted.
+    crashes: usize,
+}
+
+/// The seed as written: ten results.
+const SEED: Seed = Seed {
+    results: 10,
+    crashes: 0,
+};
+
 /// The seed example and the Python seed it reproduces (`tests/seed/seed.py`, its shutdown
-/// fixed) both print ten whole result lines and `All tasks completed.`, and exit 0.
+/// fixed) both print ten whole result lines and `All tasks completed.`, and exit 0; the
+/// process seed (`seed_processes`) prints an eleventh, after one worker process segfaulted
+/// and its task ran again on a new one.
 fn seed_example() -> Result<Counts> {
-    let ours = output(cargo().args([
-        "run",
-        "--quiet",
-        "-p",
-        "foreman-rt",
-        "--example",
-        "seed",
-        "--features",
-        "std",
-    ]))?;
+    let example = |name: &str, feature: &str| {
+        output(cargo().args([
+            "run",
+            "--quiet",
+            "-p",
+            "foreman-rt",
+            "--example",
+            name,
+            "--features",
+            feature,
+        ]))
+    };
+    let ours = example("seed", "std")?;
+    let processes = example("seed_processes", "processes")?;
     let python =
         output(Command::new("python3").arg(root().join("tests").join("seed").join("seed.py")))?;
     let mut counts = Counts::default();
-    for (name, stdout) in [("the seed example", ours), ("the Python seed", python)] {
+    let runs = [
+        ("the seed example", ours, SEED),
+        (
+            "the process seed example",
+            processes,
+            Seed {
+                results: 11,
+                crashes: 1,
+            },
+        ),
+        ("the Python seed", python, SEED),
+    ];
+    for (name, stdout, expected) in runs {
         print!("{stdout}");
-        let problems = seed_output_problems(&stdout);
+        let problems = seed_output_problems(&stdout, expected);
         counts += Counts::one(if problems.is_empty() {
             Ok(())
         } else {
@@ -191,8 +253,8 @@ fn seed_example() -> Result<Counts> {
     Ok(counts)
 }
 
-/// What is wrong with the seed example's output, if anything.
-fn seed_output_problems(stdout: &str) -> Vec<String> {
+/// What is wrong with a seed run's output, if anything.
+fn seed_output_problems(stdout: &str, expected: Seed) -> Vec<String> {
     let mut problems = Vec::new();
     let lines: Vec<&str> = stdout.lines().collect();
     let results: Vec<&str> = lines
@@ -200,8 +262,27 @@ fn seed_output_problems(stdout: &str) -> Vec<String> {
         .copied()
         .filter(|l| l.contains("Processed task"))
         .collect();
-    if results.len() != 10 {
-        problems.push(format!("{} result lines, expected 10", results.len()));
+    if results.len() != expected.results {
+        problems.push(format!(
+            "{} result lines, expected {}",
+            results.len(),
+            expected.results
+        ));
+    }
+    let crashes: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.contains(" crashed ("))
+        .collect();
+    if crashes.len() != expected.crashes {
+        problems.push(format!(
+            "{} crash lines, expected {}",
+            crashes.len(),
+            expected.crashes
+        ));
+    }
+    for line in crashes.iter().filter(|l| !l.contains("SIGSEGV")) {
+        problems.push(format!("a crash that is not the segfault: {line:?}"));
     }
     for line in &results {
         let parsed = line
@@ -291,13 +372,25 @@ mod tests {
             })
             .collect::<String>()
             + "All tasks completed.\n";
-        assert!(seed_output_problems(&good).is_empty());
+        assert!(seed_output_problems(&good, SEED).is_empty());
         let wrong = good.replace(
             "Worker 1: Processed task, result: 2",
             "Worker 1: Processed task, result: 3",
         );
-        assert_eq!(seed_output_problems(&wrong).len(), 3);
+        assert_eq!(seed_output_problems(&wrong, SEED).len(), 3);
         let truncated = good.replace("All tasks completed.\n", "");
-        assert_eq!(seed_output_problems(&truncated).len(), 1);
+        assert_eq!(seed_output_problems(&truncated, SEED).len(), 1);
+        let recovered = format!(
+            "Worker 2 crashed (killed by signal 11 (SIGSEGV)); a new worker process runs its \
+             task again (attempt 2)\nWorker 2: Processed task, result: 4\n{good}"
+        );
+        let processes = Seed {
+            results: 11,
+            crashes: 1,
+        };
+        assert!(seed_output_problems(&recovered, processes).is_empty());
+        assert_eq!(seed_output_problems(&good, processes).len(), 2);
+        let aborted = recovered.replace("SIGSEGV", "SIGABRT");
+        assert_eq!(seed_output_problems(&aborted, processes).len(), 1);
     }
 }
