@@ -7,7 +7,7 @@
 //! address, so a worker process parked on a word is woken by the parent writing the same word
 //! through its own mapping.
 
-use core::sync::atomic::AtomicU32;
+use core::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use rustix::io::Errno;
@@ -67,44 +67,118 @@ pub(crate) fn wake(word: &AtomicU32, count: u32) {
     }
 }
 
-/// Bumps `word` and wakes every thread parked on it: the way to tell a waiter that something
-/// it checks may have changed (it loads the word before checking, and waits on what it
-/// loaded). SeqCst: the bump must follow, in one total order, whatever change the caller made
-/// before ringing, so a waiter that reads the bumped value also sees that change.
-pub(crate) fn ring(word: &AtomicU32) {
-    word.fetch_add(1, core::sync::atomic::Ordering::SeqCst);
-    wake(word, u32::MAX);
+// ----- single-waiter words ------------------------------------------------------------------
+//
+// A word that one thread at a time parks on (a worker on its orders, a keeper on its bell),
+// and others write to tell it something changed. Bit 0, [`PARKED`], is set by the parking
+// thread just before it sleeps and cleared by the write that changes the word, which then
+// wakes it; a write that finds the bit clear makes no system call. Because the flag and the
+// value share the word the futex compares, a write either lands before the sleeper's compare
+// (which then fails: it does not sleep) or finds the flag set (and wakes it).
+
+/// Bit 0 of a single-waiter word: its thread is parked, or about to be.
+const PARKED: u32 = 1;
+/// The smallest step of a single-waiter word's value (bit 0 is [`PARKED`]).
+pub(crate) const STEP: u32 = 2;
+
+/// The value of single-waiter word `word` (without the [`PARKED`] bit). SeqCst: a waiter
+/// loads it before checking what it waits for; see [`bump`].
+pub(crate) fn value(word: &AtomicU32) -> u32 {
+    word.load(Ordering::SeqCst) & !PARKED
+}
+
+/// Parks the calling thread — the word's one waiter — while `word`'s value is `seen`, for at
+/// most `timeout` (or spuriously).
+pub(crate) fn park(word: &AtomicU32, seen: u32, timeout: Option<Duration>) {
+    // SeqCst: one total order with the writers' read-modify-writes.
+    let mut current = word.load(Ordering::SeqCst);
+    if current & !PARKED != seen {
+        return;
+    }
+    if current & PARKED == 0 {
+        // SeqCst: as above. Failure: a writer changed the word meanwhile.
+        match word.compare_exchange(
+            current,
+            current | PARKED,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        ) {
+            Ok(_) => current |= PARKED,
+            Err(_) => return,
+        }
+    }
+    wait(word, current, timeout);
+}
+
+/// Sets single-waiter word `word` to `value` (bit 0 clear) and wakes its thread if it is
+/// parked. Release (in the SeqCst swap): what the caller wrote before is visible to the
+/// waiter once it sees `value`.
+pub(crate) fn set(word: &AtomicU32, value: u32) {
+    debug_assert_eq!(value & PARKED, 0);
+    if word.swap(value, Ordering::SeqCst) & PARKED != 0 {
+        wake(word, 1);
+    }
+}
+
+/// Steps single-waiter word `word`'s value and wakes its thread if it is parked: the way to
+/// tell a waiter that something it checks may have changed (it reads [`value`] before
+/// checking, and parks on what it read). SeqCst: the step follows, in one total order,
+/// whatever change the caller made before, so a waiter that reads the stepped value also sees
+/// that change.
+pub(crate) fn bump(word: &AtomicU32) {
+    let step = |word: u32| Some(word.wrapping_add(STEP) & !PARKED);
+    // Cannot fail: the closure always returns `Some`.
+    let old = word
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, step)
+        .unwrap_or_default();
+    if old & PARKED != 0 {
+        wake(word, 1);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use core::sync::atomic::Ordering;
     use std::sync::Arc;
     use std::thread;
-    use std::time::Instant;
 
     #[test]
-    fn a_ring_wakes_a_waiter() {
+    fn a_bump_wakes_the_parked_waiter() {
         let word = Arc::new(AtomicU32::new(0));
         let waiter = {
             let word = Arc::clone(&word);
             thread::spawn(move || {
-                while word.load(Ordering::SeqCst) == 0 {
-                    wait(&word, 0, None);
+                while value(&word) == 0 {
+                    park(&word, 0, None);
                 }
             })
         };
-        thread::sleep(Duration::from_millis(10));
-        ring(&word);
+        while word.load(Ordering::SeqCst) & PARKED == 0 {
+            thread::yield_now(); // until the waiter is parked, or about to be
+        }
+        bump(&word);
         waiter.join().unwrap();
+        assert_eq!(
+            word.load(Ordering::SeqCst),
+            STEP,
+            "the bump cleared the parked bit"
+        );
     }
 
     #[test]
-    fn a_wait_ends_at_its_timeout() {
+    fn a_park_on_a_changed_word_returns_at_once() {
         let word = AtomicU32::new(0);
-        let started = Instant::now();
-        wait(&word, 0, Some(Duration::from_millis(20)));
-        assert!(started.elapsed() >= Duration::from_millis(15));
+        set(&word, 4);
+        park(&word, 0, None);
+        assert_eq!(value(&word), 4);
+    }
+
+    #[test]
+    fn a_park_ends_at_its_timeout_and_the_next_write_wakes_nobody_in_vain() {
+        let word = AtomicU32::new(0);
+        park(&word, 0, Some(Duration::from_millis(5)));
+        // The flag stays after a timeout; the next write clears it (and makes one wake call).
+        bump(&word);
+        assert_eq!(word.load(Ordering::SeqCst), STEP);
     }
 }

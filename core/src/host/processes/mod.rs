@@ -544,7 +544,7 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Host
             // registration before its last look at the queue (Dekker): either it sees the
             // task or we see it idle.
             if keeper.idle.load(Ordering::SeqCst) && keeper.idle.swap(false, Ordering::SeqCst) {
-                futex::ring(self.mailbox(index).bell());
+                futex::bump(self.mailbox(index).bell());
                 return;
             }
         }
@@ -556,7 +556,7 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Host
         for (index, keeper) in self.keepers.iter().enumerate() {
             // SeqCst: as in `ring_one_idle`.
             if keeper.idle.swap(false, Ordering::SeqCst) {
-                futex::ring(self.mailbox(index).bell());
+                futex::bump(self.mailbox(index).bell());
             }
         }
     }
@@ -663,7 +663,7 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Host
         };
         loop {
             // SeqCst: loaded before the checks; a ring after it ends the wait below at once.
-            let bell = mailbox.bell().load(Ordering::SeqCst);
+            let bell = futex::value(mailbox.bell());
             if mailbox.ready().is_some() {
                 return Ok(spawned);
             }
@@ -684,7 +684,7 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Host
                     START_TIMEOUT.as_secs()
                 )));
             }
-            futex::wait(mailbox.bell(), bell, Some(deadline - now));
+            futex::park(mailbox.bell(), bell, Some(deadline - now));
         }
     }
 
@@ -720,7 +720,7 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Host
         let deadline = timeout.map(|timeout| Instant::now() + timeout);
         loop {
             // SeqCst: see `start_process`.
-            let seen = bell.load(Ordering::SeqCst);
+            let seen = futex::value(bell);
             if process.is_dead() {
                 return true;
             }
@@ -731,7 +731,7 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Host
                 },
                 None => None,
             };
-            futex::wait(bell, seen, left);
+            futex::park(bell, seen, left);
         }
     }
 
@@ -748,7 +748,7 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Host
         loop {
             // SeqCst: loaded before looking at the queue and the process: a ring after it
             // (work, a shutdown, a death) ends the wait below at once.
-            let bell = mailbox.bell().load(Ordering::SeqCst);
+            let bell = futex::value(mailbox.bell());
             let idle = match worker.try_next() {
                 Next::Run(job) => {
                     keeper.idle.store(false, Ordering::Relaxed);
@@ -844,7 +844,7 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Host
             if !keeper.idle.swap(true, Ordering::SeqCst) {
                 continue;
             }
-            futex::wait(mailbox.bell(), bell, None);
+            futex::park(mailbox.bell(), bell, None);
             slept = true;
         }
     }
@@ -865,7 +865,7 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Host
         let mut killed = None;
         loop {
             // SeqCst: see `serve`.
-            let bell = mailbox.bell().load(Ordering::SeqCst);
+            let bell = futex::value(mailbox.bell());
             if killed.is_none() {
                 if let Some(outcome) = mailbox.answer(number) {
                     return Awaited::Answer(outcome);
@@ -896,7 +896,7 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Host
                     continue;
                 }
             }
-            futex::wait(mailbox.bell(), bell, self.tick_period);
+            futex::park(mailbox.bell(), bell, self.tick_period);
         }
     }
 
@@ -971,7 +971,7 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Host
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
                         .retain(|other| !Arc::ptr_eq(other, process));
-                    futex::ring(self.mailbox(process.slot()).bell());
+                    futex::bump(self.mailbox(process.slot()).bell());
                 }
             }
             if !bell[0].revents().is_empty() {
@@ -983,7 +983,7 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Host
                     next_tick = Some(now + period);
                     for index in sup.tick(self.now()) {
                         self.emit(Event::Hung { worker: index });
-                        futex::ring(self.mailbox(index).bell());
+                        futex::bump(self.mailbox(index).bell());
                     }
                 }
             }

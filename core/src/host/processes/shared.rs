@@ -22,7 +22,7 @@
 //!
 //! | word | written by | says |
 //! |---|---|---|
-//! | `order` | keeper | "run the task in `task` as order n" (even), or "exit" (odd) |
+//! | `order` | keeper | "run the task in `task` as order n", or "exit" |
 //! | `answer` | worker | "`outcome` holds my answer to order n" |
 //! | `ready` | worker | "I am serving" (its pid) |
 //! | `bell` | anyone with news for the keeper | bumped; the keeper parks on it |
@@ -53,8 +53,10 @@ use crate::Supervisor;
 const MAGIC: [u8; 8] = *b"foreman1";
 /// The longest crash cause a worker can leave (longer messages are cut).
 pub(crate) const CAUSE_CAPACITY: usize = 480;
-/// Bit 0 of an order: exit instead of running a task.
-const EXIT: u32 = 1;
+/// In an order: exit instead of running a task. (Bit 0 of the word is `futex`'s parked flag.)
+const EXIT: u32 = futex::STEP;
+/// The step between two orders' numbers.
+const NEXT_ORDER: u32 = 2 * futex::STEP;
 
 /// What a worker checks before it trusts the mapping.
 #[repr(C)]
@@ -353,9 +355,9 @@ impl<T: Copy, R: Copy, E: Copy> Mailbox<T, R, E> {
     /// Gives the worker a task; returns the order's number, for [`answer`](Self::answer).
     /// `previous` is the number of the last order (0 for none).
     pub(crate) fn give(&self, previous: u32, task: T, attempt: u32) -> u32 {
-        // Even, never 0 (an empty mailbox's order), and never `previous`.
-        let number = match previous.wrapping_add(2) & !EXIT {
-            0 => 2,
+        // Never 0 (an empty mailbox's order), and never `previous`.
+        let number = match previous.wrapping_add(NEXT_ORDER) & !EXIT {
+            0 => NEXT_ORDER,
             number => number,
         };
         // SAFETY: no order is outstanding (the caller's contract: the worker answered the
@@ -364,17 +366,14 @@ impl<T: Copy, R: Copy, E: Copy> Mailbox<T, R, E> {
             self.task.get().write(MaybeUninit::new(task));
             self.attempt.get().write(attempt);
         }
-        // Release: publishes the task and attempt to the worker's Acquire in `next_order`.
-        self.order.store(number, Ordering::Release);
-        futex::wake(&self.order, 1);
+        // Publishes the task and attempt to the worker's load in `next_order`.
+        futex::set(&self.order, number);
         number
     }
 
     /// Tells the worker to leave after its current order.
     pub(crate) fn order_exit(&self, previous: u32) {
-        // Release: nothing to publish, but harmless; the worker only needs the new value.
-        self.order.store(previous | EXIT, Ordering::Release);
-        futex::wake(&self.order, 1);
+        futex::set(&self.order, previous | EXIT);
     }
 
     /// The worker's answer to order `number`, if it gave one.
@@ -413,16 +412,16 @@ impl<T: Copy, R: Copy, E: Copy> Mailbox<T, R, E> {
     pub(crate) fn announce(&self, pid: u32) {
         // Release: the worker's setup happens before the keeper sees it ready.
         self.ready.store(pid, Ordering::Release);
-        futex::ring(&self.bell);
+        futex::bump(&self.bell);
     }
 
     /// Waits for the next order after order `seen`.
     pub(crate) fn next_order(&self, seen: u32) -> Order<T> {
         loop {
-            // Acquire: pairs with the Release in `give`: the task is whole.
-            let order = self.order.load(Ordering::Acquire);
+            // Acquire (in SeqCst): pairs with `give`: the task is whole.
+            let order = futex::value(&self.order);
             if order == seen {
-                futex::wait(&self.order, seen, None);
+                futex::park(&self.order, seen, None);
                 continue;
             }
             if order & EXIT != 0 {
@@ -453,7 +452,7 @@ impl<T: Copy, R: Copy, E: Copy> Mailbox<T, R, E> {
         unsafe { self.outcome.get().write(MaybeUninit::new(outcome)) };
         // Release: the outcome is whole before the keeper sees the answer.
         self.answer.store(number, Ordering::Release);
-        futex::ring(&self.bell);
+        futex::bump(&self.bell);
     }
 
     /// The word task code bumps for each heartbeat (see [`Context::heartbeat`]).
