@@ -376,6 +376,18 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Pool
     }
 
     /// The supervisor's counters and worker states.
+    ///
+    /// ```
+    /// # use foreman_rt::host::processes::{Handler, Pool};
+    /// # use foreman_rt::policy::Policy;
+    /// static NOTHING: Handler<u32, (), ()> = Handler::new("doc-snapshot", |_, _| Ok(()));
+    /// fn main() -> std::io::Result<()> {
+    ///     NOTHING.serve_if_worker();
+    ///     let pool = Pool::<u32, (), (), 4, 2>::start(Policy::DEFAULT, &NOTHING, |_| {})?;
+    ///     assert!(pool.snapshot().adds_up());
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn snapshot(&self) -> Snapshot<W> {
         self.host.sup().snapshot()
     }
@@ -389,12 +401,38 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Pool
     /// pool's own shutdown). A worker condemned through it ([`Supervisor::condemn`]) is killed
     /// by its keeper when the keeper next looks: within a tick with a watchdog, else when the
     /// task answers (its outcome is discarded); its task is recovered like a crashed one's.
+    ///
+    /// ```
+    /// # use foreman_rt::host::processes::{Handler, Pool};
+    /// # use foreman_rt::{policy::Policy, WorkerState};
+    /// static NOTHING: Handler<u32, (), ()> = Handler::new("doc-supervisor", |_, _| Ok(()));
+    /// fn main() -> std::io::Result<()> {
+    ///     NOTHING.serve_if_worker();
+    ///     let pool = Pool::<u32, (), (), 4, 2>::start(Policy::DEFAULT, &NOTHING, |_| {})?;
+    ///     assert_eq!(pool.supervisor().worker_state(1), Some(WorkerState::Idle));
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn supervisor(&self) -> &Supervisor<T, N, W, ProcessPark> {
         self.host.sup()
     }
 
     /// The process id of each worker process that is serving now (`None` for a slot between
     /// processes, or retired). For monitoring; a pid is stale as soon as the process ends.
+    ///
+    /// ```
+    /// # use foreman_rt::host::processes::{Handler, Pool};
+    /// # use foreman_rt::policy::Policy;
+    /// static NOTHING: Handler<u32, (), ()> = Handler::new("doc-pids", |_, _| Ok(()));
+    /// fn main() -> std::io::Result<()> {
+    ///     NOTHING.serve_if_worker();
+    ///     let pool = Pool::<u32, (), (), 4, 2>::start(Policy::DEFAULT, &NOTHING, |_| {})?;
+    ///     let [Some(first), Some(second)] = pool.pids() else { panic!("both serve") };
+    ///     assert_ne!(first, second);
+    ///     assert_ne!(first, std::process::id());
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn pids(&self) -> [Option<u32>; W] {
         core::array::from_fn(|index| {
             self.host.keepers[index]
@@ -409,6 +447,20 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Pool
     /// Graceful shutdown: stops accepting, lets the workers run everything queued, ends and
     /// reaps every worker process, and reports. Tasks that could not run (every worker
     /// retired) are in the report, not sent to the sink.
+    ///
+    /// ```
+    /// # use foreman_rt::host::processes::{Handler, Pool};
+    /// # use foreman_rt::policy::Policy;
+    /// static NOTHING: Handler<u32, (), ()> = Handler::new("doc-drain", |_, _| Ok(()));
+    /// fn main() -> std::io::Result<()> {
+    ///     NOTHING.serve_if_worker();
+    ///     let pool = Pool::<u32, (), (), 8, 2>::start(Policy::DEFAULT, &NOTHING, |_| {})?;
+    ///     (0..8).for_each(|n| pool.try_submit(n).unwrap());
+    ///     let report = pool.drain();
+    ///     assert_eq!((report.snapshot.completed, report.handed_back.len()), (8, 0));
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn drain(mut self) -> Report<T, W> {
         self.host.sup().drain();
         self.finish(false)
@@ -416,6 +468,24 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Pool
 
     /// Immediate shutdown: stops accepting, lets running tasks finish, ends and reaps every
     /// worker process, and returns the queued tasks in the report.
+    ///
+    /// ```
+    /// # use foreman_rt::host::processes::{Handler, Pool};
+    /// # use foreman_rt::policy::Policy;
+    /// static NAP: Handler<u32, (), ()> = Handler::new("doc-abort", |_, _| {
+    ///     std::thread::sleep(std::time::Duration::from_millis(50));
+    ///     Ok(())
+    /// });
+    /// fn main() -> std::io::Result<()> {
+    ///     NAP.serve_if_worker();
+    ///     let pool = Pool::<u32, (), (), 8, 1>::start(Policy::DEFAULT, &NAP, |_| {})?;
+    ///     (0..5).for_each(|n| pool.try_submit(n).unwrap());
+    ///     let report = pool.abort(); // the running task finishes; the rest come back
+    ///     assert_eq!(report.snapshot.completed + report.handed_back.len(), 5);
+    ///     assert!(report.handed_back.len() >= 3);
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn abort(mut self) -> Report<T, W> {
         self.host.sup().abort();
         self.finish(false)
@@ -657,7 +727,7 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Host
         let deadline = Instant::now() + START_TIMEOUT;
         let not_serving = |what: String| {
             io::Error::other(format!(
-                "worker process {index} {what}: does `main` call `{}.serve_if_worker()` first?",
+                "worker process {index} {what}; does `main` call `{}.serve_if_worker()` first?",
                 self.handler.name()
             ))
         };
@@ -669,10 +739,14 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Host
             }
             if spawned.process.is_dead() {
                 let status = spawned.reap();
-                return Err(not_serving(format!(
-                    "{} before it served",
-                    describe(status)
-                )));
+                let ended = format!("{} before it served", describe(status));
+                return Err(match status.and_then(|status| status.code()) {
+                    // It got to `serve_if_worker` and says why it cannot serve.
+                    Some(worker::SETUP_FAILED) => {
+                        io::Error::other(format!("worker process {index} {ended}"))
+                    }
+                    _ => not_serving(ended),
+                });
             }
             let now = Instant::now();
             if now >= deadline {

@@ -23,7 +23,13 @@
 /// unsafe impl Portable for Shape {}
 /// ```
 ///
-/// Text goes as a fixed-size byte array (`[u8; 64]` and a length, say).
+/// Text goes as a fixed-size byte array (`[u8; 64]` and a length, say). A reference does not
+/// compile:
+///
+/// ```compile_fail
+/// use foreman_rt::host::processes::Handler;
+/// static ECHO: Handler<&'static str, (), ()> = Handler::new("echo", |_, _| Ok(()));
+/// ```
 ///
 /// # Safety
 ///

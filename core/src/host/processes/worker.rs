@@ -115,7 +115,7 @@ impl<T: Portable, R: Portable, E: Portable> Handler<T, R, E> {
     /// returns at once otherwise. Call it first thing in `main`, once per handler the
     /// program's pools use:
     ///
-    /// ```no_run
+    /// ```
     /// # use foreman_rt::host::processes::Handler;
     /// # static SQUARE: Handler<u64, u64, ()> = Handler::new("square", |_, n| Ok(n * n));
     /// fn main() {
@@ -230,17 +230,51 @@ pub struct Context<'w> {
 impl Context<'_> {
     /// The index of the worker (`0..W`) running the task; a replacement process keeps its
     /// predecessor's index.
+    ///
+    /// ```
+    /// # use foreman_rt::host::processes::{Context, Handler};
+    /// fn whose(ctx: &Context<'_>, _task: &u8) -> Result<usize, ()> {
+    ///     Ok(ctx.worker())
+    /// }
+    /// # static WHOSE: Handler<u8, usize, ()> = Handler::new("whose", whose);
+    /// ```
     pub fn worker(&self) -> usize {
         self.worker
     }
 
     /// Which run of the task this is: 1 the first time, 2 on the first retry, …
+    ///
+    /// ```
+    /// # use foreman_rt::host::processes::{Context, Handler};
+    /// fn careful(ctx: &Context<'_>, task: &u32) -> Result<u32, ()> {
+    ///     if ctx.attempt() > 1 {
+    ///         // a previous run crashed its worker: take the slow, safe path
+    ///     }
+    ///     Ok(*task)
+    /// }
+    /// # static CAREFUL: Handler<u32, u32, ()> = Handler::new("careful", careful);
+    /// ```
     pub fn attempt(&self) -> u32 {
         self.attempt
     }
 
     /// Tells the watchdog the task is making progress: its deadline starts again. Costs one
     /// atomic increment in shared memory; the parent passes it on to the supervisor.
+    ///
+    /// ```
+    /// # use foreman_rt::host::processes::{Context, Handler};
+    /// fn count_primes(ctx: &Context<'_>, below: &u32) -> Result<u32, ()> {
+    ///     let mut primes = 0;
+    ///     for n in 2..*below {
+    ///         if n % 1024 == 0 {
+    ///             ctx.heartbeat();
+    ///         }
+    ///         primes += u32::from((2..n).take_while(|d| d * d <= n).all(|d| n % d != 0));
+    ///     }
+    ///     Ok(primes)
+    /// }
+    /// # static PRIMES: Handler<u32, u32, ()> = Handler::new("primes", count_primes);
+    /// ```
     pub fn heartbeat(&self) {
         // Relaxed: a progress count, nothing is published with it.
         self.heartbeats
