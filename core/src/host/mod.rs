@@ -10,6 +10,7 @@
 //! | host | where | parks with | a crash is |
 //! |---|---|---|---|
 //! | [`threads`] (feature `std`) | operating systems | futex (`atomic-wait`) | a panic, caught |
+//! | `processes` (feature `processes`, Linux) | worker processes over shared memory | shared futex | the death of a process: a signal, an abort, a panic; the process is replaced |
 //! | `foreman-wasm` (the `wasm/` crate) | browsers | `memory.atomic.wait32` | a trap; the Worker is replaced |
 //! | `embassy` (feature `embassy`) | async firmware on embassy | wakers (`embassy-sync`) | a fault returned, or a hung future dropped |
 //! | a main loop (see `embedded/`) | bare metal | nothing ([`NoPark`](crate::park::NoPark)), `WFI` | a failed task, retried |
@@ -26,9 +27,6 @@ pub mod threads;
 
 #[cfg(feature = "alloc")]
 pub use event::{Event, Report};
-
-#[cfg(all(feature = "processes", not(target_os = "linux")))]
-compile_error!("the process host (feature `processes`) needs Linux: memfd, pidfd and futex");
 
 /// The futex word behind a wake word (they are the same four bytes).
 #[cfg(feature = "std")]
