@@ -23,6 +23,7 @@ mod linux {
     use std::collections::HashSet;
     use std::hint::black_box;
     use std::io::{BufRead, BufReader};
+    use std::os::unix::process::CommandExt;
     use std::process::{Command, ExitCode, Stdio};
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::{mpsc, Arc, Mutex};
@@ -299,6 +300,9 @@ mod linux {
                 60,
                 || parent_dies("interrupt"),
             ),
+            trial("a_parent_killed_with_sigkill_leaves_no_worker", 60, || {
+                parent_dies("kill")
+            }),
             trial("a_parent_that_panics_leaves_no_worker", 60, || {
                 parent_dies("panic")
             }),
@@ -1095,8 +1099,9 @@ mod linux {
         let pids = pool.pids().map(Option::unwrap);
         println!("pids {} {}", pids[0], pids[1]);
         match scenario {
-            // Waits for the test's SIGINT, which (default action) ends the process.
-            "interrupt" => loop {
+            // Waits for the test's SIGINT (to its whole process group, as a terminal's Ctrl-C
+            // does), or its SIGKILL; either ends the process at once.
+            "interrupt" | "kill" => loop {
                 thread::sleep(Duration::from_secs(1));
             },
             // Unwinds through `pool`: its drop must not wait for the 10-minute tasks.
@@ -1110,8 +1115,11 @@ mod linux {
     fn parent_dies(scenario: &str) {
         // Orphans are re-parented to us, so we can see (and reap) any that outlive the parent.
         rustix::process::set_child_subreaper(Some(rustix::process::getpid())).unwrap();
+        // Its own process group, as a program started from a shell is: the group a
+        // terminal's Ctrl-C goes to.
         let mut parent = Command::new(std::env::current_exe().unwrap())
             .env(PARENT_VAR, scenario)
+            .process_group(0)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -1127,9 +1135,11 @@ mod linux {
             .map(|pid| pid.parse().unwrap())
             .collect();
         assert_eq!(pids.len(), 2);
-        if scenario == "interrupt" {
-            let parent_pid = Pid::from_raw(parent.id() as i32).unwrap();
-            rustix::process::kill_process(parent_pid, Signal::INT).unwrap();
+        let parent_pid = Pid::from_raw(parent.id() as i32).unwrap();
+        match scenario {
+            "interrupt" => rustix::process::kill_process_group(parent_pid, Signal::INT).unwrap(),
+            "kill" => rustix::process::kill_process(parent_pid, Signal::KILL).unwrap(),
+            _ => {}
         }
         let status = parent.wait().unwrap();
         assert!(!status.success() || scenario == "exit", "{status:?}");
