@@ -396,7 +396,17 @@ const SUITES: &[(&str, &str, &str)] = &[
          queue), 20k tasks; tasks per second from before the workers start to the results \
          collected and the workers joined, median. `foreman-results-in-place` is the same \
          twin with each worker checking and counting its own results instead of sending \
-         them to the main thread: the difference is the cost of the result queue.",
+         them to the main thread: the difference is the cost of the result queue. \
+         `foreman-processes` is the like-for-like twin: foreman's process host with 2 worker \
+         processes, as the Python has, its clock also counting their start and reaping.",
+    ),
+    (
+        "processes/",
+        "Process workers against thread workers",
+        "The same no-op tasks through foreman's thread host (`foreman`) and its process host \
+         (`foreman-processes`, Linux), 1 and 2 workers, a 1024-task queue; tasks per second \
+         from the first submission until the pool drained (the workers' start not counted), \
+         median over rounds (± interquartile spread).",
     ),
     (
         "memory/",

@@ -9,7 +9,9 @@
 //! percentiles of single events, and peak RSS a fresh process per implementation, which
 //! criterion does not do either.
 //!
-//! Suites: `queue`, `dispatch`, `latency`, `seed`, `rss` (select with `--only`).
+//! Suites: `queue`, `dispatch`, `latency`, `seed`, `processes`, `rss` (select with `--only`).
+//!
+//! The process host's workers are this binary run again: `main` lets them serve first.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -23,6 +25,8 @@ mod report;
 
 mod dispatch;
 mod latency;
+#[cfg(target_os = "linux")]
+mod processes;
 mod queue;
 mod rss;
 mod seed;
@@ -40,6 +44,11 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
+    #[cfg(target_os = "linux")]
+    {
+        seed::SEED.serve_if_worker();
+        processes::ECHO.serve_if_worker();
+    }
     let cli = Cli::parse();
     let options = cli.options;
     if let Some(name) = cli.rss_child {
@@ -58,6 +67,10 @@ fn main() -> ExitCode {
     }
     if options.wants("seed") {
         seed::run(&options, &mut records);
+    }
+    #[cfg(target_os = "linux")]
+    if options.wants("processes") {
+        processes::run(&options, &mut records);
     }
     if options.wants("rss") {
         rss::run(&options, &mut records);

@@ -10,6 +10,11 @@
 //! A second twin, `foreman-results-in-place`, does the same except that each worker checks
 //! and counts its results where they are produced instead of sending them to the main
 //! thread: the difference between the two is what the result queue costs.
+//!
+//! The like-for-like twin, `foreman-processes` (Linux), runs the seed's design on foreman's
+//! process host: 2 worker *processes*, as the Python has, each a fresh `exec` of this binary,
+//! tasks and results crossing through shared memory; its clock, too, runs from before the
+//! worker processes start until every result is collected and every worker reaped.
 
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -88,6 +93,45 @@ fn foreman_with_result_queue() -> f64 {
     seconds
 }
 
+/// The seed's task in a worker process: the result is twice the worker's id.
+#[cfg(target_os = "linux")]
+pub static SEED: foreman_rt::host::processes::Handler<u32, usize, ()> =
+    foreman_rt::host::processes::Handler::new("bench-seed", |ctx, _task| Ok(ctx.worker() * 2));
+
+/// One run of the twin on worker processes, in seconds.
+#[cfg(target_os = "linux")]
+fn foreman_processes() -> f64 {
+    use foreman_rt::host::processes;
+    let start = Instant::now();
+    let (results, collected) = mpsc::channel();
+    let pool = processes::Pool::<u32, usize, (), CAPACITY, WORKERS>::start(
+        Policy::DEFAULT,
+        &SEED,
+        move |event| {
+            let result = match event {
+                Event::Completed { worker, output, .. } => (worker, Ok(output)),
+                Event::Failed { worker, error, .. } => (worker, Err(error)),
+                other => panic!("unexpected event {other:?}"),
+            };
+            results.send(result).expect("the collector is alive");
+        },
+    )
+    .expect("cannot start the worker processes");
+    for task in 0..TASKS {
+        pool.submit(task).expect("the pool is running");
+    }
+    let report = pool.drain(); // every worker process ended and reaped; the sink dropped
+    let mut count = 0;
+    for (worker, result) in collected {
+        assert_eq!(result, Ok(worker * 2));
+        count += 1;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    assert_eq!(count, TASKS);
+    assert!(report.handed_back.is_empty());
+    seconds
+}
+
 /// One run of the twin whose workers check and count their own results, in seconds.
 fn foreman_results_in_place() -> f64 {
     let start = Instant::now();
@@ -126,6 +170,7 @@ pub fn run(options: &Options, records: &mut Records) {
     let mut python_rates = Vec::new();
     let mut foreman_rates = Vec::new();
     let mut in_place_rates = Vec::new();
+    let mut process_rates = Vec::new();
     for _ in 0..rounds {
         match python() {
             Ok(seconds) => python_rates.push(f64::from(TASKS) / seconds),
@@ -133,6 +178,11 @@ pub fn run(options: &Options, records: &mut Records) {
                 eprintln!("seed suite skipped: {err}");
                 return;
             }
+        }
+        // The process twin takes about as long as the Python: two runs a round.
+        #[cfg(target_os = "linux")]
+        for _ in 0..2 {
+            process_rates.push(f64::from(TASKS) / foreman_processes());
         }
         for _ in 0..twins_per_round {
             foreman_rates.push(f64::from(TASKS) / foreman_with_result_queue());
@@ -143,7 +193,10 @@ pub fn run(options: &Options, records: &mut Records) {
         ("python-multiprocessing", &python_rates),
         ("foreman", &foreman_rates),
         ("foreman-results-in-place", &in_place_rates),
+        ("foreman-processes", &process_rates),
     ] {
-        record_median(records, &group, name, "tasks_per_s", rates);
+        if !rates.is_empty() {
+            record_median(records, &group, name, "tasks_per_s", rates);
+        }
     }
 }
