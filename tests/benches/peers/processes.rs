@@ -74,10 +74,13 @@ fn on_processes<const W: usize>(tasks: u64) -> f64 {
     tasks as f64 / seconds
 }
 
+/// One host's run: tasks per second of that many tasks.
+type Run = fn(u64) -> f64;
+
 pub fn run(options: &Options, records: &mut Records) {
     let rounds = options.pick(3, 9);
     let tasks = options.pick(10_000, 50_000);
-    let widths: [(usize, [fn(u64) -> f64; 2]); 2] = [
+    let widths: [(usize, [Run; 2]); 2] = [
         (1, [on_threads::<1>, on_processes::<1>]),
         (2, [on_threads::<2>, on_processes::<2>]),
     ];
