@@ -169,6 +169,11 @@ mod linux {
         std::env::temp_dir().join(format!("foreman-fragile-{parent}"))
     }
 
+    /// Big tasks: the sum of their bytes.
+    static BIG: Handler<[u8; 1024], u32, ()> = Handler::new("big", |_, bytes| {
+        Ok(bytes.iter().map(|&b| u32::from(b)).sum())
+    });
+
     /// Set when this binary runs as a parent of a pool in another test (see `parent_main`).
     const PARENT_VAR: &str = "FOREMAN_TEST_PARENT";
 
@@ -182,6 +187,7 @@ mod linux {
             return ExitCode::from(4);
         }
         FRAGILE.serve_if_worker();
+        BIG.serve_if_worker();
         // UNSERVED's workers get here. A real program would go on into its own `main`, where
         // starting a pool fails (see `start_refuses_…`); this one would run every test again.
         if std::env::var_os("FOREMAN_PROCESS_WORKER").is_some() {
@@ -267,6 +273,11 @@ mod linux {
                 "a_pool_outlives_the_thread_that_started_it",
                 60,
                 outlives_its_starter,
+            ),
+            trial(
+                "a_supervisor_bigger_than_a_stack_is_built_in_place",
+                60,
+                big_supervisor,
             ),
             trial(
                 "condemning_through_the_supervisor_kills_the_worker",
@@ -848,6 +859,31 @@ mod linux {
         assert_eq!(report.snapshot.workers[index].state, WorkerState::Retired);
         assert_eq!(report.snapshot.workers[1 - index].completed, 9);
         assert_gone(&log.pids);
+    }
+
+    /// 4,096 tasks of 1 KiB: a supervisor of over 4 MiB, more than a test thread's stack
+    /// (2 MiB): built in the shared mapping directly, never on the stack.
+    fn big_supervisor() {
+        let sums = Arc::new(Mutex::new(Vec::new()));
+        let sink = {
+            let sums = Arc::clone(&sums);
+            move |event| match event {
+                Event::Completed { output, .. } => sums.lock().unwrap().push(output),
+                other => panic!("unexpected {other:?}"),
+            }
+        };
+        let pool: Pool<[u8; 1024], u32, (), 4096, 2> =
+            Pool::start(Policy::DEFAULT, &BIG, sink).expect("the pool starts");
+        let pids = Mutex::new(pool.pids().into_iter().flatten().collect::<HashSet<_>>());
+        for fill in 0..100u8 {
+            pool.submit([fill; 1024]).unwrap();
+        }
+        let report = pool.drain();
+        assert_eq!(report.snapshot.completed, 100);
+        let mut sums = sums.lock().unwrap().clone();
+        sums.sort();
+        assert_eq!(sums, (0..100).map(|fill| fill * 1024).collect::<Vec<u32>>());
+        assert_gone(&pids);
     }
 
     /// Workers are started by the pool's own threads: the thread that called `start` may end

@@ -258,11 +258,7 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Pool
         let (memfd, region) = Region::create(layout)?;
         // SAFETY: the region was just created for this layout, and nothing refers to it yet.
         unsafe {
-            region.init_front::<T, R, E, N, W>(
-                handler.name(),
-                layout,
-                Supervisor::new(policy, ProcessPark),
-            );
+            region.init_front::<T, R, E, N, W>(handler.name(), layout, policy);
         }
         let host = Arc::new(Host {
             region,

@@ -47,6 +47,7 @@ use rustix::fs::{MemfdFlags, SealFlags};
 use rustix::mm::{MapFlags, MprotectFlags, ProtFlags};
 
 use super::{futex, ProcessPark};
+use crate::policy::Policy;
 use crate::Supervisor;
 
 /// The first bytes of every pool's mapping.
@@ -178,7 +179,8 @@ impl Region {
         unsafe { self.base.cast::<Front<T, N, W>>().as_ref() }
     }
 
-    /// Writes the header and the supervisor of a new pool at offset 0.
+    /// Writes the header of a new pool at offset 0, and builds its supervisor in place behind
+    /// it (never on the stack: a supervisor of a big queue of big tasks would not fit there).
     ///
     /// # Safety
     /// The region was just created for a `Front<T, N, W>` with `layout`, and no reference to
@@ -187,12 +189,13 @@ impl Region {
         &self,
         handler: &str,
         layout: Layout,
-        sup: Supervisor<T, N, W, ProcessPark>,
+        policy: Policy,
     ) {
         assert!(layout.len >= size_of::<Front<T, N, W>>());
         assert!(align_of::<Front<T, N, W>>() <= rustix::param::page_size());
         let front = self.base.cast::<Front<T, N, W>>().as_ptr();
-        // SAFETY: in bounds and aligned (asserted above); nobody else looks at it yet.
+        // SAFETY: in bounds and aligned (asserted above); nobody else looks at it yet, so the
+        // `&mut` to the supervisor's (zero-filled, unused) place is the only reference to it.
         unsafe {
             core::ptr::addr_of_mut!((*front).header).write(Header {
                 magic: MAGIC,
@@ -201,7 +204,9 @@ impl Region {
                 mailbox_stride: layout.mailbox_stride,
                 workers: W,
             });
-            core::ptr::addr_of_mut!((*front).sup).write(sup);
+            let place = &mut *core::ptr::addr_of_mut!((*front).sup)
+                .cast::<MaybeUninit<Supervisor<T, N, W, ProcessPark>>>();
+            Supervisor::init(place, policy, ProcessPark);
         }
     }
 
