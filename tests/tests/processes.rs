@@ -61,6 +61,8 @@ mod linux {
         Heartbeats { ms: u32 },
         /// Spins for `us` microseconds (on every run, whatever `faulty_runs` says).
         Work { us: u32 },
+        /// Answers, and has its process abort 20 ms later, while it waits for its next task.
+        DieAfterAnswering,
         /// Returns an error (an outcome, not a crash).
         Fail,
     }
@@ -137,6 +139,12 @@ mod linux {
                     }
                 }
                 Fault::Fail => return Err(task.id),
+                Fault::DieAfterAnswering => {
+                    thread::spawn(|| {
+                        thread::sleep(Duration::from_millis(20));
+                        std::process::abort();
+                    });
+                }
             }
         }
         Ok(u64::from(task.id) * 2)
@@ -238,6 +246,11 @@ mod linux {
                 "sigkill_from_outside_of_a_busy_worker",
                 60,
                 sigkill_busy_worker,
+            ),
+            trial(
+                "a_worker_that_dies_after_answering_completes_its_task_once",
+                60,
+                death_after_answering,
             ),
             trial(
                 "sigkill_from_outside_of_an_idle_worker",
@@ -663,6 +676,30 @@ mod linux {
         for (_, crash_cause, _, _) in &endings.crashes {
             assert!(crash_cause.contains(cause), "cause {crash_cause:?}");
         }
+        assert_gone(&log.pids);
+    }
+
+    /// A worker process that dies after it answered: the task completed (once), and the
+    /// crash of the idle worker holds no task.
+    fn death_after_answering() {
+        let log = Arc::new(Log::default());
+        let pool = start::<1>(Policy::DEFAULT, &PROBE, &log);
+        pool.submit(Probe::faulty(0, Fault::DieAfterAnswering, 1))
+            .unwrap();
+        log.wait_for("the crash", |events| {
+            events.iter().any(|e| matches!(e, Event::Crashed { .. }))
+        });
+        for id in 1..5 {
+            pool.submit(Probe::ok(id)).unwrap();
+        }
+        log.saw(pool.pids());
+        let report = pool.drain();
+        let endings = endings(log.take());
+        endings.exactly_once(0..5);
+        check_report(&report, &endings);
+        let (_, cause, task, decision) = &endings.crashes[0];
+        assert_eq!((*task, *decision), (None, Decision::Replace));
+        assert!(cause.contains("SIGABRT"), "{cause}");
         assert_gone(&log.pids);
     }
 
