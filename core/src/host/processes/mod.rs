@@ -123,8 +123,14 @@
 //! dropped while its thread panics kills its workers at once instead of waiting for their
 //! tasks (their tasks are handed back to the sink).
 //!
-//! Requirements: Linux 5.3 or later (pidfds); `SIGCHLD` not ignored (the parent reaps its
-//! workers itself).
+//! # Limits
+//!
+//! A new worker process has 10 s to start serving; a slot whose replacement fails to start 3
+//! times in a row is retired (its retry, if it held one, goes to the sink as handed back). A
+//! worker told to exit (drain, abort) has 5 s before it is killed.
+//!
+//! Requirements: Linux 5.3 or later (pidfds), `/proc` mounted (workers are started from
+//! `/proc/self/exe`), `SIGCHLD` not ignored (the parent reaps its workers itself).
 
 mod child;
 mod futex;
