@@ -66,7 +66,7 @@
 //!   mailbox: a wild write in task code faults in the worker instead of corrupting the
 //!   parent's bookkeeping.
 //! - **The parent drives the state machine; workers only run tasks.** For each slot, a
-//!   *keeper* thread in the parent holds the core's [`Worker`](crate::Worker) handle: it takes
+//!   *keeper* thread in the parent holds the core's [`Worker`] handle: it takes
 //!   a task (`try_next`), copies it into the worker's mailbox, and waits for the answer; then
 //!   it records the outcome (`complete`/`fail`) and sends the [`Event`] to the sink. The worker
 //!   process waits for orders on a futex in its mailbox (shared, not private: [`ProcessPark`]),
