@@ -63,6 +63,8 @@ mod linux {
         Work { us: u32 },
         /// Answers, and has its process abort 20 ms later, while it waits for its next task.
         DieAfterAnswering,
+        /// Writes over the first byte of the pool's shared memory: the supervisor's page.
+        Scribble,
         /// Returns an error (an outcome, not a crash).
         Fail,
     }
@@ -139,6 +141,22 @@ mod linux {
                     }
                 }
                 Fault::Fail => return Err(task.id),
+                Fault::Scribble => {
+                    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+                    // `start-end perms offset dev inode path`: the mapping of the memfd's start.
+                    let front = maps
+                        .lines()
+                        .find(|line| {
+                            line.contains("memfd:foreman")
+                                && line.split_whitespace().nth(2) == Some("00000000")
+                        })
+                        .expect("the pool's shared memory is mapped");
+                    let start = usize::from_str_radix(front.split('-').next().unwrap(), 16);
+                    let start = std::ptr::with_exposed_provenance_mut::<u8>(start.unwrap());
+                    // SAFETY: none, deliberately: a bug that writes where it must not. The page
+                    // is read-only in workers: the kernel kills this process with SIGSEGV.
+                    unsafe { start.write_volatile(0xff) };
+                }
                 Fault::DieAfterAnswering => {
                     thread::spawn(|| {
                         thread::sleep(Duration::from_millis(20));
@@ -251,6 +269,11 @@ mod linux {
                 "a_worker_that_dies_after_answering_completes_its_task_once",
                 60,
                 death_after_answering,
+            ),
+            trial(
+                "a_task_that_writes_over_the_supervisor_faults_in_its_worker",
+                60,
+                || fault_once(Fault::Scribble, "SIGSEGV"),
             ),
             trial(
                 "sigkill_from_outside_of_an_idle_worker",
