@@ -271,6 +271,11 @@ mod linux {
                 death_after_answering,
             ),
             trial(
+                "a_temporary_worker_is_not_replaced_and_its_task_is_requeued",
+                60,
+                temporary_worker_requeues,
+            ),
+            trial(
                 "a_task_that_writes_over_the_supervisor_faults_in_its_worker",
                 60,
                 || fault_once(Fault::Scribble, "SIGSEGV"),
@@ -699,6 +704,33 @@ mod linux {
         for (_, crash_cause, _, _) in &endings.crashes {
             assert!(crash_cause.contains(cause), "cause {crash_cause:?}");
         }
+        assert_gone(&log.pids);
+    }
+
+    /// Temporary workers are not replaced: the crashed task is requeued, and the other
+    /// worker — asleep, waiting for work — is woken to run it, before any shutdown.
+    fn temporary_worker_requeues() {
+        let log = Arc::new(Log::default());
+        let policy = Policy::DEFAULT.with_restart(foreman_rt::policy::Restart::Temporary);
+        let pool = start::<2>(policy, &PROBE, &log);
+        pool.submit(Probe::faulty(0, Fault::Segfault, 1)).unwrap();
+        log.wait_for("the retry's completion, on the other worker", |events| {
+            events
+                .iter()
+                .any(|e| matches!(e, Event::Completed { task, .. } if task.id == 0))
+        });
+        log.saw(pool.pids());
+        let report = pool.drain();
+        let endings = endings(log.take());
+        endings.exactly_once([0]);
+        check_report(&report, &endings);
+        let (worker, _, task, decision) = &endings.crashes[0];
+        assert_eq!(
+            (*task, *decision),
+            (Some(Disposition::Requeued { attempt: 2 }), Decision::Retire)
+        );
+        assert_eq!(report.snapshot.workers[*worker].state, WorkerState::Retired);
+        assert_eq!((report.snapshot.requeued, report.snapshot.restarts), (1, 0));
         assert_gone(&log.pids);
     }
 
