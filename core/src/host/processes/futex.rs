@@ -15,8 +15,11 @@ use rustix::thread::futex::{self, Flags, Timespec};
 
 use crate::park::Park;
 
-/// Parks threads on futex words shared between processes (no `FUTEX_PRIVATE_FLAG`). The
-/// [`Park`] of the process host's supervisor, and how worker processes wait for orders.
+/// Parks threads on futex words shared between processes (no `FUTEX_PRIVATE_FLAG`): the
+/// [`Park`] of the process host's supervisor, which lives in the shared mapping. (Its waiters
+/// are the parent's threads: a submitter facing a full queue, a shutdown waiting for the last
+/// worker. Worker processes wait for their orders on words in their mailboxes, through the
+/// same shared futex.)
 ///
 /// ```
 /// use foreman_rt::host::processes::ProcessPark;
