@@ -64,7 +64,8 @@
 //! - **The supervisor lives in the shared mapping** (an anonymous memfd; see the `shared`
 //!   module), next to one *mailbox* per worker. Workers map it read-only except their own
 //!   mailbox: a wild write in task code faults in the worker instead of corrupting the
-//!   parent's bookkeeping.
+//!   parent's bookkeeping. (Its own mailbox page stays writable to it: a wild write that lands
+//!   there can spoil that worker's own answer, nothing else.)
 //! - **The parent drives the state machine; workers only run tasks.** For each slot, a
 //!   *keeper* thread in the parent holds the core's [`Worker`] handle: it takes
 //!   a task (`try_next`), copies it into the worker's mailbox, and waits for the answer; then
@@ -128,6 +129,10 @@
 //! A new worker process has 10 s to start serving; a slot whose replacement fails to start 3
 //! times in a row is retired (its retry, if it held one, goes to the sink as handed back). A
 //! worker told to exit (drain, abort) has 5 s before it is killed.
+//!
+//! Each worker has its own process group, so it is a background process for a terminal: with
+//! `stty tostop` set, a worker that writes to the terminal is stopped (not killed) and its
+//! task waits — for the watchdog, if there is one.
 //!
 //! Requirements: Linux 5.3 or later (pidfds), `/proc` mounted (workers are started from
 //! `/proc/self/exe`), `SIGCHLD` not ignored (the parent reaps its workers itself).
