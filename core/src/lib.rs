@@ -69,6 +69,9 @@
 //! - `alloc`: the vocabulary hosts report in, [`host::Event`] and [`host::Report`] (they own
 //!   strings and vectors). The supervisor itself never allocates.
 //! - `std` (implies `alloc`): the thread host, [`host::threads`].
+//! - `processes` (implies `std`; Linux): the process host, `host::processes`: workers as child
+//!   processes over shared memory, so a task that segfaults, aborts or runs out of memory takes
+//!   down its worker process only.
 //! - `embassy`: the embassy host, [`host::embassy`]: workers as async tasks on embassy's
 //!   executor, woken through wakers, the watchdog fed from `embassy-time`. `no_std`, no alloc.
 //! - `portable-atomic`: atomics from the `portable-atomic` crate, for targets without
