@@ -1,23 +1,60 @@
 //! # foreman-wasm
 //!
-//! foreman in the browser: the supervisor lives in the module's shared memory, each worker
-//! slot runs on a Web Worker thread that instantiates the same module on the same memory, and
-//! the page's main thread supervises — it feeds the queue, runs the watchdog, kills hung
-//! workers, recovers crashed ones and starts their replacements. Nothing a worker was doing
-//! is silently lost: the [ledger](tasks) records how every task ended.
+//! Supervised Web Workers for any wasm-bindgen app: a [`Pool`] of W worker threads on the
+//! module's shared memory, under foreman's supervisor. A worker that traps (a panic aborts)
+//! or hangs (past the watchdog's deadline) is killed, proven dead, and replaced on the same
+//! memory; its task is retried or dead-lettered by the [`Policy`]; a worker killed inside
+//! `malloc` cannot block the others ([`WorkerHeaps`]). Every outcome arrives as a
+//! [`foreman_rt::host::Event`], the vocabulary every foreman host speaks.
 //!
-//! - [`host`]: the page's side ([`host::Demo`]): threads, supervision, the live view.
-//! - `worker_main` (in `worker.rs`): a worker thread's loop.
-//! - [`alloc`]: one heap per worker slot, so that a worker killed inside `malloc` cannot
-//!   deadlock the others.
+//! ```ignore
+//! use foreman_wasm::{Config, Event, Pool, Policy, WorkerHeaps};
+//!
+//! #[global_allocator]
+//! static ALLOCATOR: WorkerHeaps = WorkerHeaps;
+//!
+//! /// Counts the words of each text on a worker thread.
+//! async fn count_words(texts: Vec<String>) -> Result<Vec<usize>, foreman_wasm::StartError> {
+//!     let policy = Policy::DEFAULT.with_watchdog(2_000).expect("a valid deadline");
+//!     let pool = Pool::<String, usize, String>::start(
+//!         Config::new(2).with_policy(policy),
+//!         |_ctx, text| Ok(text.split_whitespace().count()),
+//!         |event| web_sys::console::log_1(&format!("{event:?}").into()),
+//!     )?;
+//!     let submissions: Vec<_> = texts.into_iter().map(|text| pool.submit(text)).collect();
+//!     let mut counts = Vec::new();
+//!     for submission in submissions {
+//!         if let Ok(Event::Completed { output, .. }) = submission.await {
+//!             counts.push(output);
+//!         }
+//!     }
+//!     let report = pool.drain().await; // every thread gone
+//!     assert!(report.snapshot.adds_up());
+//!     Ok(counts)
+//! }
+//! ```
+//!
+//! To JavaScript, a pool is a small class, [`JsPool`]: `await pool.run(input)`.
+//!
+//! # What the app provides
+//!
+//! - The allocator line above (see [`heap`] for the contract).
+//! - A build with shared memory: `wasm32-unknown-unknown` with the standard library rebuilt
+//!   for atomics (see the README's "Use foreman in your web app").
+//! - A page served with `Cross-Origin-Opener-Policy: same-origin` and
+//!   `Cross-Origin-Embedder-Policy: require-corp`, and the glue built with
+//!   `wasm-bindgen --target web`. The worker script ships inside this crate (a wasm-bindgen
+//!   snippet): the app copies none.
+//!
+//! # Modules
+//!
+//! - [`Pool`] (`pool.rs`): the page's side — submissions, outcomes, deaths, shutdowns.
+//! - `threads.rs`: the thread table — Web Workers, life locks (proof of death), the
+//!   after-death check. `entry.rs` and `src/worker.js`: where threads enter the module.
+//! - `outbox.rs`: how workers report to the page without blocking it.
+//! - [`heap`]: one heap per worker thread.
 //! - [`park`]: idle workers sleep with `memory.atomic.wait32`.
-//! - [`clock`]: a thread of its own ticks the supervisor's clock and watchdog, so that they
-//!   never depend on the page's (throttled, stallable) main thread.
-//! - [`picture`] and [`bench`]: the workload (Mandelbrot rows) and the benchmark against
-//!   wasm-bindgen-rayon.
-//!
-//! Build it with `cargo xtask demo` (wasm-pack, `--target web`, shared memory; see
-//! `.cargo/config.toml`); the page is in `web/`.
+//! - [`JsPool`] (`js.rs`): the pool as a JavaScript class.
 
 // `memory.atomic.wait32` and `memory.atomic.notify` (`core::arch::wasm32`) are still unstable
 // (rust-lang/rust#77839). The crate needs a toolchain that rebuilds the standard library with
@@ -26,101 +63,33 @@
 
 #[cfg(not(all(target_arch = "wasm32", target_feature = "atomics")))]
 compile_error!(
-    "foreman-wasm builds only for wasm32-unknown-unknown with shared memory: \
-     run `cargo xtask demo`, or see wasm/.cargo/config.toml"
+    "foreman-wasm builds only for wasm32-unknown-unknown with shared memory (the atomics \
+     target feature): see the README's \"Use foreman in your web app\""
 );
 
-use foreman_rt::policy::{Delivery, Intensity, Policy, Restart};
-use foreman_rt::Supervisor;
-use wasm_bindgen::prelude::*;
-
-pub mod alloc;
-pub mod bench;
-pub mod clock;
-pub mod host;
+mod entry;
+pub mod heap;
+mod js;
+mod notice;
+mod outbox;
+mod panic;
 pub mod park;
-pub mod picture;
-pub mod tasks;
-mod worker;
+mod pool;
+mod threads;
 
-pub use wasm_bindgen_rayon::init_thread_pool;
-pub use worker::worker_main;
+pub use foreman_rt::host::{Event, Report};
+pub use foreman_rt::policy::{self, Policy};
+pub use foreman_rt::{Context, Decision, Disposition, Snapshot, SubmitError, SupervisorState};
+pub use heap::WorkerHeaps;
+pub use js::JsPool;
+pub use notice::Notice;
+pub use pool::{Config, Pool, Shutdown, StartError, Submission, TaskId, ThreadInfo};
+pub use threads::ThreadState;
 
+// The library's own tests run with its allocator installed, as an app's would.
+#[cfg(test)]
 #[global_allocator]
-static ALLOCATOR: alloc::Arenas = alloc::Arenas;
-
-/// Worker slots: the most workers the page can run at once.
-pub const MAX_WORKERS: usize = 8;
-/// The queue's capacity.
-pub const QUEUE: usize = 1024;
-/// The watchdog's deadline: a task running longer is hung, and its worker is killed.
-pub const WATCHDOG_MS: u32 = 1_000;
-/// Restarts allowed within [`RESTART_WINDOW_MS`] before the supervisor escalates.
-pub const MAX_RESTARTS: u8 = 8;
-/// The window of the restart intensity.
-pub const RESTART_WINDOW_MS: u32 = 10_000;
-/// Runs of a task whose worker crashes before it is dead-lettered.
-pub const MAX_ATTEMPTS: u32 = 3;
-
-/// The demo's policy: permanent workers, at most [`MAX_RESTARTS`] restarts within
-/// [`RESTART_WINDOW_MS`], at-least-once delivery with [`MAX_ATTEMPTS`] runs, and a watchdog of
-/// [`WATCHDOG_MS`].
-pub const POLICY: Policy = {
-    let Ok(intensity) = Intensity::new(MAX_RESTARTS, RESTART_WINDOW_MS) else {
-        panic!("invalid restart intensity")
-    };
-    let Ok(delivery) = Delivery::at_least_once(MAX_ATTEMPTS) else {
-        panic!("invalid delivery")
-    };
-    let Ok(policy) = Policy::DEFAULT.with_watchdog(WATCHDOG_MS) else {
-        panic!("invalid watchdog deadline")
-    };
-    policy
-        .with_restart(Restart::Permanent)
-        .with_intensity(intensity)
-        .with_delivery(delivery)
-};
-
-/// The supervisor, in static (shared) memory: every thread of the module sees the same one.
-pub(crate) static SUPERVISOR: Supervisor<tasks::Task, QUEUE, MAX_WORKERS, park::WasmPark> =
-    Supervisor::new(POLICY, park::WasmPark);
-
-/// Runs once, on the page's main thread, when the module is instantiated.
-#[wasm_bindgen(start)]
-fn start() {
-    std::panic::set_hook(Box::new(panic_hook));
-}
-
-/// A panic on a worker thread leaves its message for the host (the thread then aborts); every
-/// panic is also logged to the console of the thread where it happened.
-fn panic_hook(info: &std::panic::PanicHookInfo<'_>) {
-    if let Some(slot) = alloc::current_slot() {
-        // Formatted straight into the slot's message buffer: no allocation.
-        let payload = info.payload_as_str().unwrap_or("a panic without a message");
-        match info.location() {
-            Some(location) => tasks::record_panic(
-                slot,
-                format_args!("{payload} ({}:{})", location.file(), location.line()),
-            ),
-            None => tasks::record_panic(slot, format_args!("{payload}")),
-        }
-    }
-    web_sys::console::error_1(&JsValue::from_str(&info.to_string()));
-}
+static ALLOCATOR: WorkerHeaps = WorkerHeaps;
 
 #[cfg(test)]
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_dedicated_worker);
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use wasm_bindgen_test::wasm_bindgen_test;
-
-    #[wasm_bindgen_test]
-    fn the_policy_is_what_the_page_says() {
-        assert_eq!(POLICY.watchdog(), Some(WATCHDOG_MS));
-        assert_eq!(POLICY.delivery().max_attempts(), Some(MAX_ATTEMPTS));
-        assert_eq!(POLICY.intensity().max_restarts(), Some(MAX_RESTARTS));
-        assert_eq!(POLICY.intensity().within(), Some(RESTART_WINDOW_MS));
-    }
-}

@@ -1,0 +1,472 @@
+//! [`JsPool`]: a [`Pool`] as a small JavaScript class, for any task type serde can carry.
+//!
+//! wasm-bindgen cannot export a generic type, so the app exports one function that starts its
+//! pool and wraps it; every method then works on JavaScript values, converted with
+//! `serde-wasm-bindgen`:
+//!
+//! ```ignore
+//! use foreman_wasm::{Config, JsPool};
+//! use wasm_bindgen::prelude::*;
+//!
+//! #[derive(serde::Serialize, serde::Deserialize)]
+//! struct Text { text: String }
+//!
+//! #[wasm_bindgen(js_name = startCounter)]
+//! pub fn start_counter(workers: usize) -> Result<JsPool, JsError> {
+//!     JsPool::start::<Text, usize, String, 64, 8, _>(Config::new(workers), |_ctx, input| {
+//!         Ok(input.text.split_whitespace().count())
+//!     })
+//! }
+//! ```
+//!
+//! ```js
+//! const pool = startCounter(2);
+//! const words = await pool.run({ text: 'to be or not to be' }); // 6
+//! const report = await pool.drain();
+//! ```
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use foreman_rt::host::{Event, Report};
+use foreman_rt::{Context, Decision, Disposition, Snapshot, SubmitError};
+use js_sys::{Array, Function, Object, Promise, Reflect};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+
+use crate::notice::{self, Notice};
+use crate::pool::{Config, Pool};
+
+/// A [`Pool`] for JavaScript: tasks, outputs and errors are JavaScript values (converted with
+/// serde). See the [module docs](self) for how an app exports one.
+///
+/// | method | does |
+/// |---|---|
+/// | `run(input)` | a `Promise` of the task's output; it waits for room in the queue. Rejects with an `Error` whose `kind` says why: `"failed"` (the handler's error is in `error`), `"dead-lettered"`, `"lost"`, `"handed-back"` (its `cause` says what crashed), `"closed"` (the pool shut down before accepting it) or `"invalid-input"` |
+/// | `trySubmit(input)` | `true` if the queue took the task, `false` if it is full; throws if the pool is closed. Its outcome goes to `onEvent` |
+/// | `onEvent(callback)` | receives every event that is not a `run` task's final one, as `{ kind, worker, task, output, error, cause, disposition, attempt, decision }` (console without a callback) |
+/// | `onNotice(callback)` | receives the host's notices as `{ problem, text }` (console without a callback) |
+/// | `drain()`, `abort()` | a `Promise` of the final report `{ snapshot, handedBack }` once every thread is gone |
+/// | `reopen(workers)` | starts a stopped pool again |
+/// | `snapshot()` | the supervisor's counters and worker states |
+/// | `threads()` | each slot's thread (`none`, `loading`, `running`, `terminating`) and heap bytes |
+/// | `free()` | drops the pool (an abort; running threads are terminated) |
+#[wasm_bindgen]
+pub struct JsPool {
+    pool: Rc<dyn Erased>,
+}
+
+/// The pool's methods on JavaScript values, for one `Pool<T, R, E, N, W>`.
+trait Erased {
+    fn run(&self, input: JsValue) -> Promise;
+    fn try_submit(&self, input: JsValue) -> Result<bool, JsValue>;
+    fn drain(&self) -> Promise;
+    fn abort(&self) -> Promise;
+    fn reopen(&self, workers: usize) -> Result<(), JsError>;
+    fn snapshot(&self) -> JsValue;
+    fn threads(&self) -> JsValue;
+    fn on_event(&self, callback: Option<Function>);
+    fn on_notice(&self, callback: Option<Function>);
+}
+
+/// A typed pool and the callback its events go to.
+struct Typed<T, R, E, const N: usize, const W: usize>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+    E: Send + 'static,
+{
+    pool: Pool<T, R, E, N, W>,
+    on_event: Rc<RefCell<Option<Function>>>,
+}
+
+#[wasm_bindgen]
+impl JsPool {
+    /// See [`Pool::submit`]: a promise of the task's output.
+    pub fn run(&self, input: JsValue) -> Promise {
+        self.pool.run(input)
+    }
+
+    /// See [`Pool::try_submit`]: `true` if accepted, `false` if the queue is full.
+    #[wasm_bindgen(js_name = trySubmit)]
+    pub fn try_submit(&self, input: JsValue) -> Result<bool, JsValue> {
+        self.pool.try_submit(input)
+    }
+
+    /// Where events go that are not a `run` task's final one (`null`: the console).
+    #[wasm_bindgen(js_name = onEvent)]
+    pub fn on_event(&self, callback: Option<Function>) {
+        self.pool.on_event(callback);
+    }
+
+    /// Where the host's notices go (`null`: the console).
+    #[wasm_bindgen(js_name = onNotice)]
+    pub fn on_notice(&self, callback: Option<Function>) {
+        self.pool.on_notice(callback);
+    }
+
+    /// See [`Pool::drain`]: a promise of the final report.
+    pub fn drain(&self) -> Promise {
+        self.pool.drain()
+    }
+
+    /// See [`Pool::abort`]: a promise of the final report.
+    pub fn abort(&self) -> Promise {
+        self.pool.abort()
+    }
+
+    /// See [`Pool::reopen`].
+    pub fn reopen(&self, workers: usize) -> Result<(), JsError> {
+        self.pool.reopen(workers)
+    }
+
+    /// See [`Pool::snapshot`].
+    pub fn snapshot(&self) -> JsValue {
+        self.pool.snapshot()
+    }
+
+    /// See [`Pool::threads`].
+    pub fn threads(&self) -> JsValue {
+        self.pool.threads()
+    }
+}
+
+impl JsPool {
+    /// Starts a [`Pool`] (see [`Pool::start`]) whose tasks come from JavaScript values and
+    /// whose outputs and errors go back as JavaScript values.
+    pub fn start<T, R, E, const N: usize, const W: usize, H>(
+        config: Config,
+        handler: H,
+    ) -> Result<JsPool, JsError>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + Send + 'static,
+        E: Serialize + Send + 'static,
+        H: Fn(&Context<'_>, &T) -> Result<R, E> + Send + Sync + 'static,
+    {
+        let on_event: Rc<RefCell<Option<Function>>> = Rc::new(RefCell::new(None));
+        let events = Rc::clone(&on_event);
+        let pool = Pool::<T, R, E, N, W>::start(config, handler, move |event| {
+            let value = event_to_js(&event);
+            match events.borrow().as_ref() {
+                Some(callback) => {
+                    let _ = callback.call1(&JsValue::NULL, &value);
+                }
+                None => web_sys::console::info_2(&"foreman event".into(), &value),
+            }
+        })
+        .map_err(|err| JsError::new(&err.to_string()))?;
+        Ok(JsPool {
+            pool: Rc::new(Typed { pool, on_event }),
+        })
+    }
+}
+
+impl<T, R, E, const N: usize, const W: usize> Erased for Typed<T, R, E, N, W>
+where
+    T: Serialize + DeserializeOwned + Send + 'static,
+    R: Serialize + Send + 'static,
+    E: Serialize + Send + 'static,
+{
+    fn run(&self, input: JsValue) -> Promise {
+        let task: T = match serde_wasm_bindgen::from_value(input) {
+            Ok(task) => task,
+            Err(err) => {
+                return Promise::reject(&rejection(
+                    "invalid-input",
+                    &format!("the input is not a task: {err}"),
+                    &[],
+                ))
+            }
+        };
+        let submission = self.pool.submit(task);
+        future_to_promise(async move {
+            match submission.await {
+                Ok(Event::Completed { output, .. }) => Ok(to_js(&output)),
+                Ok(Event::Failed { error, task, .. }) => Err(rejection(
+                    "failed",
+                    "the task failed",
+                    &[("error", to_js(&error)), ("task", to_js(&task))],
+                )),
+                Ok(Event::Crashed {
+                    cause, task: Some(disposition), ..
+                }) => Err(crash_rejection(cause, disposition)),
+                Ok(Event::HandedBack { task }) => Err(rejection(
+                    "handed-back",
+                    "the task was handed back unrun: the pool shut down",
+                    &[("task", to_js(&task))],
+                )),
+                Ok(other) => Err(rejection(
+                    "internal",
+                    &format!("unexpected final event: {}", kind(&other)),
+                    &[],
+                )),
+                Err(refused) => Err(rejection(
+                    "closed",
+                    "the pool is shutting down: the task was not accepted",
+                    &[("task", to_js(&refused.into_inner()))],
+                )),
+            }
+        })
+    }
+
+    fn try_submit(&self, input: JsValue) -> Result<bool, JsValue> {
+        let task: T = serde_wasm_bindgen::from_value(input).map_err(|err| {
+            rejection(
+                "invalid-input",
+                &format!("the input is not a task: {err}"),
+                &[],
+            )
+        })?;
+        match self.pool.try_submit(task) {
+            Ok(()) => Ok(true),
+            Err(SubmitError::Full(_)) => Ok(false),
+            Err(SubmitError::Closed(_)) => Err(rejection(
+                "closed",
+                "the pool is shutting down: the task was not accepted",
+                &[],
+            )),
+        }
+    }
+
+    fn drain(&self) -> Promise {
+        let shutdown = self.pool.drain();
+        future_to_promise(async move { Ok(report_to_js(&shutdown.await)) })
+    }
+
+    fn abort(&self) -> Promise {
+        let shutdown = self.pool.abort();
+        future_to_promise(async move { Ok(report_to_js(&shutdown.await)) })
+    }
+
+    fn reopen(&self, workers: usize) -> Result<(), JsError> {
+        self.pool
+            .reopen(workers)
+            .map_err(|err| JsError::new(&err.to_string()))
+    }
+
+    fn snapshot(&self) -> JsValue {
+        snapshot_to_js(&self.pool.snapshot())
+    }
+
+    fn threads(&self) -> JsValue {
+        self.pool
+            .threads()
+            .iter()
+            .map(|thread| {
+                JsValue::from(object(&[
+                    ("state", thread.state.name().into()),
+                    ("heapBytes", (thread.heap.held as f64).into()),
+                    ("heapInUse", (thread.heap.in_use as f64).into()),
+                ]))
+            })
+            .collect::<Array>()
+            .into()
+    }
+
+    fn on_event(&self, callback: Option<Function>) {
+        *self.on_event.borrow_mut() = callback;
+    }
+
+    fn on_notice(&self, callback: Option<Function>) {
+        match callback {
+            Some(callback) => self.pool.on_notice(move |notice: Notice| {
+                let value = object(&[
+                    ("problem", notice.is_problem().into()),
+                    ("text", notice.to_string().into()),
+                ]);
+                let _ = callback.call1(&JsValue::NULL, &value);
+            }),
+            None => self.pool.on_notice(notice::to_console),
+        }
+    }
+}
+
+/// A Rust value as a plain JavaScript value (maps as objects, 64-bit integers as numbers).
+fn to_js<V: Serialize + ?Sized>(value: &V) -> JsValue {
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .unwrap_or_else(|err| JsValue::from_str(&format!("(not convertible: {err})")))
+}
+
+/// `Object` with the given properties.
+fn object(properties: &[(&str, JsValue)]) -> Object {
+    let object = Object::new();
+    for (key, value) in properties {
+        // Setting a property of a fresh plain object cannot fail.
+        let _ = Reflect::set(&object, &JsValue::from_str(key), value);
+    }
+    object
+}
+
+/// An `Error` with `message`, a `kind`, and more properties.
+fn rejection(kind: &str, message: &str, properties: &[(&str, JsValue)]) -> JsValue {
+    let error = js_sys::Error::new(message);
+    let _ = Reflect::set(&error, &"kind".into(), &kind.into());
+    for (key, value) in properties {
+        let _ = Reflect::set(&error, &JsValue::from_str(key), value);
+    }
+    error.into()
+}
+
+/// The rejection of a task whose worker crashed on its last run.
+fn crash_rejection<T: Serialize>(cause: String, disposition: Disposition<T>) -> JsValue {
+    let (kind, message, task, attempts) = match disposition {
+        Disposition::DeadLettered { task, attempts } => (
+            "dead-lettered",
+            format!("the task crashed its worker on each of its {attempts} runs: {cause}"),
+            task,
+            Some(attempts),
+        ),
+        Disposition::Lost(task) => (
+            "lost",
+            format!("the task crashed its worker and is not run again (at most once): {cause}"),
+            task,
+            None,
+        ),
+        Disposition::HandedBack(task) => (
+            "handed-back",
+            format!("the task crashed its worker and no worker will retry it: {cause}"),
+            task,
+            None,
+        ),
+        // A retried or requeued task has not ended: never a final event.
+        Disposition::Retried { .. } | Disposition::Requeued { .. } => {
+            return rejection("internal", "a retried task was reported as ended", &[])
+        }
+    };
+    rejection(
+        kind,
+        &message,
+        &[
+            ("task", to_js(&task)),
+            ("cause", cause.into()),
+            ("attempts", attempts.map_or(JsValue::UNDEFINED, JsValue::from)),
+        ],
+    )
+}
+
+/// An event's kind, as JavaScript sees it.
+fn kind<T, R, E>(event: &Event<T, R, E>) -> &'static str {
+    match event {
+        Event::Completed { .. } => "completed",
+        Event::Failed { .. } => "failed",
+        Event::Crashed { .. } => "crashed",
+        Event::Hung { .. } => "hung",
+        Event::HandedBack { .. } => "handed-back",
+    }
+}
+
+fn decision_name(decision: Decision) -> &'static str {
+    match decision {
+        Decision::Replace => "replace",
+        Decision::Retire => "retire",
+        Decision::Escalate => "escalate",
+    }
+}
+
+/// An event as a plain object: `{ kind, worker, task, output, error, cause, disposition,
+/// attempt, decision }` (the properties that apply).
+fn event_to_js<T: Serialize, R: Serialize, E: Serialize>(event: &Event<T, R, E>) -> JsValue {
+    let mut properties: Vec<(&str, JsValue)> = vec![("kind", kind(event).into())];
+    match event {
+        Event::Completed {
+            worker,
+            task,
+            output,
+        } => properties.extend([
+            ("worker", (*worker as u32).into()),
+            ("task", to_js(task)),
+            ("output", to_js(output)),
+        ]),
+        Event::Failed {
+            worker,
+            task,
+            error,
+        } => properties.extend([
+            ("worker", (*worker as u32).into()),
+            ("task", to_js(task)),
+            ("error", to_js(error)),
+        ]),
+        Event::Crashed {
+            worker,
+            cause,
+            task,
+            decision,
+        } => {
+            properties.extend([
+                ("worker", (*worker as u32).into()),
+                ("cause", cause.as_str().into()),
+                ("decision", decision_name(*decision).into()),
+            ]);
+            let (disposition, attempt, task): (&str, Option<u32>, Option<&T>) = match task {
+                None => ("none", None, None),
+                Some(Disposition::Retried { attempt }) => ("retried", Some(*attempt), None),
+                Some(Disposition::Requeued { attempt }) => ("requeued", Some(*attempt), None),
+                Some(Disposition::DeadLettered { task, attempts }) => {
+                    ("dead-lettered", Some(*attempts), Some(task))
+                }
+                Some(Disposition::Lost(task)) => ("lost", None, Some(task)),
+                Some(Disposition::HandedBack(task)) => ("handed-back", None, Some(task)),
+            };
+            properties.push(("disposition", disposition.into()));
+            if let Some(attempt) = attempt {
+                properties.push(("attempt", attempt.into()));
+            }
+            if let Some(task) = task {
+                properties.push(("task", to_js(task)));
+            }
+        }
+        Event::Hung { worker } => properties.push(("worker", (*worker as u32).into())),
+        Event::HandedBack { task } => properties.push(("task", to_js(task))),
+    }
+    object(&properties).into()
+}
+
+/// A snapshot as a plain object (the field names of [`Snapshot`], plus `adds_up`).
+pub(crate) fn snapshot_to_js<const W: usize>(snap: &Snapshot<W>) -> JsValue {
+    let workers: Array = snap
+        .workers
+        .iter()
+        .map(|worker| {
+            JsValue::from(object(&[
+                ("state", worker.state.name().into()),
+                ("completed", (worker.completed as f64).into()),
+                ("failed", (worker.failed as f64).into()),
+                ("crashes", worker.crashes.into()),
+                ("restarts", worker.restarts.into()),
+            ]))
+        })
+        .collect();
+    let count = |n: usize| JsValue::from(n as f64);
+    object(&[
+        ("state", snap.state.name().into()),
+        ("submitted", count(snap.submitted)),
+        ("completed", count(snap.completed)),
+        ("failed", count(snap.failed)),
+        ("dead_lettered", count(snap.dead_lettered)),
+        ("lost", count(snap.lost)),
+        ("handed_back", count(snap.handed_back)),
+        ("queued", count(snap.queued)),
+        ("in_flight", count(snap.in_flight)),
+        ("requeued", count(snap.requeued)),
+        ("rejected", count(snap.rejected)),
+        ("crashes", snap.crashes.into()),
+        ("restarts", snap.restarts.into()),
+        ("adds_up", snap.adds_up().into()),
+        ("workers", workers.into()),
+    ])
+    .into()
+}
+
+/// A report as `{ snapshot, handedBack }`.
+fn report_to_js<T: Serialize, const W: usize>(report: &Report<T, W>) -> JsValue {
+    let handed_back: Array = report.handed_back.iter().map(to_js).collect();
+    object(&[
+        ("snapshot", snapshot_to_js(&report.snapshot)),
+        ("handedBack", handed_back.into()),
+    ])
+    .into()
+}

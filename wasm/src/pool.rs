@@ -1,0 +1,1220 @@
+//! [`Pool`]: a supervisor with W Web Worker threads, driven from the page's thread.
+//!
+//! # Who does what
+//!
+//! - The [`Supervisor`] lives in memory every thread shares ([`Shared`]); the worker threads
+//!   run the app's handler on its tasks and report outcomes through the [`Outbox`].
+//! - The page's thread owns the pool: it submits (never blocking), and reacts to what comes
+//!   back — outcomes and hangs from the outbox, deaths from the thread table
+//!   ([`Threads`]) — by telling the app: [`Event`]s to the sink or to a task's
+//!   [`Submission`], [`Notice`]s to the notice sink.
+//! - The clock thread ([`Body::tick`]) feeds the supervisor's clock and flags hung workers;
+//!   a watch on the page ([`ClockWatch`]) checks that it keeps ticking.
+//!
+//! Everything on the page side happens in [`Inner::pump`], one pass at a time: the app's
+//! sinks may call back into the pool (submit, drain, …) without ever meeting a borrowed
+//! state.
+
+use core::cell::{Cell, RefCell};
+use core::fmt;
+use core::future::Future;
+use core::num::NonZeroU64;
+use core::pin::Pin;
+use core::sync::atomic::{AtomicU32, Ordering};
+use core::task::{Context as TaskContext, Poll, Waker};
+use std::collections::{HashMap, VecDeque};
+use std::rc::{Rc, Weak};
+use std::sync::Arc;
+
+use foreman_rt::host::{Event, Report};
+use foreman_rt::policy::{Policy, Tick};
+use foreman_rt::{
+    Condemned, Context, Decision, Disposition, Snapshot, SubmitError, Supervisor,
+    SupervisorState, WorkerState,
+};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+use crate::entry::{self, Body};
+use crate::heap::{self, HeapId, HeapUsage, Repair};
+use crate::notice::{self, Notice};
+use crate::outbox::{Outbox, Wake};
+use crate::park::WasmPark;
+use crate::threads::{self, Death, Listener, Report as ThreadReport, Signal, ThreadState, Threads};
+
+/// Starts of one slot that may fail in a row before the pool gives the slot up.
+const START_ATTEMPTS: u32 = 3;
+/// The wasm page size: thread stacks are whole pages.
+const PAGE: u32 = 64 * 1024;
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_name = setInterval)]
+    fn set_interval(callback: &JsValue, ms: i32) -> JsValue;
+    #[wasm_bindgen(js_name = clearInterval)]
+    fn clear_interval(handle: &JsValue);
+}
+
+/// How to start a [`Pool`]: how many workers, the supervisor's [`Policy`], the threads'
+/// stack size.
+///
+/// ```ignore
+/// use foreman_wasm::{Config, Policy};
+/// let config = Config::new(4).with_policy(Policy::DEFAULT.with_watchdog(1_000)?);
+/// assert_eq!(config.workers(), 4);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    workers: usize,
+    policy: Policy,
+    stack_size: u32,
+}
+
+impl Config {
+    /// `workers` worker threads (1 to the pool's `W`), [`Policy::DEFAULT`], 1 MiB stacks.
+    pub const fn new(workers: usize) -> Config {
+        Config {
+            workers,
+            policy: Policy::DEFAULT,
+            stack_size: 1 << 20,
+        }
+    }
+
+    /// The supervisor's policy (restarts, delivery, watchdog). With a watchdog, the pool
+    /// runs a clock thread and terminates hung workers; ticks are milliseconds.
+    pub const fn with_policy(mut self, policy: Policy) -> Config {
+        self.policy = policy;
+        self
+    }
+
+    /// The stack size of each worker thread, in bytes: a whole number of 64 KiB pages.
+    pub const fn with_stack_size(mut self, bytes: u32) -> Config {
+        self.stack_size = bytes;
+        self
+    }
+
+    /// The number of worker threads to start.
+    pub const fn workers(&self) -> usize {
+        self.workers
+    }
+
+    /// The supervisor's policy.
+    pub const fn policy(&self) -> Policy {
+        self.policy
+    }
+
+    /// The stack size of each worker thread.
+    pub const fn stack_size(&self) -> u32 {
+        self.stack_size
+    }
+}
+
+/// Why a pool did not start (or start again).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The page is not cross-origin isolated: no shared memory.
+    NotCrossOriginIsolated,
+    /// The app did not install [`WorkerHeaps`](crate::WorkerHeaps) as its global allocator.
+    AllocatorNotInstalled,
+    /// The worker count is 0 or more than the pool's `W`.
+    Workers {
+        /// The count asked for.
+        asked: usize,
+        /// The pool's `W`.
+        max: usize,
+    },
+    /// The stack size is not a positive multiple of 64 KiB.
+    StackSize(u32),
+    /// Every worker heap is taken (see [`MAX_WORKER_HEAPS`](crate::heap::MAX_WORKER_HEAPS)).
+    NoHeap,
+    /// A thread could not be started: what the browser said.
+    Thread(String),
+    /// [`Pool::reopen`]: the pool has not stopped.
+    NotStopped(SupervisorState),
+    /// [`Pool::reopen`]: threads of the last run are still leaving.
+    ThreadsLeaving(usize),
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::NotCrossOriginIsolated => f.write_str(
+                "the page is not cross-origin isolated: serve it with the headers \
+                 `Cross-Origin-Opener-Policy: same-origin` and \
+                 `Cross-Origin-Embedder-Policy: require-corp`",
+            ),
+            StartError::AllocatorNotInstalled => f.write_str(
+                "install foreman's allocator: `#[global_allocator] static ALLOCATOR: \
+                 foreman_wasm::WorkerHeaps = foreman_wasm::WorkerHeaps;`",
+            ),
+            StartError::Workers { asked, max } => {
+                write!(f, "a pool runs 1 to {max} workers, not {asked}")
+            }
+            StartError::StackSize(bytes) => write!(
+                f,
+                "a thread's stack size must be a positive multiple of 64 KiB, not {bytes} bytes"
+            ),
+            StartError::NoHeap => write!(
+                f,
+                "all {} worker heaps are taken by other pools",
+                heap::MAX_WORKER_HEAPS
+            ),
+            StartError::Thread(why) => write!(f, "cannot start a thread: {why}"),
+            StartError::NotStopped(state) => {
+                write!(f, "the pool is {state}: drain or abort it first")
+            }
+            StartError::ThreadsLeaving(count) => {
+                write!(f, "{count} threads of the last run are still leaving")
+            }
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// The number of a task submitted with [`Pool::submit`], unique within its pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TaskId(NonZeroU64);
+
+impl TaskId {
+    /// The number.
+    pub const fn get(self) -> u64 {
+        self.0.get()
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// A task as the supervisor holds it: the app's task and, for [`Pool::submit`], the ticket
+/// its one outcome goes to.
+struct Tagged<T> {
+    ticket: Option<TaskId>,
+    task: T,
+}
+
+/// What a worker (or the clock) reports to the page.
+enum Record<T, R, E> {
+    Completed {
+        worker: usize,
+        task: Tagged<T>,
+        output: R,
+    },
+    Failed {
+        worker: usize,
+        task: Tagged<T>,
+        error: E,
+    },
+    Hung {
+        worker: usize,
+    },
+}
+
+type Handler<T, R, E> = dyn Fn(&Context<'_>, &T) -> Result<R, E> + Send + Sync;
+
+/// What the pool's threads share.
+struct Shared<T, R, E, const N: usize, const W: usize> {
+    sup: Supervisor<Tagged<T>, N, W, WasmPark>,
+    handler: Box<Handler<T, R, E>>,
+    outbox: Outbox<Record<T, R, E>>,
+    /// The clock thread's stop word: 0 while it runs, 1 once the pool is dropped.
+    clock: AtomicU32,
+    /// Ticks so far (the page's clock watch checks that they move).
+    ticks: AtomicU32,
+}
+
+impl<T: Send, R: Send, E: Send, const N: usize, const W: usize> Shared<T, R, E, N, W> {
+    fn report(&self, record: Record<T, R, E>) {
+        if self.outbox.push(record) == Wake::Page {
+            entry::wake_page();
+        }
+    }
+}
+
+impl<T: Send, R: Send, E: Send, const N: usize, const W: usize> Body for Shared<T, R, E, N, W> {
+    fn run_worker(&self, slot: usize) {
+        // Fails only if a shutdown swept the reservation away: nothing to do then.
+        let Ok(mut worker) = self.sup.attach(slot) else {
+            return;
+        };
+        while let Some(job) = worker.next_blocking() {
+            let ctx = job.context();
+            let result = (self.handler)(&ctx, &job.task().task);
+            // `Err(Condemned)`: the page condemned this worker as hung while the task ran;
+            // the supervisor owns the task now, and this thread is about to be terminated.
+            let record = match result {
+                Ok(output) => match job.complete() {
+                    Ok(task) => Record::Completed {
+                        worker: slot,
+                        task,
+                        output,
+                    },
+                    Err(Condemned) => continue,
+                },
+                Err(error) => match job.fail() {
+                    Ok(task) => Record::Failed {
+                        worker: slot,
+                        task,
+                        error,
+                    },
+                    Err(Condemned) => continue,
+                },
+            };
+            self.report(record);
+        }
+    }
+
+    fn tick(&self, now: Tick) -> bool {
+        // Acquire: pairs with the Release of the stop in `Pool::drop`.
+        if self.clock.load(Ordering::Acquire) != 0 {
+            return false;
+        }
+        // Relaxed: a liveness counter.
+        self.ticks.fetch_add(1, Ordering::Relaxed);
+        for worker in self.sup.tick(now) {
+            self.report(Record::Hung { worker });
+        }
+        true
+    }
+
+    fn clock_word(&self) -> &AtomicU32 {
+        &self.clock
+    }
+}
+
+/// A task's outcome, for a [`Submission`].
+type Outcome<T, R, E> = Result<Event<T, R, E>, SubmitError<T>>;
+
+/// Where a [`Submission`]'s outcome lands.
+struct Ticket<T, R, E> {
+    outcome: Option<Outcome<T, R, E>>,
+    waker: Option<Waker>,
+}
+
+/// Where a [`Shutdown`]'s report lands.
+struct Stop<T, const W: usize> {
+    report: Option<Report<T, W>>,
+    waker: Option<Waker>,
+}
+
+/// What the page tells the app, queued until no state is borrowed.
+enum Out<T, R, E> {
+    Event(Event<T, R, E>),
+    Notice(Notice),
+}
+
+/// The page's watch over the clock thread: checks that it keeps ticking, and runs the pump
+/// now and then in case a wake-up went astray.
+struct ClockWatch {
+    interval: JsValue,
+    _tick: Closure<dyn FnMut()>,
+    /// The clock thread's messages (its wake-ups after it flagged a hang).
+    _on_message: Closure<dyn FnMut(web_sys::MessageEvent)>,
+    ticks: u32,
+    moved_at: f64,
+    reported: bool,
+}
+
+/// The page's side of the pool.
+struct Page<T, R, E, const W: usize> {
+    config: Config,
+    threads: Threads,
+    /// The heap leased for each slot (kept across the slot's threads).
+    heaps: [Option<HeapId>; W],
+    start_failures: [u32; W],
+    next_ticket: u64,
+    /// Tickets of submitted tasks; a dropped [`Submission`] leaves a dead one (its outcome
+    /// then goes to the sink).
+    tickets: HashMap<TaskId, Weak<RefCell<Ticket<T, R, E>>>>,
+    /// Submissions waiting for room in the queue, in order.
+    waiting: VecDeque<(TaskId, T)>,
+    /// Shutdown futures waiting for the pool to stop.
+    stops: Vec<Rc<RefCell<Stop<T, W>>>>,
+    /// The current run's stop has been settled (tasks handed back, futures resolved).
+    settled: bool,
+    clock: Option<web_sys::Worker>,
+    watch: Option<ClockWatch>,
+    /// The app dropped its [`Pool`]: finish when every thread is gone, then let go.
+    dropped: Option<Rc<dyn core::any::Any>>,
+}
+
+/// The pool proper; [`Pool`] is its owner's handle.
+struct Inner<T, R, E, const N: usize, const W: usize> {
+    shared: Arc<Shared<T, R, E, N, W>>,
+    /// The threads' handle on `shared` (its address is what they get).
+    body: Box<Arc<dyn Body>>,
+    /// The pool's zero on the shared time line.
+    origin: f64,
+    page: RefCell<Page<T, R, E, W>>,
+    pending: RefCell<VecDeque<Out<T, R, E>>>,
+    sink: RefCell<Box<dyn FnMut(Event<T, R, E>)>>,
+    notices: RefCell<Box<dyn FnMut(Notice)>>,
+    busy: Cell<bool>,
+    again: Cell<bool>,
+}
+
+/// A supervisor with `W` Web Worker threads running a handler on tasks of type `T` from a
+/// queue of `N`, owned by the page's thread (or the Web Worker that started it). See the
+/// [crate docs](crate) for an example, and [`heap`](crate::heap#the-contract) for what the
+/// app must install.
+///
+/// - [`try_submit`](Pool::try_submit) never blocks: a task the queue cannot take comes back.
+///   Its outcome goes to the pool's sink as an [`Event`], on the page's thread.
+/// - [`submit`](Pool::submit) waits (asynchronously) for room and resolves to the task's one
+///   outcome: a [`Submission`], a `Future`.
+/// - A worker that traps (a panic aborts) or hangs (with a watchdog in the policy) is killed,
+///   proven dead, and replaced on the same memory; its task is retried or dead-lettered by the
+///   policy. The other workers keep working.
+/// - [`drain`](Pool::drain) and [`abort`](Pool::abort) resolve to the final [`Report`] once
+///   every thread is gone; [`reopen`](Pool::reopen) starts a stopped pool again.
+/// - Dropping the pool aborts it: running threads are terminated, queued tasks go to the sink
+///   as [`Event::HandedBack`] once every thread is proven gone.
+///
+/// A pool is not `Send`: it belongs to the thread that started it, which must not block
+/// (browsers forbid it on a page). Its tasks, outputs and errors cross threads, so they are
+/// `Send`, and they may own heap data.
+pub struct Pool<T, R, E, const N: usize = 256, const W: usize = 8>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+    E: Send + 'static,
+{
+    inner: Rc<Inner<T, R, E, N, W>>,
+}
+
+impl<T, R, E, const N: usize, const W: usize> Pool<T, R, E, N, W>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+    E: Send + 'static,
+{
+    /// Starts a pool: `config.workers()` Web Worker threads running `handler` on each task,
+    /// and, with a watchdog in the policy, a clock thread. Every [`Event`] goes to `sink`,
+    /// on this thread (except a [`submit`](Pool::submit)ted task's final one, which goes to
+    /// its [`Submission`]).
+    ///
+    /// Returns at once: tasks may be submitted right away, and run once the threads have
+    /// loaded the module. A thread that fails to load is started again (up to three times in
+    /// a row; see [`Notice::StartFailed`]).
+    ///
+    /// ```ignore
+    /// let pool = Pool::<String, usize, String>::start(
+    ///     Config::new(2),
+    ///     |_ctx, text| Ok(text.split_whitespace().count()),
+    ///     |event| web_sys::console::log_1(&format!("{event:?}").into()),
+    /// )?;
+    /// ```
+    pub fn start<H, S>(config: Config, handler: H, sink: S) -> Result<Self, StartError>
+    where
+        H: Fn(&Context<'_>, &T) -> Result<R, E> + Send + Sync + 'static,
+        S: FnMut(Event<T, R, E>) + 'static,
+    {
+        let isolated = js_sys::Reflect::get(&js_sys::global(), &"crossOriginIsolated".into())
+            .ok()
+            .and_then(|value| value.as_bool())
+            .unwrap_or(false);
+        if !isolated {
+            return Err(StartError::NotCrossOriginIsolated);
+        }
+        if !heap::installed() {
+            return Err(StartError::AllocatorNotInstalled);
+        }
+        check_workers(config.workers, W)?;
+        if config.stack_size == 0 || config.stack_size % PAGE != 0 {
+            return Err(StartError::StackSize(config.stack_size));
+        }
+        crate::panic::install_hook();
+        let shared = Arc::new(Shared {
+            sup: Supervisor::new(config.policy, WasmPark),
+            handler: Box::new(handler),
+            outbox: Outbox::new(),
+            clock: AtomicU32::new(0),
+            ticks: AtomicU32::new(0),
+        });
+        let body: Box<Arc<dyn Body>> = Box::new(Arc::clone(&shared) as Arc<dyn Body>);
+        let inner = Rc::new_cyclic(|me: &Weak<Inner<T, R, E, N, W>>| {
+            let me = me.clone();
+            let listener: Listener = Rc::new(move |slot, id, signal| {
+                if let Some(inner) = me.upgrade() {
+                    inner.on_signal(slot, id, signal);
+                }
+            });
+            Inner {
+                shared,
+                body,
+                origin: entry::now(),
+                page: RefCell::new(Page {
+                    config,
+                    threads: Threads::new(W, config.stack_size, listener),
+                    heaps: [None; W],
+                    start_failures: [0; W],
+                    next_ticket: 1,
+                    tickets: HashMap::new(),
+                    waiting: VecDeque::new(),
+                    stops: Vec::new(),
+                    settled: false,
+                    clock: None,
+                    watch: None,
+                    dropped: None,
+                }),
+                pending: RefCell::new(VecDeque::new()),
+                sink: RefCell::new(Box::new(sink)),
+                notices: RefCell::new(Box::new(notice::to_console)),
+                busy: Cell::new(false),
+                again: Cell::new(false),
+            }
+        });
+        // From here on, dropping `pool` cleans up whatever started.
+        let pool = Pool { inner };
+        pool.inner.start_clock()?;
+        pool.inner.start_workers(config.workers)?;
+        Ok(pool)
+    }
+
+    /// Takes the pool's [`Notice`]s (host telemetry: start failures, terminations, heap
+    /// repairs, a stalled clock) instead of the browser's console, which gets them by default.
+    pub fn on_notice(&self, sink: impl FnMut(Notice) + 'static) {
+        *self.inner.notices.borrow_mut() = Box::new(sink);
+    }
+
+    /// Submits a task without blocking. Its outcome goes to the sink. A task the queue cannot
+    /// take comes back: [`SubmitError::Full`] (back-pressure: try again after some outcomes)
+    /// or [`SubmitError::Closed`] (the pool is shutting down or stopped).
+    pub fn try_submit(&self, task: T) -> Result<(), SubmitError<T>> {
+        self.inner
+            .shared
+            .sup
+            .try_submit(Tagged { ticket: None, task })
+            .map_err(untag)
+    }
+
+    /// Submits a task and returns a future of its one outcome: the task's final [`Event`]
+    /// (completed, failed, crashed holding the task — dead-lettered, lost or handed back — or
+    /// handed back). While the queue is full the task waits, in order with other
+    /// submissions; if the pool shuts down before the task was accepted, the future resolves
+    /// to `Err(SubmitError::Closed(task))`.
+    ///
+    /// The other events of the task (a crash it is retried after, a hang) go to the sink.
+    /// Dropping the future does not cancel the task; its outcome then goes to the sink.
+    pub fn submit(&self, task: T) -> Submission<T, R, E> {
+        let ticket = Rc::new(RefCell::new(Ticket {
+            outcome: None,
+            waker: None,
+        }));
+        let id = {
+            let mut page = self.inner.page.borrow_mut();
+            let id = TaskId(NonZeroU64::new(page.next_ticket).expect("tickets start at 1"));
+            page.next_ticket += 1;
+            page.tickets.insert(id, Rc::downgrade(&ticket));
+            page.waiting.push_back((id, task));
+            id
+        };
+        self.inner.pump();
+        Submission { id, ticket }
+    }
+
+    /// Graceful shutdown: no new tasks; the workers finish everything queued, then leave.
+    /// Resolves to the final [`Report`] once every thread is gone. Idempotent; see
+    /// [`Shutdown`] for several pending shutdowns.
+    pub fn drain(&self) -> Shutdown<T, W> {
+        self.inner.shared.sup.drain();
+        self.inner.shutdown()
+    }
+
+    /// Immediate shutdown: no new tasks; workers leave after their current task; the tasks
+    /// still queued are in the [`Report`] it resolves to once every thread is gone.
+    pub fn abort(&self) -> Shutdown<T, W> {
+        self.inner.shared.sup.abort();
+        self.inner.shutdown()
+    }
+
+    /// Starts a stopped pool again with `workers` worker threads. Counters keep counting.
+    /// Fails unless the pool has stopped and every thread of the last run is gone.
+    pub fn reopen(&self, workers: usize) -> Result<(), StartError> {
+        check_workers(workers, W)?;
+        let inner = &self.inner;
+        {
+            let page = inner.page.borrow();
+            let state = inner.shared.sup.state();
+            if !matches!(state, SupervisorState::Stopped(_)) {
+                return Err(StartError::NotStopped(state));
+            }
+            if page.threads.living() > 0 {
+                return Err(StartError::ThreadsLeaving(page.threads.living()));
+            }
+        }
+        // Settles the stop (hands back what is left) if nothing did yet.
+        inner.pump();
+        inner
+            .shared
+            .sup
+            .reopen()
+            .map_err(|_| StartError::NotStopped(inner.shared.sup.state()))?;
+        {
+            let mut page = inner.page.borrow_mut();
+            page.settled = false;
+            page.config.workers = workers;
+        }
+        let started = inner.start_workers(workers);
+        inner.pump();
+        started
+    }
+
+    /// The supervisor's counters and worker states.
+    pub fn snapshot(&self) -> Snapshot<W> {
+        self.inner.shared.sup.snapshot()
+    }
+
+    /// What the page knows of each slot's thread, and the size of its heap.
+    pub fn threads(&self) -> [ThreadInfo; W] {
+        let page = self.inner.page.borrow();
+        core::array::from_fn(|slot| ThreadInfo {
+            state: page.threads.state(slot),
+            heap: page.heaps[slot].map(heap::usage).unwrap_or_default(),
+        })
+    }
+
+    /// The configuration the pool runs with (the worker count of its latest start).
+    pub fn config(&self) -> Config {
+        self.inner.page.borrow().config
+    }
+}
+
+impl<T, R, E, const N: usize, const W: usize> Drop for Pool<T, R, E, N, W>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+    E: Send + 'static,
+{
+    fn drop(&mut self) {
+        let inner = &self.inner;
+        inner.shared.sup.abort();
+        // Release: the clock thread's Acquire sees the stop; it leaves at its next tick.
+        inner.shared.clock.store(1, Ordering::Release);
+        crate::park::notify_all(&inner.shared.clock);
+        {
+            let mut page = inner.page.borrow_mut();
+            // Threads still loading are not terminated: one may be allocating its stack from
+            // the shared heap, and killing it there would leave that heap locked. They leave
+            // on their own once loaded (the supervisor is aborted).
+            page.threads.terminate_running();
+            if let Some(watch) = page.watch.take() {
+                clear_interval(&watch.interval);
+            }
+            page.dropped = Some(Rc::clone(inner) as Rc<dyn core::any::Any>);
+        }
+        inner.pump();
+    }
+}
+
+impl<T, R, E, const N: usize, const W: usize> fmt::Debug for Pool<T, R, E, N, W>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+    E: Send + 'static,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool")
+            .field("supervisor", &self.inner.shared.sup.state())
+            .field("config", &self.inner.page.borrow().config)
+            .finish()
+    }
+}
+
+/// What [`Pool::threads`] says about one slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThreadInfo {
+    /// Its thread, if any.
+    pub state: ThreadState,
+    /// Its heap (kept across the slot's threads).
+    pub heap: HeapUsage,
+}
+
+fn check_workers(workers: usize, max: usize) -> Result<(), StartError> {
+    if workers == 0 || workers > max {
+        return Err(StartError::Workers {
+            asked: workers,
+            max,
+        });
+    }
+    Ok(())
+}
+
+fn untag<T>(err: SubmitError<Tagged<T>>) -> SubmitError<T> {
+    match err {
+        SubmitError::Full(tagged) => SubmitError::Full(tagged.task),
+        SubmitError::Closed(tagged) => SubmitError::Closed(tagged.task),
+    }
+}
+
+/// A disposition of a tagged task, untagged; and the ticket it belongs to, if final.
+fn untag_disposition<T>(disposition: Disposition<Tagged<T>>) -> (Disposition<T>, Option<TaskId>) {
+    match disposition {
+        Disposition::Retried { attempt } => (Disposition::Retried { attempt }, None),
+        Disposition::Requeued { attempt } => (Disposition::Requeued { attempt }, None),
+        Disposition::DeadLettered { task, attempts } => (
+            Disposition::DeadLettered {
+                task: task.task,
+                attempts,
+            },
+            task.ticket,
+        ),
+        Disposition::Lost(task) => (Disposition::Lost(task.task), task.ticket),
+        Disposition::HandedBack(task) => (Disposition::HandedBack(task.task), task.ticket),
+    }
+}
+
+impl<T, R, E, const N: usize, const W: usize> Inner<T, R, E, N, W>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+    E: Send + 'static,
+{
+    /// Milliseconds since the pool started: the supervisor's clock.
+    fn now(&self) -> Tick {
+        entry::since(self.origin)
+    }
+
+    fn notice(&self, notice: Notice) {
+        self.pending.borrow_mut().push_back(Out::Notice(notice));
+    }
+
+    /// Sends `event` to its ticket's [`Submission`] if it is a submitted task's final event
+    /// and the submission still waits; else to the sink.
+    fn event(&self, page: &mut Page<T, R, E, W>, ticket: Option<TaskId>, event: Event<T, R, E>) {
+        let waiting = ticket
+            .and_then(|id| page.tickets.remove(&id))
+            .and_then(|ticket| ticket.upgrade());
+        match waiting {
+            Some(ticket) => resolve(&ticket, Ok(event)),
+            None => self.pending.borrow_mut().push_back(Out::Event(event)),
+        }
+    }
+
+    /// Starts the clock thread and the page's watch over it, if the policy has a watchdog.
+    fn start_clock(self: &Rc<Self>) -> Result<(), StartError> {
+        let Some(deadline) = self.shared.sup.policy().watchdog() else {
+            return Ok(());
+        };
+        let period = (deadline / 4).clamp(1, 10);
+        let body = entry::give(Arc::clone(&self.shared) as Arc<dyn Body>);
+        let worker = match threads::start_clock(body, self.origin, period) {
+            Ok(worker) => worker,
+            Err(why) => {
+                // SAFETY: no thread got the body.
+                unsafe { entry::take_back(body) };
+                return Err(StartError::Thread(why));
+            }
+        };
+        let me = Rc::downgrade(self);
+        let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |_| {
+            if let Some(inner) = me.upgrade() {
+                inner.pump();
+            }
+        });
+        worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        let me = Rc::downgrade(self);
+        let tick = Closure::<dyn FnMut()>::new(move || {
+            if let Some(inner) = me.upgrade() {
+                inner.watch_clock();
+            }
+        });
+        let every = i32::try_from(deadline.clamp(250, 1_000)).unwrap_or(1_000);
+        let interval = set_interval(tick.as_ref(), every);
+        let mut page = self.page.borrow_mut();
+        page.clock = Some(worker);
+        page.watch = Some(ClockWatch {
+            interval,
+            _tick: tick,
+            _on_message: on_message,
+            ticks: 0,
+            moved_at: entry::now(),
+            reported: false,
+        });
+        Ok(())
+    }
+
+    /// Reserves and starts `workers` slots. Fails if none could be started; a slot that
+    /// could not is a [`Notice::StartFailed`].
+    fn start_workers(self: &Rc<Self>, workers: usize) -> Result<(), StartError> {
+        let mut failed = Vec::new();
+        {
+            let mut page = self.page.borrow_mut();
+            page.start_failures = [0; W];
+            for slot in 0..workers {
+                if let Err(err) = self.shared.sup.reserve(slot) {
+                    failed.push((slot, StartError::Thread(err.to_string())));
+                    continue;
+                }
+                if let Err(err) = self.spawn(&mut page, slot) {
+                    let _ = self.shared.sup.release(slot);
+                    failed.push((slot, err));
+                }
+            }
+        }
+        let result = if failed.len() == workers {
+            Err(failed.swap_remove(0).1)
+        } else {
+            for (worker, err) in failed {
+                self.notice(Notice::StartFailed {
+                    worker,
+                    cause: err.to_string(),
+                    retrying: false,
+                });
+            }
+            Ok(())
+        };
+        self.pump();
+        result
+    }
+
+    /// Starts the thread for `slot` (reserved, or restarting), leasing it a heap first.
+    fn spawn(&self, page: &mut Page<T, R, E, W>, slot: usize) -> Result<(), StartError> {
+        let heap = match page.heaps[slot] {
+            Some(heap) => heap,
+            None => {
+                let heap = heap::lease().ok_or(StartError::NoHeap)?;
+                page.heaps[slot] = Some(heap);
+                heap
+            }
+        };
+        page.threads
+            .spawn(slot, heap, entry::address(&self.body))
+            .map_err(StartError::Thread)
+    }
+
+    /// The page's side of a thread's signal.
+    fn on_signal(self: &Rc<Self>, slot: usize, id: u32, signal: Signal) {
+        {
+            let mut page = self.page.borrow_mut();
+            match page.threads.signal(slot, id, signal) {
+                None | Some(ThreadReport::Wake) => {}
+                Some(ThreadReport::Alive) => page.start_failures[slot] = 0,
+                Some(ThreadReport::Gone(death)) => self.thread_gone(&mut page, slot, death),
+                Some(ThreadReport::Zombie) => self.notice(Notice::Zombie { worker: slot }),
+            }
+        }
+        self.pump();
+    }
+
+    /// Takes what the workers and the clock reported, in order.
+    fn take_records(&self, page: &mut Page<T, R, E, W>) {
+        for record in self.shared.outbox.take() {
+            match record {
+                Record::Completed {
+                    worker,
+                    task,
+                    output,
+                } => self.event(
+                    page,
+                    task.ticket,
+                    Event::Completed {
+                        worker,
+                        task: task.task,
+                        output,
+                    },
+                ),
+                Record::Failed {
+                    worker,
+                    task,
+                    error,
+                } => self.event(
+                    page,
+                    task.ticket,
+                    Event::Failed {
+                        worker,
+                        task: task.task,
+                        error,
+                    },
+                ),
+                Record::Hung { worker } => self.hung(page, worker),
+            }
+        }
+    }
+
+    /// The watchdog flagged `worker`: report it, condemn it and terminate its thread.
+    fn hung(&self, page: &mut Page<T, R, E, W>, worker: usize) {
+        self.pending
+            .borrow_mut()
+            .push_back(Out::Event(Event::Hung { worker }));
+        if page.threads.state(worker) != ThreadState::Running {
+            return;
+        }
+        match self.shared.sup.condemn(worker) {
+            Ok(()) => {
+                page.threads.terminate(worker);
+                self.notice(Notice::Terminating { worker });
+            }
+            Err(_) => self.notice(Notice::Spared { worker }),
+        }
+    }
+
+    /// A thread of `slot` is gone for good: recover its slot, by the policy.
+    fn thread_gone(&self, page: &mut Page<T, R, E, W>, slot: usize, death: Death) {
+        // What it reported before it died comes first.
+        self.take_records(page);
+        if let Some(after_ms) = death.killed {
+            self.notice(Notice::Gone {
+                worker: slot,
+                after_ms,
+            });
+        }
+        // A replaced heap is news however the thread ended; a kept one only after a crash.
+        if matches!(death.repair, Repair::Replaced { .. }) {
+            self.notice(Notice::HeapRepaired {
+                worker: slot,
+                repair: death.repair,
+            });
+        }
+        let sup = &self.shared.sup;
+        match sup.worker_state(slot) {
+            Some(state @ (WorkerState::Starting | WorkerState::Restarting)) => {
+                self.start_failed(page, slot, state, self.cause(&death));
+            }
+            Some(WorkerState::Vacant | WorkerState::Exited | WorkerState::Retired) | None => {}
+            Some(_) => {
+                // SAFETY: the thread that held worker `slot` runs no more (its life lock was
+                // granted, or it never took it), and its handles die with it.
+                if unsafe { sup.declare_dead(slot) }.is_err()
+                    || sup.worker_state(slot) != Some(WorkerState::Crashed)
+                {
+                    return; // it was leaving anyway: counted out
+                }
+                if death.repair == Repair::Kept {
+                    self.notice(Notice::HeapRepaired {
+                        worker: slot,
+                        repair: Repair::Kept,
+                    });
+                }
+                // The restart intensity counts on the supervisor's clock: move it to now.
+                let now = self.now();
+                for worker in sup.tick(now) {
+                    self.hung(page, worker);
+                }
+                let Ok(report) = sup.recover(slot, now) else {
+                    return;
+                };
+                let (task, ticket) = match report.task {
+                    Some(disposition) => {
+                        let (disposition, ticket) = untag_disposition(disposition);
+                        (Some(disposition), ticket)
+                    }
+                    None => (None, None),
+                };
+                let decision = report.decision;
+                self.event(
+                    page,
+                    ticket,
+                    Event::Crashed {
+                        worker: slot,
+                        cause: self.cause(&death),
+                        task,
+                        decision,
+                    },
+                );
+                if decision == Decision::Replace {
+                    if let Err(err) = self.spawn(page, slot) {
+                        self.give_up(page, slot, WorkerState::Restarting, err.to_string());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Why a thread ended, in words.
+    fn cause(&self, death: &Death) -> String {
+        if let Some(message) = &death.panic {
+            return format!("panicked: {message}");
+        }
+        if death.killed.is_some() {
+            let deadline = self.shared.sup.policy().watchdog().unwrap_or_default();
+            return format!(
+                "killed: its task hung (no heartbeat for more than {deadline} ms)"
+            );
+        }
+        match &death.message {
+            Some(message) if !message.is_empty() => format!("its thread stopped: {message}"),
+            _ => "its thread stopped".into(),
+        }
+    }
+
+    /// A thread died before it attached to its slot: start it again, or give up.
+    fn start_failed(
+        &self,
+        page: &mut Page<T, R, E, W>,
+        slot: usize,
+        state: WorkerState,
+        cause: String,
+    ) {
+        page.start_failures[slot] += 1;
+        if page.start_failures[slot] >= START_ATTEMPTS {
+            let why = format!("{cause}; {START_ATTEMPTS} attempts failed");
+            self.give_up(page, slot, state, why);
+            return;
+        }
+        self.notice(Notice::StartFailed {
+            worker: slot,
+            cause,
+            retrying: true,
+        });
+        if let Err(err) = self.spawn(page, slot) {
+            self.give_up(page, slot, state, err.to_string());
+        }
+    }
+
+    /// Gives `slot` up: no thread can be started for it.
+    fn give_up(&self, page: &mut Page<T, R, E, W>, slot: usize, state: WorkerState, why: String) {
+        self.notice(Notice::StartFailed {
+            worker: slot,
+            cause: why,
+            retrying: false,
+        });
+        if state == WorkerState::Starting {
+            let _ = self.shared.sup.release(slot);
+        } else if let Ok(Some(task)) = self.shared.sup.retire(slot) {
+            self.event(page, task.ticket, Event::HandedBack { task: task.task });
+        }
+    }
+
+    /// Submits the waiting submissions the queue takes now, in order.
+    fn feed(&self, page: &mut Page<T, R, E, W>) {
+        while let Some((id, task)) = page.waiting.pop_front() {
+            let tagged = Tagged {
+                ticket: Some(id),
+                task,
+            };
+            match self.shared.sup.try_submit(tagged) {
+                Ok(()) => {}
+                Err(SubmitError::Full(tagged)) => {
+                    page.waiting.push_front((id, tagged.task));
+                    return;
+                }
+                Err(SubmitError::Closed(tagged)) => {
+                    let refused = SubmitError::Closed(tagged.task);
+                    match page.tickets.remove(&id).and_then(|ticket| ticket.upgrade()) {
+                        Some(ticket) => resolve(&ticket, Err(refused)),
+                        // Nobody waits for it: the sink gets it back.
+                        None => self.pending.borrow_mut().push_back(Out::Event(
+                            Event::HandedBack {
+                                task: refused.into_inner(),
+                            },
+                        )),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Once the supervisor has stopped and every thread is gone: hands back what will not
+    /// run and resolves the shutdown futures; once a dropped pool has nothing left to wait
+    /// for, lets go of it.
+    fn settle(&self, page: &mut Page<T, R, E, W>) {
+        let sup = &self.shared.sup;
+        if !sup.is_stopped() || page.threads.living() > 0 {
+            return;
+        }
+        if !page.settled {
+            page.settled = true;
+            let mut handed_back = Vec::new();
+            for task in sup.hand_back() {
+                match task.ticket {
+                    Some(_) => self.event(page, task.ticket, Event::HandedBack { task: task.task }),
+                    None => handed_back.push(task.task),
+                }
+            }
+            let mut stops = std::mem::take(&mut page.stops).into_iter();
+            match stops.next() {
+                Some(first) => {
+                    finish(&first, sup.snapshot(), handed_back);
+                    stops.for_each(|stop| finish(&stop, sup.snapshot(), Vec::new()));
+                }
+                None => {
+                    let mut pending = self.pending.borrow_mut();
+                    for task in handed_back {
+                        pending.push_back(Out::Event(Event::HandedBack { task }));
+                    }
+                }
+            }
+        }
+        if page.dropped.is_some() && page.threads.settled() {
+            for slot in 0..W {
+                if let Some(heap) = page.heaps[slot].take() {
+                    heap::unlease(heap);
+                }
+            }
+            // The last reference may be this one: the caller still holds another.
+            page.dropped = None;
+        }
+    }
+
+    /// A shutdown future; resolved at once if the pool already stopped and settled.
+    fn shutdown(self: &Rc<Self>) -> Shutdown<T, W> {
+        let stop = Rc::new(RefCell::new(Stop {
+            report: None,
+            waker: None,
+        }));
+        {
+            let mut page = self.page.borrow_mut();
+            if page.settled {
+                finish(&stop, self.shared.sup.snapshot(), Vec::new());
+            } else {
+                page.stops.push(Rc::clone(&stop));
+            }
+        }
+        self.pump();
+        Shutdown { stop }
+    }
+
+    /// The clock watch: says once if the clock stopped ticking, and pumps in case a wake-up
+    /// went astray.
+    fn watch_clock(self: &Rc<Self>) {
+        // Relaxed: a liveness counter.
+        let ticks = self.shared.ticks.load(Ordering::Relaxed);
+        let deadline = self.shared.sup.policy().watchdog().unwrap_or(1_000);
+        let now = entry::now();
+        let stalled = {
+            let mut page = self.page.borrow_mut();
+            let Some(watch) = page.watch.as_mut() else {
+                return;
+            };
+            if ticks != watch.ticks {
+                watch.ticks = ticks;
+                watch.moved_at = now;
+                watch.reported = false;
+                None
+            } else {
+                let stalled = (now - watch.moved_at) as u32;
+                (stalled > 2 * deadline && !watch.reported).then(|| {
+                    watch.reported = true;
+                    stalled
+                })
+            }
+        };
+        if let Some(for_ms) = stalled {
+            self.notice(Notice::ClockStalled { for_ms });
+        }
+        self.pump();
+    }
+
+    /// Does everything that is due on the page's side: takes the workers' reports, feeds
+    /// waiting submissions, settles a stop, and tells the app — repeatedly, until nothing is
+    /// left, then arms the outbox so that the next report wakes the page. Reentrant calls
+    /// (from the app's sinks) return at once and make the running pass go round again.
+    fn pump(self: &Rc<Self>) {
+        if self.busy.replace(true) {
+            self.again.set(true);
+            return;
+        }
+        loop {
+            self.again.set(false);
+            {
+                let mut page = self.page.borrow_mut();
+                self.take_records(&mut page);
+                self.feed(&mut page);
+                self.settle(&mut page);
+            }
+            loop {
+                let next = self.pending.borrow_mut().pop_front();
+                match next {
+                    Some(Out::Event(event)) => (self.sink.borrow_mut())(event),
+                    Some(Out::Notice(notice)) => (self.notices.borrow_mut())(notice),
+                    None => break,
+                }
+            }
+            if !self.again.get() && self.shared.outbox.arm() {
+                break;
+            }
+        }
+        self.busy.set(false);
+    }
+}
+
+fn resolve<T, R, E>(ticket: &Rc<RefCell<Ticket<T, R, E>>>, outcome: Outcome<T, R, E>) {
+    let mut ticket = ticket.borrow_mut();
+    ticket.outcome = Some(outcome);
+    if let Some(waker) = ticket.waker.take() {
+        waker.wake();
+    }
+}
+
+fn finish<T, const W: usize>(stop: &RefCell<Stop<T, W>>, snapshot: Snapshot<W>, tasks: Vec<T>) {
+    let mut stop = stop.borrow_mut();
+    stop.report = Some(Report {
+        snapshot,
+        handed_back: tasks,
+    });
+    if let Some(waker) = stop.waker.take() {
+        waker.wake();
+    }
+}
+
+/// A task submitted with [`Pool::submit`]: a future of its one outcome — its final
+/// [`Event`], or the task back if the pool closed before accepting it. (For JavaScript, see
+/// [`JsPool`](crate::JsPool).)
+pub struct Submission<T, R, E> {
+    id: TaskId,
+    ticket: Rc<RefCell<Ticket<T, R, E>>>,
+}
+
+impl<T, R, E> Submission<T, R, E> {
+    /// The task's number in its pool.
+    pub fn id(&self) -> TaskId {
+        self.id
+    }
+}
+
+impl<T, R, E> Future for Submission<T, R, E> {
+    type Output = Result<Event<T, R, E>, SubmitError<T>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let mut ticket = self.ticket.borrow_mut();
+        match ticket.outcome.take() {
+            Some(outcome) => Poll::Ready(outcome),
+            None => {
+                ticket.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl<T, R, E> fmt::Debug for Submission<T, R, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Submission").field("id", &self.id).finish()
+    }
+}
+
+/// A shutdown ([`Pool::drain`] or [`Pool::abort`]): a future of the final [`Report`], ready
+/// once the supervisor has stopped and every thread is gone.
+///
+/// Several shutdowns may be pending at once (a drain, then an abort): they all resolve
+/// together, and the tasks handed back go to the first one started; the others get the same
+/// counters and no tasks.
+pub struct Shutdown<T, const W: usize> {
+    stop: Rc<RefCell<Stop<T, W>>>,
+}
+
+impl<T, const W: usize> Future for Shutdown<T, W> {
+    type Output = Report<T, W>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Report<T, W>> {
+        let mut stop = self.stop.borrow_mut();
+        match stop.report.take() {
+            Some(report) => Poll::Ready(report),
+            None => {
+                stop.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl<T, const W: usize> fmt::Debug for Shutdown<T, W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shutdown").finish_non_exhaustive()
+    }
+}
