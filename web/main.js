@@ -1,10 +1,9 @@
 // The page: controls, and a live view of the supervisor drawn every animation frame from
 // `demo.view()` (never a blocking call: the page's thread only submits, ticks and reads).
 
-import init, { Demo, startRayon, startBenchmarkDriver } from './pkg/foreman_wasm.js';
+import init, { Demo, startRayon, sharedModule, sharedMemory } from './pkg/foreman_demo.js';
 
 const $ = (selector) => document.querySelector(selector);
-const workerUrl = new URL('./worker.js', import.meta.url).href;
 const fmt = new Intl.NumberFormat('en-US');
 
 /** What the tests (and a curious person in the console) can look at. */
@@ -54,7 +53,7 @@ async function main() {
   pill.classList.add('ok');
 
   await init();
-  const demo = new Demo(workerUrl);
+  const demo = new Demo();
   page.demo = demo;
   describePolicy(demo.policy());
   const bench = demo.benchmark();
@@ -481,19 +480,30 @@ async function restartPool(demo, workers) {
 
 let driver = null;
 
-/** The benchmark driver: a Web Worker that times runs (it may block; the page may not). */
-async function benchDriver() {
+/**
+ * The benchmark's two runners, each timed by the page from its call to its outcome: foreman
+ * (the demo's pool: one task per row) and rayon, on the benchmark driver — a Web Worker on the
+ * same module and memory, since rayon's `par_iter` blocks, which the page may not.
+ */
+async function benchRunners(demo) {
   if (driver) return driver;
-  const worker = startBenchmarkDriver(workerUrl);
+  const worker = new Worker(new URL('./bench-driver.js', import.meta.url),
+    { type: 'module', name: 'foreman benchmark driver' });
   await new Promise((resolve, reject) => {
     worker.addEventListener('message', ({ data }) => (data.ready ? resolve() : null), { once: true });
     worker.addEventListener('error', (event) => reject(new Error(`benchmark driver: ${event.message}`)), { once: true });
+    worker.postMessage({ module: sharedModule(), memory: sharedMemory() });
   });
-  const run = (which) => new Promise((resolve, reject) => {
-    worker.addEventListener('message', ({ data }) => (data.ok ? resolve(data.ms) : reject(new Error(data.error))), { once: true });
-    worker.postMessage({ run: which });
+  const rayon = () => new Promise((resolve, reject) => {
+    worker.addEventListener('message', ({ data }) => (data.ok ? resolve() : reject(new Error(data.error))), { once: true });
+    worker.postMessage('rayon');
   });
-  driver = { run };
+  const timed = async (run) => {
+    const started = performance.now();
+    await run();
+    return performance.now() - started;
+  };
+  driver = { run: (which) => timed(which === 'rayon' ? rayon : () => demo.benchForeman()) };
   return driver;
 }
 
@@ -520,7 +530,7 @@ async function runBenchmark(demo) {
   try {
     status.textContent = `starting a rayon pool of ${threads} threads…`;
     await startRayon(threads);
-    const timer = await benchDriver();
+    const timer = await benchRunners(demo);
     // Rounds of every configuration in turn, so that a change in the machine's load affects
     // them all alike; the first round warms up and is not counted.
     const configs = [

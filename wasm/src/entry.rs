@@ -31,10 +31,10 @@ pub(crate) trait Body: Send + Sync {
 /// The address of a body as the thread script passes it back.
 pub(crate) type BodyAddress = u32;
 
-/// The address to give a worker thread for `body`. The pool keeps the box alive (and in
-/// place) until every thread that got its address is gone.
-pub(crate) fn address(body: &Box<Arc<dyn Body>>) -> BodyAddress {
-    &**body as *const Arc<dyn Body> as BodyAddress
+/// The address to give a worker thread for `body`, which lives in a box of the pool's: the
+/// pool keeps it alive (and in place) until every thread that got its address is gone.
+pub(crate) fn address(body: &Arc<dyn Body>) -> BodyAddress {
+    body as *const Arc<dyn Body> as BodyAddress
 }
 
 /// A body for the clock thread, which owns it: [`clock_entry`] drops it when the clock stops.

@@ -49,8 +49,8 @@ use core::alloc::{GlobalAlloc, Layout};
 use core::arch::wasm32;
 use core::cell::UnsafeCell;
 use core::ptr;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize};
 use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize};
 
 use dlmalloc::{Allocator, Dlmalloc};
 
@@ -771,7 +771,7 @@ mod tests {
         assert_eq!(unregister(id), Repair::Kept);
         // "The page" frees the result: handed back to the worker's heap.
         drop(result);
-        let shared_block = vec![0u8; 64];
+        let shared_block = Box::new([0u8; 64]);
         assert_eq!(heap_of(shared_block.as_ptr()), Some(0));
         unlease(id);
     }

@@ -191,7 +191,9 @@ where
                     &[("error", to_js(&error)), ("task", to_js(&task))],
                 )),
                 Ok(Event::Crashed {
-                    cause, task: Some(disposition), ..
+                    cause,
+                    task: Some(disposition),
+                    ..
                 }) => Err(crash_rejection(cause, disposition)),
                 Ok(Event::HandedBack { task }) => Err(rejection(
                     "handed-back",
@@ -343,7 +345,10 @@ fn crash_rejection<T: Serialize>(cause: String, disposition: Disposition<T>) -> 
         &[
             ("task", to_js(&task)),
             ("cause", cause.into()),
-            ("attempts", attempts.map_or(JsValue::UNDEFINED, JsValue::from)),
+            (
+                "attempts",
+                attempts.map_or(JsValue::UNDEFINED, JsValue::from),
+            ),
         ],
     )
 }

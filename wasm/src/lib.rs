@@ -79,11 +79,13 @@ mod threads;
 
 pub use foreman_rt::host::{Event, Report};
 pub use foreman_rt::policy::{self, Policy};
-pub use foreman_rt::{Context, Decision, Disposition, Snapshot, SubmitError, SupervisorState};
+pub use foreman_rt::{
+    Context, Decision, Disposition, Shutdown, Snapshot, SubmitError, SupervisorState, WorkerState,
+};
 pub use heap::WorkerHeaps;
 pub use js::JsPool;
 pub use notice::Notice;
-pub use pool::{Config, Pool, Shutdown, StartError, Submission, TaskId, ThreadInfo};
+pub use pool::{Config, Pool, StartError, Stopping, Submission, TaskId, ThreadInfo};
 pub use threads::ThreadState;
 
 // The library's own tests run with its allocator installed, as an app's would.

@@ -108,10 +108,9 @@ impl fmt::Display for Notice {
                 f,
                 "worker {worker} was condemned; its Web Worker is being terminated"
             ),
-            Notice::Spared { worker } => write!(
-                f,
-                "worker {worker} finished its task after all: not killed"
-            ),
+            Notice::Spared { worker } => {
+                write!(f, "worker {worker} finished its task after all: not killed")
+            }
             Notice::Gone { worker, after_ms } => write!(
                 f,
                 "worker {worker}'s terminated thread is gone ({after_ms} ms after terminate)"

@@ -28,10 +28,7 @@ pub(crate) fn install_hook() {
             if let Some(id) = heap::current() {
                 let payload = info.payload_as_str().unwrap_or("a panic without a message");
                 match info.location() {
-                    Some(at) => record(
-                        id,
-                        format_args!("{payload} ({}:{})", at.file(), at.line()),
-                    ),
+                    Some(at) => record(id, format_args!("{payload} ({}:{})", at.file(), at.line())),
                     None => record(id, format_args!("{payload}")),
                 }
             }

@@ -29,8 +29,8 @@ use std::sync::Arc;
 use foreman_rt::host::{Event, Report};
 use foreman_rt::policy::{Policy, Tick};
 use foreman_rt::{
-    Condemned, Context, Decision, Disposition, Snapshot, SubmitError, Supervisor,
-    SupervisorState, WorkerState,
+    Condemned, Context, Decision, Disposition, Snapshot, SubmitError, Supervisor, SupervisorState,
+    WorkerState,
 };
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -289,13 +289,19 @@ impl<T: Send, R: Send, E: Send, const N: usize, const W: usize> Body for Shared<
 /// A task's outcome, for a [`Submission`].
 type Outcome<T, R, E> = Result<Event<T, R, E>, SubmitError<T>>;
 
+/// The app's sink of events.
+type Sink<T, R, E> = Box<dyn FnMut(Event<T, R, E>)>;
+
+/// A ticket the page holds for a [`Submission`] (which owns it).
+type WeakTicket<T, R, E> = Weak<RefCell<Ticket<T, R, E>>>;
+
 /// Where a [`Submission`]'s outcome lands.
 struct Ticket<T, R, E> {
     outcome: Option<Outcome<T, R, E>>,
     waker: Option<Waker>,
 }
 
-/// Where a [`Shutdown`]'s report lands.
+/// Where a [`Stopping`]'s report lands.
 struct Stop<T, const W: usize> {
     report: Option<Report<T, W>>,
     waker: Option<Waker>,
@@ -329,7 +335,7 @@ struct Page<T, R, E, const W: usize> {
     next_ticket: u64,
     /// Tickets of submitted tasks; a dropped [`Submission`] leaves a dead one (its outcome
     /// then goes to the sink).
-    tickets: HashMap<TaskId, Weak<RefCell<Ticket<T, R, E>>>>,
+    tickets: HashMap<TaskId, WeakTicket<T, R, E>>,
     /// Submissions waiting for room in the queue, in order.
     waiting: VecDeque<(TaskId, T)>,
     /// Shutdown futures waiting for the pool to stop.
@@ -351,7 +357,7 @@ struct Inner<T, R, E, const N: usize, const W: usize> {
     origin: f64,
     page: RefCell<Page<T, R, E, W>>,
     pending: RefCell<VecDeque<Out<T, R, E>>>,
-    sink: RefCell<Box<dyn FnMut(Event<T, R, E>)>>,
+    sink: RefCell<Sink<T, R, E>>,
     notices: RefCell<Box<dyn FnMut(Notice)>>,
     busy: Cell<bool>,
     again: Cell<bool>,
@@ -424,7 +430,7 @@ where
             return Err(StartError::AllocatorNotInstalled);
         }
         check_workers(config.workers, W)?;
-        if config.stack_size == 0 || config.stack_size % PAGE != 0 {
+        if config.stack_size == 0 || !config.stack_size.is_multiple_of(PAGE) {
             return Err(StartError::StackSize(config.stack_size));
         }
         crate::panic::install_hook();
@@ -519,15 +525,15 @@ where
 
     /// Graceful shutdown: no new tasks; the workers finish everything queued, then leave.
     /// Resolves to the final [`Report`] once every thread is gone. Idempotent; see
-    /// [`Shutdown`] for several pending shutdowns.
-    pub fn drain(&self) -> Shutdown<T, W> {
+    /// [`Stopping`] for several pending shutdowns.
+    pub fn drain(&self) -> Stopping<T, W> {
         self.inner.shared.sup.drain();
         self.inner.shutdown()
     }
 
     /// Immediate shutdown: no new tasks; workers leave after their current task; the tasks
     /// still queued are in the [`Report`] it resolves to once every thread is gone.
-    pub fn abort(&self) -> Shutdown<T, W> {
+    pub fn abort(&self) -> Stopping<T, W> {
         self.inner.shared.sup.abort();
         self.inner.shutdown()
     }
@@ -932,9 +938,7 @@ where
         }
         if death.killed.is_some() {
             let deadline = self.shared.sup.policy().watchdog().unwrap_or_default();
-            return format!(
-                "killed: its task hung (no heartbeat for more than {deadline} ms)"
-            );
+            return format!("killed: its task hung (no heartbeat for more than {deadline} ms)");
         }
         match &death.message {
             Some(message) if !message.is_empty() => format!("its thread stopped: {message}"),
@@ -998,11 +1002,13 @@ where
                     match page.tickets.remove(&id).and_then(|ticket| ticket.upgrade()) {
                         Some(ticket) => resolve(&ticket, Err(refused)),
                         // Nobody waits for it: the sink gets it back.
-                        None => self.pending.borrow_mut().push_back(Out::Event(
-                            Event::HandedBack {
-                                task: refused.into_inner(),
-                            },
-                        )),
+                        None => {
+                            self.pending
+                                .borrow_mut()
+                                .push_back(Out::Event(Event::HandedBack {
+                                    task: refused.into_inner(),
+                                }))
+                        }
                     }
                 }
             }
@@ -1052,7 +1058,7 @@ where
     }
 
     /// A shutdown future; resolved at once if the pool already stopped and settled.
-    fn shutdown(self: &Rc<Self>) -> Shutdown<T, W> {
+    fn shutdown(self: &Rc<Self>) -> Stopping<T, W> {
         let stop = Rc::new(RefCell::new(Stop {
             report: None,
             waker: None,
@@ -1066,7 +1072,7 @@ where
             }
         }
         self.pump();
-        Shutdown { stop }
+        Stopping { stop }
     }
 
     /// The clock watch: says once if the clock stopped ticking, and pumps in case a wake-up
@@ -1188,17 +1194,17 @@ impl<T, R, E> fmt::Debug for Submission<T, R, E> {
     }
 }
 
-/// A shutdown ([`Pool::drain`] or [`Pool::abort`]): a future of the final [`Report`], ready
-/// once the supervisor has stopped and every thread is gone.
+/// A pool stopping ([`Pool::drain`] or [`Pool::abort`]): a future of the final [`Report`],
+/// ready once the supervisor has stopped and every thread is gone.
 ///
 /// Several shutdowns may be pending at once (a drain, then an abort): they all resolve
 /// together, and the tasks handed back go to the first one started; the others get the same
 /// counters and no tasks.
-pub struct Shutdown<T, const W: usize> {
+pub struct Stopping<T, const W: usize> {
     stop: Rc<RefCell<Stop<T, W>>>,
 }
 
-impl<T, const W: usize> Future for Shutdown<T, W> {
+impl<T, const W: usize> Future for Stopping<T, W> {
     type Output = Report<T, W>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Report<T, W>> {
@@ -1213,8 +1219,8 @@ impl<T, const W: usize> Future for Shutdown<T, W> {
     }
 }
 
-impl<T, const W: usize> fmt::Debug for Shutdown<T, W> {
+impl<T, const W: usize> fmt::Debug for Stopping<T, W> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Shutdown").finish_non_exhaustive()
+        f.debug_struct("Stopping").finish_non_exhaustive()
     }
 }

@@ -78,8 +78,6 @@ pub(crate) enum Report {
 /// A thread that is gone, and what is known about its end.
 #[derive(Debug)]
 pub(crate) struct Death {
-    /// It said it was alive (so it may have run tasks); otherwise it failed to start.
-    pub ran: bool,
     /// Milliseconds from its termination (as hung) to the proof of its death.
     pub killed: Option<u32>,
     /// What the thread script or the Web Worker reported (a trap, a load failure).
@@ -240,7 +238,11 @@ impl Threads {
                 let thread = self.thread(slot, id)?;
                 thread.message.get_or_insert(message);
                 // Before it said it was alive, no life lock will tell us it is gone.
-                thread.alive.is_none().then(|| self.gone(slot, id)).flatten()
+                thread
+                    .alive
+                    .is_none()
+                    .then(|| self.gone(slot, id))
+                    .flatten()
             }
             Signal::LockGranted => self.gone(slot, id),
             Signal::GraveDue => self.release_grave(id),
@@ -274,7 +276,11 @@ impl Threads {
                 let message = property(data, "message").as_string().unwrap_or_default();
                 let thread = self.thread(slot, id)?;
                 thread.message.get_or_insert(message);
-                thread.alive.is_none().then(|| self.gone(slot, id)).flatten()
+                thread
+                    .alive
+                    .is_none()
+                    .then(|| self.gone(slot, id))
+                    .flatten()
             }
             _ => None,
         }
@@ -298,7 +304,6 @@ impl Threads {
         let due = Closure::once_into_js(move || listener(slot, id, Signal::GraveDue));
         set_timeout(&due, AFTER_DEATH_CHECK_MS);
         Some(Report::Gone(Death {
-            ran: thread.alive.is_some(),
             killed: thread
                 .killed_at
                 .map(|at| (entry::now() - at).max(0.0) as u32),
@@ -389,7 +394,11 @@ fn destroy_thread(stack: Stack, stack_size: u32) -> Result<(), JsValue> {
 
 /// Starts the clock thread of a pool: ticks `body` every `period_ms` from `origin` on. The
 /// thread owns `body` (see [`entry::clock_entry`]).
-pub(crate) fn start_clock(body: BodyAddress, origin: f64, period_ms: u32) -> Result<Worker, String> {
+pub(crate) fn start_clock(
+    body: BodyAddress,
+    origin: f64,
+    period_ms: u32,
+) -> Result<Worker, String> {
     let init = object(&[
         ("role", "clock".into()),
         ("mainJS", entry::main_js().into()),

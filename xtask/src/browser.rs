@@ -1,22 +1,27 @@
-//! The browser test suites of `cargo xtask test`: the wasm crate's format and lints, its
-//! tests (wasm-bindgen-test in headless Chromium), and the end-to-end tests of the page
-//! (Playwright driving Debian's Chromium against `web/` served with cross-origin isolation).
+//! The browser suites of `cargo xtask test`: the wasm workspace's format and lints; its unit
+//! tests (wasm-bindgen-test in a Web Worker of headless Chromium); and the end-to-end tests
+//! of the demo page and of foreman-wasm's example app, in Chromium (driven by playwright-core)
+//! and in Firefox ESR (driven by puppeteer-core over WebDriver BiDi), each page served with
+//! cross-origin isolation.
 //!
-//! Nothing here is ever skipped: if Chromium or its driver cannot start, the suite fails.
+//! Nothing here is ever skipped: if a browser or its driver cannot start, the suite fails.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result};
 
-use crate::setup::tools_bin;
+use crate::serve::{self, Isolation};
+use crate::setup::{npm_project, tools_bin};
 use crate::toolchain::Nightly;
 use crate::util::{cargo, check, root, run_tests, Counts};
-use crate::{serve, web};
+use crate::web::{self, DEMO, WORDS};
 
 /// Debian's Chromium and its WebDriver.
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// Debian's Firefox ESR.
+pub const FIREFOX: &str = "/usr/bin/firefox-esr";
 /// Chromium's flags for a headless run as root on a machine without a network.
 pub const CHROMIUM_ARGS: &[&str] = &[
     "--headless",
@@ -29,18 +34,51 @@ pub const CHROMIUM_ARGS: &[&str] = &[
     "--disable-sync",
 ];
 
+/// A browser the end-to-end tests run in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Browser {
+    /// Debian's Chromium, driven by playwright-core.
+    Chromium,
+    /// Debian's Firefox ESR, driven by puppeteer-core over WebDriver BiDi.
+    Firefox,
+}
+
+impl Browser {
+    /// Its name for the tests (`FOREMAN_BROWSER`) and in screenshot names.
+    fn name(self) -> &'static str {
+        match self {
+            Browser::Chromium => "chromium",
+            Browser::Firefox => "firefox",
+        }
+    }
+
+    fn executable(self) -> &'static str {
+        match self {
+            Browser::Chromium => CHROMIUM,
+            Browser::Firefox => FIREFOX,
+        }
+    }
+}
+
 /// Where the end-to-end tests write their screenshots (the README points there).
 pub fn screenshots_dir() -> PathBuf {
     root().join("target").join("screenshots")
 }
 
-/// `cargo fmt --check` and `cargo clippy -D warnings` on the wasm crate (one check each).
+/// `cargo fmt --check` and `cargo clippy -D warnings` on the wasm workspace (one check each).
 pub fn lint(nightly: &Nightly) -> Result<Counts> {
-    let mut counts =
-        check(cargo().args(["fmt", "--manifest-path", "wasm/Cargo.toml", "--", "--check"]));
+    let mut counts = check(cargo().args([
+        "fmt",
+        "--all",
+        "--manifest-path",
+        "wasm/Cargo.toml",
+        "--",
+        "--check",
+    ]));
     counts += check(web::cargo(nightly).args([
         "clippy",
         "--release",
+        "--workspace",
         "--all-targets",
         "--",
         "-D",
@@ -49,30 +87,33 @@ pub fn lint(nightly: &Nightly) -> Result<Counts> {
     Ok(counts)
 }
 
-/// Fails unless Chromium runs.
-fn require_chromium() -> Result<()> {
-    for program in [CHROMIUM, CHROMEDRIVER] {
-        let out = Command::new(program)
-            .arg("--version")
-            .output()
-            .with_context(|| format!("cannot run {program}: the browser tests need it (`cargo xtask setup` installs it)"))?;
-        anyhow::ensure!(
-            out.status.success(),
-            "{program} --version failed ({}): the browser tests need a working Chromium",
-            out.status
-        );
-    }
+/// Fails unless `program --version` runs.
+fn require(program: &str) -> Result<()> {
+    let out = Command::new(program)
+        .arg("--version")
+        .output()
+        .with_context(|| {
+            format!(
+                "cannot run {program}: the browser tests need it (`cargo xtask setup` installs it)"
+            )
+        })?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{program} --version failed ({}): the browser tests need it working",
+        out.status
+    );
     Ok(())
 }
 
-/// The wasm crate's tests, in a dedicated Web Worker of headless Chromium (wasm-bindgen's
-/// test runner, through ChromeDriver).
+/// The wasm workspace's unit tests (the library's, the demo's), in a dedicated Web Worker of
+/// headless Chromium (wasm-bindgen's test runner, through ChromeDriver).
 pub fn wasm_tests(nightly: &Nightly) -> Result<Counts> {
-    require_chromium()?;
+    require(CHROMIUM)?;
+    require(CHROMEDRIVER)?;
     let capabilities = web::target_dir().join("webdriver.json");
     write_capabilities(&capabilities)?;
     let mut cmd = web::cargo(nightly);
-    cmd.args(["test", "--release"])
+    cmd.args(["test", "--release", "--workspace"])
         .env(
             "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER",
             tools_bin().join("wasm-bindgen-test-runner"),
@@ -99,29 +140,34 @@ fn write_capabilities(path: &Path) -> Result<()> {
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// Builds the page, serves it on a free port, and runs the Playwright tests against it.
-pub fn end_to_end(nightly: &Nightly) -> Result<Counts> {
-    require_chromium()?;
-    web::build(nightly)?;
-    let server = serve::Background::start(&web::web_dir())?;
-    let project = root().join("tests").join("browser");
-    let playwright = project.join("node_modules").join(".bin").join("playwright");
-    anyhow::ensure!(
-        playwright.exists(),
-        "{} is missing: run `cargo xtask setup`",
-        playwright.display()
-    );
+/// Builds the demo and the example app, serves their pages (and the demo's once more without
+/// the isolation headers), and runs the end-to-end tests in `browser`.
+pub fn end_to_end(nightly: &Nightly, browser: Browser) -> Result<Counts> {
+    require(browser.executable())?;
+    web::build(nightly, DEMO)?;
+    web::build(nightly, WORDS)?;
+    let demo = serve::Background::start(&DEMO.page_dir(), Isolation::On)?;
+    let plain = serve::Background::start(&DEMO.page_dir(), Isolation::Off)?;
+    let words = serve::Background::start(&WORDS.page_dir(), Isolation::On)?;
     let shots = screenshots_dir();
     std::fs::create_dir_all(&shots)?;
-    let mut cmd = Command::new(playwright);
-    cmd.args(["test", "--reporter=list"])
-        .current_dir(&project)
-        .env("FOREMAN_URL", server.url())
-        .env("FOREMAN_SCREENSHOTS", &shots)
-        .env("FOREMAN_CHROMIUM", CHROMIUM)
-        .env("FOREMAN_CHROMIUM_ARGS", CHROMIUM_ARGS.join(" "));
+    let mut cmd = Command::new("node");
+    cmd.args([
+        "--test",
+        "--test-concurrency=1",
+        "--test-reporter=spec",
+        "demo.test.js",
+        "words.test.js",
+    ])
+    .current_dir(npm_project())
+    .env("FOREMAN_BROWSER", browser.name())
+    .env("FOREMAN_BROWSER_PATH", browser.executable())
+    .env("FOREMAN_CHROMIUM_ARGS", CHROMIUM_ARGS.join(" "))
+    .env("FOREMAN_DEMO_URL", demo.url())
+    .env("FOREMAN_PLAIN_URL", plain.url())
+    .env("FOREMAN_WORDS_URL", words.url())
+    .env("FOREMAN_SCREENSHOTS", &shots);
     let counts = run_tests(&mut cmd);
     println!("screenshots: {}", shots.display());
-    drop(server);
     counts
 }

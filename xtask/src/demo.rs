@@ -1,12 +1,13 @@
-//! `cargo xtask demo`: the project's main job. Installs what is missing, builds the wasm
-//! module with wasm-pack, and serves `web/` on <http://127.0.0.1:8080> with cross-origin
-//! isolation until Ctrl-C.
+//! `cargo xtask demo`: the project's main job. Installs what is missing, builds the demo
+//! (`web/demo`, on foreman-wasm) into `web/pkg/`, and serves `web/` on
+//! <http://127.0.0.1:8080> with cross-origin isolation until Ctrl-C.
 
 use anyhow::{bail, Result};
 
+use crate::serve;
 use crate::setup::{self, Need};
 use crate::util::step;
-use crate::{serve, web};
+use crate::web::{self, DEMO};
 
 /// Options of `cargo xtask demo`.
 #[derive(clap::Args)]
@@ -21,19 +22,20 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     if args.no_build {
-        if !web::web_dir().join("pkg").join("foreman_wasm.js").exists() {
+        if !DEMO.module().exists() {
             bail!("web/pkg/ is not built yet: run `cargo xtask demo` without --no-build once");
         }
     } else {
         step("setup");
         let nightly = setup::ensure_nightly(Need {
             wasm_tools: true,
+            npm: true,
             ..Need::default()
         })?;
-        web::build(&nightly)?;
+        web::build(&nightly, DEMO)?;
     }
     step("serving web/");
-    serve::until_ctrl_c(&web::web_dir(), args.port, |addr| {
+    serve::until_ctrl_c(&DEMO.page_dir(), args.port, |addr| {
         println!("\n  foreman demo: http://{addr}/\n");
         println!(
             "  Open it in a recent Chromium, Chrome, Edge or Firefox. Ctrl-C stops the server."

@@ -37,7 +37,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Install what the other commands need (second toolchain, Chromium, QEMU, wasm-pack,
+    /// Install what the other commands need (second toolchain, Chromium, Firefox ESR, QEMU,
     /// wasm-bindgen-cli, npm packages). Idempotent.
     Setup,
     /// Build the browser demo and serve it with cross-origin isolation.

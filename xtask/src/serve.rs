@@ -26,19 +26,31 @@ pub const ISOLATION_HEADERS: [(&str, &str); 2] = [
     ("cross-origin-embedder-policy", "require-corp"),
 ];
 
-/// The app: files from `dir` (`index.html` for directories), with the isolation headers.
-fn router(dir: &Path) -> Router {
+/// Whether responses carry the [`ISOLATION_HEADERS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// They do: the page is cross-origin isolated.
+    On,
+    /// They do not (for the tests of a page that is not).
+    Off,
+}
+
+/// The app: files from `dir` (`index.html` for directories), with the isolation headers if
+/// `isolation` says so.
+fn router(dir: &Path, isolation: Isolation) -> Router {
     let mut router = Router::new().fallback_service(ServeDir::new(dir)).layer(
         SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-cache"),
         ),
     );
-    for (name, value) in ISOLATION_HEADERS {
-        router = router.layer(SetResponseHeaderLayer::overriding(
-            HeaderName::from_static(name),
-            HeaderValue::from_static(value),
-        ));
+    if isolation == Isolation::On {
+        for (name, value) in ISOLATION_HEADERS {
+            router = router.layer(SetResponseHeaderLayer::overriding(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            ));
+        }
     }
     router
 }
@@ -73,12 +85,13 @@ async fn bind(port: u16) -> Result<TcpListener> {
 async fn serve(
     dir: &Path,
     port: u16,
+    isolation: Isolation,
     ready: impl FnOnce(SocketAddr),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let listener = bind(port).await?;
     ready(listener.local_addr()?);
-    axum::serve(listener, router(dir))
+    axum::serve(listener, router(dir, isolation))
         .with_graceful_shutdown(shutdown)
         .await
         .context("the server failed")
@@ -86,7 +99,7 @@ async fn serve(
 
 /// Serves `dir` on 127.0.0.1:`port` until Ctrl-C; `ready` gets the address once it listens.
 pub fn until_ctrl_c(dir: &Path, port: u16, ready: impl FnOnce(SocketAddr)) -> Result<()> {
-    runtime()?.block_on(serve(dir, port, ready, async {
+    runtime()?.block_on(serve(dir, port, Isolation::On, ready, async {
         // An error here means no signal handler could be installed: serve on until the
         // process is killed.
         if tokio::signal::ctrl_c().await.is_err() {
@@ -103,8 +116,8 @@ pub struct Background {
 }
 
 impl Background {
-    /// Starts serving `dir`.
-    pub fn start(dir: &Path) -> Result<Background> {
+    /// Starts serving `dir`, with the isolation headers or without.
+    pub fn start(dir: &Path, isolation: Isolation) -> Result<Background> {
         let dir: PathBuf = dir.to_path_buf();
         let (ready_tx, ready_rx) = mpsc::channel::<Result<SocketAddr>>();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
@@ -113,7 +126,7 @@ impl Background {
                 let ready = |addr| {
                     let _ = ready_tx.send(Ok(addr));
                 };
-                runtime.block_on(serve(&dir, 0, ready, async {
+                runtime.block_on(serve(&dir, 0, isolation, ready, async {
                     let _ = stop_rx.await;
                 }))
             });
@@ -173,12 +186,19 @@ mod tests {
     }
 
     #[test]
-    fn serves_files_with_the_isolation_headers() {
+    fn serves_files_with_the_isolation_headers_or_without() {
         let dir = std::env::temp_dir().join(format!("xtask-serve-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("index.html"), "<p>hello</p>").unwrap();
         std::fs::write(dir.join("app.wasm"), b"\0asm").unwrap();
-        let server = Background::start(&dir).unwrap();
+        let server = Background::start(&dir, Isolation::On).unwrap();
+        let plain = Background::start(&dir, Isolation::Off).unwrap();
+        let unisolated = get(plain.url(), "/").to_ascii_lowercase();
+        assert!(unisolated.starts_with("http/1.1 200"), "{unisolated}");
+        for (name, _) in ISOLATION_HEADERS {
+            assert!(!unisolated.contains(name), "{name} sent: {unisolated}");
+        }
+        drop(plain);
 
         let page = get(server.url(), "/").to_ascii_lowercase();
         assert!(page.starts_with("http/1.1 200"), "{page}");

@@ -12,25 +12,25 @@ use anyhow::{bail, Result};
 use crate::toolchain::{Nightly, INSTALL_HINT};
 use crate::util::{exec, output, root, step, which};
 
-/// wasm-bindgen's version: the `wasm` crate pins exactly this, and the CLI must match it.
+/// wasm-bindgen's version: the apps (the demo, the example app) pin exactly this, and the CLI
+/// must match it.
 pub const WASM_BINDGEN_VERSION: &str = "0.2.130";
-/// wasm-pack's version (verified to work with the above).
-pub const WASM_PACK_VERSION: &str = "0.15.1";
-/// Directories with a `package.json` whose packages the tests need.
-const NPM_PROJECTS: &[&str] = &["tests/browser"];
+/// The npm project of the browser tooling: the test drivers (playwright-core for Chromium,
+/// puppeteer-core for Firefox) and binaryen's `wasm-opt`.
+const NPM_PROJECT: &str = "tests/browser";
 
 /// What a command needs installed.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Need {
     /// A toolchain with the standard library's source (wasm32, bare metal).
     pub nightly: bool,
-    /// wasm-pack and wasm-bindgen-cli.
+    /// wasm-bindgen-cli (and its test runner).
     pub wasm_tools: bool,
-    /// Chromium and ChromeDriver.
-    pub chromium: bool,
+    /// Chromium and ChromeDriver, and Firefox ESR.
+    pub browsers: bool,
     /// qemu-system-arm.
     pub qemu: bool,
-    /// The npm packages of the browser tests.
+    /// The npm packages of the browser tooling (test drivers, `wasm-opt`).
     pub npm: bool,
     /// Python 3, which runs the Python seed (`tests/seed/seed.py`).
     pub python: bool,
@@ -42,7 +42,7 @@ impl Need {
         Need {
             nightly: true,
             wasm_tools: true,
-            chromium: true,
+            browsers: true,
             qemu: true,
             npm: true,
             python: true,
@@ -58,6 +58,16 @@ fn tools_root() -> PathBuf {
 /// `target/tools/bin`, where the cargo-installed tools live.
 pub fn tools_bin() -> PathBuf {
     tools_root().join("bin")
+}
+
+/// The npm project of the browser tooling.
+pub fn npm_project() -> PathBuf {
+    root().join(NPM_PROJECT)
+}
+
+/// A program an npm package of [`npm_project`] installs (`node_modules/.bin/<name>`).
+pub fn npm_bin(name: &str) -> PathBuf {
+    npm_project().join("node_modules").join(".bin").join(name)
 }
 
 /// Installs what `need` asks for and is missing.
@@ -111,11 +121,17 @@ fn install(need: Need) -> Result<Option<Nightly>> {
             ),
         }
     }
-    if need.chromium {
+    if need.browsers {
         apt.provide(
             Path::new("/usr/bin/chromium").exists() && Path::new("/usr/bin/chromedriver").exists(),
             "Chromium and ChromeDriver at /usr/bin/chromium and /usr/bin/chromedriver",
             &["chromium", "chromium-driver"],
+            &mut missing,
+        );
+        apt.provide(
+            Path::new(crate::browser::FIREFOX).exists(),
+            "Firefox ESR at /usr/bin/firefox-esr",
+            &["firefox-esr"],
             &mut missing,
         );
     }
@@ -161,12 +177,9 @@ fn install(need: Need) -> Result<Option<Nightly>> {
     };
     if need.wasm_tools {
         cargo_install("wasm-bindgen", "wasm-bindgen-cli", WASM_BINDGEN_VERSION)?;
-        cargo_install("wasm-pack", "wasm-pack", WASM_PACK_VERSION)?;
     }
     if need.npm {
-        for project in NPM_PROJECTS {
-            npm_install(&root().join(project))?;
-        }
+        npm_install(&npm_project())?;
     }
     Ok(nightly)
 }

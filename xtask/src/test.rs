@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Result};
 
+use crate::browser::Browser;
 use crate::setup::{self, Need};
 use crate::util::{cargo, check, output, root, run_tests, step, target_dir, Counts};
 
@@ -169,14 +170,17 @@ pub fn run(args: Args) -> Result<()> {
         }
         Ok(counts)
     });
-    suites.run("browser: wasm crate format + clippy", || {
+    suites.run("browser: wasm crates format + clippy", || {
         crate::browser::lint(&nightly)
     });
-    suites.run("browser: wasm tests in headless Chromium", || {
+    suites.run("browser: wasm unit tests in headless Chromium", || {
         crate::browser::wasm_tests(&nightly)
     });
-    suites.run("browser: end-to-end (Playwright, Chromium)", || {
-        crate::browser::end_to_end(&nightly)
+    suites.run("browser: end-to-end in Chromium (playwright-core)", || {
+        crate::browser::end_to_end(&nightly, Browser::Chromium)
+    });
+    suites.run("browser: end-to-end in Firefox (puppeteer-core)", || {
+        crate::browser::end_to_end(&nightly, Browser::Firefox)
     });
     suites.run("qemu: firmware on both boards, footprint", || {
         crate::qemu::suite(&nightly)

@@ -54,8 +54,8 @@ impl Nightly {
         target_dir().join("xbuild")
     }
 
-    /// Points a command (cargo, or a tool that runs cargo such as wasm-pack) at this
-    /// toolchain, with its own target directory so the two toolchains never share artifacts.
+    /// Points a command (cargo, or a tool that runs cargo) at this toolchain, with its own
+    /// target directory so the two toolchains never share artifacts.
     pub fn configure(&self, cmd: &mut Command) {
         for var in BUILD_VARS
             .into_iter()
@@ -73,7 +73,7 @@ impl Nightly {
                 cmd.env_remove("RUSTUP_TOOLCHAIN");
                 cmd.env("RUSTC", "/usr/bin/rustc");
                 cmd.env("RUSTDOC", "/usr/bin/rustdoc");
-                // Tools that run `cargo`/`rustc` by name (wasm-pack) must find Debian's first.
+                // Tools that run `cargo`/`rustc` by name must find Debian's first.
                 let mut path = vec![PathBuf::from("/usr/bin")];
                 path.extend(std::env::split_paths(
                     &std::env::var_os("PATH").unwrap_or_default(),

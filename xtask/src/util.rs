@@ -133,8 +133,9 @@ impl std::ops::AddAssign for Counts {
 }
 
 /// Runs a command that prints `test result: … N passed; M failed` lines (libtest) or
-/// `N passed` / `N failed` lines (Playwright's list reporter), streaming its output, and
-/// sums the counts. A command that fails without reporting a failed test counts one failure.
+/// `ℹ pass N` / `ℹ fail N` lines (node's test runner, spec reporter), streaming its output,
+/// and sums the counts. A command that fails without reporting a failed test counts one
+/// failure.
 pub fn run_tests(cmd: &mut Command) -> Result<Counts> {
     println!("$ {}", display(cmd));
     let mut child = cmd
@@ -174,14 +175,14 @@ fn parse_counts(line: &str) -> Counts {
             failed: number_before("failed"),
         };
     }
-    // Playwright: "  12 passed (3.4s)" and "  1 failed" summary lines.
+    // node --test, spec reporter: "ℹ pass 12" and "ℹ fail 1" summary lines.
     let words: Vec<&str> = line.split_whitespace().collect();
     match words.as_slice() {
-        [n, "passed", ..] => Counts {
+        ["ℹ", "pass", n] => Counts {
             passed: n.parse().unwrap_or(0),
             failed: 0,
         },
-        [n, "failed", ..] => Counts {
+        ["ℹ", "fail", n] => Counts {
             passed: 0,
             failed: n.parse().unwrap_or(0),
         },
@@ -202,7 +203,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_libtest_and_playwright_summaries() {
+    fn parses_libtest_and_node_test_summaries() {
         assert_eq!(
             parse_counts(
                 "test result: ok. 19 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out"
@@ -220,19 +221,20 @@ mod tests {
             }
         );
         assert_eq!(
-            parse_counts("  7 passed (12.3s)"),
+            parse_counts("ℹ pass 7"),
             Counts {
                 passed: 7,
                 failed: 0
             }
         );
         assert_eq!(
-            parse_counts("  2 failed"),
+            parse_counts("ℹ fail 2"),
             Counts {
                 passed: 0,
                 failed: 2
             }
         );
+        assert_eq!(parse_counts("ℹ tests 9"), Counts::default());
         assert_eq!(
             parse_counts("Worker 1: Processed task, result: 2"),
             Counts::default()

@@ -1,6 +1,6 @@
 // The example app's page: a JsPool summarizing texts (`await pool.run(document)`), and hooks
 // for the browser tests (`window.words`).
-import init, { startWords, rustScenario, sha256 } from './pkg/foreman_words.js';
+import init, { startWords, rustScenario, sha256, heapStats } from './pkg/foreman_words.js';
 
 const $ = (selector) => document.querySelector(selector);
 const words = (window.words = { ready: false, error: null, events: [], notices: [] });
@@ -15,6 +15,7 @@ async function main() {
   words.startWords = startWords;
   words.rustScenario = rustScenario;
   words.sha256 = sha256;
+  words.heapStats = heapStats;
   const pool = startWords(2);
   pool.onEvent((event) => words.events.push(event));
   pool.onNotice((notice) => words.notices.push(notice));

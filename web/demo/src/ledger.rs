@@ -1,21 +1,20 @@
 //! The demo's tasks, and the ledger that says what became of every one of them.
 //!
-//! Everything here is fixed-size data in static memory, written with atomics by the worker
-//! threads and read by the page's main thread: nothing on the heap crosses threads (see
-//! [`crate::alloc`] for why that matters).
+//! Everything here is fixed-size data in static memory, written with atomics: the ledger by
+//! the page (from the pool's events), what each worker runs by the workers.
 //!
 //! # The ledger
 //!
 //! Before a task is submitted its entry is *opened* (pending); exactly one *final* outcome
-//! closes it: completed or failed (written by the worker that ran it), dead-lettered, lost or
-//! handed back (written by the host from the supervisor's reports). A second outcome for the
+//! closes it, from the pool's events: completed, failed, dead-lettered, lost or handed back.
+//! A second outcome for the
 //! same task is counted as a violation, so the page can show that every task ended exactly
 //! once and that the ledger agrees with the supervisor's own counters. Entries live in a ring
 //! of [`LEDGER_SIZE`]; a task id's entry can be reused once that task has ended.
 
-use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use crate::{park, MAX_WORKERS};
+use crate::MAX_WORKERS;
 
 /// What a task does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,13 +32,10 @@ pub enum Kind {
     Panic,
     /// Loops forever, allocating on every turn: only the watchdog can end it.
     Hang,
-    /// Works for [`SLOW_TASK_MS`], telling the watchdog it is alive as it goes: slow, not
-    /// hung.
+    /// Works for [`SLOW_TASK_MS`](crate::work::SLOW_TASK_MS), telling the watchdog it is
+    /// alive as it goes: slow, not hung.
     Slow,
 }
-
-/// How long a [`Kind::Slow`] task works.
-pub const SLOW_TASK_MS: u32 = 3_000;
 
 impl Kind {
     /// A short name for the page.
@@ -147,10 +143,6 @@ static BATCH: AtomicU64 = AtomicU64::new(0);
 /// The most tasks a batch can count.
 pub const MAX_BATCH_TASKS: u32 = (1 << 24) - 1;
 const COUNT_MASK: u64 = (1 << 24) - 1;
-/// Bumped at every outcome; threads waiting for a batch park on it.
-static ENDED: AtomicU32 = AtomicU32::new(0);
-/// Threads parked on `ENDED`.
-static WAITERS: AtomicU32 = AtomicU32::new(0);
 /// The next task id.
 static NEXT_ID: AtomicU32 = AtomicU32::new(1);
 
@@ -245,17 +237,11 @@ pub fn close(task: &Task, outcome: Outcome, worker: Option<usize>) -> bool {
     // Relaxed: statistics.
     CLOSED[outcome as usize - 2].fetch_add(1, Ordering::Relaxed);
     if task.batch != 0 {
-        // Relaxed: the count is advisory; `ENDED` below publishes it to waiters.
+        // Relaxed: the count is advisory.
         let _ = BATCH.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |word| {
             (word >> 48 == u64::from(task.batch) && word & COUNT_MASK < COUNT_MASK)
                 .then_some(word + 1)
         });
-    }
-    // SeqCst: pairs with `wait_for_batch` (Dekker): the waiter either sees this bump or is
-    // counted in `WAITERS` here.
-    ENDED.fetch_add(1, Ordering::SeqCst);
-    if WAITERS.load(Ordering::SeqCst) != 0 {
-        park::notify_all(&ENDED);
     }
     true
 }
@@ -353,31 +339,6 @@ pub fn batch_progress() -> Option<(u16, u32, u32)> {
     ))
 }
 
-/// Why [`wait_for_batch`] gave up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BatchReplaced;
-
-/// Parks the calling thread (never the page's main thread) until every task of batch
-/// `batch` ended. Fails if another batch began meanwhile.
-pub fn wait_for_batch(batch: u16) -> Result<(), BatchReplaced> {
-    loop {
-        // SeqCst: see `close`.
-        WAITERS.fetch_add(1, Ordering::SeqCst);
-        let seen = ENDED.load(Ordering::SeqCst);
-        let progress = batch_progress().filter(|(id, _, _)| *id == batch);
-        let done = progress.is_none_or(|(_, total, ended)| ended >= total);
-        if done {
-            // SeqCst: as above.
-            WAITERS.fetch_sub(1, Ordering::SeqCst);
-            return progress.map(drop).ok_or(BatchReplaced);
-        }
-        // A 100 ms timeout bounds the cost of any missed wake-up.
-        park::wait(&ENDED, seen, 100_000_000);
-        // SeqCst: as above.
-        WAITERS.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
 /// What each worker slot is running: `(id + 1) << 32 | kind`, 0 when none.
 static RUNNING: [AtomicU64; MAX_WORKERS] = [const { AtomicU64::new(0) }; MAX_WORKERS];
 
@@ -396,117 +357,6 @@ pub fn running(slot: usize) -> Option<(u32, Kind)> {
     let word = RUNNING[slot].load(Ordering::Relaxed);
     let id = (word >> 32).checked_sub(1)?;
     Some((id as u32, Kind::decode(word as u32)))
-}
-
-/// The hanging loop's progress per worker slot: `thread << 32 | turn`. The host checks that a
-/// killed thread's count stops once its death is confirmed.
-static SPINS: [AtomicU64; MAX_WORKERS] = [const { AtomicU64::new(0) }; MAX_WORKERS];
-
-/// Notes turn `turn` of a hanging loop on worker `slot`, run by thread `thread`.
-pub fn note_spin(slot: usize, thread: u32, turn: u32) {
-    // Relaxed: a progress counter, read for a plausibility check.
-    SPINS[slot].store(u64::from(thread) << 32 | u64::from(turn), Ordering::Relaxed);
-}
-
-/// The last [`note_spin`] of worker `slot`: `(thread, turn)`.
-pub fn spins(slot: usize) -> (u32, u32) {
-    // Relaxed: see `note_spin`.
-    let word = SPINS[slot].load(Ordering::Relaxed);
-    ((word >> 32) as u32, word as u32)
-}
-
-/// Room for one panic message per worker slot.
-const MESSAGE: usize = 240;
-
-/// A panic message, written by the dying worker's panic hook, read by the host.
-struct PanicMessage<const N: usize> {
-    /// Bytes written, 0 when empty.
-    len: AtomicU32,
-    bytes: [AtomicU8; N],
-}
-
-static PANICS: [PanicMessage<MESSAGE>; MAX_WORKERS] = [const { PanicMessage::new() }; MAX_WORKERS];
-
-impl<const N: usize> PanicMessage<N> {
-    const fn new() -> Self {
-        PanicMessage {
-            len: AtomicU32::new(0),
-            bytes: [const { AtomicU8::new(0) }; N],
-        }
-    }
-
-    /// Writes a new message: formatting into the writer does not allocate, and what does
-    /// not fit is dropped (whole characters only). [`MessageWriter::publish`] makes it
-    /// visible to [`take`](Self::take).
-    fn writer(&self) -> MessageWriter<'_> {
-        MessageWriter {
-            len: &self.len,
-            bytes: &self.bytes,
-            written: 0,
-        }
-    }
-
-    /// Takes the message, if there is one.
-    fn take(&self) -> Option<String> {
-        // Acquire: pairs with `MessageWriter::publish`.
-        let len = self.len.swap(0, Ordering::Acquire) as usize;
-        if len == 0 {
-            return None;
-        }
-        let bytes: Vec<u8> = self.bytes[..len]
-            .iter()
-            // Relaxed: ordered by the Acquire above.
-            .map(|cell| cell.load(Ordering::Relaxed))
-            .collect();
-        Some(String::from_utf8_lossy(&bytes).into_owned())
-    }
-}
-
-/// Formats a message straight into a [`PanicMessage`]'s buffer.
-struct MessageWriter<'a> {
-    len: &'a AtomicU32,
-    bytes: &'a [AtomicU8],
-    written: usize,
-}
-
-impl MessageWriter<'_> {
-    /// Publishes what was written so far.
-    fn publish(&self) {
-        // Release: the bytes before the length.
-        self.len.store(self.written as u32, Ordering::Release);
-    }
-}
-
-impl core::fmt::Write for MessageWriter<'_> {
-    fn write_str(&mut self, text: &str) -> core::fmt::Result {
-        let mut end = text.len().min(self.bytes.len() - self.written);
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        for (cell, byte) in self.bytes[self.written..]
-            .iter()
-            .zip(&text.as_bytes()[..end])
-        {
-            // Relaxed: published by the Release store of the length.
-            cell.store(*byte, Ordering::Relaxed);
-        }
-        self.written += end;
-        Ok(())
-    }
-}
-
-/// Keeps worker `slot`'s panic message (truncated to a few hundred bytes, on a character
-/// boundary). Does not allocate.
-pub fn record_panic(slot: usize, message: core::fmt::Arguments<'_>) {
-    let mut writer = PANICS[slot].writer();
-    // Writing into the buffer cannot fail; a `Display` that fails leaves what it wrote.
-    let _ = core::fmt::Write::write_fmt(&mut writer, message);
-    writer.publish();
-}
-
-/// Takes worker `slot`'s panic message, if it left one.
-pub fn take_panic(slot: usize) -> Option<String> {
-    PANICS[slot].take()
 }
 
 #[cfg(test)]
@@ -604,35 +454,9 @@ mod tests {
         shrink_batch(batch, 1); // one task was never submitted
         assert!(close(&b, Outcome::DeadLettered, None));
         assert_eq!(batch_progress(), Some((batch, 2, 2)));
-        assert_eq!(wait_for_batch(batch), Ok(()));
         let next = begin_batch(1);
         assert_ne!(next, batch);
-        assert_eq!(wait_for_batch(batch), Err(BatchReplaced));
         assert_eq!(batch_progress(), Some((next, 1, 0)));
-    }
-
-    #[wasm_bindgen_test]
-    fn messages_keep_whole_characters() {
-        use core::fmt::Write as _;
-        let record = PanicMessage::<5>::new();
-        let mut text = record.writer();
-        write!(text, "ab€cd").unwrap();
-        text.publish();
-        assert_eq!(record.take().as_deref(), Some("ab€"));
-        write!(text, "zzz").unwrap();
-        text.publish();
-        assert_eq!(record.take().as_deref(), Some("ab€"));
-    }
-
-    #[wasm_bindgen_test]
-    fn panic_messages_keep_whole_characters() {
-        record_panic(1, format_args!("{}", "é".repeat(200)));
-        let message = take_panic(1).unwrap();
-        assert!(message.len() <= MESSAGE && message.len() > MESSAGE - 2);
-        assert!(message.chars().all(|c| c == 'é'));
-        assert_eq!(take_panic(1), None, "taken once");
-        record_panic(1, format_args!("short"));
-        assert_eq!(take_panic(1).as_deref(), Some("short"));
     }
 
     #[wasm_bindgen_test]
@@ -646,7 +470,5 @@ mod tests {
         assert_eq!(running(6), Some((41, task.kind)));
         set_running(6, None);
         assert_eq!(running(6), None);
-        note_spin(6, 9, 1234);
-        assert_eq!(spins(6), (9, 1234));
     }
 }

@@ -142,6 +142,25 @@ pub fn sha256_js(text: &str) -> String {
     sha256(text)
 }
 
+/// The worker heaps' totals ([`foreman_wasm::heap::stats`]), for the browser tests:
+/// `{ shared, workers, abandoned, replaced, zombieAllocations }` in bytes and counts.
+#[wasm_bindgen(js_name = heapStats)]
+pub fn heap_stats() -> js_sys::Object {
+    let stats = foreman_wasm::heap::stats();
+    let object = js_sys::Object::new();
+    for (key, value) in [
+        ("shared", stats.shared as f64),
+        ("workers", stats.workers as f64),
+        ("abandoned", stats.abandoned as f64),
+        ("replaced", f64::from(stats.replaced)),
+        ("zombieAllocations", f64::from(stats.zombie_allocations)),
+    ] {
+        // Setting a property of a fresh plain object cannot fail.
+        let _ = js_sys::Reflect::set(&object, &key.into(), &value.into());
+    }
+    object
+}
+
 /// What [`rust_scenario`] saw, for the browser test to check.
 #[derive(Debug, Default, Serialize)]
 pub struct ScenarioResult {
