@@ -1,80 +1,125 @@
-//! The supervisor's clock, ticked by a thread of its own.
+//! [`Clock`]: the pool's clock thread, and the page's watch over it.
 //!
 //! The core stamps each task's start with the clock as of the last
-//! [`tick`](foreman_rt::Supervisor::tick), and its watchdog flags a task whose stamp is older than
-//! the deadline. So the clock must never stall: a tick that comes a second late would find every
-//! task started in that second "older" than it is. The page's main thread cannot promise that:
-//! browsers throttle its timers (to once a second, or once a minute, in a hidden tab), and a
-//! long frame or a busy machine can stall it. A Web Worker sleeping in `memory.atomic.wait32`
-//! with a timeout is not throttled; [`clock_main`] ticks every few milliseconds there, and is
-//! the clock's only writer, so the clock never runs backwards.
+//! [`tick`](foreman_rt::Supervisor::tick), and its watchdog flags a task whose stamp is older
+//! than the deadline. So the clock must never stall: a tick that comes a second late would
+//! find every task started in that second "older" than it is. The page's thread cannot promise
+//! that: browsers throttle its timers (to once a second, or once a minute, in a hidden tab),
+//! and a long frame or a busy machine can stall it. A Web Worker sleeping in
+//! `memory.atomic.wait32` with a timeout is not throttled: the clock thread
+//! ([`entry::clock_entry`]) ticks there every few milliseconds, flags hung workers and wakes
+//! the page to act on them.
 //!
-//! The clock thread flags hung workers (their slot's state becomes `Hung`); the page acts on
-//! the flags ([`crate::host`]).
+//! The page in turn watches the clock: if it stops ticking (its Web Worker failed to load,
+//! say) hangs go unnoticed, and the pool says so ([`Notice::ClockStalled`]). The watch also
+//! runs the pool's pump now and then, in case a wake-up went astray.
 
-use core::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 
+use foreman_rt::policy::Tick;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
+use web_sys::{MessageEvent, Worker};
 
-use crate::{park, SUPERVISOR};
+use crate::entry::{self, Body};
+use crate::notice::Notice;
+use crate::threads::{describe, object};
 
-/// The clock's last value: milliseconds since the clock thread started.
-static NOW: AtomicU32 = AtomicU32::new(0);
-/// Ticks so far (the page checks that the clock moves).
-static TICKS: AtomicU32 = AtomicU32::new(0);
-/// Set to stop the clock thread; it sleeps on this word.
-static STOP: AtomicU32 = AtomicU32::new(0);
-
-/// Ticks the supervisor every `period_ms` milliseconds until [`stop`]. Runs on a Web Worker
-/// (`web/worker.js`, kind `"clock"`); fails at once anywhere else (it blocks).
 #[wasm_bindgen]
-pub fn clock_main(period_ms: u32) -> Result<(), JsError> {
-    let performance = worker_performance()
-        .ok_or_else(|| JsError::new("the clock blocks, so it runs on a Web Worker"))?;
-    let started = performance.now();
-    let period_ns = i64::from(period_ms.max(1)) * 1_000_000;
-    loop {
-        let now = (performance.now() - started) as u32;
-        // Hangs are flagged in the slots' states; the page condemns them.
-        let _newly_hung = SUPERVISOR.tick(now);
-        // Relaxed: an advisory copy of the clock for the page; the supervisor has its own.
-        NOW.store(now, Ordering::Relaxed);
-        // Relaxed: a liveness counter.
-        TICKS.fetch_add(1, Ordering::Relaxed);
-        // Returns after the period, or at once when `stop` set the word.
-        park::wait(&STOP, 0, period_ns);
-        // Acquire: pairs with `stop`.
-        if STOP.load(Ordering::Acquire) != 0 {
-            return Ok(());
+extern "C" {
+    #[wasm_bindgen(js_name = setInterval)]
+    fn set_interval(callback: &JsValue, ms: i32) -> JsValue;
+    #[wasm_bindgen(js_name = clearInterval)]
+    fn clear_interval(handle: &JsValue);
+}
+
+/// A pool's clock thread and the page's watch over it. Dropping it ends the watch; the
+/// thread stops when the pool sets its stop word (see [`Body::clock_word`]).
+pub(crate) struct Clock {
+    _worker: Worker,
+    interval: JsValue,
+    _on_message: Closure<dyn FnMut(MessageEvent)>,
+    _on_watch: Closure<dyn FnMut()>,
+    deadline: Tick,
+    /// The tick count as last seen, and when (shared time line) it last moved.
+    ticks: u32,
+    moved_at: f64,
+    /// The current stall was reported.
+    reported: bool,
+}
+
+impl Clock {
+    /// Starts the clock thread for `body` (ticking every `deadline / 4` ms, at most every
+    /// 10 ms) and the page's watch (every `deadline`, between 250 ms and 1 s). `on_wake` runs
+    /// when the clock thread wakes the page, `on_watch` at every watch.
+    pub(crate) fn start(
+        body: Arc<dyn Body>,
+        origin: f64,
+        deadline: Tick,
+        on_wake: impl FnMut() + 'static,
+        on_watch: impl FnMut() + 'static,
+    ) -> Result<Clock, String> {
+        let period = (deadline / 4).clamp(1, 10);
+        let body = entry::give(body);
+        let init = object(&[
+            ("role", "clock".into()),
+            ("mainJS", entry::main_js().into()),
+            ("module", wasm_bindgen::module()),
+            ("memory", wasm_bindgen::memory()),
+            ("body", body.into()),
+            ("origin", origin.into()),
+            ("periodMs", period.into()),
+        ]);
+        let worker = match init.and_then(|init| entry::start_thread("foreman clock", &init)) {
+            Ok(worker) => worker,
+            Err(err) => {
+                // SAFETY: no thread got the body.
+                unsafe { entry::take_back(body) };
+                return Err(format!(
+                    "cannot start the clock's Web Worker: {}",
+                    describe(&err)
+                ));
+            }
+        };
+        let mut on_wake = on_wake;
+        let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |_| on_wake());
+        worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        let on_watch = Closure::<dyn FnMut()>::new(on_watch);
+        let every = i32::try_from(deadline.clamp(250, 1_000)).unwrap_or(1_000);
+        let interval = set_interval(on_watch.as_ref(), every);
+        Ok(Clock {
+            _worker: worker,
+            interval,
+            _on_message: on_message,
+            _on_watch: on_watch,
+            deadline,
+            ticks: 0,
+            moved_at: entry::now(),
+            reported: false,
+        })
+    }
+
+    /// The watch: given the clock thread's tick count now, says once when it has not moved
+    /// for two deadlines.
+    pub(crate) fn check(&mut self, ticks: u32) -> Option<Notice> {
+        let now = entry::now();
+        if ticks != self.ticks {
+            self.ticks = ticks;
+            self.moved_at = now;
+            self.reported = false;
+            return None;
         }
+        let stalled = (now - self.moved_at) as u32;
+        if stalled <= 2 * self.deadline || self.reported {
+            return None;
+        }
+        self.reported = true;
+        Some(Notice::ClockStalled { for_ms: stalled })
     }
 }
 
-/// The clock as of its last tick, in milliseconds.
-pub fn now() -> u32 {
-    // Relaxed: see `clock_main`.
-    NOW.load(Ordering::Relaxed)
-}
-
-/// How many times the clock ticked.
-pub fn ticks() -> u32 {
-    // Relaxed: see `clock_main`.
-    TICKS.load(Ordering::Relaxed)
-}
-
-/// Stops the clock thread at its next wake-up (now, if it sleeps).
-pub fn stop() {
-    // Release: the stop is seen by the clock's Acquire load.
-    STOP.store(1, Ordering::Release);
-    park::notify_all(&STOP);
-}
-
-/// The calling thread's `performance`, if it is a Web Worker (`None` on the page's main
-/// thread, which may not block).
-pub(crate) fn worker_performance() -> Option<web_sys::Performance> {
-    js_sys::global()
-        .dyn_into::<web_sys::WorkerGlobalScope>()
-        .ok()
-        .and_then(|scope| scope.performance())
+impl Drop for Clock {
+    fn drop(&mut self) {
+        clear_interval(&self.interval);
+    }
 }

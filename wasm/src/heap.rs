@@ -548,7 +548,7 @@ pub(crate) fn current() -> Option<HeapId> {
     }
 }
 
-/// What [`bury`] did with a dead worker's heap.
+/// What the pool did with a dead worker's heap ([`Notice::HeapRepaired`](crate::Notice)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Repair {
     /// The thread died outside the allocator: the heap is kept for the next thread.

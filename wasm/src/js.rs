@@ -1,29 +1,4 @@
 //! [`JsPool`]: a [`Pool`] as a small JavaScript class, for any task type serde can carry.
-//!
-//! wasm-bindgen cannot export a generic type, so the app exports one function that starts its
-//! pool and wraps it; every method then works on JavaScript values, converted with
-//! `serde-wasm-bindgen`:
-//!
-//! ```ignore
-//! use foreman_wasm::{Config, JsPool};
-//! use wasm_bindgen::prelude::*;
-//!
-//! #[derive(serde::Serialize, serde::Deserialize)]
-//! struct Text { text: String }
-//!
-//! #[wasm_bindgen(js_name = startCounter)]
-//! pub fn start_counter(workers: usize) -> Result<JsPool, JsError> {
-//!     JsPool::start::<Text, usize, String, 64, 8, _>(Config::new(workers), |_ctx, input| {
-//!         Ok(input.text.split_whitespace().count())
-//!     })
-//! }
-//! ```
-//!
-//! ```js
-//! const pool = startCounter(2);
-//! const words = await pool.run({ text: 'to be or not to be' }); // 6
-//! const report = await pool.drain();
-//! ```
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -39,8 +14,32 @@ use wasm_bindgen_futures::future_to_promise;
 use crate::notice::{self, Notice};
 use crate::pool::{Config, Pool};
 
-/// A [`Pool`] for JavaScript: tasks, outputs and errors are JavaScript values (converted with
-/// serde). See the [module docs](self) for how an app exports one.
+/// A [`Pool`] as a small JavaScript class: tasks, outputs and errors are JavaScript values,
+/// converted with `serde-wasm-bindgen`.
+///
+/// wasm-bindgen cannot export a generic type, so the app exports one function that starts its
+/// pool with [`JsPool::start`]; no other glue is needed, whatever the task type:
+///
+/// ```ignore
+/// use foreman_wasm::{Config, JsPool};
+/// use wasm_bindgen::prelude::*;
+///
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct Text { text: String }
+///
+/// #[wasm_bindgen(js_name = startCounter)]
+/// pub fn start_counter(workers: usize) -> Result<JsPool, JsError> {
+///     JsPool::start::<Text, usize, String, 64, 8, _>(Config::new(workers), |_ctx, input| {
+///         Ok(input.text.split_whitespace().count())
+///     })
+/// }
+/// ```
+///
+/// ```js
+/// const pool = startCounter(2);
+/// const words = await pool.run({ text: 'to be or not to be' }); // 6
+/// const report = await pool.drain(); // { snapshot, handedBack }
+/// ```
 ///
 /// | method | does |
 /// |---|---|

@@ -67,7 +67,9 @@ compile_error!(
      target feature): see the README's \"Use foreman in your web app\""
 );
 
+mod clock;
 mod entry;
+mod feed;
 pub mod heap;
 mod js;
 mod notice;
@@ -75,8 +77,10 @@ mod outbox;
 mod panic;
 pub mod park;
 mod pool;
+mod shared;
 mod threads;
 
+pub use feed::{Submission, TaskId};
 pub use foreman_rt::host::{Event, Report};
 pub use foreman_rt::policy::{self, Policy};
 pub use foreman_rt::{
@@ -85,7 +89,7 @@ pub use foreman_rt::{
 pub use heap::WorkerHeaps;
 pub use js::JsPool;
 pub use notice::Notice;
-pub use pool::{Config, Pool, StartError, Stopping, Submission, TaskId, ThreadInfo};
+pub use pool::{Config, Pool, StartError, Stopping, ThreadInfo};
 pub use threads::ThreadState;
 
 // The library's own tests run with its allocator installed, as an app's would.

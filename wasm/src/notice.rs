@@ -1,17 +1,17 @@
 //! [`Notice`]: what the Web Worker host did to threads and heaps, beyond the outcomes.
-//!
-//! Outcomes — completed, failed, crashed (with the task's fate and the restart decision),
-//! hung, handed back — are [`Event`](foreman_rt::host::Event)s, the vocabulary every foreman
-//! host shares. A notice is host-specific telemetry: a Web Worker that failed to load, a hung
-//! thread being terminated and the proof of its death, a heap repaired after a death, a clock
-//! that stopped ticking. A pool writes them to the browser's console unless the app takes
-//! them ([`Pool::on_notice`](crate::Pool::on_notice)).
 
 use core::fmt;
 
 use crate::heap::Repair;
 
-/// Something the host did or saw, beyond the outcomes. See the [module docs](self).
+/// Something the Web Worker host did or saw, beyond the outcomes.
+///
+/// Outcomes — completed, failed, crashed (with the task's fate and the restart decision),
+/// hung, handed back — are [`Event`](foreman_rt::host::Event)s, the vocabulary every foreman
+/// host shares. A notice is host-specific telemetry: a Web Worker that failed to load, a hung
+/// thread being terminated and the proof of its death, a heap repaired after a death, a clock
+/// that stopped ticking. A pool writes them to the browser's console unless the app takes
+/// them ([`Pool::on_notice`](crate::Pool::on_notice)).
 ///
 /// ```
 /// use foreman_wasm::Notice;

@@ -2,14 +2,19 @@
 //!
 //! # Who does what
 //!
-//! - The [`Supervisor`] lives in memory every thread shares ([`Shared`]); the worker threads
-//!   run the app's handler on its tasks and report outcomes through the [`Outbox`].
-//! - The page's thread owns the pool: it submits (never blocking), and reacts to what comes
-//!   back — outcomes and hangs from the outbox, deaths from the thread table
-//!   ([`Threads`]) — by telling the app: [`Event`]s to the sink or to a task's
-//!   [`Submission`], [`Notice`]s to the notice sink.
-//! - The clock thread ([`Body::tick`]) feeds the supervisor's clock and flags hung workers;
-//!   a watch on the page ([`ClockWatch`]) checks that it keeps ticking.
+//! Each part has one job and reports back to the pool rather than reaching into the others:
+//!
+//! - [`Shared`] (`shared.rs`): what the threads share — the supervisor, the app's handler —
+//!   and what they run: the worker loop, which reports outcomes through the
+//!   [`Outbox`](crate::outbox::Outbox) (`outbox.rs`), and the clock's tick, which flags hangs.
+//! - [`Threads`] (`threads.rs`): the thread table — Web Workers, life locks, deaths, the
+//!   after-death check.
+//! - [`Feed`] (`feed.rs`): submissions that wait for room and for their task's outcome.
+//! - [`Clock`] (`clock.rs`): the clock thread and the page's watch over it.
+//! - The pool itself (this module): owns the page's side, and turns what the parts report —
+//!   outcomes and hangs from the outbox, deaths from the thread table — into what the app
+//!   sees: [`Event`]s for the sink or a task's [`Submission`], [`Notice`]s for the notice sink,
+//!   replacements, and the [`Report`] of a shutdown.
 //!
 //! Everything on the page side happens in [`Inner::pump`], one pass at a time: the app's
 //! sinks may call back into the pool (submit, drain, …) without ever meeting a borrowed
@@ -18,42 +23,31 @@
 use core::cell::{Cell, RefCell};
 use core::fmt;
 use core::future::Future;
-use core::num::NonZeroU64;
 use core::pin::Pin;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::Ordering;
 use core::task::{Context as TaskContext, Poll, Waker};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
 
 use foreman_rt::host::{Event, Report};
 use foreman_rt::policy::{Policy, Tick};
 use foreman_rt::{
-    Condemned, Context, Decision, Disposition, Snapshot, SubmitError, Supervisor, SupervisorState,
-    WorkerState,
+    Context, Decision, Disposition, Snapshot, SubmitError, SupervisorState, WorkerState,
 };
-use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
 
+use crate::clock::Clock;
 use crate::entry::{self, Body};
+use crate::feed::{Feed, Submission, Tagged, TaskId};
 use crate::heap::{self, HeapId, HeapUsage, Repair};
 use crate::notice::{self, Notice};
-use crate::outbox::{Outbox, Wake};
-use crate::park::WasmPark;
-use crate::threads::{self, Death, Listener, Report as ThreadReport, Signal, ThreadState, Threads};
+use crate::shared::{Record, Shared};
+use crate::threads::{Death, Listener, Report as ThreadReport, Signal, ThreadState, Threads};
 
 /// Starts of one slot that may fail in a row before the pool gives the slot up.
 const START_ATTEMPTS: u32 = 3;
 /// The wasm page size: thread stacks are whole pages.
 const PAGE: u32 = 64 * 1024;
-
-#[wasm_bindgen]
-extern "C" {
-    #[wasm_bindgen(js_name = setInterval)]
-    fn set_interval(callback: &JsValue, ms: i32) -> JsValue;
-    #[wasm_bindgen(js_name = clearInterval)]
-    fn clear_interval(handle: &JsValue);
-}
 
 /// How to start a [`Pool`]: how many workers, the supervisor's [`Policy`], the threads'
 /// stack size.
@@ -173,133 +167,8 @@ impl fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
-/// The number of a task submitted with [`Pool::submit`], unique within its pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TaskId(NonZeroU64);
-
-impl TaskId {
-    /// The number.
-    pub const fn get(self) -> u64 {
-        self.0.get()
-    }
-}
-
-impl fmt::Display for TaskId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "#{}", self.0)
-    }
-}
-
-/// A task as the supervisor holds it: the app's task and, for [`Pool::submit`], the ticket
-/// its one outcome goes to.
-struct Tagged<T> {
-    ticket: Option<TaskId>,
-    task: T,
-}
-
-/// What a worker (or the clock) reports to the page.
-enum Record<T, R, E> {
-    Completed {
-        worker: usize,
-        task: Tagged<T>,
-        output: R,
-    },
-    Failed {
-        worker: usize,
-        task: Tagged<T>,
-        error: E,
-    },
-    Hung {
-        worker: usize,
-    },
-}
-
-type Handler<T, R, E> = dyn Fn(&Context<'_>, &T) -> Result<R, E> + Send + Sync;
-
-/// What the pool's threads share.
-struct Shared<T, R, E, const N: usize, const W: usize> {
-    sup: Supervisor<Tagged<T>, N, W, WasmPark>,
-    handler: Box<Handler<T, R, E>>,
-    outbox: Outbox<Record<T, R, E>>,
-    /// The clock thread's stop word: 0 while it runs, 1 once the pool is dropped.
-    clock: AtomicU32,
-    /// Ticks so far (the page's clock watch checks that they move).
-    ticks: AtomicU32,
-}
-
-impl<T: Send, R: Send, E: Send, const N: usize, const W: usize> Shared<T, R, E, N, W> {
-    fn report(&self, record: Record<T, R, E>) {
-        if self.outbox.push(record) == Wake::Page {
-            entry::wake_page();
-        }
-    }
-}
-
-impl<T: Send, R: Send, E: Send, const N: usize, const W: usize> Body for Shared<T, R, E, N, W> {
-    fn run_worker(&self, slot: usize) {
-        // Fails only if a shutdown swept the reservation away: nothing to do then.
-        let Ok(mut worker) = self.sup.attach(slot) else {
-            return;
-        };
-        while let Some(job) = worker.next_blocking() {
-            let ctx = job.context();
-            let result = (self.handler)(&ctx, &job.task().task);
-            // `Err(Condemned)`: the page condemned this worker as hung while the task ran;
-            // the supervisor owns the task now, and this thread is about to be terminated.
-            let record = match result {
-                Ok(output) => match job.complete() {
-                    Ok(task) => Record::Completed {
-                        worker: slot,
-                        task,
-                        output,
-                    },
-                    Err(Condemned) => continue,
-                },
-                Err(error) => match job.fail() {
-                    Ok(task) => Record::Failed {
-                        worker: slot,
-                        task,
-                        error,
-                    },
-                    Err(Condemned) => continue,
-                },
-            };
-            self.report(record);
-        }
-    }
-
-    fn tick(&self, now: Tick) -> bool {
-        // Acquire: pairs with the Release of the stop in `Pool::drop`.
-        if self.clock.load(Ordering::Acquire) != 0 {
-            return false;
-        }
-        // Relaxed: a liveness counter.
-        self.ticks.fetch_add(1, Ordering::Relaxed);
-        for worker in self.sup.tick(now) {
-            self.report(Record::Hung { worker });
-        }
-        true
-    }
-
-    fn clock_word(&self) -> &AtomicU32 {
-        &self.clock
-    }
-}
-
-/// A task's outcome, for a [`Submission`].
-type Outcome<T, R, E> = Result<Event<T, R, E>, SubmitError<T>>;
-
 /// The app's sink of events.
 type Sink<T, R, E> = Box<dyn FnMut(Event<T, R, E>)>;
-
-/// A ticket the page holds for a [`Submission`] (which owns it).
-type WeakTicket<T, R, E> = Weak<RefCell<Ticket<T, R, E>>>;
-
-/// Where a [`Submission`]'s outcome lands.
-struct Ticket<T, R, E> {
-    outcome: Option<Outcome<T, R, E>>,
-    waker: Option<Waker>,
-}
 
 /// Where a [`Stopping`]'s report lands.
 struct Stop<T, const W: usize> {
@@ -313,18 +182,6 @@ enum Out<T, R, E> {
     Notice(Notice),
 }
 
-/// The page's watch over the clock thread: checks that it keeps ticking, and runs the pump
-/// now and then in case a wake-up went astray.
-struct ClockWatch {
-    interval: JsValue,
-    _tick: Closure<dyn FnMut()>,
-    /// The clock thread's messages (its wake-ups after it flagged a hang).
-    _on_message: Closure<dyn FnMut(web_sys::MessageEvent)>,
-    ticks: u32,
-    moved_at: f64,
-    reported: bool,
-}
-
 /// The page's side of the pool.
 struct Page<T, R, E, const W: usize> {
     config: Config,
@@ -332,18 +189,13 @@ struct Page<T, R, E, const W: usize> {
     /// The heap leased for each slot (kept across the slot's threads).
     heaps: [Option<HeapId>; W],
     start_failures: [u32; W],
-    next_ticket: u64,
-    /// Tickets of submitted tasks; a dropped [`Submission`] leaves a dead one (its outcome
-    /// then goes to the sink).
-    tickets: HashMap<TaskId, WeakTicket<T, R, E>>,
-    /// Submissions waiting for room in the queue, in order.
-    waiting: VecDeque<(TaskId, T)>,
+    feed: Feed<T, R, E>,
     /// Shutdown futures waiting for the pool to stop.
     stops: Vec<Rc<RefCell<Stop<T, W>>>>,
     /// The current run's stop has been settled (tasks handed back, futures resolved).
     settled: bool,
-    clock: Option<web_sys::Worker>,
-    watch: Option<ClockWatch>,
+    /// The clock thread and the page's watch over it (with a watchdog in the policy).
+    clock: Option<Clock>,
     /// The app dropped its [`Pool`]: finish when every thread is gone, then let go.
     dropped: Option<Rc<dyn core::any::Any>>,
 }
@@ -434,13 +286,7 @@ where
             return Err(StartError::StackSize(config.stack_size));
         }
         crate::panic::install_hook();
-        let shared = Arc::new(Shared {
-            sup: Supervisor::new(config.policy, WasmPark),
-            handler: Box::new(handler),
-            outbox: Outbox::new(),
-            clock: AtomicU32::new(0),
-            ticks: AtomicU32::new(0),
-        });
+        let shared = Shared::new(config.policy, Box::new(handler));
         let body: Box<Arc<dyn Body>> = Box::new(Arc::clone(&shared) as Arc<dyn Body>);
         let inner = Rc::new_cyclic(|me: &Weak<Inner<T, R, E, N, W>>| {
             let me = me.clone();
@@ -458,13 +304,10 @@ where
                     threads: Threads::new(W, config.stack_size, listener),
                     heaps: [None; W],
                     start_failures: [0; W],
-                    next_ticket: 1,
-                    tickets: HashMap::new(),
-                    waiting: VecDeque::new(),
+                    feed: Feed::new(),
                     stops: Vec::new(),
                     settled: false,
                     clock: None,
-                    watch: None,
                     dropped: None,
                 }),
                 pending: RefCell::new(VecDeque::new()),
@@ -507,20 +350,9 @@ where
     /// The other events of the task (a crash it is retried after, a hang) go to the sink.
     /// Dropping the future does not cancel the task; its outcome then goes to the sink.
     pub fn submit(&self, task: T) -> Submission<T, R, E> {
-        let ticket = Rc::new(RefCell::new(Ticket {
-            outcome: None,
-            waker: None,
-        }));
-        let id = {
-            let mut page = self.inner.page.borrow_mut();
-            let id = TaskId(NonZeroU64::new(page.next_ticket).expect("tickets start at 1"));
-            page.next_ticket += 1;
-            page.tickets.insert(id, Rc::downgrade(&ticket));
-            page.waiting.push_back((id, task));
-            id
-        };
+        let submission = self.inner.page.borrow_mut().feed.submit(task);
         self.inner.pump();
-        Submission { id, ticket }
+        submission
     }
 
     /// Graceful shutdown: no new tasks; the workers finish everything queued, then leave.
@@ -608,9 +440,7 @@ where
             // the shared heap, and killing it there would leave that heap locked. They leave
             // on their own once loaded (the supervisor is aborted).
             page.threads.terminate_running();
-            if let Some(watch) = page.watch.take() {
-                clear_interval(&watch.interval);
-            }
+            page.clock = None;
             page.dropped = Some(Rc::clone(inner) as Rc<dyn core::any::Any>);
         }
         inner.pump();
@@ -689,15 +519,11 @@ where
         self.pending.borrow_mut().push_back(Out::Notice(notice));
     }
 
-    /// Sends `event` to its ticket's [`Submission`] if it is a submitted task's final event
+    /// Sends `event` to its task's [`Submission`] if it is a submitted task's final event
     /// and the submission still waits; else to the sink.
     fn event(&self, page: &mut Page<T, R, E, W>, ticket: Option<TaskId>, event: Event<T, R, E>) {
-        let waiting = ticket
-            .and_then(|id| page.tickets.remove(&id))
-            .and_then(|ticket| ticket.upgrade());
-        match waiting {
-            Some(ticket) => resolve(&ticket, Ok(event)),
-            None => self.pending.borrow_mut().push_back(Out::Event(event)),
+        if let Some(event) = page.feed.event(ticket, event) {
+            self.pending.borrow_mut().push_back(Out::Event(event));
         }
     }
 
@@ -706,41 +532,24 @@ where
         let Some(deadline) = self.shared.sup.policy().watchdog() else {
             return Ok(());
         };
-        let period = (deadline / 4).clamp(1, 10);
-        let body = entry::give(Arc::clone(&self.shared) as Arc<dyn Body>);
-        let worker = match threads::start_clock(body, self.origin, period) {
-            Ok(worker) => worker,
-            Err(why) => {
-                // SAFETY: no thread got the body.
-                unsafe { entry::take_back(body) };
-                return Err(StartError::Thread(why));
-            }
-        };
-        let me = Rc::downgrade(self);
-        let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |_| {
-            if let Some(inner) = me.upgrade() {
-                inner.pump();
-            }
-        });
-        worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-        let me = Rc::downgrade(self);
-        let tick = Closure::<dyn FnMut()>::new(move || {
-            if let Some(inner) = me.upgrade() {
-                inner.watch_clock();
-            }
-        });
-        let every = i32::try_from(deadline.clamp(250, 1_000)).unwrap_or(1_000);
-        let interval = set_interval(tick.as_ref(), every);
-        let mut page = self.page.borrow_mut();
-        page.clock = Some(worker);
-        page.watch = Some(ClockWatch {
-            interval,
-            _tick: tick,
-            _on_message: on_message,
-            ticks: 0,
-            moved_at: entry::now(),
-            reported: false,
-        });
+        let (woken, watched) = (Rc::downgrade(self), Rc::downgrade(self));
+        let clock = Clock::start(
+            Arc::clone(&self.shared) as Arc<dyn Body>,
+            self.origin,
+            deadline,
+            move || {
+                if let Some(inner) = woken.upgrade() {
+                    inner.pump();
+                }
+            },
+            move || {
+                if let Some(inner) = watched.upgrade() {
+                    inner.watch_clock();
+                }
+            },
+        )
+        .map_err(StartError::Thread)?;
+        self.page.borrow_mut().clock = Some(clock);
         Ok(())
     }
 
@@ -848,6 +657,14 @@ where
             .borrow_mut()
             .push_back(Out::Event(Event::Hung { worker }));
         if page.threads.state(worker) != ThreadState::Running {
+            return;
+        }
+        // The report may be a moment old: a worker that finished its task since is spared.
+        // (`condemn` also takes a Busy worker, so one that finished and already started its
+        // next task in the instant between this check and the condemn would be killed on
+        // that task — which is then retried or dead-lettered by the policy like any other.)
+        if self.shared.sup.worker_state(worker) != Some(WorkerState::Hung) {
+            self.notice(Notice::Spared { worker });
             return;
         }
         match self.shared.sup.condemn(worker) {
@@ -986,32 +803,12 @@ where
 
     /// Submits the waiting submissions the queue takes now, in order.
     fn feed(&self, page: &mut Page<T, R, E, W>) {
-        while let Some((id, task)) = page.waiting.pop_front() {
-            let tagged = Tagged {
-                ticket: Some(id),
-                task,
-            };
-            match self.shared.sup.try_submit(tagged) {
-                Ok(()) => {}
-                Err(SubmitError::Full(tagged)) => {
-                    page.waiting.push_front((id, tagged.task));
-                    return;
-                }
-                Err(SubmitError::Closed(tagged)) => {
-                    let refused = SubmitError::Closed(tagged.task);
-                    match page.tickets.remove(&id).and_then(|ticket| ticket.upgrade()) {
-                        Some(ticket) => resolve(&ticket, Err(refused)),
-                        // Nobody waits for it: the sink gets it back.
-                        None => {
-                            self.pending
-                                .borrow_mut()
-                                .push_back(Out::Event(Event::HandedBack {
-                                    task: refused.into_inner(),
-                                }))
-                        }
-                    }
-                }
-            }
+        let sup = &self.shared.sup;
+        for task in page.feed.feed(|tagged| sup.try_submit(tagged)) {
+            // Refused, and nobody waits for it any more: the sink gets it back.
+            self.pending
+                .borrow_mut()
+                .push_back(Out::Event(Event::HandedBack { task }));
         }
     }
 
@@ -1080,28 +877,14 @@ where
     fn watch_clock(self: &Rc<Self>) {
         // Relaxed: a liveness counter.
         let ticks = self.shared.ticks.load(Ordering::Relaxed);
-        let deadline = self.shared.sup.policy().watchdog().unwrap_or(1_000);
-        let now = entry::now();
-        let stalled = {
-            let mut page = self.page.borrow_mut();
-            let Some(watch) = page.watch.as_mut() else {
-                return;
-            };
-            if ticks != watch.ticks {
-                watch.ticks = ticks;
-                watch.moved_at = now;
-                watch.reported = false;
-                None
-            } else {
-                let stalled = (now - watch.moved_at) as u32;
-                (stalled > 2 * deadline && !watch.reported).then(|| {
-                    watch.reported = true;
-                    stalled
-                })
-            }
-        };
-        if let Some(for_ms) = stalled {
-            self.notice(Notice::ClockStalled { for_ms });
+        let stalled = self
+            .page
+            .borrow_mut()
+            .clock
+            .as_mut()
+            .and_then(|clock| clock.check(ticks));
+        if let Some(notice) = stalled {
+            self.notice(notice);
         }
         self.pump();
     }
@@ -1139,14 +922,6 @@ where
     }
 }
 
-fn resolve<T, R, E>(ticket: &Rc<RefCell<Ticket<T, R, E>>>, outcome: Outcome<T, R, E>) {
-    let mut ticket = ticket.borrow_mut();
-    ticket.outcome = Some(outcome);
-    if let Some(waker) = ticket.waker.take() {
-        waker.wake();
-    }
-}
-
 fn finish<T, const W: usize>(stop: &RefCell<Stop<T, W>>, snapshot: Snapshot<W>, tasks: Vec<T>) {
     let mut stop = stop.borrow_mut();
     stop.report = Some(Report {
@@ -1155,42 +930,6 @@ fn finish<T, const W: usize>(stop: &RefCell<Stop<T, W>>, snapshot: Snapshot<W>, 
     });
     if let Some(waker) = stop.waker.take() {
         waker.wake();
-    }
-}
-
-/// A task submitted with [`Pool::submit`]: a future of its one outcome — its final
-/// [`Event`], or the task back if the pool closed before accepting it. (For JavaScript, see
-/// [`JsPool`](crate::JsPool).)
-pub struct Submission<T, R, E> {
-    id: TaskId,
-    ticket: Rc<RefCell<Ticket<T, R, E>>>,
-}
-
-impl<T, R, E> Submission<T, R, E> {
-    /// The task's number in its pool.
-    pub fn id(&self) -> TaskId {
-        self.id
-    }
-}
-
-impl<T, R, E> Future for Submission<T, R, E> {
-    type Output = Result<Event<T, R, E>, SubmitError<T>>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        let mut ticket = self.ticket.borrow_mut();
-        match ticket.outcome.take() {
-            Some(outcome) => Poll::Ready(outcome),
-            None => {
-                ticket.waker = Some(cx.waker().clone());
-                Poll::Pending
-            }
-        }
-    }
-}
-
-impl<T, R, E> fmt::Debug for Submission<T, R, E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Submission").field("id", &self.id).finish()
     }
 }
 

@@ -392,29 +392,8 @@ fn destroy_thread(stack: Stack, stack_size: u32) -> Result<(), JsValue> {
     Ok(())
 }
 
-/// Starts the clock thread of a pool: ticks `body` every `period_ms` from `origin` on. The
-/// thread owns `body` (see [`entry::clock_entry`]).
-pub(crate) fn start_clock(
-    body: BodyAddress,
-    origin: f64,
-    period_ms: u32,
-) -> Result<Worker, String> {
-    let init = object(&[
-        ("role", "clock".into()),
-        ("mainJS", entry::main_js().into()),
-        ("module", wasm_bindgen::module()),
-        ("memory", wasm_bindgen::memory()),
-        ("body", body.into()),
-        ("origin", origin.into()),
-        ("periodMs", period_ms.into()),
-    ])
-    .map_err(|err| describe(&err))?;
-    entry::start_thread("foreman clock", &init)
-        .map_err(|err| format!("cannot start the clock's Web Worker: {}", describe(&err)))
-}
-
 /// `Object` with the given properties.
-fn object(properties: &[(&str, JsValue)]) -> Result<Object, JsValue> {
+pub(crate) fn object(properties: &[(&str, JsValue)]) -> Result<Object, JsValue> {
     let object = Object::new();
     for (key, value) in properties {
         Reflect::set(&object, &JsValue::from_str(key), value)?;
