@@ -254,6 +254,34 @@ test('from Rust: futures, a sink, back-pressure, a crash and a drain through the
   for (const bytes of result.worker_heaps_in_use) assert.ok(bytes < 64 * 1024, `${bytes} bytes left on a worker heap`);
 }));
 
+test('workers that cannot start are started again, then given up: the pool stops and hands its tasks back', TIMEOUT, () => withApp(async (page) => {
+  const outcome = await page.evaluate(async (CATCH) => {
+    const settle = eval(CATCH); // eslint-disable-line no-eval
+    // A second instance of the app whose glue comes from a blob URL, revoked once loaded: its
+    // threads cannot import the glue, so no worker thread can start.
+    const base = new URL('./pkg/', location.href).href;
+    const source = (await (await fetch(`${base}foreman_words.js`)).text())
+      .replaceAll("'./snippets/", `'${base}snippets/`);
+    const url = URL.createObjectURL(new Blob([source], { type: 'text/javascript' }));
+    const glue = await import(url);
+    await glue.default({ module_or_path: `${base}foreman_words_bg.wasm` });
+    URL.revokeObjectURL(url);
+    const pool = glue.startWords(2);
+    const notices = [];
+    pool.onNotice((notice) => notices.push(notice));
+    const task = await settle(pool.run({ name: 'stranded', text: 'never runs' }));
+    return { task, notices, snapshot: pool.snapshot(), threads: pool.threads().map((t) => t.state) };
+  }, CATCH);
+  assertMatches(outcome.task, { kind: 'handed-back' }, 'the task');
+  assert.deepEqual(outcome.task.task, { name: 'stranded', text: 'never runs' });
+  const failures = outcome.notices.filter((n) => n.problem && n.text.includes('start'));
+  // Two slots, three attempts each: two retries and a final give-up per slot.
+  assert.equal(failures.filter((n) => n.text.endsWith('trying again')).length, 4, JSON.stringify(failures));
+  assert.equal(failures.filter((n) => n.text.includes('cannot be started') && n.text.includes('3 attempts failed')).length, 2);
+  assertMatches(outcome.snapshot, { state: 'stopped', handed_back: 1, submitted: 1, adds_up: true }, 'snapshot');
+  assert.deepEqual(outcome.threads, ['none', 'none', 'none', 'none']);
+}));
+
 test('pools are independent, and dropping one with a hung worker harms nothing', TIMEOUT, () => withApp(async (page) => {
   const outcome = await page.evaluate(async (CATCH) => {
     const settle = eval(CATCH); // eslint-disable-line no-eval
