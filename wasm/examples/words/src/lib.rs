@@ -75,8 +75,12 @@ pub fn summarize(_ctx: &Context<'_>, document: &Document) -> Result<Summary, Str
     match document.text.as_str() {
         "!panic" => panic!("{} asked to panic", document.name),
         "!hang" => hang(),
-        _ => {}
+        _ => summary(document),
     }
+}
+
+/// What [`summarize`] computes for an ordinary text.
+pub fn summary(document: &Document) -> Result<Summary, String> {
     let mut counts: HashMap<String, u32> = HashMap::new();
     let mut words = 0;
     for word in document
@@ -300,4 +304,53 @@ pub async fn rust_scenario(documents: u32) -> Result<JsValue, JsError> {
     result
         .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
         .map_err(|err| JsError::new(&err.to_string()))
+}
+
+#[cfg(test)]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_dedicated_worker);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    fn document(text: &str) -> Document {
+        Document {
+            name: "test".into(),
+            text: text.into(),
+        }
+    }
+
+    #[wasm_bindgen_test]
+    fn words_are_counted_ignoring_case_and_ranked() {
+        let summary = summary(&document(
+            "The cat and the hat. THE END, don't stop; don't!",
+        ))
+        .unwrap();
+        assert_eq!((summary.words, summary.distinct), (10, 7));
+        assert_eq!(
+            summary.top,
+            [
+                ("the".to_string(), 3),
+                ("don't".to_string(), 2),
+                ("and".into(), 1),
+                ("cat".into(), 1),
+                ("end".into(), 1)
+            ]
+        );
+    }
+
+    #[wasm_bindgen_test]
+    fn a_text_without_words_is_an_error_not_a_crash() {
+        let error = summary(&document(" ... !? ")).unwrap_err();
+        assert_eq!(error, "test has no words");
+    }
+
+    #[wasm_bindgen_test]
+    fn digests_are_sha256() {
+        assert_eq!(
+            sha256("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
 }
