@@ -48,13 +48,20 @@
 //!
 //! # Modules
 //!
-//! - [`Pool`] (`pool.rs`): the page's side — submissions, outcomes, deaths, shutdowns.
-//! - `threads.rs`: the thread table — Web Workers, life locks (proof of death), the
-//!   after-death check. `entry.rs` and `src/worker.js`: where threads enter the module.
+//! One part per job, each reporting back to the pool rather than reaching into the others:
+//!
+//! - [`Pool`] (`pool.rs`): the page's side — it owns the parts below and turns what they report
+//!   into events, notices, replacements and reports.
+//! - `shared.rs`: what the threads share and run — the worker loop, the clock's tick.
+//! - `threads.rs`: the thread table — Web Workers, life locks (proof of death), the after-death
+//!   check. `entry.rs` and `src/worker.js`: where threads enter the module.
+//! - `feed.rs`: submissions waiting for room and for their task's outcome ([`Submission`]).
+//! - `clock.rs`: the clock thread and the page's watch over it.
 //! - `outbox.rs`: how workers report to the page without blocking it.
-//! - [`heap`]: one heap per worker thread.
+//! - [`heap`]: one heap per worker thread ([`WorkerHeaps`]).
 //! - [`park`]: idle workers sleep with `memory.atomic.wait32`.
-//! - [`JsPool`] (`js.rs`): the pool as a JavaScript class.
+//! - [`JsPool`] (`js.rs`): the pool as a JavaScript class; [`Notice`] (`notice.rs`): host
+//!   telemetry.
 
 // `memory.atomic.wait32` and `memory.atomic.notify` (`core::arch::wasm32`) are still unstable
 // (rust-lang/rust#77839). The crate needs a toolchain that rebuilds the standard library with

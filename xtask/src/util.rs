@@ -133,9 +133,9 @@ impl std::ops::AddAssign for Counts {
 }
 
 /// Runs a command that prints `test result: … N passed; M failed` lines (libtest) or
-/// `ℹ pass N` / `ℹ fail N` lines (node's test runner, spec reporter), streaming its output,
-/// and sums the counts. A command that fails without reporting a failed test counts one
-/// failure.
+/// `ℹ pass N` / `ℹ fail N` / `ℹ cancelled N` lines (node's test runner, spec reporter),
+/// streaming its output, and sums the counts. A command that fails without reporting a
+/// failed test counts one failure.
 pub fn run_tests(cmd: &mut Command) -> Result<Counts> {
     println!("$ {}", display(cmd));
     let mut child = cmd
@@ -182,7 +182,8 @@ fn parse_counts(line: &str) -> Counts {
             passed: n.parse().unwrap_or(0),
             failed: 0,
         },
-        ["ℹ", "fail", n] => Counts {
+        // A test cancelled (its file's setup failed: a browser that cannot start) fails.
+        ["ℹ", "fail" | "cancelled", n] => Counts {
             passed: 0,
             failed: n.parse().unwrap_or(0),
         },
@@ -232,6 +233,13 @@ mod tests {
             Counts {
                 passed: 0,
                 failed: 2
+            }
+        );
+        assert_eq!(
+            parse_counts("ℹ cancelled 12"),
+            Counts {
+                passed: 0,
+                failed: 12
             }
         );
         assert_eq!(parse_counts("ℹ tests 9"), Counts::default());
