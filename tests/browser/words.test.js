@@ -58,6 +58,10 @@ test('run: summaries of texts computed on the workers agree with the page', TIME
   assert.deepEqual(results.summaries[1].top.find(([word]) => word === "don't"), ["don't", 2]);
   assertMatches(results.summaries[2], { words: 1, distinct: 1 }, 'summary 2');
   assert.deepEqual(results.summaries[3].top, [['a', 3000], ['b', 2000], ['c', 1000]]);
+  // The page's own button runs the same pool.
+  await page.click('#run');
+  await page.waitFor(() => document.querySelector('#output').textContent.includes('sha256'), null, 'the summary on the page');
+  assert.match(await page.text('#output'), /"words": 12/);
   await page.screenshot('words');
 }));
 
