@@ -15,6 +15,8 @@ use crate::util::{exec, output, root, step, which};
 /// wasm-bindgen's version: the apps (the demo, the example app) pin exactly this, and the CLI
 /// must match it.
 pub const WASM_BINDGEN_VERSION: &str = "0.2.130";
+/// wasm-pack's version (verified to work with the above): it builds the apps.
+pub const WASM_PACK_VERSION: &str = "0.15.1";
 /// The npm project of the browser tooling: the test drivers (playwright-core for Chromium,
 /// puppeteer-core for Firefox) and binaryen's `wasm-opt`.
 const NPM_PROJECT: &str = "tests/browser";
@@ -24,7 +26,7 @@ const NPM_PROJECT: &str = "tests/browser";
 pub struct Need {
     /// A toolchain with the standard library's source (wasm32, bare metal).
     pub nightly: bool,
-    /// wasm-bindgen-cli (and its test runner).
+    /// wasm-pack and wasm-bindgen-cli (and its test runner).
     pub wasm_tools: bool,
     /// Chromium and ChromeDriver, and Firefox ESR.
     pub browsers: bool,
@@ -176,6 +178,7 @@ fn install(need: Need) -> Result<Option<Nightly>> {
         detected => detected,
     };
     if need.wasm_tools {
+        cargo_install("wasm-pack", "wasm-pack", WASM_PACK_VERSION)?;
         cargo_install("wasm-bindgen", "wasm-bindgen-cli", WASM_BINDGEN_VERSION)?;
     }
     if need.npm {

@@ -1,6 +1,6 @@
 //! Building the browser apps: the wasm workspace (`wasm/`: the `foreman-wasm` library, its
-//! example app `wasm/examples/words`, and the demo `web/demo`) compiled by the second
-//! toolchain, each app's module turned into ES-module glue by `wasm-bindgen --target web` and
+//! example app `wasm/examples/words`, and the demo `web/demo`), each app built by wasm-pack
+//! with the second toolchain: compiled, turned into ES-module glue (`--target web`) and
 //! shrunk by `wasm-opt` (npm `binaryen`). The wasm workspace is not a member of the root
 //! workspace: it only builds for wasm32 with shared memory (see `wasm/.cargo/config.toml`).
 
@@ -19,6 +19,8 @@ use crate::util::{self, exec, root, step};
 pub struct App {
     /// Its cargo package.
     pub package: &'static str,
+    /// Its crate's directory, relative to the repository.
+    pub dir: &'static str,
     /// Its library's name (the module is `<lib>_bg.wasm`, the glue `<lib>.js`).
     pub lib: &'static str,
     /// Its page's directory, relative to the repository (the glue goes to `pkg/` there).
@@ -28,6 +30,7 @@ pub struct App {
 /// The live demo: `web/demo`, its page `web/`.
 pub const DEMO: App = App {
     package: "foreman-demo",
+    dir: "web/demo",
     lib: "foreman_demo",
     page: "web",
 };
@@ -35,11 +38,17 @@ pub const DEMO: App = App {
 /// foreman-wasm's example app: `wasm/examples/words`, its page beside it.
 pub const WORDS: App = App {
     package: "foreman-words",
+    dir: "wasm/examples/words",
     lib: "foreman_words",
     page: "wasm/examples/words",
 };
 
 impl App {
+    /// The crate's directory.
+    pub fn crate_dir(&self) -> PathBuf {
+        root().join(self.dir)
+    }
+
     /// The page's directory.
     pub fn page_dir(&self) -> PathBuf {
         root().join(self.page)
@@ -73,17 +82,7 @@ pub fn target_dir() -> PathBuf {
 fn in_workspace(cmd: &mut Command) {
     cmd.current_dir(workspace_dir());
     cmd.env("CARGO_TARGET_DIR", target_dir());
-    let configured = cmd
-        .get_envs()
-        .find(|(key, _)| *key == "PATH")
-        .and_then(|(_, value)| value.map(OsString::from))
-        .or_else(|| std::env::var_os("PATH"))
-        .unwrap_or_default();
-    let mut path = vec![tools_bin()];
-    path.extend(std::env::split_paths(&configured));
-    if let Ok(joined) = std::env::join_paths(path) {
-        cmd.env("PATH", joined);
-    }
+    prepend_path(cmd, &tools_bin());
 }
 
 /// `cargo` of the second toolchain, run in the wasm workspace.
@@ -93,49 +92,66 @@ pub fn cargo(nightly: &Nightly) -> Command {
     cmd
 }
 
-/// The module's size before and after `wasm-opt`.
+/// The module's size as compiled and as served (after wasm-bindgen and wasm-opt).
 #[derive(Debug, Clone, Copy)]
 pub struct Sizes {
     pub before: u64,
     pub after: u64,
 }
 
-/// Builds `app` for its page: a release build, `wasm-bindgen --target web` into its `pkg/`,
-/// then `wasm-opt -O`. Prints and returns the module's size before and after.
+/// Builds `app` for its page with wasm-pack: a release build with the wasm workspace's
+/// configuration (shared memory), `wasm-bindgen --target web` into the page's `pkg/`, and
+/// `wasm-opt` (npm's binaryen, which wasm-pack finds on PATH; Debian's binaryen 108 breaks
+/// shared-memory modules). Prints and returns the module's size before and after.
 pub fn build(nightly: &Nightly, app: App) -> Result<Sizes> {
     step(format!(
-        "building {} ({}), wasm-bindgen, wasm-opt",
+        "building {} with wasm-pack ({})",
         app.package,
         nightly.describe()
     ));
-    exec(cargo(nightly).args(["build", "--release", "-p", app.package]))?;
-    let wasm_bindgen = tools_bin().join("wasm-bindgen");
-    if !wasm_bindgen.exists() {
-        bail!(
-            "{} is missing: run `cargo xtask setup`",
-            wasm_bindgen.display()
-        );
+    let wasm_pack = tools_bin().join("wasm-pack");
+    let wasm_opt = npm_bin("wasm-opt");
+    for tool in [&wasm_pack, &tools_bin().join("wasm-bindgen"), &wasm_opt] {
+        if !tool.exists() {
+            bail!("{} is missing: run `cargo xtask setup`", tool.display());
+        }
     }
+    let mut cmd = Command::new(wasm_pack);
+    nightly.configure(&mut cmd);
+    in_workspace(&mut cmd);
+    // wasm-pack finds wasm-bindgen (the version the app pins) and wasm-opt on PATH, and so
+    // downloads nothing.
+    prepend_path(&mut cmd, wasm_opt.parent().expect("a file in a directory"));
+    cmd.arg("build")
+        .arg(app.crate_dir())
+        .args([
+            "--target",
+            "web",
+            "--release",
+            // The sysroot check fails for a toolchain under /usr; the build itself is fine.
+            "--mode",
+            "force",
+            "--no-typescript",
+            "--out-dir",
+        ])
+        .arg(app.pkg_dir())
+        // wasm-pack runs cargo in the app's directory, outside `wasm/`, where cargo would not
+        // find the workspace's configuration by itself.
+        .arg("--")
+        .arg("--config")
+        .arg(workspace_dir().join(".cargo").join("config.toml"));
+    exec(&mut cmd)?;
     let compiled = target_dir()
         .join("wasm32-unknown-unknown")
         .join("release")
         .join(format!("{}.wasm", app.lib));
-    exec(
-        Command::new(wasm_bindgen)
-            .args(["--target", "web", "--no-typescript", "--out-dir"])
-            .arg(app.pkg_dir())
-            .arg(&compiled),
-    )?;
-    let module = app.module();
-    let before = size(&module)?;
-    optimize(&module)?;
     let sizes = Sizes {
-        before,
-        after: size(&module)?,
+        before: size(&compiled)?,
+        after: size(&app.module())?,
     };
     println!(
-        "{}: {} KiB before wasm-opt, {} KiB after ({:.0} %)",
-        module.display(),
+        "{}: {} KiB as compiled, {} KiB after wasm-bindgen and wasm-opt ({:.0} %)",
+        app.module().display(),
         sizes.before / 1024,
         sizes.after / 1024,
         100.0 * sizes.after as f64 / sizes.before as f64
@@ -143,28 +159,19 @@ pub fn build(nightly: &Nightly, app: App) -> Result<Sizes> {
     Ok(sizes)
 }
 
-/// `wasm-opt -O` in place, with npm's binaryen (Debian's binaryen 108 breaks shared-memory
-/// modules). The module's features section says which proposals it uses.
-fn optimize(module: &Path) -> Result<()> {
-    let wasm_opt = npm_bin("wasm-opt");
-    if !wasm_opt.exists() {
-        bail!("{} is missing: run `cargo xtask setup`", wasm_opt.display());
+/// Puts `dir` first on `cmd`'s PATH (as configured so far, or inherited).
+fn prepend_path(cmd: &mut Command, dir: &Path) {
+    let configured = cmd
+        .get_envs()
+        .find(|(key, _)| *key == "PATH")
+        .and_then(|(_, value)| value.map(OsString::from))
+        .or_else(|| std::env::var_os("PATH"))
+        .unwrap_or_default();
+    let mut path = vec![dir.to_path_buf()];
+    path.extend(std::env::split_paths(&configured));
+    if let Ok(joined) = std::env::join_paths(path) {
+        cmd.env("PATH", joined);
     }
-    let optimized = module.with_extension("opt.wasm");
-    exec(
-        Command::new(wasm_opt)
-            .arg(module)
-            .args([
-                "-O",
-                "--enable-threads",
-                "--enable-bulk-memory",
-                "--enable-mutable-globals",
-                "-o",
-            ])
-            .arg(&optimized),
-    )?;
-    std::fs::rename(&optimized, module)
-        .with_context(|| format!("cannot replace {}", module.display()))
 }
 
 fn size(path: &Path) -> Result<u64> {
