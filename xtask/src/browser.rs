@@ -65,19 +65,9 @@ pub fn screenshots_dir() -> PathBuf {
     root().join("target").join("screenshots")
 }
 
-/// The files foreman-wasm's package must hold (`cargo package --list`; the package itself
-/// cannot be built until foreman-rt is on crates.io).
-const PACKAGE_FILES: [&str; 6] = [
-    "Cargo.toml",
-    "README.md",
-    "LICENSE-MIT",
-    "LICENSE-APACHE",
-    "src/lib.rs",
-    "src/worker.js",
-];
-
-/// `cargo fmt --check` and `cargo clippy -D warnings` on the wasm workspace, foreman-wasm's
-/// docs with `-D warnings`, and its package's file list (one check each).
+/// `cargo fmt --check` and `cargo clippy -D warnings` on the wasm workspace (one check each;
+/// foreman-wasm's package and docs are checked with the other publishable crates', see
+/// `packages`).
 pub fn lint(nightly: &Nightly) -> Result<Counts> {
     let mut counts = check(cargo().args([
         "fmt",
@@ -96,39 +86,7 @@ pub fn lint(nightly: &Nightly) -> Result<Counts> {
         "-D",
         "warnings",
     ]));
-    counts += check(
-        web::cargo(nightly)
-            .args(["doc", "--release", "--no-deps", "-p", "foreman-wasm"])
-            // rustdoc does not get the config's rustflags: the target features again.
-            .env(
-                "RUSTDOCFLAGS",
-                "-C target-feature=+atomics,+bulk-memory,+mutable-globals -D warnings",
-            ),
-    );
-    counts += Counts::one(package_files());
     Ok(counts)
-}
-
-/// foreman-wasm's package holds [`PACKAGE_FILES`], and no file of the apps in its tree.
-fn package_files() -> Result<()> {
-    let files = crate::util::output(cargo().current_dir(web::workspace_dir()).args([
-        "package",
-        "--allow-dirty",
-        "--list",
-        "-p",
-        "foreman-wasm",
-    ]))?;
-    for required in PACKAGE_FILES {
-        anyhow::ensure!(
-            files.lines().any(|line| line == required),
-            "foreman-wasm's package lacks {required}"
-        );
-    }
-    if let Some(stray) = files.lines().find(|line| line.starts_with("examples/")) {
-        anyhow::bail!("foreman-wasm's package holds the example app's {stray}");
-    }
-    println!("foreman-wasm's package: {} files", files.lines().count());
-    Ok(())
 }
 
 /// Fails unless `program --version` runs.
