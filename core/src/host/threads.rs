@@ -7,13 +7,60 @@
 //!   `Box<dyn Fn(&Context) -> Result<R, E> + Send + Sync>` and the handler `|ctx, f| f(ctx)`.)
 //! - Every outcome goes to the pool's *sink*, `Fn(Event)`, on the worker's thread: results,
 //!   errors, crashes (with the crashed task's fate), hangs, and tasks handed back at shutdown.
-//!   Nothing is dropped on the floor.
 //! - A panic in the handler is caught (`catch_unwind`) and reported as a crash; when the
 //!   supervisor asks for a replacement, a new thread takes the slot over (fresh stack, fresh
 //!   thread-locals) and runs the crashed task again first (at-least-once).
-//! - With a watchdog in the [`Policy`], a monitor thread ticks the clock (milliseconds since
-//!   the pool started) and reports [`Event::Hung`]. Threads cannot be killed, so a hung task
-//!   keeps its thread; its outcome is recorded if it ever finishes.
+//! - With a watchdog in the [`Policy`], a watchdog thread ticks the clock (milliseconds since
+//!   the pool started) and reports [`Event::Hung`].
+//!
+//! # What the pool promises, and how
+//!
+//! **No call sequence hangs it.** Every shutdown (`drain`, `abort`, dropping the pool) returns
+//! once the tasks running at the time have returned, whatever happened before: panics, hung
+//! and condemned workers, a panicking sink, tasks that use the pool themselves. The one thing
+//! it cannot do is kill a thread: a task that never returns keeps its thread, and a shutdown
+//! waits for it (see *Hung workers*).
+//!
+//! - *Shutdown wakes the watchdog at once*: it sleeps on `park_timeout`, and the shutdown
+//!   unparks it.
+//! - *Tasks may use their own pool.* On one of the pool's own threads (its workers, and its
+//!   watchdog, where the sink may run) nothing waits for the pool's threads, because the
+//!   thread waiting would be one of those waited for:
+//!   - [`submit`](Pool::submit) does not park on a full queue: it hands the task back in
+//!     [`SubmitError::Full`] at once, as [`try_submit`](Pool::try_submit) does. (A worker
+//!     waiting for room that only workers make could wait forever, and fan-out tasks that all
+//!     wait would stall the pool.) The task decides: run the child itself, keep it for later,
+//!     or report it.
+//!   - Dropping the pool there (the last `Arc<Pool>` held by a task, say), or calling
+//!     [`drain`](Pool::drain) or [`abort`](Pool::abort) there, starts the shutdown and
+//!     returns without waiting. The threads finish on their own, and the last one out hands
+//!     what is left to the sink as [`Event::HandedBack`]: nothing is lost. The report of such
+//!     a `drain` or `abort` is the snapshot of that moment (the pool is not stopped yet), with
+//!     no tasks in it.
+//!   - Between pools, a worker of one pool may wait on another pool's full queue; a cycle of
+//!     pools waiting on each other is the application's to avoid (use `try_submit` there).
+//!
+//! **The pool owns its supervisor.** It does not lend it out: calls like `attach`, `recover`,
+//! `hand_back` or `reopen` behind its back would leave slots without threads or threads
+//! without slots. It offers what is safe instead: [`state`](Pool::state),
+//! [`worker_state`](Pool::worker_state), [`snapshot`](Pool::snapshot),
+//! [`condemn`](Pool::condemn), and shutdowns that start without waiting
+//! ([`begin_drain`](Pool::begin_drain), [`begin_abort`](Pool::begin_abort)). A pool runs
+//! once: after a shutdown or an escalation, start a new one (starting is cheap).
+//!
+//! **Hung workers.** The watchdog reports [`Event::Hung`]; the task keeps its thread. To give
+//! up on it, [`condemn`](Pool::condemn) the worker: when its task returns (or panics), its
+//! outcome is discarded, the task is recovered as if it had crashed — retried, dead-lettered
+//! or reported lost per the [`Delivery`](crate::policy::Delivery) policy, in an
+//! [`Event::Crashed`] — and a replacement thread takes the slot, per the restart policy.
+//!
+//! **The sink.** Each event is given to the sink once, and the sink owns it from then on. A
+//! sink that panics does not take the pool down: the panic is caught (even one whose payload
+//! panics again when dropped) and reported on stderr, and the event it was given goes with
+//! the panic. Everything else is still delivered: the worker's bookkeeping, its replacement,
+//! and every later event — at a shutdown by drop, every remaining task is still offered, one
+//! event each. A sink that must not lose a task should catch its own panics. `drain` and
+//! `abort` do not use the sink for what is left: it comes back in the [`Report`].
 //!
 //! ```
 //! use foreman_rt::host::{threads::Pool, Event};
@@ -46,20 +93,26 @@
 //! ```
 
 use std::boxed::Box;
+use std::cell::Cell;
 use std::fmt;
 use std::format;
 use std::io;
-use std::mem::MaybeUninit;
+use std::mem::{self, MaybeUninit};
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::{self, JoinHandle};
+use std::string::{String, ToString};
+use std::sync::atomic::{fence, AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::thread::{self, JoinHandle, Thread};
 use std::time::{Duration, Instant};
 use std::vec::Vec;
 
 use super::{futex, panic_message as message, Event, Report};
 use crate::park::{AtomicU32, Park};
 use crate::policy::{Policy, Tick};
-use crate::{Context, Decision, Snapshot, SubmitError, Supervisor};
+use crate::{
+    Condemned, Context, CrashReport, Decision, Snapshot, SubmitError, Supervisor, SupervisorState,
+    WorkerError, WorkerState,
+};
 
 /// Parks threads on a futex (Linux, FreeBSD, Windows `WaitOnAddress`, macOS `ulock`), through
 /// the `atomic-wait` crate.
@@ -92,6 +145,31 @@ impl Park for ThreadPark {
 type Handler<T, R, E> = dyn Fn(&Context<'_>, &T) -> Result<R, E> + Send + Sync;
 type Sink<T, R, E> = dyn Fn(Event<T, R, E>) + Send + Sync;
 
+/// The cause given in the [`Event::Crashed`] of a condemned worker's task.
+const CONDEMNED: &str = "condemned as hung; the outcome it returned late was discarded";
+
+std::thread_local! {
+    /// The pool this thread works for, as a worker or as its watchdog: the address of the
+    /// pool's shared state, or null. Set for the thread's whole life (see `OwnThread`).
+    static OWN_POOL: Cell<*const ()> = const { Cell::new(core::ptr::null()) };
+}
+
+/// Marks the current thread as one of a pool's while it lives.
+struct OwnThread;
+
+impl OwnThread {
+    fn enter(pool: *const ()) -> OwnThread {
+        OWN_POOL.with(|own| own.set(pool));
+        OwnThread
+    }
+}
+
+impl Drop for OwnThread {
+    fn drop(&mut self) {
+        OWN_POOL.with(|own| own.set(core::ptr::null()));
+    }
+}
+
 /// What the pool's threads share.
 struct Shared<T, R, E, const N: usize, const W: usize> {
     sup: Supervisor<T, N, W, ThreadPark>,
@@ -100,17 +178,30 @@ struct Shared<T, R, E, const N: usize, const W: usize> {
     /// Worker threads, replacements included, until joined (threads that ended are dropped
     /// when the next replacement registers).
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// The watchdog thread, if any, to wake at shutdown.
+    watchdog: OnceLock<Thread>,
+    /// Set when the pool was shut down on one of its own threads, which cannot wait for the
+    /// others: the last thread out then hands what is left to the sink (`after_leaving`).
+    orphaned: AtomicBool,
     started: Instant,
 }
 
 /// A supervisor with `W` worker threads and a queue of `N` tasks. See the [module
-/// docs](self).
+/// docs](self) for what it promises.
 ///
 /// Dropping the pool aborts it: running tasks finish, queued ones go to the sink as
 /// [`Event::HandedBack`], and every thread is joined.
+///
+/// The pool does not lend out its supervisor (see the [module docs](self)):
+///
+/// ```compile_fail
+/// # use foreman_rt::{host::threads::Pool, policy::Policy};
+/// let pool = Pool::<u32, (), (), 4, 1>::start(Policy::DEFAULT, |_, _| Ok(()), |_| {}).unwrap();
+/// pool.supervisor().reopen(); // no such method: the pool owns its lifecycle
+/// ```
 pub struct Pool<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize> {
     shared: Arc<Shared<T, R, E, N, W>>,
-    monitor: Option<JoinHandle<()>>,
+    watchdog: Option<JoinHandle<()>>,
     finished: bool,
 }
 
@@ -118,7 +209,7 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
     Pool<T, R, E, N, W>
 {
     /// Starts `W` worker threads running `handler` on each task, and sends every [`Event`] to
-    /// `sink`. With a watchdog in `policy`, also a monitor thread (ticks are milliseconds).
+    /// `sink`. With a watchdog in `policy`, also a watchdog thread (ticks are milliseconds).
     ///
     /// Fails only if a thread cannot be spawned; nothing is left running then.
     ///
@@ -142,7 +233,7 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
         let shared = Shared::new(policy, Box::new(handler), Box::new(sink));
         let mut pool = Pool {
             shared,
-            monitor: None,
+            watchdog: None,
             finished: false,
         };
         // On an error below, dropping `pool` aborts it (sweeping the reservations of threads
@@ -155,17 +246,22 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
         if let Some(deadline) = policy.watchdog() {
             let shared = Arc::clone(&pool.shared);
             let period = Duration::from_millis(u64::from(deadline / 4).max(1));
-            pool.monitor = Some(
-                thread::Builder::new()
-                    .name("foreman-watchdog".into())
-                    .spawn(move || shared.watch(period))?,
-            );
+            let watchdog = thread::Builder::new()
+                .name("foreman-watchdog".into())
+                .spawn(move || shared.watch(period))?;
+            // Registered before the pool is handed out, so every shutdown can wake it.
+            let _ = pool.shared.watchdog.set(watchdog.thread().clone());
+            pool.watchdog = Some(watchdog);
         }
         Ok(pool)
     }
 
     /// Submits a task, parking while the queue is full. After a shutdown began, the task
     /// comes back in [`SubmitError::Closed`].
+    ///
+    /// On one of the pool's own threads (inside a task, or in the sink) it never parks: a full
+    /// queue hands the task back in [`SubmitError::Full`] at once, since the thread waiting
+    /// for room would be one of those that make it (see the [module docs](self)).
     ///
     /// ```
     /// # use foreman_rt::{host::threads::Pool, policy::Policy};
@@ -176,7 +272,50 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
     /// assert_eq!(pool.drain().snapshot.completed, 100);
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    ///
+    /// A task that fans out into its own pool gets a child back when the queue is full, and
+    /// decides what to do with it; here, it visits the child itself. Nothing stalls, however
+    /// small the queue:
+    ///
+    /// ```
+    /// use foreman_rt::{host::threads::Pool, policy::Policy, SubmitError};
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::{Arc, OnceLock, Weak};
+    ///
+    /// type Tree = Pool<u32, (), (), 2, 2>;
+    /// static VISITED: AtomicUsize = AtomicUsize::new(0);
+    /// let me: Arc<OnceLock<Weak<Tree>>> = Arc::default();
+    /// let handle = Arc::clone(&me);
+    /// let pool = Arc::new(Tree::start(
+    ///     Policy::DEFAULT,
+    ///     move |_, &depth| {
+    ///         let pool = handle.get().and_then(Weak::upgrade).expect("the pool is running");
+    ///         let mut here = vec![depth];
+    ///         while let Some(depth) = here.pop() {
+    ///             VISITED.fetch_add(1, Ordering::Relaxed);
+    ///             for _ in 0..2 {
+    ///                 if depth < 5 {
+    ///                     if let Err(SubmitError::Full(child)) = pool.submit(depth + 1) {
+    ///                         here.push(child); // the queue is full: visit it here
+    ///                     }
+    ///                 }
+    ///             }
+    ///         }
+    ///         Ok(())
+    ///     },
+    ///     |_| {},
+    /// )?);
+    /// me.set(Arc::downgrade(&pool)).unwrap();
+    /// pool.submit(0).unwrap();
+    /// while VISITED.load(Ordering::Relaxed) < 63 {
+    ///     std::thread::yield_now(); // a binary tree of depth 5 has 63 nodes
+    /// }
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn submit(&self, task: T) -> Result<(), SubmitError<T>> {
+        if self.shared.on_own_thread() {
+            return self.shared.sup.try_submit(task);
+        }
         self.shared.sup.submit(task)
     }
 
@@ -208,37 +347,96 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
         self.shared.sup.snapshot()
     }
 
-    /// The supervisor itself, for everything the pool does not wrap.
+    /// Where the pool is in its lifecycle.
+    ///
+    /// ```
+    /// # use foreman_rt::{host::threads::Pool, policy::Policy};
+    /// use foreman_rt::SupervisorState;
+    /// let pool = Pool::<u32, (), (), 4, 2>::start(Policy::DEFAULT, |_, _| Ok(()), |_| {})?;
+    /// assert_eq!(pool.state(), SupervisorState::Running);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn state(&self) -> SupervisorState {
+        self.shared.sup.state()
+    }
+
+    /// What worker `index` is doing, or `None` if there is no such worker.
     ///
     /// ```
     /// # use foreman_rt::{host::threads::Pool, policy::Policy};
     /// let pool = Pool::<u32, (), (), 4, 2>::start(Policy::DEFAULT, |_, _| Ok(()), |_| {})?;
-    /// assert_eq!(pool.supervisor().workers(), 2);
+    /// assert!(pool.worker_state(1).is_some());
+    /// assert_eq!(pool.worker_state(2), None);
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn supervisor(&self) -> &Supervisor<T, N, W, ThreadPark> {
-        &self.shared.sup
+    pub fn worker_state(&self, index: usize) -> Option<WorkerState> {
+        self.shared.sup.worker_state(index)
     }
 
-    /// Graceful shutdown: stops accepting, lets the workers run everything queued, waits for
-    /// every thread, and reports. Tasks that could not run (every worker retired) are in the
-    /// report, not sent to the sink.
+    /// Gives up on the task worker `index` is running (a hung one, typically): when the task
+    /// returns or panics, its outcome is discarded and the task is recovered as from a crash —
+    /// retried, dead-lettered or reported lost per the delivery policy, in an
+    /// [`Event::Crashed`] — and a replacement thread takes the slot per the restart policy.
+    /// Threads cannot be killed: until the task returns, it keeps its thread.
+    ///
+    /// Fails with a [`WorkerError`] if the worker is not running a task (it finished first,
+    /// say) or does not exist; nothing changes then.
     ///
     /// ```
-    /// # use foreman_rt::{host::threads::Pool, policy::Policy};
-    /// let pool = Pool::<u32, (), (), 8, 2>::start(Policy::DEFAULT, |_, _| Ok(()), |_| {})?;
-    /// (0..8).for_each(|n| pool.try_submit(n).unwrap());
-    /// let report = pool.drain();
-    /// assert_eq!((report.snapshot.completed, report.handed_back.len()), (8, 0));
+    /// use foreman_rt::host::{threads::Pool, Event};
+    /// use foreman_rt::{policy::Policy, Disposition, WorkerState};
+    /// use std::sync::mpsc;
+    ///
+    /// let (events, received) = mpsc::channel();
+    /// let (release, released) = mpsc::channel::<()>();
+    /// let released = std::sync::Mutex::new(released);
+    /// let pool = Pool::<u32, (), (), 4, 1>::start(
+    ///     Policy::DEFAULT.with_watchdog(20).unwrap(),
+    ///     move |ctx, _| {
+    ///         if ctx.attempt() == 1 {
+    ///             released.lock().unwrap().recv().unwrap(); // hangs until released
+    ///         }
+    ///         Ok(())
+    ///     },
+    ///     move |event| events.send(event).unwrap(),
+    /// )?;
+    /// pool.submit(7).unwrap();
+    /// assert!(matches!(received.recv().unwrap(), Event::Hung { worker: 0 }));
+    /// pool.condemn(0).unwrap();
+    /// release.send(()).unwrap(); // the hung run returns: its outcome is discarded
+    /// let report = pool.drain(); // the retry ran on a replacement thread
+    /// assert_eq!((report.snapshot.completed, report.snapshot.crashes), (1, 1));
+    /// assert!(received.try_iter().any(|event| matches!(
+    ///     event,
+    ///     Event::Crashed { task: Some(Disposition::Retried { attempt: 2 }), .. }
+    /// )));
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn drain(mut self) -> Report<T, W> {
-        self.shared.sup.drain();
-        self.finish(false)
+    pub fn condemn(&self, index: usize) -> Result<(), WorkerError> {
+        self.shared.sup.condemn(index)
     }
 
-    /// Immediate shutdown: stops accepting, lets running tasks finish, waits for every
-    /// thread, and returns the queued tasks in the report.
+    /// Starts a graceful shutdown and returns at once: no more submissions; the workers run
+    /// everything queued. [`drain`](Self::drain), [`abort`](Self::abort) or dropping the pool
+    /// then waits for it. For a task that shuts its own pool down, or to stop submissions
+    /// before waiting. Idempotent; a no-op after an abort.
+    ///
+    /// ```
+    /// # use foreman_rt::{host::threads::Pool, policy::Policy, SubmitError, SupervisorState};
+    /// let pool = Pool::<u32, (), (), 4, 1>::start(Policy::DEFAULT, |_, _| Ok(()), |_| {})?;
+    /// pool.submit(1).unwrap();
+    /// pool.begin_drain();
+    /// assert_eq!(pool.submit(2), Err(SubmitError::Closed(2)));
+    /// assert_eq!(pool.drain().snapshot.completed, 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn begin_drain(&self) -> SupervisorState {
+        self.shared.sup.drain()
+    }
+
+    /// Starts an immediate shutdown and returns at once: no more submissions, and no task
+    /// starts from now on; running ones finish. [`abort`](Self::abort) (or `drain`, or
+    /// dropping the pool) then waits for them and takes the queued tasks back. Idempotent.
     ///
     /// ```
     /// # use foreman_rt::{host::threads::Pool, policy::Policy};
@@ -252,28 +450,75 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
     /// )?;
     /// (0..5).for_each(|n| pool.try_submit(n).unwrap());
     /// while pool.snapshot().in_flight == 0 {} // the worker holds task 0
-    /// pool.supervisor().abort(); // from here on no task starts (returns at once)
+    /// pool.begin_abort(); // from here on no task starts (returns at once)
     /// gate.wait(); // let task 0 finish
     /// let report = pool.abort(); // waits for the worker, takes the rest back
     /// assert_eq!(report.snapshot.completed, 1);
     /// assert_eq!(report.handed_back, [1, 2, 3, 4]);
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    pub fn begin_abort(&self) -> SupervisorState {
+        self.shared.sup.abort()
+    }
+
+    /// Graceful shutdown: stops accepting, lets the workers run everything queued, waits for
+    /// every thread, and reports. Tasks that could not run (every worker retired) are in the
+    /// report, not sent to the sink.
+    ///
+    /// Called on one of the pool's own threads, it cannot wait (see the [module docs](self)):
+    /// it starts the drain and returns the snapshot of that moment; what is left at the end
+    /// goes to the sink.
+    ///
+    /// ```
+    /// # use foreman_rt::{host::threads::Pool, policy::Policy};
+    /// let pool = Pool::<u32, (), (), 8, 2>::start(Policy::DEFAULT, |_, _| Ok(()), |_| {})?;
+    /// (0..8).for_each(|n| pool.try_submit(n).unwrap());
+    /// let report = pool.drain();
+    /// assert_eq!((report.snapshot.completed, report.handed_back.len()), (8, 0));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn drain(mut self) -> Report<T, W> {
+        self.shared.sup.drain();
+        self.finish(Leftovers::InReport)
+    }
+
+    /// Immediate shutdown: stops accepting, lets running tasks finish, waits for every
+    /// thread, and returns the queued tasks in the report.
+    ///
+    /// Called on one of the pool's own threads, it cannot wait (see the [module docs](self)):
+    /// it starts the abort and returns the snapshot of that moment; the queued tasks go to the
+    /// sink once the last thread is out.
+    ///
+    /// ```
+    /// # use foreman_rt::{host::threads::Pool, policy::Policy};
+    /// let pool = Pool::<u32, (), (), 8, 1>::start(Policy::DEFAULT, |_, _| Ok(()), |_| {})?;
+    /// pool.submit(1).unwrap();
+    /// let report = pool.abort();
+    /// assert_eq!(report.snapshot.completed + report.handed_back.len(), 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn abort(mut self) -> Report<T, W> {
         self.shared.sup.abort();
-        self.finish(false)
+        self.finish(Leftovers::InReport)
     }
 
     /// Waits for the supervisor to stop and every thread to end, then takes back what is left.
-    /// `to_sink`: send left-over tasks to the sink (on drop) instead of returning them.
-    fn finish(&mut self, to_sink: bool) -> Report<T, W> {
+    /// On one of the pool's own threads, leaves that to the last thread out instead.
+    fn finish(&mut self, leftovers: Leftovers) -> Report<T, W> {
         self.finished = true;
         let shared = &self.shared;
+        if shared.on_own_thread() {
+            shared.orphan();
+            return Report {
+                snapshot: shared.sup.snapshot(),
+                handed_back: Vec::new(),
+            };
+        }
         shared.sup.wait_stopped();
         // Replacements may still be registering while the last workers leave: join until none
         // is left.
         loop {
-            let threads = std::mem::take(
+            let threads = mem::take(
                 &mut *shared
                     .threads
                     .lock()
@@ -287,15 +532,15 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
                 let _ = thread.join();
             }
         }
-        if let Some(monitor) = self.monitor.take() {
-            let _ = monitor.join();
+        shared.wake_watchdog();
+        if let Some(watchdog) = self.watchdog.take() {
+            let _ = watchdog.join();
         }
         let mut handed_back = Vec::new();
         for task in shared.sup.hand_back() {
-            if to_sink {
-                shared.emit(Event::HandedBack { task });
-            } else {
-                handed_back.push(task);
+            match leftovers {
+                Leftovers::ToSink => shared.emit(Event::HandedBack { task }),
+                Leftovers::InReport => handed_back.push(task),
             }
         }
         Report {
@@ -305,13 +550,22 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
     }
 }
 
+/// Where `Pool::finish` puts the tasks a shutdown leaves.
+#[derive(Clone, Copy)]
+enum Leftovers {
+    /// `drain`, `abort`: in the report.
+    InReport,
+    /// Drop: to the sink, as [`Event::HandedBack`].
+    ToSink,
+}
+
 impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize> Drop
     for Pool<T, R, E, N, W>
 {
     fn drop(&mut self) {
         if !self.finished {
             self.shared.sup.abort();
-            self.finish(true);
+            self.finish(Leftovers::ToSink);
         }
     }
 }
@@ -348,10 +602,25 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
             (&raw mut (*this).handler).write(handler);
             (&raw mut (*this).sink).write(sink);
             (&raw mut (*this).threads).write(Mutex::new(Vec::with_capacity(W)));
+            (&raw mut (*this).watchdog).write(OnceLock::new());
+            (&raw mut (*this).orphaned).write(AtomicBool::new(false));
             (&raw mut (*this).started).write(Instant::now());
         }
         // SAFETY: every field was initialized above.
         unsafe { shared.assume_init() }
+    }
+
+    /// This pool's identity for `OWN_POOL`.
+    fn id(&self) -> *const () {
+        (self as *const Self).cast()
+    }
+
+    /// Whether the current thread is one of this pool's (a worker or the watchdog).
+    fn on_own_thread(&self) -> bool {
+        // A thread-local without a destructor is reachable even while a thread exits.
+        OWN_POOL
+            .try_with(Cell::get)
+            .is_ok_and(|own| own == self.id())
     }
 
     /// Milliseconds since the pool started, wrapping.
@@ -359,14 +628,48 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
         self.started.elapsed().as_millis() as Tick
     }
 
-    /// Sends an event. A panicking sink must not take the worker's bookkeeping down with it:
-    /// the panic is reported on stderr and the event is lost (the only way one can be).
+    /// Sends an event. A panicking sink must not take the thread's bookkeeping down with it:
+    /// the panic is reported on stderr, and the event it was given goes with it (see the
+    /// module docs).
     fn emit(&self, event: Event<T, R, E>) {
-        if let Err(panic) = panic::catch_unwind(AssertUnwindSafe(|| (self.sink)(event))) {
+        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| (self.sink)(event))) {
             std::eprintln!(
-                "foreman: the event sink panicked ({}); an event was lost",
-                message(&*panic)
+                "foreman: the event sink panicked ({}); the event it was given went with the panic",
+                message(&*payload)
             );
+            discard(payload);
+        }
+    }
+
+    /// The shutdown was asked for on one of the pool's own threads, which cannot wait for the
+    /// others: leave the end to the last thread out (`after_leaving`), or do it now if every
+    /// worker has left already.
+    fn orphan(&self) {
+        // Relaxed, with the fence in `after_leaving` (Dekker against the last thread out's
+        // SeqCst leave and fence): either it sees the flag, or we see it stopped.
+        self.orphaned.store(true, Ordering::Relaxed);
+        self.after_leaving();
+    }
+
+    /// Run by every pool thread on its way out (and by `orphan`): if the pool was shut down
+    /// on one of its own threads and every worker has left, wake the watchdog and hand what
+    /// is left to the sink. Several threads may do it: each task is handed back once.
+    fn after_leaving(&self) {
+        // SeqCst fence: see `orphan`.
+        fence(Ordering::SeqCst);
+        // Relaxed: ordered by the fence.
+        if self.orphaned.load(Ordering::Relaxed) && self.sup.is_stopped() {
+            self.wake_watchdog();
+            for task in self.sup.hand_back() {
+                self.emit(Event::HandedBack { task });
+            }
+        }
+    }
+
+    /// Wakes the watchdog so that it sees the supervisor stopped now, not a period later.
+    fn wake_watchdog(&self) {
+        if let Some(watchdog) = self.watchdog.get() {
+            watchdog.unpark();
         }
     }
 
@@ -384,8 +687,16 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
         Ok(())
     }
 
-    /// One worker thread: attach, run tasks until told to leave or a crash ends it.
+    /// One worker thread: its tasks, then its part of an orphaned shutdown.
     fn run_worker(self: Arc<Self>, index: usize) {
+        let _own = OwnThread::enter(self.id());
+        self.work(index);
+        self.after_leaving();
+    }
+
+    /// Attaches, and runs tasks until told to leave or a crash (or condemnation) ends this
+    /// worker.
+    fn work(self: &Arc<Self>, index: usize) {
         // Fails only if a shutdown swept the reservation away: nothing to do then.
         let Ok(mut worker) = self.sup.attach(index) else {
             return;
@@ -393,38 +704,53 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
         while let Some(job) = worker.next_blocking() {
             let ctx = job.context();
             match panic::catch_unwind(AssertUnwindSafe(|| (self.handler)(&ctx, job.task()))) {
-                Ok(result) => {
-                    // Err: condemned by someone using the supervisor directly; they own the task.
-                    if let Ok(task) = job.finish(result.is_err()) {
-                        self.emit(match result {
-                            Ok(output) => Event::Completed {
-                                worker: index,
-                                task,
-                                output,
-                            },
-                            Err(error) => Event::Failed {
-                                worker: index,
-                                task,
-                                error,
-                            },
-                        });
+                Ok(result) => match job.finish(result.is_err()) {
+                    Ok(task) => self.emit(match result {
+                        Ok(output) => Event::Completed {
+                            worker: index,
+                            task,
+                            output,
+                        },
+                        Err(error) => Event::Failed {
+                            worker: index,
+                            task,
+                            error,
+                        },
+                    }),
+                    Err(Condemned) => {
+                        // Condemned while it ran: the late outcome is discarded, and the task
+                        // waits in the slot for the recovery a crash would get.
+                        discard(result);
+                        // Cannot fail: the pool lends its supervisor to nobody, and this
+                        // thread is the only one that recovers this slot now.
+                        if let Ok(report) = self.sup.recover(index, self.now()) {
+                            self.after_crash(index, CONDEMNED.to_string(), report);
+                        }
+                        return;
                     }
-                }
-                Err(panic) => {
+                },
+                Err(payload) => {
+                    let cause = message(&*payload);
+                    discard(payload);
                     let report = job.crash(self.now());
-                    let replace = report.decision == Decision::Replace;
-                    self.emit(Event::Crashed {
-                        worker: index,
-                        cause: message(&*panic),
-                        task: report.task,
-                        decision: report.decision,
-                    });
-                    if replace {
-                        self.replace(index);
-                    }
+                    self.after_crash(index, cause, report);
                     return; // this thread ends; the replacement owns the slot
                 }
             }
+        }
+    }
+
+    /// Reports a crash (or condemnation) and starts the replacement the supervisor asked for.
+    fn after_crash(self: &Arc<Self>, index: usize, cause: String, report: CrashReport<T>) {
+        let replace = report.decision == Decision::Replace;
+        self.emit(Event::Crashed {
+            worker: index,
+            cause,
+            task: report.task,
+            decision: report.decision,
+        });
+        if replace {
+            self.replace(index);
         }
     }
 
@@ -439,14 +765,29 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
         }
     }
 
-    /// The watchdog thread: ticks the clock and reports hangs until the supervisor stops.
-    fn watch(&self, period: Duration) {
-        while !self.sup.is_stopped() {
-            thread::sleep(period);
+    /// The watchdog thread: ticks the clock and reports hangs every `period` until the
+    /// supervisor stops. A shutdown wakes it at once (`wake_watchdog`).
+    fn watch(self: Arc<Self>, period: Duration) {
+        let _own = OwnThread::enter(self.id());
+        loop {
+            thread::park_timeout(period);
+            if self.sup.is_stopped() {
+                break;
+            }
             for worker in self.sup.tick(self.now()) {
                 self.emit(Event::Hung { worker });
             }
         }
+        self.after_leaving();
+    }
+}
+
+/// Drops a value whose destructor is user code (a panic's payload, a discarded result)
+/// without letting a panic in it escape: the bookkeeping that follows must happen. A payload
+/// that panics again when dropped is forgotten instead.
+fn discard<V>(value: V) {
+    if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(move || drop(value))) {
+        mem::forget(payload);
     }
 }
 
@@ -455,7 +796,6 @@ mod tests {
     use super::*;
     use crate::policy::{Delivery, Intensity, Restart};
     use crate::{Disposition, WorkerState};
-    use std::string::ToString;
     use std::sync::mpsc;
 
     #[test]
@@ -546,7 +886,7 @@ mod tests {
             pool.try_submit(n).unwrap();
         }
         // First crash: replaced (1 restart allowed); second: escalation.
-        while !pool.supervisor().is_stopped() {
+        while !matches!(pool.state(), crate::SupervisorState::Stopped(_)) {
             thread::yield_now();
         }
         let report = pool.abort();
@@ -590,7 +930,7 @@ mod tests {
         while pool.snapshot().in_flight == 0 {
             thread::yield_now();
         }
-        pool.supervisor().abort();
+        pool.begin_abort();
         gate.wait();
         drop(pool);
         let back: Vec<u32> = events
@@ -621,7 +961,7 @@ mod tests {
         )
         .unwrap();
         pool.submit(0).unwrap();
-        while pool.supervisor().worker_state(0) != Some(WorkerState::Hung) {
+        while pool.worker_state(0) != Some(WorkerState::Hung) {
             thread::sleep(Duration::from_millis(1));
         }
         thread::sleep(Duration::from_millis(60)); // several more ticks: still one report
