@@ -1,0 +1,1109 @@
+//! Model-based test of the core [`Supervisor`]: random sequences of every public operation,
+//! run against the supervisor and against a sequential reference model written from the
+//! documented rules, compared after every step.
+//!
+//! After each step: every result equals the model's (errors, decisions, dispositions, the
+//! tasks themselves), the snapshot equals the model's counts and worker states exactly, the
+//! active slots add up, and every accepted task is in exactly one place (queue, a slot, or
+//! ended). The queue is FIFO (each started task is the model's next), a task ends at most
+//! once, and a task's attempt is the number of its runs that started. Each case ends by
+//! aborting, letting every worker go and recovering the crashed ones: then every accepted task
+//! has ended exactly once.
+//!
+//! Cases: 5 000 in an optimized build (`cargo xtask test` runs it so, in a couple of
+//! seconds), 300 in a debug build (`cargo test -p foreman-rt`, where a case is some 50 times
+//! slower); `PROPTEST_CASES` sets another number (`cargo xtask test --long` runs 200 000).
+#![cfg(not(loom))]
+
+use std::collections::{HashMap, VecDeque};
+use std::mem::{self, ManuallyDrop};
+
+use proptest::collection::vec;
+use proptest::prelude::*;
+
+use foreman_rt::park::NoPark;
+use foreman_rt::policy::{Delivery, Intensity, Policy, Restart, Tick};
+use foreman_rt::{
+    Condemned, CrashReport, Decision, Disposition, Job, Next, ReopenError, Shutdown, Snapshot,
+    SubmitError, Supervisor, SupervisorState, Worker, WorkerError, WorkerSnapshot, WorkerState,
+};
+
+/// Queue capacity and worker slots: small, so that full queues, every slot state and
+/// shutdowns with work left are all common.
+const N: usize = 4;
+const W: usize = 3;
+/// Half the clock's range: ages at or beyond it are in the future (see `Supervisor::tick`).
+const HALF_RANGE: Tick = Tick::MAX / 2 + 1;
+
+type Sup = Supervisor<u32, N, W, NoPark>;
+type Handle = Worker<'static, u32, N, W, NoPark>;
+type Running = Job<'static, u32, N, W, NoPark>;
+
+// ----- operations -----------------------------------------------------------------------
+
+/// One call into the supervisor or a handle. Slot indices go up to `W` (one past the last)
+/// to exercise `NoSuchWorker`.
+#[derive(Debug, Clone)]
+enum Op {
+    TrySubmit,
+    Submit,
+    Attach(usize),
+    Reserve(usize),
+    Release(usize),
+    Next(usize),
+    Complete(usize),
+    Fail(usize),
+    Crash(usize),
+    DropJob(usize),
+    Heartbeat(usize),
+    DropWorker(usize),
+    Exit(usize),
+    Condemn(usize),
+    DeclareDead(usize),
+    Recover(usize),
+    Retire(usize),
+    Tick(Tick),
+    TickBehind(Tick),
+    Drain,
+    Abort,
+    Reopen,
+    HandBack,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let slot = || 0..=W;
+    prop_oneof![
+        6 => Just(Op::TrySubmit),
+        3 => Just(Op::Submit),
+        4 => slot().prop_map(Op::Attach),
+        1 => slot().prop_map(Op::Reserve),
+        1 => slot().prop_map(Op::Release),
+        8 => slot().prop_map(Op::Next),
+        4 => slot().prop_map(Op::Complete),
+        2 => slot().prop_map(Op::Fail),
+        2 => slot().prop_map(Op::Crash),
+        1 => slot().prop_map(Op::DropJob),
+        1 => slot().prop_map(Op::Heartbeat),
+        2 => slot().prop_map(Op::DropWorker),
+        1 => slot().prop_map(Op::Exit),
+        1 => slot().prop_map(Op::Condemn),
+        1 => slot().prop_map(Op::DeclareDead),
+        2 => slot().prop_map(Op::Recover),
+        1 => slot().prop_map(Op::Retire),
+        2 => (0..30u32).prop_map(Op::Tick),
+        1 => (0..30u32).prop_map(Op::TickBehind),
+        1 => Just(Op::Drain),
+        1 => Just(Op::Abort),
+        1 => Just(Op::Reopen),
+        1 => Just(Op::HandBack),
+    ]
+}
+
+fn policy() -> impl Strategy<Value = Policy> {
+    let restart = prop_oneof![
+        Just(Restart::Permanent),
+        Just(Restart::Transient),
+        Just(Restart::Temporary)
+    ];
+    let intensity = prop_oneof![
+        Just(Intensity::unlimited()),
+        (0..=3u8, 1..40u32).prop_map(|(max, within)| Intensity::new(max, within).unwrap()),
+    ];
+    let delivery = prop_oneof![
+        Just(Delivery::AtMostOnce),
+        (1..=3u32).prop_map(|attempts| Delivery::at_least_once(attempts).unwrap()),
+    ];
+    let watchdog = prop_oneof![Just(None), (1..10u32).prop_map(Some)];
+    (restart, intensity, delivery, watchdog).prop_map(|(restart, intensity, delivery, watchdog)| {
+        let policy = Policy::DEFAULT
+            .with_restart(restart)
+            .with_intensity(intensity)
+            .with_delivery(delivery);
+        match watchdog {
+            Some(deadline) => policy.with_watchdog(deadline).unwrap(),
+            None => policy,
+        }
+    })
+}
+
+// ----- the reference model ----------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Running,
+    Draining,
+    Aborting,
+    Escalated,
+}
+
+/// A task and the number of its runs that started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Task {
+    id: u32,
+    runs: u32,
+}
+
+/// A worker handle the harness holds for a slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct HandleState {
+    /// Its job crashed or let go: the slot is no longer its.
+    dead: bool,
+    /// It has a job out.
+    job: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Slot {
+    state: WorkerState,
+    task: Option<Task>,
+    heartbeat: Tick,
+    completed: usize,
+    failed: usize,
+    crashes: u32,
+    restarts: u32,
+    handle: Option<HandleState>,
+}
+
+/// The supervisor as its documentation describes it, one call at a time.
+struct Model {
+    policy: Policy,
+    phase: Phase,
+    stopped: bool,
+    /// Slots counted as active.
+    active: usize,
+    queue: VecDeque<Task>,
+    closed: bool,
+    slots: [Slot; W],
+    clock: Tick,
+    restart_log: VecDeque<Tick>,
+    submitted: usize,
+    dead_lettered: usize,
+    lost: usize,
+    handed_back: usize,
+    requeued: usize,
+    rejected: usize,
+    /// How each ended task ended.
+    ended: HashMap<u32, &'static str>,
+    next_id: u32,
+}
+
+impl Model {
+    fn new(policy: Policy) -> Model {
+        let slot = Slot {
+            state: WorkerState::Vacant,
+            task: None,
+            heartbeat: 0,
+            completed: 0,
+            failed: 0,
+            crashes: 0,
+            restarts: 0,
+            handle: None,
+        };
+        Model {
+            policy,
+            phase: Phase::Running,
+            stopped: false,
+            active: 0,
+            queue: VecDeque::new(),
+            closed: false,
+            slots: [slot.clone(), slot.clone(), slot],
+            clock: 0,
+            restart_log: VecDeque::new(),
+            submitted: 0,
+            dead_lettered: 0,
+            lost: 0,
+            handed_back: 0,
+            requeued: 0,
+            rejected: 0,
+            ended: HashMap::new(),
+            next_id: 0,
+        }
+    }
+
+    fn state(&self) -> SupervisorState {
+        let shutdown = match self.phase {
+            Phase::Running => return SupervisorState::Running,
+            Phase::Draining => Shutdown::Drain,
+            Phase::Aborting => Shutdown::Abort,
+            Phase::Escalated => Shutdown::Escalation,
+        };
+        if self.stopped {
+            return SupervisorState::Stopped(shutdown);
+        }
+        match shutdown {
+            Shutdown::Drain => SupervisorState::Draining,
+            Shutdown::Abort => SupervisorState::Aborting,
+            Shutdown::Escalation => SupervisorState::Escalated,
+        }
+    }
+
+    fn stops_workers(&self) -> bool {
+        matches!(self.phase, Phase::Aborting | Phase::Escalated)
+    }
+
+    /// Records a task's end: it must be its first.
+    fn end(&mut self, id: u32, how: &'static str) {
+        if let Some(before) = self.ended.insert(id, how) {
+            panic!("task {id} ended twice: {before}, then {how}");
+        }
+    }
+
+    fn no_such(index: usize) -> WorkerError {
+        WorkerError::NoSuchWorker { index, workers: W }
+    }
+
+    fn wrong(&self, index: usize) -> WorkerError {
+        WorkerError::WrongState {
+            index,
+            state: self.slots[index].state,
+        }
+    }
+
+    fn activate(&mut self) -> Result<(), WorkerError> {
+        if self.stopped || self.stops_workers() {
+            return Err(WorkerError::ShuttingDown);
+        }
+        self.active += 1;
+        Ok(())
+    }
+
+    fn deactivate(&mut self) {
+        self.active -= 1;
+        if self.active == 0 {
+            if self.phase == Phase::Running {
+                self.phase = Phase::Escalated; // no worker left to run the tasks
+            }
+            self.stopped = true;
+            self.closed = true;
+        }
+    }
+
+    fn shut_down(&mut self, target: Phase) -> SupervisorState {
+        let stronger_already = self.stopped || self.phase == target || self.stops_workers();
+        if stronger_already {
+            return self.state();
+        }
+        self.phase = target;
+        if self.active == 0 {
+            self.stopped = true;
+        }
+        self.closed = true;
+        if target != Phase::Draining {
+            self.sweep();
+        }
+        self.state()
+    }
+
+    /// No replacement will come: reserved slots become vacant, restarting ones retired.
+    fn sweep(&mut self) {
+        for index in 0..W {
+            let to = match self.slots[index].state {
+                WorkerState::Starting => WorkerState::Vacant,
+                WorkerState::Restarting => WorkerState::Retired,
+                _ => continue,
+            };
+            self.slots[index].state = to;
+            self.deactivate();
+        }
+    }
+
+    fn settle_restart(&mut self) {
+        if self.stops_workers() {
+            self.sweep();
+        }
+    }
+
+    fn decide(&mut self, crashed: bool, now: Tick) -> Decision {
+        let phase_allows = !self.stopped
+            && (self.phase == Phase::Running || (self.phase == Phase::Draining && crashed));
+        if !phase_allows || !self.policy.restart().replaces(crashed) {
+            return Decision::Retire;
+        }
+        let intensity = self.policy.intensity();
+        let (Some(max), Some(within)) = (intensity.max_restarts(), intensity.within()) else {
+            return Decision::Replace;
+        };
+        while let Some(&at) = self.restart_log.front() {
+            if now.wrapping_sub(at) < within {
+                break;
+            }
+            self.restart_log.pop_front();
+        }
+        if self.restart_log.len() >= usize::from(max) {
+            return Decision::Escalate;
+        }
+        self.restart_log.push_back(now);
+        Decision::Replace
+    }
+
+    /// What becomes of a crashed worker's task; the task kept in the slot, if any.
+    fn dispose(&mut self, task: Task, decision: Decision) -> (Disposition<u32>, Option<Task>) {
+        let Some(max) = self.policy.delivery().max_attempts() else {
+            self.lost += 1;
+            self.end(task.id, "lost");
+            return (Disposition::Lost(task.id), None);
+        };
+        if task.runs >= max {
+            self.dead_lettered += 1;
+            self.end(task.id, "dead-lettered");
+            return (
+                Disposition::DeadLettered {
+                    task: task.id,
+                    attempts: task.runs,
+                },
+                None,
+            );
+        }
+        let next = task.runs + 1;
+        match decision {
+            Decision::Replace => (Disposition::Retried { attempt: next }, Some(task)),
+            Decision::Retire if !self.stops_workers() => {
+                if self.queue.len() < N {
+                    self.requeued += 1;
+                    self.queue.push_back(task);
+                    (Disposition::Requeued { attempt: next }, None)
+                } else {
+                    self.handed_back += 1;
+                    self.end(task.id, "handed back (no room to requeue)");
+                    (Disposition::HandedBack(task.id), None)
+                }
+            }
+            Decision::Retire | Decision::Escalate => {
+                self.handed_back += 1;
+                self.end(task.id, "handed back (crash)");
+                (Disposition::HandedBack(task.id), None)
+            }
+        }
+    }
+
+    /// Recovery of slot `index`, which crashed holding `task`.
+    fn recover_claimed(&mut self, index: usize, now: Tick) -> CrashReport<u32> {
+        self.slots[index].crashes += 1;
+        let decision = self.decide(true, now);
+        let task = self.slots[index].task.take();
+        let (disposition, kept) = match task {
+            Some(task) => {
+                let (disposition, kept) = self.dispose(task, decision);
+                (Some(disposition), kept)
+            }
+            None => (None, None),
+        };
+        if decision == Decision::Escalate {
+            self.shut_down(Phase::Escalated);
+        }
+        self.slots[index].task = kept;
+        if decision == Decision::Replace {
+            self.slots[index].restarts += 1;
+            self.slots[index].state = WorkerState::Restarting;
+            self.settle_restart();
+        } else {
+            self.slots[index].state = WorkerState::Retired;
+            self.deactivate();
+        }
+        CrashReport {
+            worker: index,
+            task: disposition,
+            decision,
+        }
+    }
+
+    fn end_normally(&mut self, index: usize) -> Decision {
+        let decision = self.decide(false, self.clock);
+        if decision == Decision::Escalate {
+            self.shut_down(Phase::Escalated);
+        }
+        if decision == Decision::Replace {
+            self.slots[index].restarts += 1;
+            self.slots[index].state = WorkerState::Restarting;
+            self.settle_restart();
+        } else {
+            self.slots[index].state = WorkerState::Exited;
+            self.deactivate();
+        }
+        decision
+    }
+
+    /// A slot whose task a crash may still send back to the queue.
+    fn tasks_out(&self) -> bool {
+        self.slots.iter().any(|slot| {
+            matches!(
+                slot.state,
+                WorkerState::Busy
+                    | WorkerState::Hung
+                    | WorkerState::Terminating
+                    | WorkerState::Crashed
+            )
+        })
+    }
+
+    // ----- the operations, each returning what the supervisor must return ---------------
+
+    fn try_submit(&mut self) -> (u32, Result<(), SubmitError<u32>>) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let result = if self.closed {
+            self.rejected += 1;
+            Err(SubmitError::Closed(id))
+        } else if self.queue.len() == N {
+            self.rejected += 1;
+            Err(SubmitError::Full(id))
+        } else {
+            self.queue.push_back(Task { id, runs: 0 });
+            self.submitted += 1;
+            Ok(())
+        };
+        (id, result)
+    }
+
+    fn attach(&mut self, index: usize) -> Result<(), WorkerError> {
+        if index >= W {
+            return Err(Model::no_such(index));
+        }
+        match self.slots[index].state {
+            WorkerState::Vacant => self.activate()?,
+            WorkerState::Starting | WorkerState::Restarting => {}
+            _ if self.stops_workers() => return Err(WorkerError::ShuttingDown),
+            _ => return Err(self.wrong(index)),
+        }
+        self.slots[index].state = WorkerState::Idle;
+        self.slots[index].handle = Some(HandleState {
+            dead: false,
+            job: false,
+        });
+        Ok(())
+    }
+
+    fn reserve(&mut self, index: usize) -> Result<(), WorkerError> {
+        if index >= W {
+            return Err(Model::no_such(index));
+        }
+        if self.slots[index].state != WorkerState::Vacant {
+            return Err(self.wrong(index));
+        }
+        self.activate()?;
+        self.slots[index].state = WorkerState::Starting;
+        Ok(())
+    }
+
+    fn release(&mut self, index: usize) -> Result<(), WorkerError> {
+        if index >= W {
+            return Err(Model::no_such(index));
+        }
+        if self.slots[index].state != WorkerState::Starting {
+            return Err(self.wrong(index));
+        }
+        self.slots[index].state = WorkerState::Vacant;
+        self.deactivate();
+        Ok(())
+    }
+
+    /// `try_next` on slot `index`'s handle: `Some(task)` for `Next::Run`, with the task's run
+    /// count after its start; `None` for Idle; `Err(())` for Exit.
+    fn next(&mut self, index: usize) -> Result<Option<Task>, ()> {
+        let handle = self.slots[index].handle.expect("a handle");
+        if handle.dead || self.slots[index].state != WorkerState::Idle {
+            return Err(());
+        }
+        if self.slots[index].task.is_none() {
+            if self.stops_workers() {
+                self.slots[index].state = WorkerState::Exiting;
+                return Err(());
+            }
+            match self.queue.pop_front() {
+                Some(task) => self.slots[index].task = Some(task),
+                None if !self.closed => return Ok(None),
+                None if self.phase == Phase::Draining && self.tasks_out() => return Ok(None),
+                None => {
+                    self.slots[index].state = WorkerState::Exiting;
+                    return Err(());
+                }
+            }
+        }
+        let slot = &mut self.slots[index];
+        let task = slot.task.as_mut().expect("a task to start");
+        task.runs += 1;
+        let started = *task;
+        slot.state = WorkerState::Busy;
+        slot.heartbeat = self.clock;
+        slot.handle = Some(HandleState {
+            dead: false,
+            job: true,
+        });
+        Ok(Some(started))
+    }
+
+    /// Busy/Hung/Terminating → Crashed: the handle's job let go of its task.
+    fn let_go(&mut self, index: usize) {
+        let slot = &mut self.slots[index];
+        slot.handle = Some(HandleState {
+            dead: true,
+            job: false,
+        });
+        if matches!(
+            slot.state,
+            WorkerState::Busy | WorkerState::Hung | WorkerState::Terminating
+        ) {
+            slot.state = WorkerState::Crashed;
+        }
+    }
+
+    fn finish(&mut self, index: usize, failed: bool) -> Result<u32, Condemned> {
+        if !matches!(
+            self.slots[index].state,
+            WorkerState::Busy | WorkerState::Hung
+        ) {
+            self.let_go(index);
+            return Err(Condemned);
+        }
+        let slot = &mut self.slots[index];
+        let task = slot.task.take().expect("a running task");
+        slot.state = WorkerState::Idle;
+        slot.handle = Some(HandleState {
+            dead: false,
+            job: false,
+        });
+        if failed {
+            slot.failed += 1;
+            self.end(task.id, "failed");
+        } else {
+            slot.completed += 1;
+            self.end(task.id, "completed");
+        }
+        Ok(task.id)
+    }
+
+    fn crash(&mut self, index: usize) -> CrashReport<u32> {
+        self.slots[index].handle = Some(HandleState {
+            dead: true,
+            job: false,
+        });
+        self.recover_claimed(index, self.clock)
+    }
+
+    fn heartbeat(&mut self, index: usize) {
+        let slot = &mut self.slots[index];
+        slot.heartbeat = self.clock;
+        if slot.state == WorkerState::Hung {
+            slot.state = WorkerState::Busy;
+        }
+    }
+
+    /// Ends the handle (`exit`, or dropping it): what `exit` returns.
+    fn end_handle(&mut self, index: usize) -> Decision {
+        let handle = self.slots[index].handle.take().expect("a handle");
+        if handle.dead {
+            return Decision::Retire;
+        }
+        match self.slots[index].state {
+            WorkerState::Exiting => {
+                self.slots[index].state = WorkerState::Exited;
+                self.deactivate();
+                Decision::Retire
+            }
+            WorkerState::Idle => self.end_normally(index),
+            _ => Decision::Retire,
+        }
+    }
+
+    fn condemn(&mut self, index: usize) -> Result<(), WorkerError> {
+        if index >= W {
+            return Err(Model::no_such(index));
+        }
+        if !matches!(
+            self.slots[index].state,
+            WorkerState::Busy | WorkerState::Hung
+        ) {
+            return Err(self.wrong(index));
+        }
+        self.slots[index].state = WorkerState::Terminating;
+        Ok(())
+    }
+
+    fn declare_dead(&mut self, index: usize) -> Result<(), WorkerError> {
+        if index >= W {
+            return Err(Model::no_such(index));
+        }
+        self.slots[index].handle = None; // forgotten: its thread "never runs again"
+        match self.slots[index].state {
+            WorkerState::Starting
+            | WorkerState::Idle
+            | WorkerState::Busy
+            | WorkerState::Hung
+            | WorkerState::Terminating
+            | WorkerState::Crashed => {
+                self.slots[index].state = WorkerState::Crashed;
+                Ok(())
+            }
+            WorkerState::Exiting => {
+                self.slots[index].state = WorkerState::Exited;
+                self.deactivate();
+                Ok(())
+            }
+            _ => Err(self.wrong(index)),
+        }
+    }
+
+    fn recover(&mut self, index: usize) -> Result<CrashReport<u32>, WorkerError> {
+        if index >= W {
+            return Err(Model::no_such(index));
+        }
+        if self.slots[index].state != WorkerState::Crashed {
+            return Err(self.wrong(index));
+        }
+        Ok(self.recover_claimed(index, self.clock))
+    }
+
+    fn retire(&mut self, index: usize) -> Result<Option<u32>, WorkerError> {
+        if index >= W {
+            return Err(Model::no_such(index));
+        }
+        if self.slots[index].state != WorkerState::Restarting {
+            return Err(self.wrong(index));
+        }
+        let task = self.slots[index].task.take().map(|task| {
+            self.handed_back += 1;
+            self.end(task.id, "handed back (retired)");
+            task.id
+        });
+        self.slots[index].state = WorkerState::Retired;
+        self.deactivate();
+        Ok(task)
+    }
+
+    fn tick(&mut self, now: Tick) -> Vec<usize> {
+        if now != self.clock && now.wrapping_sub(self.clock) < HALF_RANGE {
+            self.clock = now;
+        }
+        let Some(deadline) = self.policy.watchdog() else {
+            return Vec::new();
+        };
+        let mut hung = Vec::new();
+        for (index, slot) in self.slots.iter_mut().enumerate() {
+            let age = now.wrapping_sub(slot.heartbeat);
+            if slot.state == WorkerState::Busy && age > deadline && age < HALF_RANGE {
+                slot.state = WorkerState::Hung;
+                hung.push(index);
+            }
+        }
+        hung
+    }
+
+    fn hand_back(&mut self) -> Vec<u32> {
+        if matches!(
+            self.state(),
+            SupervisorState::Running | SupervisorState::Draining
+        ) {
+            return Vec::new();
+        }
+        let mut back = Vec::new();
+        while let Some(task) = self.queue.pop_front() {
+            back.push(task.id);
+        }
+        for slot in &mut self.slots {
+            if matches!(slot.state, WorkerState::Exited | WorkerState::Retired) {
+                back.extend(slot.task.take().map(|task| task.id));
+            }
+        }
+        for &id in &back {
+            self.handed_back += 1;
+            self.end(id, "handed back");
+        }
+        back
+    }
+
+    fn reopen(&mut self) -> Result<(), ReopenError> {
+        if !self.stopped {
+            return Err(ReopenError::NotStopped(self.state()));
+        }
+        if !self.queue.is_empty() || self.slots.iter().any(|slot| slot.task.is_some()) {
+            return Err(ReopenError::TasksHeld);
+        }
+        for slot in &mut self.slots {
+            if matches!(slot.state, WorkerState::Exited | WorkerState::Retired) {
+                slot.state = WorkerState::Vacant;
+            }
+        }
+        self.closed = false;
+        self.phase = Phase::Running;
+        self.stopped = false;
+        Ok(())
+    }
+
+    fn snapshot(&self) -> Snapshot<W> {
+        let workers = std::array::from_fn(|index| {
+            let slot = &self.slots[index];
+            WorkerSnapshot {
+                state: slot.state,
+                completed: slot.completed,
+                failed: slot.failed,
+                crashes: slot.crashes,
+                restarts: slot.restarts,
+            }
+        });
+        let sum = |f: fn(&Slot) -> usize| self.slots.iter().map(f).sum::<usize>();
+        Snapshot {
+            state: self.state(),
+            submitted: self.submitted,
+            completed: sum(|slot| slot.completed),
+            failed: sum(|slot| slot.failed),
+            dead_lettered: self.dead_lettered,
+            lost: self.lost,
+            handed_back: self.handed_back,
+            queued: self.queue.len(),
+            in_flight: self.slots.iter().filter(|slot| slot.task.is_some()).count(),
+            requeued: self.requeued,
+            rejected: self.rejected,
+            crashes: self.slots.iter().map(|slot| slot.crashes).sum(),
+            restarts: self.slots.iter().map(|slot| slot.restarts).sum(),
+            workers,
+        }
+    }
+
+    /// The model's own invariants: the active count matches the slots, and every accepted
+    /// task is in exactly one place.
+    fn check(&self) {
+        let active = self
+            .slots
+            .iter()
+            .filter(|slot| {
+                !matches!(
+                    slot.state,
+                    WorkerState::Vacant | WorkerState::Exited | WorkerState::Retired
+                )
+            })
+            .count();
+        assert_eq!(self.active, active, "active slots");
+        assert_eq!(self.stopped, self.phase != Phase::Running && active == 0);
+        let mut places: HashMap<u32, usize> = HashMap::new();
+        let queued = self.queue.iter().map(|task| task.id);
+        let held = self.slots.iter().filter_map(|slot| slot.task.map(|t| t.id));
+        for id in queued.chain(held).chain(self.ended.keys().copied()) {
+            *places.entry(id).or_default() += 1;
+        }
+        assert_eq!(
+            places.len(),
+            self.submitted,
+            "every accepted task is somewhere"
+        );
+        assert!(places.values().all(|&n| n == 1), "a task in two places");
+    }
+}
+
+// ----- the harness: the real supervisor and its handles -----------------------------------
+
+/// The supervisor under test and the handles a host would hold, kept across steps. Handles
+/// borrow the supervisor (and jobs their worker), so they live behind raw pointers and are
+/// freed in order: jobs, then workers, then the supervisor.
+struct Harness {
+    sup: *mut Sup,
+    workers: [Option<*mut Handle>; W],
+    jobs: [Option<Running>; W],
+    /// Handles of "dead threads" (`declare_dead`): never used or dropped again, freed without
+    /// running their destructor.
+    forgotten: Vec<*mut Handle>,
+}
+
+impl Harness {
+    fn new(policy: Policy) -> Harness {
+        Harness {
+            sup: Box::into_raw(Box::new(Sup::new(policy, NoPark))),
+            workers: [None; W],
+            jobs: [None, None, None],
+            forgotten: Vec::new(),
+        }
+    }
+
+    fn sup(&self) -> &'static Sup {
+        // SAFETY: the supervisor lives until `drop`, after every handle that borrows it.
+        unsafe { &*self.sup }
+    }
+
+    /// The worker handle of slot `index`, which has no job out.
+    fn worker(&mut self, index: usize) -> &'static mut Handle {
+        assert!(self.jobs[index].is_none(), "a job borrows this worker");
+        let worker = self.workers[index].expect("a worker handle");
+        // SAFETY: boxed and alive; no other reference to it exists (no job borrows it).
+        unsafe { &mut *worker }
+    }
+
+    fn drop_worker(&mut self, index: usize) {
+        assert!(self.jobs[index].is_none(), "a job borrows this worker");
+        if let Some(worker) = self.workers[index].take() {
+            // SAFETY: from `Box::into_raw`, and no job borrows it any more.
+            drop(unsafe { Box::from_raw(worker) });
+        }
+    }
+
+    fn take_worker(&mut self, index: usize) -> Handle {
+        assert!(self.jobs[index].is_none(), "a job borrows this worker");
+        let worker = self.workers[index].take().expect("a worker handle");
+        // SAFETY: from `Box::into_raw`, and no job borrows it any more.
+        *unsafe { Box::from_raw(worker) }
+    }
+
+    /// Forgets slot `index`'s handles, as if their thread had died without unwinding.
+    fn forget(&mut self, index: usize) {
+        if let Some(job) = self.jobs[index].take() {
+            mem::forget(job);
+        }
+        if let Some(worker) = self.workers[index].take() {
+            self.forgotten.push(worker);
+        }
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        for job in &mut self.jobs {
+            drop(job.take());
+        }
+        for index in 0..W {
+            self.drop_worker(index);
+        }
+        for worker in self.forgotten.drain(..) {
+            // SAFETY: from `Box::into_raw`; `ManuallyDrop` has the same layout, so the memory
+            // is freed without running the handle's destructor.
+            drop(unsafe { Box::from_raw(worker.cast::<ManuallyDrop<Handle>>()) });
+        }
+        // SAFETY: from `Box::into_raw`; every handle that borrowed it is gone.
+        drop(unsafe { Box::from_raw(self.sup) });
+    }
+}
+
+// ----- running a case --------------------------------------------------------------------
+
+/// Runs `op` on the supervisor and the model, and compares what they return.
+fn step(sup_h: &mut Harness, model: &mut Model, op: &Op) {
+    let sup = sup_h.sup();
+    let has_handle = |model: &Model, i: usize| i < W && model.slots[i].handle.is_some();
+    let has_job =
+        |model: &Model, i: usize| i < W && model.slots[i].handle.is_some_and(|handle| handle.job);
+    match *op {
+        Op::TrySubmit => {
+            let (id, expected) = model.try_submit();
+            assert_eq!(sup.try_submit(id), expected);
+        }
+        Op::Submit => {
+            // With `NoPark`, `submit` spins while the queue is full: only when it is not.
+            if !model.closed && model.queue.len() == N {
+                return;
+            }
+            let (id, expected) = model.try_submit();
+            assert_eq!(sup.submit(id), expected);
+        }
+        Op::Attach(i) => {
+            // A dead handle from this slot's previous worker goes first (a host drops it).
+            if has_handle(model, i) && model.slots[i].handle.unwrap().dead {
+                sup_h.drop_worker(i);
+                model.slots[i].handle = None;
+            }
+            if has_handle(model, i) {
+                return; // one live handle per slot in this harness
+            }
+            let expected = model.attach(i);
+            match sup.attach(i) {
+                Ok(worker) => {
+                    assert_eq!(expected, Ok(()));
+                    sup_h.workers[i] = Some(Box::into_raw(Box::new(worker)));
+                }
+                Err(err) => assert_eq!(Err(err), expected),
+            }
+        }
+        Op::Reserve(i) => assert_eq!(sup.reserve(i), model.reserve(i)),
+        Op::Release(i) => assert_eq!(sup.release(i), model.release(i)),
+        Op::Next(i) => {
+            if !has_handle(model, i) || has_job(model, i) {
+                return;
+            }
+            let expected = model.next(i);
+            match sup_h.worker(i).try_next() {
+                Next::Run(job) => {
+                    let started = expected.expect("Run, not Exit").expect("Run, not Idle");
+                    assert_eq!((*job.task(), job.attempt()), (started.id, started.runs));
+                    assert_eq!(job.context().attempt(), started.runs);
+                    sup_h.jobs[i] = Some(job);
+                }
+                Next::Idle => assert_eq!(expected, Ok(None)),
+                Next::Exit => assert_eq!(expected, Err(())),
+            }
+        }
+        Op::Complete(i) | Op::Fail(i) => {
+            if !has_job(model, i) {
+                return;
+            }
+            let failed = matches!(op, Op::Fail(_));
+            let expected = model.finish(i, failed);
+            let job = sup_h.jobs[i].take().unwrap();
+            let actual = if failed { job.fail() } else { job.complete() };
+            assert_eq!(actual, expected);
+        }
+        Op::Crash(i) => {
+            if !has_job(model, i) {
+                return;
+            }
+            let expected = model.crash(i);
+            let job = sup_h.jobs[i].take().unwrap();
+            assert_eq!(job.crash(model.clock), expected);
+        }
+        Op::DropJob(i) => {
+            if !has_job(model, i) {
+                return;
+            }
+            model.let_go(i);
+            drop(sup_h.jobs[i].take());
+        }
+        Op::Heartbeat(i) => {
+            if !has_job(model, i) {
+                return;
+            }
+            model.heartbeat(i);
+            sup_h.jobs[i].as_ref().unwrap().context().heartbeat();
+        }
+        Op::DropWorker(i) => {
+            if !has_handle(model, i) || has_job(model, i) {
+                return;
+            }
+            model.end_handle(i);
+            sup_h.drop_worker(i);
+        }
+        Op::Exit(i) => {
+            if !has_handle(model, i) || has_job(model, i) {
+                return;
+            }
+            let expected = model.end_handle(i);
+            assert_eq!(sup_h.take_worker(i).exit(), expected);
+        }
+        Op::Condemn(i) => assert_eq!(sup.condemn(i), model.condemn(i)),
+        Op::DeclareDead(i) => {
+            // The "thread" holding the slot's handles dies: they are never touched again.
+            if i < W {
+                sup_h.forget(i);
+            }
+            let expected = model.declare_dead(i);
+            // SAFETY: the handles of slot `i` were just forgotten, never to be used or dropped.
+            assert_eq!(unsafe { sup.declare_dead(i) }, expected);
+        }
+        Op::Recover(i) => assert_eq!(sup.recover(i, model.clock), model.recover(i)),
+        Op::Retire(i) => assert_eq!(sup.retire(i), model.retire(i)),
+        Op::Tick(ahead) => {
+            let now = model.clock.wrapping_add(ahead);
+            let expected = model.tick(now);
+            assert_eq!(sup.tick(now).as_slice(), expected.as_slice());
+        }
+        Op::TickBehind(behind) => {
+            let now = model.clock.wrapping_sub(behind);
+            let expected = model.tick(now);
+            assert_eq!(sup.tick(now).as_slice(), expected.as_slice());
+        }
+        Op::Drain => assert_eq!(sup.drain(), model.shut_down(Phase::Draining)),
+        Op::Abort => assert_eq!(sup.abort(), model.shut_down(Phase::Aborting)),
+        Op::Reopen => assert_eq!(sup.reopen(), model.reopen()),
+        Op::HandBack => assert_eq!(sup.hand_back().collect::<Vec<_>>(), model.hand_back()),
+    }
+}
+
+/// Compares everything observable, and checks the model's invariants.
+fn compare(harness: &Harness, model: &Model) {
+    let sup = harness.sup();
+    model.check();
+    let snap = sup.snapshot();
+    assert_eq!(snap, model.snapshot(), "the snapshot");
+    assert!(snap.adds_up());
+    assert_eq!(sup.state(), model.state());
+    assert_eq!(sup.queued(), model.queue.len());
+    for index in 0..W {
+        assert_eq!(sup.worker_state(index), Some(model.slots[index].state));
+    }
+    assert_eq!(sup.worker_state(W), None);
+}
+
+/// Ends the case: abort, let every worker go, recover the crashed ones, take back what is
+/// left. Every accepted task must then have ended exactly once.
+fn wind_down(harness: &mut Harness, model: &mut Model) {
+    let mut ops = vec![Op::Abort];
+    ops.extend((0..W).flat_map(|i| [Op::DropJob(i), Op::DropWorker(i)]));
+    ops.extend((0..W).map(Op::Recover));
+    ops.push(Op::HandBack);
+    for op in &ops {
+        step(harness, model, op);
+        compare(harness, model);
+    }
+    assert!(model.stopped, "stopped once every worker has gone");
+    assert!(harness.sup().is_stopped());
+    assert_eq!(
+        model.ended.len(),
+        model.submitted,
+        "every accepted task ended once"
+    );
+    let snap = harness.sup().snapshot();
+    assert_eq!((snap.queued, snap.in_flight), (0, 0));
+    assert_eq!(snap.finished(), snap.submitted);
+}
+
+fn run(policy: Policy, ops: &[Op]) {
+    let mut model = Model::new(policy);
+    let mut harness = Harness::new(policy);
+    compare(&harness, &model);
+    for op in ops {
+        step(&mut harness, &mut model, op);
+        compare(&harness, &model);
+    }
+    wind_down(&mut harness, &mut model);
+}
+
+fn config() -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|cases| cases.parse().ok())
+        .unwrap_or(if cfg!(debug_assertions) { 300 } else { 5_000 });
+    ProptestConfig {
+        cases,
+        ..ProptestConfig::default()
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn the_supervisor_behaves_like_its_model(policy in policy(), ops in vec(op(), 1..160)) {
+        run(policy, &ops);
+    }
+}
+
+/// The scenarios issue 9 found, as fixed sequences (they also seed the shrinker's intuition).
+#[test]
+fn fixed_sequences() {
+    let at_least_twice = Policy::DEFAULT
+        .with_intensity(Intensity::unlimited())
+        .with_delivery(Delivery::at_least_once(2).unwrap());
+    // A retry whose replacement dies before starting it is not charged.
+    run(
+        at_least_twice,
+        &[
+            Op::TrySubmit,
+            Op::Attach(0),
+            Op::Next(0),
+            Op::Crash(0),
+            Op::Attach(0),
+            Op::DeclareDead(0),
+            Op::Recover(0),
+            Op::Attach(0),
+            Op::Next(0),
+            Op::Complete(0),
+        ],
+    );
+    // An abort with queued tasks: reopen is refused until they are handed back.
+    run(
+        Policy::DEFAULT,
+        &[
+            Op::TrySubmit,
+            Op::TrySubmit,
+            Op::Abort,
+            Op::Reopen,
+            Op::HandBack,
+            Op::Reopen,
+            Op::TrySubmit,
+        ],
+    );
+}
