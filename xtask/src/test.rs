@@ -16,7 +16,9 @@ pub struct Args {
     /// Run only the suites whose name contains this text (e.g. `loom`, `browser`).
     #[arg(long)]
     only: Option<String>,
-    /// Stress with 10 million tasks per configuration instead of 1 million.
+    /// Longer runs: stress with 10 million tasks per configuration instead of 1 million, the
+    /// core's model test with 200 000 cases instead of 5 000, and every liveness case 20
+    /// times instead of once.
     #[arg(long)]
     long: bool,
 }
@@ -107,7 +109,15 @@ pub fn run(args: Args) -> Result<()> {
     suites.run("core with the embassy host (unit + doc)", || {
         run_tests(cargo().args(["test", "-p", "foreman-rt", "--features", "embassy"]))
     });
-    suites.run("cross-crate: stress, fault soak, allocations", || {
+    suites.run("core model (proptest vs a reference model)", || {
+        let mut cmd = cargo();
+        cmd.args(["test", "-p", "foreman-rt", "--test", "model", "--release"]);
+        if args.long {
+            cmd.env("PROPTEST_CASES", "200000");
+        }
+        run_tests(&mut cmd)
+    });
+    suites.run("cross-crate (stress, soak, liveness, snapshots)", || {
         let mut cmd = cargo();
         // The process host's tests have their own suite, below.
         cmd.args([
@@ -121,6 +131,7 @@ pub fn run(args: Args) -> Result<()> {
         ]);
         if args.long {
             cmd.env("FOREMAN_STRESS_TASKS", "10000000");
+            cmd.env("FOREMAN_LIVENESS_ROUNDS", "20");
         }
         run_tests(&mut cmd)
     });
