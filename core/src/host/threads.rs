@@ -190,7 +190,8 @@ struct Shared<T, R, E, const N: usize, const W: usize> {
 /// docs](self) for what it promises.
 ///
 /// Dropping the pool aborts it: running tasks finish, queued ones go to the sink as
-/// [`Event::HandedBack`], and every thread is joined.
+/// [`Event::HandedBack`], and every thread is joined (dropped on one of its own threads, it
+/// does not wait: see the [module docs](self)).
 ///
 /// The pool does not lend out its supervisor (see the [module docs](self)):
 ///
