@@ -163,7 +163,9 @@ pub fn run(args: Args) -> Result<()> {
                 .env("CARGO_TARGET_DIR", target_dir().join("loom")),
         )
     });
-    suites.run("xtask", || run_tests(cargo().args(["test", "-p", "xtask"])));
+    suites.run("xtask", || {
+        run_tests(cargo().args(["test", "-p", "xtask", "-p", "bench-stats"]))
+    });
     suites.run(
         "packages: cargo package, docs as docs.rs builds them",
         || crate::packages::suite(&nightly),
