@@ -661,7 +661,7 @@ mod tests {
             assert_eq!(target.judge(&ratios[i]), combined(ratios), "{ratios:?}");
         }
         assert_eq!(
-            target.decisive(&cases[3]),
+            target.decisive(cases[3]),
             Some(2),
             "the lowest upper bound"
         );
