@@ -5,7 +5,7 @@
 //! | `cargo xtask setup` | installs what is missing, idempotently, printing each step |
 //! | `cargo xtask demo` | builds the browser demo and serves it on <http://127.0.0.1:8080> |
 //! | `cargo xtask test` | every test; the last line is `N passed, N failed` |
-//! | `cargo xtask bench [--quick] [--out DIR]` | side-by-side benchmarks → `DIR/bench.{json,md}` |
+//! | `cargo xtask bench [--quick] [--only TEXT] [--out DIR] [--publish]` | side-by-side benchmarks with verdicts → `DIR/bench.{json,md}` (`--publish`: also `docs/` and the README) |
 //! | `cargo xtask qemu` | builds and runs the firmware under QEMU |
 
 use std::process::ExitCode;
@@ -37,14 +37,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Install what the other commands need (second toolchain, Chromium, Firefox ESR, QEMU,
+    /// Install what the other commands need (second toolchain, Chromium, Firefox ESR, QEMU, valgrind,
     /// wasm-bindgen-cli, npm packages). Idempotent.
     Setup,
     /// Build the browser demo and serve it with cross-origin isolation.
     Demo(demo::Args),
     /// Run every test suite; the last line is `N passed, N failed`.
     Test(test::Args),
-    /// Side-by-side benchmarks against the peers; writes DIR/bench.json and DIR/bench.md.
+    /// Side-by-side benchmarks against the peers, with a verdict for every target; writes
+    /// DIR/bench.json and DIR/bench.md.
     Bench(bench::Args),
     /// Build the firmware for both boards, run it under QEMU, check its output, and print its
     /// footprint with and without foreman.

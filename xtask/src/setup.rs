@@ -36,6 +36,8 @@ pub struct Need {
     pub npm: bool,
     /// Python 3, which runs the Python seed (`tests/seed/seed.py`).
     pub python: bool,
+    /// valgrind, which counts the benchmarks' instructions per operation.
+    pub valgrind: bool,
 }
 
 impl Need {
@@ -48,6 +50,7 @@ impl Need {
             qemu: true,
             npm: true,
             python: true,
+            valgrind: true,
         }
     }
 }
@@ -158,6 +161,14 @@ fn install(need: Need) -> Result<Option<Nightly>> {
             which("python3").is_some(),
             "Python 3 as `python3`",
             &["python3"],
+            &mut missing,
+        );
+    }
+    if need.valgrind {
+        apt.provide(
+            which("valgrind").is_some(),
+            "valgrind (instruction counts)",
+            &["valgrind"],
             &mut missing,
         );
     }

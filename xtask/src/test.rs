@@ -203,6 +203,7 @@ pub fn run(args: Args) -> Result<()> {
         crate::bench::measure(crate::bench::Args {
             quick: true,
             out: Some(target_dir().join("bench-smoke")),
+            ..crate::bench::Args::default()
         })
         .map(|()| Counts::PASS)
     });

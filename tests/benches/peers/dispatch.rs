@@ -1,11 +1,13 @@
-//! Dispatch suite: 1M no-op tasks and 100k small (about 1 µs) tasks on 1, 2 and 4 workers,
-//! through foreman's thread host and each peer (see `support/pools.rs`); tasks per second.
+//! Dispatch suite: batches of no-op tasks and of small (about 1 µs) tasks on 1, 2 and 4
+//! workers, through foreman's thread host and each peer (see `support/pools.rs`), in paired
+//! rounds (see `stats.rs`); tasks per second. A run has `workers + 1` threads at once: the
+//! workers and the submitter.
 
 use std::time::{Duration, Instant};
 
 use crate::pools::{Impl, Work};
 use crate::report::{Options, Records};
-use crate::stats::{interleave, record_median};
+use crate::stats::{paired, plan, Scenario};
 
 /// The median time one thread takes to run `work`, in seconds.
 fn seconds_per_task(work: Work) -> f64 {
@@ -32,30 +34,28 @@ fn calibrate(target: Duration) -> Work {
     }
 }
 
-/// The tasks of the no-op workload (the `rss` suite runs as many).
-pub fn noop_tasks(options: &Options) -> u64 {
-    options.pick(200_000, 1_000_000)
-}
-
 pub fn run(options: &Options, records: &mut Records, small_task: Duration) {
     let small = calibrate(small_task);
     let ns = 1e9 * seconds_per_task(small);
     records.push("dispatch/small/task", "xorshift", "task_ns", ns, false);
-    let rounds = options.pick(3, 15);
+    // (name, task, tasks per run, seconds of rounds per scenario)
     let workloads = [
-        ("noop", Work::NOOP, noop_tasks(options)),
-        ("small", small, options.pick(30_000, 100_000)),
+        ("noop", Work::NOOP, options.pick(50_000, 200_000), 35),
+        ("small", small, options.pick(10_000, 30_000), 20),
     ];
-    for (workload, work, tasks) in workloads {
+    let names = Impl::ALL.map(Impl::name);
+    for (workload, work, tasks, seconds) in workloads {
         for workers in [1, 2, 4] {
-            let group = format!("dispatch/{workload}/{workers}w");
-            let samples = interleave(Impl::ALL.len(), rounds, |i| {
+            let scenario = Scenario {
+                groups: [format!("dispatch/{workload}/{workers}w")],
+                metrics: ["tasks_per_s"],
+                higher_is_better: true,
+                threads: workers + 1,
+            };
+            paired(records, &plan(options, seconds), &scenario, &names, |i| {
                 let elapsed = Impl::ALL[i].run(workers, tasks, work);
-                tasks as f64 / elapsed.as_secs_f64()
+                [tasks as f64 / elapsed.as_secs_f64()]
             });
-            for (imp, samples) in Impl::ALL.iter().zip(&samples) {
-                record_median(records, &group, imp.name(), "tasks_per_s", samples);
-            }
         }
     }
 }

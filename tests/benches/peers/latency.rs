@@ -1,9 +1,12 @@
 //! Latency suite: how long from `submit` until a task starts, and until it completes, when
-//! the workers are idle (parked): the wake-up latency. p50, p99 and p99.9.
+//! the workers are idle (parked): the wake-up latency.
 //!
 //! Two workers. Each sample: stamp the clock, submit one no-op task, spin until it reports
 //! completion, then pause (long enough for every implementation's workers to go back to
-//! sleep). *Start* is stamped by the first statement of the task; *complete* where the
+//! sleep). Each round takes a batch of samples from a fresh pool of every implementation, in
+//! paired rounds (see `stats.rs`): the p99 of each batch is the round's figure, and the
+//! ratios are taken between p99s of the same round. p50 and p99.9 are over every sample of
+//! every round (information). *Start* is stamped by the first statement of the task; *complete* where the
 //! implementation delivers the outcome: foreman's sink (after the core recorded it), the
 //! channel pools' worker loop after the task returned, and the end of the closure for rayon
 //! and threadpool, which have no later hook.
@@ -14,12 +17,13 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use bench_stats::quantile;
 use foreman_rt::host::{threads::Pool, Event};
 use foreman_rt::policy::Policy;
 
 use crate::pools::spawn_workers;
 use crate::report::{Options, Records};
-use crate::stats::{interleave, quantile};
+use crate::stats::{paired, plan, Scenario};
 
 const WORKERS: usize = 2;
 
@@ -220,26 +224,42 @@ fn probe(start_pool: Start, samples: usize, pause: Duration) -> Vec<(f64, f64)> 
     out
 }
 
+/// The p99 of `values` (sorted here).
+fn p99(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    quantile(values, 0.99)
+}
+
 pub fn run(options: &Options, records: &mut Records) {
-    let rounds = options.pick(4, 10);
-    let per_round = options.pick(250, 1000);
+    let per_round = options.pick(100, 400);
     let pause = Duration::from_micros(options.pick(500, 1000));
-    let samples = interleave(CONTENDERS.len(), rounds, |i| {
-        probe(CONTENDERS[i].1, per_round, pause)
+    let kinds = ["submit-start", "submit-complete"];
+    let scenario = Scenario {
+        groups: kinds.map(|kind| format!("latency/{kind}/{WORKERS}w")),
+        metrics: ["p99_ns", "p99_ns"],
+        higher_is_better: false,
+        // One task at a time: the worker that runs it, and the submitter spinning meanwhile.
+        threads: 2,
+    };
+    let names = CONTENDERS.map(|(name, _)| name);
+    // Every sample of every round, per contender: (submit→start, submit→complete).
+    let mut all: Vec<Vec<(f64, f64)>> = vec![Vec::new(); CONTENDERS.len()];
+    paired(records, &plan(options, 90), &scenario, &names, |i| {
+        let samples = probe(CONTENDERS[i].1, per_round, pause);
+        let mut starts: Vec<f64> = samples.iter().map(|s| s.0).collect();
+        let mut completes: Vec<f64> = samples.iter().map(|s| s.1).collect();
+        all[i].extend(samples);
+        [p99(&mut starts), p99(&mut completes)]
     });
-    for (kind, pick) in [
-        (
-            "submit-start",
-            (|s: &(f64, f64)| s.0) as fn(&(f64, f64)) -> f64,
-        ),
-        ("submit-complete", |s| s.1),
-    ] {
-        let group = format!("latency/{kind}/{WORKERS}w");
-        for ((name, _), samples) in CONTENDERS.iter().zip(&samples) {
-            let mut values: Vec<f64> = samples.iter().flatten().map(pick).collect();
+    for (k, group) in scenario.groups.iter().enumerate() {
+        for (name, samples) in names.iter().zip(&all) {
+            let mut values: Vec<f64> = samples
+                .iter()
+                .map(|s| if k == 0 { s.0 } else { s.1 })
+                .collect();
             values.sort_by(f64::total_cmp);
-            for (metric, q) in [("p50_ns", 0.5), ("p99_ns", 0.99), ("p999_ns", 0.999)] {
-                records.push(&group, name, metric, quantile(&values, q), false);
+            for (metric, q) in [("p50_ns", 0.5), ("p999_ns", 0.999)] {
+                records.push(group, name, metric, quantile(&values, q), false);
             }
         }
     }

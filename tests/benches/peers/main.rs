@@ -2,14 +2,17 @@
 //! (`cargo bench -p foreman-tests --bench peers -- [--quick] [--out FILE]`).
 //!
 //! A purpose-built harness rather than criterion: every suite compares implementations as
-//! ratios on a shared, noisy 2-core machine, so it interleaves them — each round runs every
-//! implementation once, in a rotating order — and takes medians over rounds. Load that comes
-//! and goes then hits every implementation alike; criterion measures one benchmark to the end
-//! before the next, so drifting load would go straight into the ratios. Latency needs
-//! percentiles of single events, and peak RSS a fresh process per implementation, which
-//! criterion does not do either.
+//! ratios on a shared, noisy 2-core machine, so it pairs them — each round runs every
+//! implementation once, back to back, in a rotating order, and the ratio is taken within the
+//! round — and reports the median ratio with a bootstrap 95% interval, taking rounds until the
+//! interval is narrow (the `bench-stats` crate). Load that comes and goes then hits every
+//! implementation alike; criterion measures one benchmark to the end before the next, so
+//! drifting load would go straight into the ratios. Latency needs percentiles of single
+//! events, peak RSS a fresh process per implementation, and instruction counts valgrind,
+//! which criterion does not do either.
 //!
-//! Suites: `queue`, `dispatch`, `latency`, `seed`, `processes`, `rss` (select with `--only`).
+//! Suites: `instructions`, `queue`, `dispatch`, `latency`, `seed`, `processes`, `rss` (select
+//! with `--only`).
 //!
 //! The process host's workers are this binary run again: `main` lets them serve first.
 
@@ -24,6 +27,7 @@ mod pools;
 mod report;
 
 mod dispatch;
+mod instructions;
 mod latency;
 #[cfg(target_os = "linux")]
 mod processes;
@@ -41,6 +45,9 @@ struct Cli {
     /// Internal: run one implementation's dispatch and print the peak RSS (see `rss`).
     #[arg(long, hide = true)]
     rss_child: Option<String>,
+    /// Internal: perform one workload for valgrind to count (see `instructions`).
+    #[arg(long, hide = true)]
+    instructions_child: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -55,7 +62,14 @@ fn main() -> ExitCode {
         rss::child(&options, &name);
         return ExitCode::SUCCESS;
     }
+    if let Some(spec) = cli.instructions_child {
+        instructions::child(&spec);
+        return ExitCode::SUCCESS;
+    }
     let mut records = Records::default();
+    if options.wants("instructions") {
+        instructions::run(&options, &mut records);
+    }
     if options.wants("queue") {
         queue::run(&options, &mut records);
     }

@@ -1,9 +1,10 @@
 //! Processes suite (Linux): what a task costs on a worker process against a worker thread.
 //! The same no-op tasks (a `u64` in, the same `u64` out, each outcome sent to a sink that
 //! counts it) through foreman's thread host (`foreman`) and its process host
-//! (`foreman-processes`), 1 and 2 workers, a 1024-task queue; tasks per second from the first
-//! submission until the pool has drained (the workers' start is not counted: a pool starts
-//! once and serves many tasks; the `seed` suite counts it).
+//! (`foreman-processes`), 1 and 2 workers, a 1024-task queue, in paired rounds (see
+//! `stats.rs`); tasks per second from the first submission until the pool has drained (the
+//! workers' start is not counted: a pool starts once and serves many tasks; the `seed` suite
+//! counts it). Information: no target applies.
 //!
 //! A thread worker takes its task from the queue and runs it in place; a process worker's task
 //! is handed to it through shared memory by its keeper thread in the parent, and the answer
@@ -18,7 +19,7 @@ use foreman_rt::host::{processes, threads, Event};
 use foreman_rt::policy::Policy;
 
 use crate::report::{Options, Records};
-use crate::stats::{interleave, record_median};
+use crate::stats::{paired, plan, Scenario};
 
 const CAPACITY: usize = 1024;
 
@@ -78,17 +79,23 @@ fn on_processes<const W: usize>(tasks: u64) -> f64 {
 type Run = fn(u64) -> f64;
 
 pub fn run(options: &Options, records: &mut Records) {
-    let rounds = options.pick(3, 9);
     let tasks = options.pick(10_000, 50_000);
     let widths: [(usize, [Run; 2]); 2] = [
         (1, [on_threads::<1>, on_processes::<1>]),
         (2, [on_threads::<2>, on_processes::<2>]),
     ];
     for (workers, hosts) in widths {
-        let group = format!("processes/noop/{workers}w");
-        let samples = interleave(hosts.len(), rounds, |i| hosts[i](tasks));
-        for (name, samples) in ["foreman", "foreman-processes"].iter().zip(&samples) {
-            record_median(records, &group, name, "tasks_per_s", samples);
-        }
+        let scenario = Scenario {
+            groups: [format!("processes/noop/{workers}w")],
+            metrics: ["tasks_per_s"],
+            higher_is_better: true,
+            // The submitter, and per worker a process and (for the process host) its keeper
+            // thread in the parent.
+            threads: 2 * workers + 1,
+        };
+        let names = ["foreman", "foreman-processes"];
+        paired(records, &plan(options, 15), &scenario, &names, |i| {
+            [hosts[i](tasks)]
+        });
     }
 }

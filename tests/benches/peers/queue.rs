@@ -1,13 +1,20 @@
 //! Queue suite: foreman's `Queue` against crossbeam-queue's `ArrayQueue`, heapless's
 //! `mpmc::Queue` and concurrent-queue's `bounded`, at capacity 64 and 1024, with 1, 2 and 4
-//! producers and as many consumers.
+//! producers and as many consumers, in paired rounds (see `stats.rs`).
 //!
 //! Each producer pushes its share of the elements, each consumer pops its share; a thread
 //! whose push finds the queue full (or pop finds it empty) backs off (spins, then yields) and
 //! retries, the same for every queue. One *operation* is one push or one pop, so Mops/s counts
 //! both. The clock runs from a barrier that releases every thread to the last one's end. The
 //! sum of the popped values is checked, so no queue can win by losing elements.
+//!
+//! With P producers and P consumers, 2P threads run at once: on a machine with fewer CPUs
+//! than that, the scenario measures the scheduler as much as the queue (the report marks it).
+//!
+//! [`push_then_pop`] is the single-threaded workload whose instructions the `instructions`
+//! suite counts.
 
+use std::hint::black_box;
 use std::sync::Barrier;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -17,7 +24,7 @@ use crossbeam_queue::ArrayQueue;
 use crossbeam_utils::Backoff;
 
 use crate::report::{Options, Records};
-use crate::stats::{interleave, record_median};
+use crate::stats::{paired, plan, Scenario};
 
 /// The operations the benchmark needs, over each queue's own API.
 trait Bounded: Sync {
@@ -122,46 +129,94 @@ fn transfer(queue: &impl Bounded, pairs: usize, per_thread: u64) -> Duration {
     })
 }
 
-/// One queue under test: its name and how to run one measurement on a fresh instance.
-type Contender = (&'static str, fn(usize, u64) -> Duration);
+/// The queues, by the names the records use.
+pub const NAMES: [&str; 4] = ["foreman", "crossbeam-queue", "heapless", "concurrent-queue"];
 
+/// One queue under test: how to run one measurement on a fresh instance.
+type Contender = fn(usize, u64) -> Duration;
+
+/// The contenders at capacity `N`, in the order of [`NAMES`].
 fn contenders<const N: usize>() -> [Contender; 4] {
     [
-        ("foreman", |pairs, per| {
+        |pairs, per| {
             let queue = Box::new(foreman_rt::queue::Queue::<u64, N>::new());
             transfer(&*queue, pairs, per)
-        }),
-        ("crossbeam-queue", |pairs, per| {
-            transfer(&ArrayQueue::new(N), pairs, per)
-        }),
-        ("heapless", |pairs, per| {
+        },
+        |pairs, per| transfer(&ArrayQueue::new(N), pairs, per),
+        |pairs, per| {
             // Deprecated since heapless 0.9.2 (spurious Full/Empty under contention, issue
             // #583); benchmarked on purpose, and the retry loop absorbs the spurious answers.
             #[allow(deprecated)]
             let queue = Box::new(heapless::mpmc::Queue::<u64, N>::new());
             transfer(&*queue, pairs, per)
-        }),
-        ("concurrent-queue", |pairs, per| {
-            transfer(&ConcurrentQueue::bounded(N), pairs, per)
-        }),
+        },
+        |pairs, per| transfer(&ConcurrentQueue::bounded(N), pairs, per),
     ]
 }
 
+/// On one thread: pushes `pushes` values into a fresh queue `name` of capacity 1024, then pops
+/// `pops` of them (at most `pushes`, and `pushes` at most 1024). The queue is leaked, not
+/// dropped: dropping the values left in it would cost instructions per value left.
+pub fn push_then_pop(name: &str, pushes: u64, pops: u64) {
+    const CAPACITY: usize = 1024;
+    assert!(pops <= pushes && pushes <= CAPACITY as u64);
+    match name {
+        "foreman" => fill_and_empty(
+            Box::new(foreman_rt::queue::Queue::<u64, CAPACITY>::new()),
+            pushes,
+            pops,
+        ),
+        "crossbeam-queue" => fill_and_empty(Box::new(ArrayQueue::new(CAPACITY)), pushes, pops),
+        #[allow(deprecated)] // see `contenders`
+        "heapless" => fill_and_empty(
+            Box::new(heapless::mpmc::Queue::<u64, CAPACITY>::new()),
+            pushes,
+            pops,
+        ),
+        "concurrent-queue" => {
+            fill_and_empty(Box::new(ConcurrentQueue::bounded(CAPACITY)), pushes, pops)
+        }
+        other => panic!("no queue called {other}"),
+    }
+}
+
+fn fill_and_empty(queue: Box<impl Bounded>, pushes: u64, pops: u64) {
+    // Hidden from the optimizer: it must not specialise the loops for a fresh, empty queue.
+    let queue = black_box(Box::leak(queue));
+    for i in 0..pushes {
+        if queue.push(black_box(i)).is_err() {
+            panic!("the queue is full after {i} pushes");
+        }
+    }
+    let mut sum = 0;
+    for _ in 0..pops {
+        sum += queue.pop().expect("as many pops as pushes at most");
+    }
+    black_box(sum);
+}
+
 pub fn run(options: &Options, records: &mut Records) {
-    let rounds = options.pick(5, 21);
-    let elements: u64 = options.pick(200_000, 1_000_000);
+    let elements: u64 = options.pick(50_000, 200_000);
     for pairs in [1usize, 2, 4] {
+        // Seconds of rounds per scenario: most for those that fit on two CPUs.
+        let seconds = match pairs {
+            1 => 40,
+            2 => 30,
+            _ => 10,
+        };
         for (capacity, contenders) in [(64, contenders::<64>()), (1024, contenders::<1024>())] {
-            let group = format!("queue/{pairs}p{pairs}c/cap{capacity}");
+            let scenario = Scenario {
+                groups: [format!("queue/{pairs}p{pairs}c/cap{capacity}")],
+                metrics: ["mops_per_s"],
+                higher_is_better: true,
+                threads: 2 * pairs,
+            };
             let per_thread = elements / pairs as u64;
-            let samples = interleave(contenders.len(), rounds, |i| {
-                let elapsed = (contenders[i].1)(pairs, per_thread);
+            paired(records, &plan(options, seconds), &scenario, &NAMES, |i| {
+                let elapsed = (contenders[i])(pairs, per_thread);
                 let ops = 2.0 * (per_thread * pairs as u64) as f64;
-                ops / elapsed.as_secs_f64() / 1e6
+                [ops / elapsed.as_secs_f64() / 1e6]
             });
-            for ((name, _), samples) in contenders.iter().zip(&samples) {
-                record_median(records, &group, name, "mops_per_s", samples);
-            }
         }
     }
 }

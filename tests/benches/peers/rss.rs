@@ -1,15 +1,19 @@
-//! Peak resident memory of the dispatch benchmark: each implementation runs the no-op
-//! workload on 2 workers once, alone in a fresh process (this binary, re-run with
+//! Peak resident memory of the dispatch benchmark: each implementation runs 1M no-op tasks
+//! (200k in quick mode) on 2 workers once, alone in a fresh process (this binary, re-run with
 //! `--rss-child NAME`), which then reports its peak RSS (`VmHWM`, Linux).
 
 use std::fs;
 use std::process::Command;
 
-use crate::dispatch::noop_tasks;
 use crate::pools::{Impl, Work};
 use crate::report::{Options, Records};
 
 const WORKERS: usize = 2;
+
+/// The tasks of one run.
+fn tasks(options: &Options) -> u64 {
+    options.pick(200_000, 1_000_000)
+}
 
 /// The process's peak resident set, in KiB, if the system tells.
 fn peak_rss_kib() -> Option<u64> {
@@ -24,8 +28,7 @@ pub fn child(options: &Options, name: &str) {
         .into_iter()
         .find(|imp| imp.name() == name)
         .unwrap_or_else(|| panic!("no implementation called {name}"));
-    // As many tasks as the dispatch suite's no-op workload.
-    imp.run(WORKERS, noop_tasks(options), Work::NOOP);
+    imp.run(WORKERS, tasks(options), Work::NOOP);
     println!("{}", peak_rss_kib().expect("no VmHWM in /proc/self/status"));
 }
 

@@ -1,5 +1,6 @@
 //! The seed suite: the Python `multiprocessing` program (`tests/seed/seed.py`) and the same
-//! design on foreman, 20k tasks on 2 workers, in the same run; tasks per second.
+//! design on foreman, 20k tasks on 2 workers, in paired rounds (see `stats.rs`); tasks per
+//! second. Information: no target applies.
 //!
 //! The foreman twin does what the Python does: start the workers, submit every task, each
 //! result (`worker_id * 2`) goes to a result queue (an `mpsc` channel fed by the sink), shut
@@ -27,7 +28,7 @@ use foreman_rt::host::{threads::Pool, Event};
 use foreman_rt::policy::Policy;
 
 use crate::report::{Options, Records};
-use crate::stats::record_median;
+use crate::stats::{paired, plan, Scenario};
 
 const TASKS: u32 = 20_000;
 const WORKERS: usize = 2;
@@ -164,39 +165,34 @@ fn foreman_results_in_place() -> f64 {
 }
 
 pub fn run(options: &Options, records: &mut Records) {
-    let rounds = options.pick(3, 7);
-    let twins_per_round = 10;
-    let group = format!("seed/{}k-tasks/{WORKERS}w", TASKS / 1000);
-    let mut python_rates = Vec::new();
-    let mut foreman_rates = Vec::new();
-    let mut in_place_rates = Vec::new();
-    let mut process_rates = Vec::new();
-    for _ in 0..rounds {
-        match python() {
-            Ok(seconds) => python_rates.push(f64::from(TASKS) / seconds),
-            Err(err) => {
-                eprintln!("seed suite skipped: {err}");
-                return;
-            }
-        }
-        // The process twin takes about as long as the Python: two runs a round.
-        #[cfg(target_os = "linux")]
-        for _ in 0..2 {
-            process_rates.push(f64::from(TASKS) / foreman_processes());
-        }
-        for _ in 0..twins_per_round {
-            foreman_rates.push(f64::from(TASKS) / foreman_with_result_queue());
-            in_place_rates.push(f64::from(TASKS) / foreman_results_in_place());
-        }
+    // One run first: without Python there is nothing to compare with.
+    if let Err(err) = python() {
+        eprintln!("seed suite skipped: {err}");
+        return;
     }
-    for (name, rates) in [
-        ("python-multiprocessing", &python_rates),
-        ("foreman", &foreman_rates),
-        ("foreman-results-in-place", &in_place_rates),
-        ("foreman-processes", &process_rates),
-    ] {
-        if !rates.is_empty() {
-            record_median(records, &group, name, "tasks_per_s", rates);
-        }
+    let scenario = Scenario {
+        groups: [format!("seed/{}k-tasks/{WORKERS}w", TASKS / 1000)],
+        metrics: ["tasks_per_s"],
+        higher_is_better: true,
+        threads: WORKERS + 1,
+    };
+    let mut names = vec![
+        "python-multiprocessing",
+        "foreman",
+        "foreman-results-in-place",
+    ];
+    if cfg!(target_os = "linux") {
+        names.push("foreman-processes");
     }
+    paired(records, &plan(options, 30), &scenario, &names, |i| {
+        let seconds = match i {
+            0 => python().unwrap_or_else(|err| panic!("the Python seed failed: {err}")),
+            1 => foreman_with_result_queue(),
+            2 => foreman_results_in_place(),
+            #[cfg(target_os = "linux")]
+            3 => foreman_processes(),
+            _ => unreachable!("{} contenders", names.len()),
+        };
+        [f64::from(TASKS) / seconds]
+    });
 }

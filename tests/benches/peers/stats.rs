@@ -1,72 +1,90 @@
-//! Repeated measurements: taking them in turns, and summarising them.
+//! Paired rounds (the `bench-stats` crate) and the records they become.
 
-use crate::report::Records;
+use bench_stats::{run_rounds, Estimate, Plan, Rounds};
 
-/// The `q`-quantile (0 ≤ q ≤ 1) of `sorted` by nearest rank.
-pub fn quantile(sorted: &[f64], q: f64) -> f64 {
-    assert!(!sorted.is_empty(), "no samples");
-    let rank = (q * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
+use crate::report::{Options, Record, Records};
+
+/// The implementation the targets are about. Names that do not start with it are peers.
+pub const FOREMAN: &str = "foreman";
+
+/// Whether `name` is a peer (not foreman or one of its variants).
+pub fn is_peer(name: &str) -> bool {
+    !name.starts_with(FOREMAN)
 }
 
-/// Median and interquartile spread (as a percentage of the median) of repeated throughputs.
-pub struct Summary {
-    pub median: f64,
-    pub spread_pct: f64,
-}
-
-impl Summary {
-    pub fn of(samples: &[f64]) -> Summary {
-        let mut sorted = samples.to_vec();
-        sorted.sort_by(f64::total_cmp);
-        let n = sorted.len();
-        let median = if n % 2 == 1 {
-            sorted[n / 2]
-        } else {
-            (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
-        };
-        let spread = quantile(&sorted, 0.75) - quantile(&sorted, 0.25);
-        Summary {
-            median,
-            spread_pct: 100.0 * spread / median,
-        }
+/// How many paired rounds a scenario gets (see `bench_stats::run_rounds`): until every
+/// interval of foreman's ratio over another contender is within ±10% of its median
+/// (confirmed), at most
+/// 1000 rounds, and no new round after `seconds`; at least 10. In quick mode 3 to 5 rounds
+/// within a second: enough to run every path, too few to decide anything.
+pub fn plan(options: &Options, seconds: u64) -> Plan {
+    Plan {
+        min_rounds: options.pick(3, 10),
+        max_rounds: options.pick(5, 1000),
+        budget: std::time::Duration::from_secs(options.pick(1, seconds)),
+        aim: 0.10,
     }
 }
 
-/// Runs `rounds` rounds of one `measure(i)` per contender `i` in `0..contenders`, in an order
-/// that rotates every round so that no contender always runs first, and returns each
-/// contender's results (indexed like the contenders, in round order).
-pub fn interleave<S>(
-    contenders: usize,
-    rounds: usize,
-    mut measure: impl FnMut(usize) -> S,
-) -> Vec<Vec<S>> {
-    let mut samples: Vec<Vec<S>> = (0..contenders).map(|_| Vec::new()).collect();
-    for round in 0..rounds {
-        for k in 0..contenders {
-            let i = (k + round) % contenders;
-            samples[i].push(measure(i));
-        }
-    }
-    samples
+/// A scenario measured in paired rounds: `K` metrics per measurement, metric `k` recorded in
+/// group `groups[k]`.
+pub struct Scenario<const K: usize> {
+    pub groups: [String; K],
+    pub metrics: [&'static str; K],
+    pub higher_is_better: bool,
+    /// Threads running at once (producers and consumers, or workers and the submitter).
+    pub threads: usize,
 }
 
-/// Records the median of repeated throughputs `samples` as `metric` (higher is better), and
-/// their spread as `spread_pct`.
-pub fn record_median(
+/// Runs paired rounds of the contenders `names` (`measure(i)` measures `names[i]` once) with
+/// `plan`, tracking foreman's ratio over every other contender (peers, and foreman's own
+/// variants). Records, for every metric, each contender's median with its interval, and
+/// foreman's median ratio over each other contender with its interval. Returns the rounds,
+/// for records of its own.
+pub fn paired<const K: usize>(
     records: &mut Records,
-    group: &str,
-    implementation: &str,
-    metric: &str,
-    samples: &[f64],
-) {
-    let summary = Summary::of(samples);
-    records.push(group, implementation, metric, summary.median, true);
-    records.push(
-        group,
-        implementation,
-        "spread_pct",
-        summary.spread_pct,
-        false,
+    plan: &Plan,
+    scenario: &Scenario<K>,
+    names: &[&str],
+    measure: impl FnMut(usize) -> [f64; K],
+) -> Rounds<K> {
+    let foreman = names
+        .iter()
+        .position(|&name| name == FOREMAN)
+        .expect("foreman is among the contenders");
+    let others: Vec<usize> = (0..names.len()).filter(|&i| i != foreman).collect();
+    let tracked: Vec<(usize, usize)> = others.iter().map(|&p| (foreman, p)).collect();
+    let rounds = run_rounds(
+        names.len(),
+        plan,
+        scenario.higher_is_better,
+        &tracked,
+        measure,
     );
+    let record = |group: &str, name: &str, metric: &str, estimate: Estimate| {
+        let mut record = Record::new(group, name, metric, estimate.median, true);
+        record.interval = Some([estimate.low, estimate.high]);
+        record.rounds = Some(rounds.count());
+        record.stop = Some(rounds.stop().describe());
+        record.threads = Some(scenario.threads);
+        record
+    };
+    for (k, (group, metric)) in scenario.groups.iter().zip(scenario.metrics).enumerate() {
+        for (i, name) in names.iter().enumerate() {
+            let mut value = record(group, name, metric, rounds.value(i, k));
+            value.higher_is_better = scenario.higher_is_better;
+            records.add(value);
+        }
+        for &p in &others {
+            let mut ratio = record(
+                group,
+                FOREMAN,
+                &format!("ratio:{metric}"),
+                rounds.ratio(foreman, p, k),
+            );
+            ratio.versus = Some(names[p].to_string());
+            records.add(ratio);
+        }
+    }
+    rounds
 }

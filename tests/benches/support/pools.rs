@@ -102,29 +102,52 @@ impl Impl {
     /// Runs `tasks` tasks of `work` on `workers` threads (1, 2 or 4) and returns the time from
     /// the first submission to the end of the last task.
     pub fn run(self, workers: usize, tasks: u64, work: Work) -> Duration {
+        self.run_body(workers, tasks, move |task| work.run(task), || {})
+    }
+
+    /// Like [`run`](Self::run), with `body` as the body of task `0..tasks`, and `submitted`
+    /// called once every task was submitted, before waiting for them (for `Rayon`, whose
+    /// tasks are spawned from inside the pool, on the worker thread).
+    pub fn run_body<B>(
+        self,
+        workers: usize,
+        tasks: u64,
+        body: B,
+        submitted: impl FnOnce() + Send,
+    ) -> Duration
+    where
+        B: Fn(u64) -> u64 + Copy + Send + Sync + 'static,
+    {
         match (self, workers) {
-            (Impl::Foreman, 1) => foreman::<CAPACITY, 1>(tasks, work),
-            (Impl::Foreman, 2) => foreman::<CAPACITY, 2>(tasks, work),
-            (Impl::Foreman, 4) => foreman::<CAPACITY, 4>(tasks, work),
-            (Impl::ForemanSmallQueue, 1) => foreman::<SMALL_CAPACITY, 1>(tasks, work),
-            (Impl::ForemanSmallQueue, 2) => foreman::<SMALL_CAPACITY, 2>(tasks, work),
-            (Impl::ForemanSmallQueue, 4) => foreman::<SMALL_CAPACITY, 4>(tasks, work),
-            (Impl::ForemanBoxed, 1) => foreman_boxed::<1>(tasks, work),
-            (Impl::ForemanBoxed, 2) => foreman_boxed::<2>(tasks, work),
-            (Impl::ForemanBoxed, 4) => foreman_boxed::<4>(tasks, work),
-            (Impl::Rayon, _) => rayon(workers, tasks, work),
-            (Impl::Threadpool, _) => threadpool(workers, tasks, work),
-            (Impl::CrossbeamChannel, _) => crossbeam_channel(workers, tasks, work),
-            (Impl::StdMpsc, _) => std_mpsc(workers, tasks, work),
+            (Impl::Foreman, 1) => foreman::<CAPACITY, 1, B>(tasks, body, submitted),
+            (Impl::Foreman, 2) => foreman::<CAPACITY, 2, B>(tasks, body, submitted),
+            (Impl::Foreman, 4) => foreman::<CAPACITY, 4, B>(tasks, body, submitted),
+            (Impl::ForemanSmallQueue, 1) => foreman::<SMALL_CAPACITY, 1, B>(tasks, body, submitted),
+            (Impl::ForemanSmallQueue, 2) => foreman::<SMALL_CAPACITY, 2, B>(tasks, body, submitted),
+            (Impl::ForemanSmallQueue, 4) => foreman::<SMALL_CAPACITY, 4, B>(tasks, body, submitted),
+            (Impl::ForemanBoxed, 1) => foreman_boxed::<1, B>(tasks, body, submitted),
+            (Impl::ForemanBoxed, 2) => foreman_boxed::<2, B>(tasks, body, submitted),
+            (Impl::ForemanBoxed, 4) => foreman_boxed::<4, B>(tasks, body, submitted),
+            (Impl::Rayon, _) => rayon(workers, tasks, body, submitted),
+            (Impl::Threadpool, _) => threadpool(workers, tasks, body, submitted),
+            (Impl::CrossbeamChannel, _) => crossbeam_channel(workers, tasks, body, submitted),
+            (Impl::StdMpsc, _) => std_mpsc(workers, tasks, body, submitted),
             (_, _) => panic!("foreman's pools are built for 1, 2 or 4 workers, not {workers}"),
         }
     }
 }
 
-fn foreman<const N: usize, const W: usize>(tasks: u64, work: Work) -> Duration {
+fn foreman<const N: usize, const W: usize, B>(
+    tasks: u64,
+    body: B,
+    submitted: impl FnOnce(),
+) -> Duration
+where
+    B: Fn(u64) -> u64 + Send + Sync + 'static,
+{
     let pool = Pool::<u64, u64, Infallible, N, W>::start(
         Policy::DEFAULT,
-        move |_, &task| Ok(work.run(task)),
+        move |_, &task| Ok(body(task)),
         |_event| {},
     )
     .expect("cannot start the worker threads");
@@ -132,6 +155,7 @@ fn foreman<const N: usize, const W: usize>(tasks: u64, work: Work) -> Duration {
     for task in 0..tasks {
         pool.submit(task).expect("the pool is running");
     }
+    submitted();
     let report = pool.drain();
     let elapsed = start.elapsed();
     assert_eq!(report.snapshot.completed, tasks as usize);
@@ -140,7 +164,10 @@ fn foreman<const N: usize, const W: usize>(tasks: u64, work: Work) -> Duration {
 
 type BoxedTask = Box<dyn Fn(&Context<'_>) -> Result<u64, Infallible> + Send + Sync>;
 
-fn foreman_boxed<const W: usize>(tasks: u64, work: Work) -> Duration {
+fn foreman_boxed<const W: usize, B>(tasks: u64, body: B, submitted: impl FnOnce()) -> Duration
+where
+    B: Fn(u64) -> u64 + Copy + Send + Sync + 'static,
+{
     let pool = Pool::<BoxedTask, u64, Infallible, CAPACITY, W>::start(
         Policy::DEFAULT,
         |ctx, task| task(ctx),
@@ -149,18 +176,22 @@ fn foreman_boxed<const W: usize>(tasks: u64, work: Work) -> Duration {
     .expect("cannot start the worker threads");
     let start = Instant::now();
     for task in 0..tasks {
-        let boxed: BoxedTask = Box::new(move |_| Ok(work.run(task)));
+        let boxed: BoxedTask = Box::new(move |_| Ok(body(task)));
         if pool.submit(boxed).is_err() {
             panic!("the pool is running");
         }
     }
+    submitted();
     let report = pool.drain();
     let elapsed = start.elapsed();
     assert_eq!(report.snapshot.completed, tasks as usize);
     elapsed
 }
 
-fn rayon(workers: usize, tasks: u64, work: Work) -> Duration {
+fn rayon<B>(workers: usize, tasks: u64, body: B, submitted: impl FnOnce() + Send) -> Duration
+where
+    B: Fn(u64) -> u64 + Copy + Send + Sync + 'static,
+{
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(workers)
         .build()
@@ -169,42 +200,53 @@ fn rayon(workers: usize, tasks: u64, work: Work) -> Duration {
     pool.scope(|scope| {
         for task in 0..tasks {
             scope.spawn(move |_| {
-                work.run(task);
+                body(task);
             });
         }
+        submitted();
     });
     start.elapsed()
 }
 
-fn threadpool(workers: usize, tasks: u64, work: Work) -> Duration {
+fn threadpool<B>(workers: usize, tasks: u64, body: B, submitted: impl FnOnce()) -> Duration
+where
+    B: Fn(u64) -> u64 + Copy + Send + Sync + 'static,
+{
     let pool = threadpool::ThreadPool::new(workers);
     let start = Instant::now();
     for task in 0..tasks {
         pool.execute(move || {
-            work.run(task);
+            body(task);
         });
     }
+    submitted();
     pool.join();
     let elapsed = start.elapsed();
     assert_eq!(pool.panic_count(), 0);
     elapsed
 }
 
-fn crossbeam_channel(workers: usize, tasks: u64, work: Work) -> Duration {
+fn crossbeam_channel<B>(workers: usize, tasks: u64, body: B, submitted: impl FnOnce()) -> Duration
+where
+    B: Fn(u64) -> u64 + Copy + Send + Sync + 'static,
+{
     let (sender, receiver) = crossbeam_channel::unbounded::<u64>();
     let threads = spawn_workers(
         workers,
         move || receiver.recv().ok(),
         move |task| {
-            work.run(task);
+            body(task);
         },
     );
-    feed(tasks, threads, move |task| {
+    feed(tasks, threads, submitted, move |task| {
         sender.send(task).expect("the workers are running")
     })
 }
 
-fn std_mpsc(workers: usize, tasks: u64, work: Work) -> Duration {
+fn std_mpsc<B>(workers: usize, tasks: u64, body: B, submitted: impl FnOnce()) -> Duration
+where
+    B: Fn(u64) -> u64 + Copy + Send + Sync + 'static,
+{
     let (sender, receiver) = mpsc::channel::<u64>();
     let receiver = Arc::new(Mutex::new(receiver));
     let receive = move || {
@@ -213,9 +255,9 @@ fn std_mpsc(workers: usize, tasks: u64, work: Work) -> Duration {
         message.ok()
     };
     let threads = spawn_workers(workers, receive, move |task| {
-        work.run(task);
+        body(task);
     });
-    feed(tasks, threads, move |task| {
+    feed(tasks, threads, submitted, move |task| {
         sender.send(task).expect("the workers are running")
     })
 }
@@ -244,14 +286,20 @@ where
         .collect()
 }
 
-/// Sends tasks `0..tasks` with `send`, then drops it (closing the channel) and joins the
-/// `workers`. Returns the time from the first send until the last worker ended, after checking
-/// that the workers ran every task.
-fn feed(tasks: u64, workers: Vec<JoinHandle<u64>>, send: impl Fn(u64)) -> Duration {
+/// Sends tasks `0..tasks` with `send`, calls `submitted`, then drops `send` (closing the
+/// channel) and joins the `workers`. Returns the time from the first send until the last
+/// worker ended, after checking that the workers ran every task.
+fn feed(
+    tasks: u64,
+    workers: Vec<JoinHandle<u64>>,
+    submitted: impl FnOnce(),
+    send: impl Fn(u64),
+) -> Duration {
     let start = Instant::now();
     for task in 0..tasks {
         send(task);
     }
+    submitted();
     drop(send);
     let done: u64 = workers.into_iter().map(|t| t.join().unwrap()).sum();
     let elapsed = start.elapsed();

@@ -12,7 +12,8 @@ use serde::Serialize;
 /// Options of a benchmark binary (run by `cargo bench`, which adds `--bench`).
 #[derive(Parser, Debug)]
 pub struct Options {
-    /// Fewer tasks and repetitions: the whole run stays well under two minutes.
+    /// Few rounds and small batches: the whole run stays well under two minutes, and its
+    /// intervals are too wide to decide anything.
     #[arg(long)]
     pub quick: bool,
     /// Where to write the records (a JSON list); none are written without it.
@@ -42,15 +43,58 @@ impl Options {
     }
 }
 
-/// One measured number: `impl` (foreman or a peer) in scenario `group`.
+/// One measured number: `impl` (foreman or a peer) in scenario `group`. The JSON contract,
+/// whose other side is `Record` in `xtask/src/bench.rs` (change both together).
 #[derive(Serialize, Debug, Clone)]
 pub struct Record {
     pub group: String,
     #[serde(rename = "impl")]
     pub implementation: String,
+    /// What was measured (`mops_per_s`, `p99_ns`, `instructions`, …), or `ratio:<metric>` for
+    /// foreman's advantage over `versus` in that metric (above 1: foreman is better).
     pub metric: String,
+    /// For repeated measurements, the median over rounds.
     pub value: f64,
     pub higher_is_better: bool,
+    /// The 95% bootstrap interval of `value`, for repeated measurements.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interval: Option<[f64; 2]>,
+    /// How many paired rounds, for repeated measurements.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rounds: Option<usize>,
+    /// Why the rounds stopped: `narrow`, `round cap` or `time cap`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop: Option<&'static str>,
+    /// For a ratio: the implementation foreman is compared with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub versus: Option<String>,
+    /// How many threads the scenario runs at once (more than the CPUs: oversubscribed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threads: Option<usize>,
+}
+
+impl Record {
+    /// A single number.
+    pub fn new(
+        group: &str,
+        implementation: &str,
+        metric: &str,
+        value: f64,
+        higher_is_better: bool,
+    ) -> Record {
+        Record {
+            group: group.to_string(),
+            implementation: implementation.to_string(),
+            metric: metric.to_string(),
+            value,
+            higher_is_better,
+            interval: None,
+            rounds: None,
+            stop: None,
+            versus: None,
+            threads: None,
+        }
+    }
 }
 
 /// The records of one run, printed as they come.
@@ -58,7 +102,7 @@ pub struct Record {
 pub struct Records(Vec<Record>);
 
 impl Records {
-    /// Adds a record and prints it.
+    /// Adds a single number and prints it.
     pub fn push(
         &mut self,
         group: &str,
@@ -67,14 +111,33 @@ impl Records {
         value: f64,
         higher_is_better: bool,
     ) {
-        println!("{group:<34} {implementation:<24} {metric:<16} {value:>16.3}");
-        self.0.push(Record {
-            group: group.to_string(),
-            implementation: implementation.to_string(),
-            metric: metric.to_string(),
+        self.add(Record::new(
+            group,
+            implementation,
+            metric,
             value,
             higher_is_better,
-        });
+        ));
+    }
+
+    /// Adds a record and prints it.
+    pub fn add(&mut self, record: Record) {
+        let name = match &record.versus {
+            Some(versus) => format!("{} ÷ {versus}", record.implementation),
+            None => record.implementation.clone(),
+        };
+        let mut line = format!(
+            "{:<30} {name:<34} {:<18} {:>14.3}",
+            record.group, record.metric, record.value
+        );
+        if let (Some([low, high]), Some(rounds)) = (record.interval, record.rounds) {
+            line += &format!(
+                "  [{low:.3}, {high:.3}] {rounds} rounds ({})",
+                record.stop.unwrap_or_default()
+            );
+        }
+        println!("{line}");
+        self.0.push(record);
     }
 
     /// Writes the records to `--out`, if given.

@@ -660,11 +660,7 @@ mod tests {
             let i = target.decisive(ratios).unwrap();
             assert_eq!(target.judge(&ratios[i]), combined(ratios), "{ratios:?}");
         }
-        assert_eq!(
-            target.decisive(cases[3]),
-            Some(2),
-            "the lowest upper bound"
-        );
+        assert_eq!(target.decisive(cases[3]), Some(2), "the lowest upper bound");
         assert_eq!(target.decisive(&[]), None);
     }
 
