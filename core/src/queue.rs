@@ -265,45 +265,61 @@ impl<T, const N: usize> Queue<T, N> {
     /// `wait_for_pop`: when the slot still holds last lap's value and its pop is under way,
     /// wait for that pop (the linearizable answer) rather than answer `Full` at once.
     ///
-    /// The fast path, inlined into each caller: the queue is open, the slot at the tail is
-    /// free, and the claim succeeds at the first try. It is the first round of
-    /// [`push_contended`]'s loop, with the same orderings for the same reasons; anything else
-    /// (closed, full, another producer or a pop in the way) goes there, which starts over
-    /// from a fresh tail. (valgrind, `cargo xtask bench`: a push cost 59 instructions where
-    /// the whole of `push` was one out-of-line function, 28 where LLVM chose to inline it,
-    /// and costs 23 with this fast path, the benchmark's loop included.)
-    ///
-    /// [`push_contended`]: Self::push_contended
-    #[inline(always)]
+    /// Hosts try [`push_fast`](Self::push_fast) first, inlined into each caller. Bare metal
+    /// (`target_os = "none"`) goes straight to [`push_contended`](Self::push_contended),
+    /// which the compiler then keeps inside one copy of `push` for the three callers:
+    /// firmware pays in flash for every inlined copy (the fast path cost 52–376 bytes of
+    /// `.text` in the QEMU firmware), and a single core gains little from it.
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     fn push(&self, value: T, ignore_close: bool, wait_for_pop: bool) -> Result<(), PushError<T>> {
+        #[cfg(not(target_os = "none"))]
+        let value = match self.push_fast(value) {
+            Ok(()) => return Ok(()),
+            Err(value) => value,
+        };
+        self.push_contended(value, ignore_close, wait_for_pop)
+    }
+
+    /// The fast path of a push: the queue is open, the slot at the tail is free, and the
+    /// claim succeeds at the first try. It is the first round of
+    /// [`push_contended`](Self::push_contended)'s loop, with the same orderings for the same
+    /// reasons; anything else (closed, full, another producer or a pop in the way) hands the
+    /// value back for that loop, which starts over from a fresh tail. (valgrind, `cargo xtask
+    /// bench`: a push cost 59 instructions where the whole protocol was one out-of-line
+    /// function, 28 where LLVM chose to inline it, and costs 23 with this fast path, the
+    /// benchmark's loop included.)
+    #[cfg(not(target_os = "none"))]
+    #[inline(always)]
+    fn push_fast(&self, value: T) -> Result<(), T> {
         // Relaxed: only a guess; the stamp check decides.
         let tail = self.tail.load(Ordering::Relaxed);
-        // Open: the tail is the position itself (a closed queue takes the slow path).
-        if tail & CLOSED == 0 {
-            let slot = self.slot(tail);
-            // Acquire: pairs with the Release stamp store of the pop that emptied this slot,
-            // so its read of the old value happens before our write.
-            // SeqCst (the claim): the empty check in `try_pop` (and the wake-word protocol
-            // built on it) must see this claim in a single total order with its fence.
-            // Relaxed on failure: the slow path starts over from fresh loads.
-            if slot.stamp.load(Ordering::Acquire) == tail
-                && self
-                    .tail
-                    .compare_exchange_weak(
-                        tail,
-                        tail.wrapping_add(ONE),
-                        Ordering::SeqCst,
-                        Ordering::Relaxed,
-                    )
-                    .is_ok()
-            {
-                // SAFETY: the stamp said the slot is free for position `tail`, and the CAS
-                // claimed that position.
-                unsafe { Self::fill(slot, tail, value) };
-                return Ok(());
-            }
+        // Closed: the slow path decides (`ignore_close`). Open: the tail is the position.
+        if tail & CLOSED != 0 {
+            return Err(value);
         }
-        self.push_contended(value, ignore_close, wait_for_pop)
+        let slot = self.slot(tail);
+        // Acquire: pairs with the Release stamp store of the pop that emptied this slot, so
+        // its read of the old value happens before our write.
+        // SeqCst (the claim): the empty check in `try_pop` (and the wake-word protocol built
+        // on it) must see this claim in a single total order with its fence.
+        // Relaxed on failure: the slow path starts over from fresh loads.
+        if slot.stamp.load(Ordering::Acquire) == tail
+            && self
+                .tail
+                .compare_exchange_weak(
+                    tail,
+                    tail.wrapping_add(ONE),
+                    Ordering::SeqCst,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            // SAFETY: the stamp said the slot is free for position `tail`, and the CAS
+            // claimed that position.
+            unsafe { Self::fill(slot, tail, value) };
+            return Ok(());
+        }
+        Err(value)
     }
 
     /// Writes `value` into `slot` and stamps it full for position `pos`.
@@ -325,10 +341,10 @@ impl<T, const N: usize> Queue<T, N> {
         slot.stamp.store(pos.wrapping_add(1), Ordering::Release);
     }
 
-    /// [`push`](Self::push) when the fast path did not succeed: the whole protocol, with
-    /// waiting. Out of line: one copy for all callers (firmware pays for every inlined copy),
-    /// and the inlined fast path stays small.
-    #[inline(never)]
+    /// The whole protocol of a push, with waiting: after the fast path on hosts, out of line
+    /// (one copy for all callers, and the inlined fast path stays small); all of `push` on
+    /// bare metal.
+    #[cfg_attr(not(target_os = "none"), inline(never))]
     fn push_contended(
         &self,
         value: T,
@@ -416,8 +432,20 @@ impl<T, const N: usize> Queue<T, N> {
     /// ```
     #[inline]
     pub fn try_pop(&self) -> Result<T, PopError> {
-        // The fast path, like `push`'s: the slot at the head is full and the claim succeeds at
-        // the first try; anything else goes to `pop_contended`, which starts over.
+        // Hosts: the fast path first, like `push`'s; bare metal: the whole protocol, inlined.
+        #[cfg(not(target_os = "none"))]
+        if let Some(value) = self.pop_fast() {
+            return Ok(value);
+        }
+        self.pop_contended()
+    }
+
+    /// The fast path of a pop: the slot at the head is full and the claim succeeds at the
+    /// first try; anything else is left to [`pop_contended`](Self::pop_contended), which
+    /// starts over.
+    #[cfg(not(target_os = "none"))]
+    #[inline(always)]
+    fn pop_fast(&self) -> Option<T> {
         // Relaxed: only a guess; the stamp check decides.
         let head = self.head.load(Ordering::Relaxed);
         let slot = self.slot(head);
@@ -437,9 +465,9 @@ impl<T, const N: usize> Queue<T, N> {
         {
             // SAFETY: the stamp said the slot holds the value pushed at `head`, and the CAS
             // claimed `head`.
-            return Ok(unsafe { Self::empty(slot, head) });
+            return Some(unsafe { Self::empty(slot, head) });
         }
-        self.pop_contended()
+        None
     }
 
     /// Reads the value out of `slot` and stamps it free for the push one lap after `pos`.
@@ -463,9 +491,10 @@ impl<T, const N: usize> Queue<T, N> {
         value
     }
 
-    /// [`try_pop`](Self::try_pop) when the fast path did not succeed: the whole protocol,
-    /// with the empty check. Out of line, like `push_contended`.
-    #[inline(never)]
+    /// The whole protocol of a pop, with the empty check: out of line after the fast path on
+    /// hosts, like `push_contended`; inlined into `try_pop` on bare metal, as it always was.
+    #[cfg_attr(not(target_os = "none"), inline(never))]
+    #[cfg_attr(target_os = "none", inline)]
     fn pop_contended(&self) -> Result<T, PopError> {
         let backoff = Backoff::new();
         // Relaxed: only a guess; the stamp check below decides.
