@@ -293,10 +293,11 @@ impl<T, const N: usize> Queue<T, N> {
     fn push_fast(&self, value: T) -> Result<(), T> {
         // Relaxed: only a guess; the stamp check decides.
         let tail = self.tail.load(Ordering::Relaxed);
-        // Closed: the slow path decides (`ignore_close`). Open: the tail is the position.
-        if tail & CLOSED != 0 {
-            return Err(value);
-        }
+        // No test of the CLOSED bit: a closed tail is odd, `pos + 1` for its position `pos`,
+        // and the slot's stamp equals `pos + 1` only once a push claimed `pos`, which moved
+        // the tail on, so the claim below would fail. A closed queue always falls through to
+        // the slow path, which answers `Closed` or, with `ignore_close`, pushes. Open, the
+        // tail is the position itself.
         let slot = self.slot(tail);
         // Acquire: pairs with the Release stamp store of the pop that emptied this slot, so
         // its read of the old value happens before our write.
@@ -761,6 +762,37 @@ mod tests {
         assert!(q.is_closed());
         assert_eq!(q.try_pop(), Ok(1));
         assert_eq!(q.try_pop(), Err(PopError::Closed));
+    }
+
+    #[test]
+    fn a_closed_queue_refuses_pushes_at_every_position_and_fill_level() {
+        // The fast path does not test the CLOSED bit (see `push_fast`): check that a closed
+        // queue refuses at every tail position of two laps and every fill level, while
+        // `push_ignoring_close` still fills it exactly to capacity.
+        for offset in 0..8 {
+            for fill in 0..=4 {
+                let q: Queue<usize, 4> = Queue::new();
+                for i in 0..offset {
+                    q.try_push(i).unwrap();
+                    assert_eq!(q.try_pop(), Ok(i));
+                }
+                for i in 0..fill {
+                    q.try_push(i).unwrap();
+                }
+                assert!(q.close());
+                assert_eq!(q.try_push(99), Err(PushError::Closed(99)));
+                assert_eq!(q.push_unless_nearly_full(98), Err(PushError::Closed(98)));
+                for i in fill..4 {
+                    assert_eq!(q.push_ignoring_close(i), Ok(()));
+                    assert_eq!(q.try_push(99), Err(PushError::Closed(99)));
+                }
+                assert_eq!(q.push_ignoring_close(4), Err(4));
+                for i in 0..4 {
+                    assert_eq!(q.try_pop(), Ok(i), "offset {offset}, fill {fill}");
+                }
+                assert_eq!(q.try_pop(), Err(PopError::Closed));
+            }
+        }
     }
 
     #[test]
