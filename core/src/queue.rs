@@ -315,8 +315,9 @@ impl<T, const N: usize> Queue<T, N> {
                 )
                 .is_ok()
         {
-            // SAFETY: the stamp said the slot is free for position `tail`, and the CAS
-            // claimed that position.
+            // SAFETY: the stamp said the slot is free for position `tail` (so, the claim
+            // having succeeded, `tail` is an open position: see above), and the CAS claimed
+            // that position.
             unsafe { Self::fill(slot, tail, value) };
             return Ok(());
         }
