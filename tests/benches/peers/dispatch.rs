@@ -40,8 +40,8 @@ pub fn run(options: &Options, records: &mut Records, small_task: Duration) {
     records.push("dispatch/small/task", "xorshift", "task_ns", ns, false);
     // (name, task, tasks per run, seconds of rounds per scenario)
     let workloads = [
-        ("noop", Work::NOOP, options.pick(50_000, 200_000), 35),
-        ("small", small, options.pick(10_000, 30_000), 20),
+        ("noop", Work::NOOP, options.pick(50_000, 200_000), 45),
+        ("small", small, options.pick(10_000, 30_000), 25),
     ];
     let names = Impl::ALL.map(Impl::name);
     for (workload, work, tasks, seconds) in workloads {

@@ -244,7 +244,7 @@ pub fn run(options: &Options, records: &mut Records) {
     let names = CONTENDERS.map(|(name, _)| name);
     // Every sample of every round, per contender: (submit→start, submit→complete).
     let mut all: Vec<Vec<(f64, f64)>> = vec![Vec::new(); CONTENDERS.len()];
-    paired(records, &plan(options, 90), &scenario, &names, |i| {
+    paired(records, &plan(options, 120), &scenario, &names, |i| {
         let samples = probe(CONTENDERS[i].1, per_round, pause);
         let mut starts: Vec<f64> = samples.iter().map(|s| s.0).collect();
         let mut completes: Vec<f64> = samples.iter().map(|s| s.1).collect();

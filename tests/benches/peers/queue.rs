@@ -200,8 +200,8 @@ pub fn run(options: &Options, records: &mut Records) {
     for pairs in [1usize, 2, 4] {
         // Seconds of rounds per scenario: most for those that fit on two CPUs.
         let seconds = match pairs {
-            1 => 40,
-            2 => 30,
+            1 => 60,
+            2 => 40,
             _ => 10,
         };
         for (capacity, contenders) in [(64, contenders::<64>()), (1024, contenders::<1024>())] {
