@@ -690,8 +690,29 @@ fn format_threads(record: &Record, cpus: usize) -> String {
     }
 }
 
-fn oversubscribed(record: &Record, cpus: usize) -> bool {
-    record.threads.is_some_and(|threads| threads > cpus)
+/// CPU time other processes may use, on average, before a scenario that needs every CPU
+/// counts as sharing them.
+const SHARE_TOLERANCE: f64 = 0.25;
+
+/// Why a scenario's verdict is information only, if it is: more threads at once than the
+/// machine has CPUs (`oversubscribed`), or more than other processes left free on average
+/// during the run (`busy machine`: with 1.4 CPUs of 2 taken by others, a producer and a
+/// consumer take turns on one CPU, and the figure measures the scheduler's time slices).
+/// Instruction counts (no threads recorded) are never affected.
+fn information_only(record: &Record, cpus: usize, others: f64) -> Option<&'static str> {
+    let threads = record.threads?;
+    if threads > cpus {
+        Some("oversubscribed")
+    } else if threads as f64 + others > cpus as f64 + SHARE_TOLERANCE {
+        Some("busy machine")
+    } else {
+        None
+    }
+}
+
+/// CPUs' worth of time that others took during the run (0 if unknown).
+fn others(load: &Load) -> f64 {
+    load.other_cpus.unwrap_or(0.0) + load.steal_cpus.unwrap_or(0.0)
 }
 
 /// The README's benchmark block (and the top of `bench.md`): the run, every target with its
@@ -715,25 +736,39 @@ fn summary(report: &Report) -> String {
     md.push_str("\n\n");
 
     let judged = evaluate(&report.records);
-    let count = |verdict: Verdict| judged.iter().filter(|j| j.verdict == verdict).count();
+    let others = others(&run.load);
+    let counts = |headline: bool| {
+        let count = |verdict: Verdict| {
+            judged
+                .iter()
+                .filter(|j| j.verdict == verdict)
+                .filter(|j| information_only(j.ratio, m.cpus, others).is_none() == headline)
+                .count()
+        };
+        format!(
+            "{} met, {} parity, {} missed, {} cannot tell",
+            count(Verdict::Met),
+            count(Verdict::Parity),
+            count(Verdict::Missed),
+            count(Verdict::CannotTell)
+        )
+    };
     let _ = writeln!(
         md,
-        "Verdicts: {} met, {} parity, {} missed, {} cannot tell (a target is met only when the \
-         95% interval of the ratio clears it, missed only when the interval lies below it).\n",
-        count(Verdict::Met),
-        count(Verdict::Parity),
-        count(Verdict::Missed),
-        count(Verdict::CannotTell),
+        "Verdicts: {}; information only (more threads than free CPUs): {}. A target is met \
+         only when the 95% interval of the ratio clears it, missed only when the interval lies \
+         below it.\n",
+        counts(true),
+        counts(false),
     );
     md.push_str(
         "| target | scenario | threads | foreman ÷ | ratio | 95% interval | rounds | verdict |\n\
          |---|---|---|---|---|---|---|---|\n",
     );
     for j in &judged {
-        let info = if oversubscribed(j.ratio, m.cpus) {
-            " (oversubscribed: information)"
-        } else {
-            ""
+        let info = match information_only(j.ratio, m.cpus, others) {
+            Some(why) => format!(" ({why}: information)"),
+            None => String::new(),
         };
         let verdict = match j.verdict {
             Verdict::Met | Verdict::Missed => format!("**{}**", j.verdict.describe()),
@@ -792,8 +827,8 @@ fn describe_load(load: &Load, cpus: usize) -> String {
             let verdict = if others + steal < 0.1 {
                 "a quiet machine"
             } else {
-                "**the machine was busy with other work: throughput intervals are wider, and \
-                 verdicts that need a narrow interval come out \"cannot tell\"**"
+                "**the machine was busy with other work: the throughput verdicts of scenarios \
+                 that needed more CPUs than it left free are information only**"
             };
             format!(
                 "During the run, other processes used {others:.2} of the {cpus} CPUs on average \
@@ -1315,13 +1350,20 @@ mod tests {
         ];
         let busy = summary(&report(records.clone(), 0.8));
         assert!(
-            busy.contains("Verdicts: 1 met, 0 parity, 0 missed, 1 cannot tell"),
+            busy.contains(
+                "Verdicts: 0 met, 0 parity, 0 missed, 0 cannot tell; information only (more \
+                 threads than free CPUs): 1 met, 0 parity, 0 missed, 1 cannot tell."
+            ),
             "{busy}"
         );
-        assert!(busy.contains(
-            "| queue throughput not below crossbeam ArrayQueue (≥ 1 (parity ≥ 0.95)) | \
-             `queue/1p1c/cap64` | 2 | crossbeam-queue | 1.00× | 0.80–1.30 | 40 (narrow) | cannot tell |"
-        ), "{busy}");
+        assert!(
+            busy.contains(
+                "| queue throughput not below crossbeam ArrayQueue (≥ 1 (parity ≥ 0.95)) | \
+             `queue/1p1c/cap64` | 2 | crossbeam-queue | 1.00× | 0.80–1.30 | 40 (narrow) | \
+             cannot tell (busy machine: information) |"
+            ),
+            "{busy}"
+        );
         assert!(
             busy.contains("| 4 (> 2 CPUs) |")
                 && busy.contains("**met** (oversubscribed: information)")
@@ -1333,6 +1375,27 @@ mod tests {
         );
         let quiet = summary(&report(records, 0.02));
         assert!(quiet.contains("a quiet machine") && !quiet.contains("busy"));
+        assert!(quiet.contains("`queue/1p1c/cap64` | 2 | crossbeam-queue | 1.00× | 0.80–1.30 | 40 (narrow) | cannot tell |"));
+        assert!(quiet.contains("Verdicts: 0 met, 0 parity, 0 missed, 1 cannot tell; information only (more threads than free CPUs): 1 met"));
+    }
+
+    #[test]
+    fn verdicts_are_information_when_the_threads_outnumber_the_free_cpus() {
+        let with_threads = |threads: Option<usize>| Record {
+            threads,
+            ..record("queue/1p1c/cap64", "foreman", "ratio:mops_per_s", 1.0)
+        };
+        let two = with_threads(Some(2));
+        assert_eq!(information_only(&two, 2, 0.0), None);
+        assert_eq!(information_only(&two, 2, 0.25), None);
+        assert_eq!(information_only(&two, 2, 0.3), Some("busy machine"));
+        assert_eq!(information_only(&two, 4, 1.5), None);
+        assert_eq!(
+            information_only(&with_threads(Some(4)), 2, 0.0),
+            Some("oversubscribed")
+        );
+        // Instruction counts record no threads: never information only.
+        assert_eq!(information_only(&with_threads(None), 2, 1.9), None);
     }
 
     #[test]
