@@ -2,8 +2,8 @@
 //! side-by-side benchmarks, and the verdicts they support.
 //!
 //! Runs the two benchmark binaries of the `foreman-tests` crate (`peers`: instructions per
-//! operation, queue, dispatch, latency, the Python seed, peak RSS; `memory`: allocations per
-//! task, `size_of`), judges every target, and writes `DIR/bench.json` — the run and a list of
+//! operation, queue, dispatch, latency, the Python seed, process workers, peak RSS; `memory`:
+//! allocations per task, `size_of`), judges every target, and writes `DIR/bench.json` — the run and a list of
 //! records (see [`Record`]) — and `DIR/bench.md`: the summary (the README's benchmark block,
 //! verbatim) and one table per suite. `--publish` also writes `docs/bench.{json,md}` and
 //! replaces the README's block, so the README states what the latest full run supports and
@@ -42,7 +42,7 @@ pub struct Args {
     #[arg(long)]
     pub quick: bool,
     /// Run only the suites whose name contains this text (instructions, queue, dispatch,
-    /// latency, seed, rss, allocs, size-of).
+    /// latency, seed, processes, rss, allocs, size-of).
     #[arg(long)]
     pub only: Option<String>,
     /// Where to write bench.json and bench.md [default: target/bench].
