@@ -1,9 +1,9 @@
 //! `cargo xtask bench [--quick] [--only TEXT] [--out DIR] [--publish] [--from FILE]`: the
 //! side-by-side benchmarks, and the verdicts they support.
 //!
-//! Runs the two benchmark binaries of the `foreman-tests` crate (`peers`: instructions per
-//! operation, queue, dispatch, latency, the Python seed, process workers, peak RSS; `memory`:
-//! allocations per task, `size_of`), judges every target, and writes `DIR/bench.json` — the run and a list of
+//! Runs the three benchmark binaries of the `foreman-tests` crate (`instructions`: per
+//! operation, under valgrind; `peers`: queue, dispatch, latency, the Python seed, process
+//! workers, peak RSS; `memory`: allocations per task, `size_of`), judges every target, and writes `DIR/bench.json` — the run and a list of
 //! records (see [`Record`]) — and `DIR/bench.md`: the summary (the README's benchmark block,
 //! verbatim) and one table per suite. `--publish` also writes `docs/bench.{json,md}` and
 //! replaces the README's block, so the README states what the latest full run supports and
@@ -154,7 +154,7 @@ struct Load {
 }
 
 /// The benchmark binaries, in the order they run.
-const BINARIES: &[&str] = &["peers", "memory"];
+const BINARIES: &[&str] = &["instructions", "peers", "memory"];
 
 /// `cargo xtask bench`: installs what is missing (Python for the seed, valgrind for the
 /// instruction counts), then measures.
@@ -798,7 +798,7 @@ fn summary(report: &Report) -> String {
     if !instructions.is_empty() {
         md.push_str(
             "\nInstructions per operation, counted by valgrind on one thread at a time (the \
-             same on every run; see `tests/benches/peers/instructions.rs`):\n",
+             same on every run; see `tests/benches/instructions.rs`):\n",
         );
         for prefix in ["queue/", "dispatch/"] {
             let rows: Vec<&Record> = instructions

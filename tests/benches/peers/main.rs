@@ -8,11 +8,10 @@
 //! interval is narrow (the `bench-stats` crate). Load that comes and goes then hits every
 //! implementation alike; criterion measures one benchmark to the end before the next, so
 //! drifting load would go straight into the ratios. Latency needs percentiles of single
-//! events, peak RSS a fresh process per implementation, and instruction counts valgrind,
-//! which criterion does not do either.
+//! events, and peak RSS a fresh process per implementation, which criterion does not do
+//! either. (Instructions per operation are the `instructions` benchmark's.)
 //!
-//! Suites: `instructions`, `queue`, `dispatch`, `latency`, `seed`, `processes`, `rss` (select
-//! with `--only`).
+//! Suites: `queue`, `dispatch`, `latency`, `seed`, `processes`, `rss` (select with `--only`).
 //!
 //! The process host's workers are this binary run again: `main` lets them serve first.
 
@@ -23,11 +22,12 @@ use clap::Parser;
 
 #[path = "../support/pools.rs"]
 mod pools;
+#[path = "../support/queues.rs"]
+mod queues;
 #[path = "../support/report.rs"]
 mod report;
 
 mod dispatch;
-mod instructions;
 mod latency;
 #[cfg(target_os = "linux")]
 mod processes;
@@ -45,9 +45,6 @@ struct Cli {
     /// Internal: run one implementation's dispatch and print the peak RSS (see `rss`).
     #[arg(long, hide = true)]
     rss_child: Option<String>,
-    /// Internal: perform one workload for valgrind to count (see `instructions`).
-    #[arg(long, hide = true)]
-    instructions_child: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -62,14 +59,7 @@ fn main() -> ExitCode {
         rss::child(&options, &name);
         return ExitCode::SUCCESS;
     }
-    if let Some(spec) = cli.instructions_child {
-        instructions::child(&spec);
-        return ExitCode::SUCCESS;
-    }
     let mut records = Records::default();
-    if options.wants("instructions") {
-        instructions::run(&options, &mut records);
-    }
     if options.wants("queue") {
         queue::run(&options, &mut records);
     }

@@ -10,11 +10,7 @@
 //!
 //! With P producers and P consumers, 2P threads run at once: on a machine with fewer CPUs
 //! than that, the scenario measures the scheduler as much as the queue (the report marks it).
-//!
-//! [`push_then_pop`] is the single-threaded workload whose instructions the `instructions`
-//! suite counts.
 
-use std::hint::black_box;
 use std::sync::Barrier;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -23,59 +19,9 @@ use concurrent_queue::ConcurrentQueue;
 use crossbeam_queue::ArrayQueue;
 use crossbeam_utils::Backoff;
 
+use crate::queues::{Bounded, NAMES};
 use crate::report::{Options, Records};
 use crate::stats::{paired, plan, Scenario};
-
-/// The operations the benchmark needs, over each queue's own API.
-trait Bounded: Sync {
-    fn push(&self, value: u64) -> Result<(), u64>;
-    fn pop(&self) -> Option<u64>;
-}
-
-impl<const N: usize> Bounded for foreman_rt::queue::Queue<u64, N> {
-    #[inline]
-    fn push(&self, value: u64) -> Result<(), u64> {
-        self.try_push(value)
-            .map_err(foreman_rt::queue::PushError::into_inner)
-    }
-    #[inline]
-    fn pop(&self) -> Option<u64> {
-        self.try_pop().ok()
-    }
-}
-
-impl Bounded for ArrayQueue<u64> {
-    #[inline]
-    fn push(&self, value: u64) -> Result<(), u64> {
-        ArrayQueue::push(self, value)
-    }
-    #[inline]
-    fn pop(&self) -> Option<u64> {
-        ArrayQueue::pop(self)
-    }
-}
-
-impl<const N: usize> Bounded for heapless::mpmc::Queue<u64, N> {
-    #[inline]
-    fn push(&self, value: u64) -> Result<(), u64> {
-        self.enqueue(value)
-    }
-    #[inline]
-    fn pop(&self) -> Option<u64> {
-        self.dequeue()
-    }
-}
-
-impl Bounded for ConcurrentQueue<u64> {
-    #[inline]
-    fn push(&self, value: u64) -> Result<(), u64> {
-        ConcurrentQueue::push(self, value).map_err(concurrent_queue::PushError::into_inner)
-    }
-    #[inline]
-    fn pop(&self) -> Option<u64> {
-        ConcurrentQueue::pop(self).ok()
-    }
-}
 
 /// Moves `per_thread * pairs` elements through `queue` with `pairs` producers and `pairs`
 /// consumers; returns the time it took.
@@ -129,9 +75,6 @@ fn transfer(queue: &impl Bounded, pairs: usize, per_thread: u64) -> Duration {
     })
 }
 
-/// The queues, by the names the records use.
-pub const NAMES: [&str; 4] = ["foreman", "crossbeam-queue", "heapless", "concurrent-queue"];
-
 /// One queue under test: how to run one measurement on a fresh instance.
 type Contender = fn(usize, u64) -> Duration;
 
@@ -152,47 +95,6 @@ fn contenders<const N: usize>() -> [Contender; 4] {
         },
         |pairs, per| transfer(&ConcurrentQueue::bounded(N), pairs, per),
     ]
-}
-
-/// On one thread: pushes `pushes` values into a fresh queue `name` of capacity 1024, then pops
-/// `pops` of them (at most `pushes`, and `pushes` at most 1024). The queue is leaked, not
-/// dropped: dropping the values left in it would cost instructions per value left.
-pub fn push_then_pop(name: &str, pushes: u64, pops: u64) {
-    const CAPACITY: usize = 1024;
-    assert!(pops <= pushes && pushes <= CAPACITY as u64);
-    match name {
-        "foreman" => fill_and_empty(
-            Box::new(foreman_rt::queue::Queue::<u64, CAPACITY>::new()),
-            pushes,
-            pops,
-        ),
-        "crossbeam-queue" => fill_and_empty(Box::new(ArrayQueue::new(CAPACITY)), pushes, pops),
-        #[allow(deprecated)] // see `contenders`
-        "heapless" => fill_and_empty(
-            Box::new(heapless::mpmc::Queue::<u64, CAPACITY>::new()),
-            pushes,
-            pops,
-        ),
-        "concurrent-queue" => {
-            fill_and_empty(Box::new(ConcurrentQueue::bounded(CAPACITY)), pushes, pops)
-        }
-        other => panic!("no queue called {other}"),
-    }
-}
-
-fn fill_and_empty(queue: Box<impl Bounded>, pushes: u64, pops: u64) {
-    // Hidden from the optimizer: it must not specialise the loops for a fresh, empty queue.
-    let queue = black_box(Box::leak(queue));
-    for i in 0..pushes {
-        if queue.push(black_box(i)).is_err() {
-            panic!("the queue is full after {i} pushes");
-        }
-    }
-    let mut sum = 0;
-    for _ in 0..pops {
-        sum += queue.pop().expect("as many pops as pushes at most");
-    }
-    black_box(sum);
 }
 
 pub fn run(options: &Options, records: &mut Records) {

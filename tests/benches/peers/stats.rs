@@ -4,13 +4,8 @@ use bench_stats::{run_rounds, Estimate, Plan, Rounds};
 
 use crate::report::{Options, Record, Records};
 
-/// The implementation the targets are about. Names that do not start with it are peers.
+/// The implementation the targets are about.
 pub const FOREMAN: &str = "foreman";
-
-/// Whether `name` is a peer (not foreman or one of its variants).
-pub fn is_peer(name: &str) -> bool {
-    !name.starts_with(FOREMAN)
-}
 
 /// How many paired rounds a scenario gets (see `bench_stats::run_rounds`): until every
 /// interval of foreman's ratio over another contender is within ±10% of its median

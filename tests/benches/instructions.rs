@@ -1,14 +1,20 @@
-//! Instructions suite: instructions per operation, a cost that does not move with the
-//! machine's load (these virtual machines expose no hardware counters, so valgrind counts).
+//! Instructions per operation, a cost that does not move with the machine's load (these
+//! virtual machines expose no hardware counters, so valgrind counts) (`cargo xtask bench`,
+//! `cargo bench -p foreman-tests --bench instructions -- [--out FILE]`).
+//!
+//! A binary of its own, holding only the counted workloads: which generic functions the
+//! compiler inlines depends on how many callers share them, so the other benchmarks' code
+//! would move these counts (in one binary with them, a second user of
+//! `Supervisor<_, 1024, 1, _>` added 26 instructions to each of `foreman-1k`'s tasks).
 //!
 //! valgrind's cachegrind (`--cache-sim=no`: counting only) runs this binary again with
-//! `--instructions-child SPEC`; the child performs one workload and exits, and the count
+//! `--child SPEC`; the child performs one workload and exits, and the count
 //! covers the whole process: start-up, setup, every thread, teardown. Two runs that differ
 //! only in how many operations they perform differ only by those operations, so the difference
 //! divided by the number of extra operations is the cost of one, setup excluded:
 //!
 //! - `queue/instructions/push` and `…/pop`: one thread and a fresh queue of capacity 1024
-//!   ([`queue::push_then_pop`]), n = 500. Per push: (2n pushes − n pushes) / n; per pop: (2n
+//!   ([`push_then_pop`]), n = 500. Per push: (2n pushes − n pushes) / n; per pop: (2n
 //!   pushes and n pops − 2n pushes) / n. Exactly the same on every run.
 //! - `dispatch/instructions/noop-1w`: one worker running no-op tasks through the same pools
 //!   as the dispatch suite ([`Impl::run_body`]): submit → take → run → complete, per task:
@@ -16,30 +22,76 @@
 //!   the worker waits in it until every task is submitted, so the submitter and the worker
 //!   never run at the same time, and nobody spins or sleeps on an empty or full queue: the
 //!   count is that of the path itself. (rayon's tasks are spawned on its worker thread: it
-//!   needs no gate.) What varies from run to run is how long an idle thread spins at the end
-//!   (valgrind runs one thread at a time and switches at its own pace): a few thousand
-//!   instructions in all, under 2 per task.
+//!   needs no gate.) What varies from run to run is how long an idle thread spins before it
+//!   sleeps, at the start and the end (valgrind runs one thread at a time and switches at its
+//!   own pace): that only ever adds instructions, so each count is the least of three runs.
 //!
 //! Each figure includes the few instructions of the benchmark loop around the operation, the
 //! same for every implementation.
 
 use std::fs;
+use std::hint::black_box;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, ExitCode};
 use std::sync::{Condvar, Mutex};
 
 use bench_stats::advantage;
+use clap::Parser;
+use concurrent_queue::ConcurrentQueue;
+use crossbeam_queue::ArrayQueue;
 
-use crate::pools::{Impl, Work, CAPACITY, SMALL_CAPACITY};
-use crate::queue;
-use crate::report::{Options, Record, Records};
-use crate::stats::{is_peer, FOREMAN};
+#[path = "support/pools.rs"]
+mod pools;
+#[path = "support/queues.rs"]
+mod queues;
+#[path = "support/report.rs"]
+mod report;
+
+use pools::{Impl, Work, CAPACITY, SMALL_CAPACITY};
+use queues::{Bounded, NAMES};
+use report::{Options, Record, Records};
+
+/// The implementation the targets are about. Names that do not start with it are peers.
+const FOREMAN: &str = "foreman";
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    options: Options,
+    /// Internal: perform one workload for valgrind to count.
+    #[arg(long, hide = true)]
+    child: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(spec) = cli.child {
+        child(&spec);
+        return ExitCode::SUCCESS;
+    }
+    let options = cli.options;
+    let mut records = Records::default();
+    if options.wants("instructions") {
+        run(&mut records, options.pick(1, DISPATCH_REPEATS));
+    }
+    match records.write(&options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("cannot write the records: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
 /// Queue operations in the smaller of the two runs (the larger does twice as many).
 const QUEUE_OPS: u64 = 500;
 
 /// Dispatched tasks in the smaller of the two runs, where the queue holds twice as many.
 const TASKS: u64 = 4000;
+
+/// Runs of each dispatch count, of which the least counts (see the module docs); one in
+/// quick mode.
+const DISPATCH_REPEATS: usize = 3;
 
 /// Holds the worker in the first task until every task is submitted.
 struct Gate {
@@ -67,16 +119,57 @@ impl Gate {
 }
 
 /// In the child: performs the workload `spec` (see [`count`]).
-pub fn child(spec: &str) {
+fn child(spec: &str) {
     let number = |text: &str| -> u64 {
         text.parse()
             .unwrap_or_else(|_| panic!("{text:?} in {spec:?} is not a number"))
     };
     match spec.split(':').collect::<Vec<_>>()[..] {
-        ["queue", name, pushes, pops] => queue::push_then_pop(name, number(pushes), number(pops)),
+        ["queue", name, pushes, pops] => push_then_pop(name, number(pushes), number(pops)),
         ["dispatch", name, tasks] => dispatch(name, number(tasks)),
         _ => panic!("not a workload: {spec:?}"),
     }
+}
+
+/// On one thread: pushes `pushes` values into a fresh queue `name` of capacity 1024, then pops
+/// `pops` of them (at most `pushes`, and `pushes` at most 1024). The queue is leaked, not
+/// dropped: dropping the values left in it would cost instructions per value left.
+fn push_then_pop(name: &str, pushes: u64, pops: u64) {
+    const CAPACITY: usize = 1024;
+    assert!(pops <= pushes && pushes <= CAPACITY as u64);
+    match name {
+        "foreman" => fill_and_empty(
+            Box::new(foreman_rt::queue::Queue::<u64, CAPACITY>::new()),
+            pushes,
+            pops,
+        ),
+        "crossbeam-queue" => fill_and_empty(Box::new(ArrayQueue::new(CAPACITY)), pushes, pops),
+        #[allow(deprecated)] // benchmarked on purpose: see `peers/queue.rs`
+        "heapless" => fill_and_empty(
+            Box::new(heapless::mpmc::Queue::<u64, CAPACITY>::new()),
+            pushes,
+            pops,
+        ),
+        "concurrent-queue" => {
+            fill_and_empty(Box::new(ConcurrentQueue::bounded(CAPACITY)), pushes, pops)
+        }
+        other => panic!("no queue called {other}"),
+    }
+}
+
+fn fill_and_empty(queue: Box<impl Bounded>, pushes: u64, pops: u64) {
+    // Hidden from the optimizer: it must not specialise the loops for a fresh, empty queue.
+    let queue = black_box(Box::leak(queue));
+    for i in 0..pushes {
+        if queue.push(black_box(i)).is_err() {
+            panic!("the queue is full after {i} pushes");
+        }
+    }
+    let mut sum = 0;
+    for _ in 0..pops {
+        sum += queue.pop().expect("as many pops as pushes at most");
+    }
+    black_box(sum);
 }
 
 /// `tasks` no-op tasks through `name`'s pool with one worker, after a gate task.
@@ -86,7 +179,7 @@ fn dispatch(name: &str, tasks: u64) {
         .find(|imp| imp.name() == name)
         .unwrap_or_else(|| panic!("no implementation called {name}"));
     if imp == Impl::Rayon {
-        imp.run_body(1, tasks + 1, |task| Work::NOOP.run(task), || {});
+        imp.run(1, tasks + 1, Work::NOOP);
     } else {
         let gated = |task| {
             if task == 0 {
@@ -109,7 +202,7 @@ fn count(exe: &Path, spec: &str) -> u64 {
         .args(["--tool=cachegrind", "--cache-sim=no", "-q"])
         .arg(format!("--cachegrind-out-file={}", file.display()))
         .arg(exe)
-        .args(["--instructions-child", spec])
+        .args(["--child", spec])
         .output()
         .expect("valgrind ran before, so it starts");
     assert!(
@@ -143,7 +236,8 @@ fn record(records: &mut Records, group: &str, counts: &[(&str, f64)]) {
         .find(|(name, _)| *name == FOREMAN)
         .expect("foreman is counted")
         .1;
-    for &(name, theirs) in counts.iter().filter(|(name, _)| is_peer(name)) {
+    let peers = counts.iter().filter(|(name, _)| !name.starts_with(FOREMAN));
+    for &(name, theirs) in peers {
         let mut ratio = Record::new(
             group,
             FOREMAN,
@@ -156,7 +250,8 @@ fn record(records: &mut Records, group: &str, counts: &[(&str, f64)]) {
     }
 }
 
-pub fn run(_options: &Options, records: &mut Records) {
+/// Counts every workload; each dispatch count is the least of `repeats` runs.
+fn run(records: &mut Records, repeats: usize) {
     let valgrind = Command::new("valgrind").arg("--version").output();
     if !valgrind.is_ok_and(|out| out.status.success()) {
         eprintln!(
@@ -166,7 +261,7 @@ pub fn run(_options: &Options, records: &mut Records) {
     }
     let exe = std::env::current_exe().expect("the benchmark's own path");
     let (mut pushes, mut pops) = (Vec::new(), Vec::new());
-    for name in queue::NAMES {
+    for name in NAMES {
         let spec = |pushes: u64, pops: u64| format!("queue:{name}:{pushes}:{pops}");
         let n = QUEUE_OPS;
         let once = count(&exe, &spec(n, 0));
@@ -187,9 +282,15 @@ pub fn run(_options: &Options, records: &mut Records) {
                 _ => usize::MAX, // unbounded
             };
             let n = TASKS.min((n as u64 - 1) / 2);
-            let spec = |tasks: u64| format!("dispatch:{}:{tasks}", imp.name());
-            let once = count(&exe, &spec(n));
-            let twice = count(&exe, &spec(2 * n));
+            let least = |tasks: u64| {
+                let spec = format!("dispatch:{}:{tasks}", imp.name());
+                (0..repeats)
+                    .map(|_| count(&exe, &spec))
+                    .min()
+                    .expect("at least one run")
+            };
+            let once = least(n);
+            let twice = least(2 * n);
             (imp.name(), per_op(twice, once, n))
         })
         .collect();
