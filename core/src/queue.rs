@@ -286,7 +286,7 @@ impl<T, const N: usize> Queue<T, N> {
     /// reasons; anything else (closed, full, another producer or a pop in the way) hands the
     /// value back for that loop, which starts over from a fresh tail. (valgrind, `cargo xtask
     /// bench`: a push cost 59 instructions where the whole protocol was one out-of-line
-    /// function, 28 where LLVM chose to inline it, and costs 21 with this fast path, the
+    /// function, 28 where LLVM chose to inline it, and costs 20–21 with this fast path, the
     /// benchmark's loop included.)
     #[cfg(not(target_os = "none"))]
     #[inline(always)]
