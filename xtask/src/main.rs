@@ -37,8 +37,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Install what the other commands need (second toolchain, Chromium, Firefox ESR, QEMU, valgrind,
-    /// wasm-bindgen-cli, npm packages). Idempotent.
+    /// Install what the other commands need (second toolchain, Chromium, Firefox ESR, QEMU,
+    /// valgrind, wasm-bindgen-cli, npm packages). Idempotent.
     Setup,
     /// Build the browser demo and serve it with cross-origin isolation.
     Demo(demo::Args),
