@@ -66,8 +66,8 @@
 //!
 //! ## Features
 //!
-//! - `alloc`: the vocabulary hosts report in, [`host::Event`] and [`host::Report`] (they own
-//!   strings and vectors). The supervisor itself never allocates.
+//! - `alloc`: [`host::Report`], what a shutdown leaves (it owns a vector). The supervisor
+//!   itself never allocates; the vocabulary hosts report in, [`host::Event`], needs no feature.
 //! - `std` (implies `alloc`): the thread host, [`host::threads`].
 //! - `processes` (implies `std`; Linux): the process host, `host::processes`: workers as child
 //!   processes over shared memory, so a task that segfaults, aborts or runs out of memory takes
@@ -100,14 +100,15 @@ extern crate alloc;
 extern crate std;
 
 pub mod park;
+mod phase;
 pub mod policy;
 pub mod queue;
-pub mod stats;
+mod slot;
+mod stats;
 mod supervisor;
 mod sync;
 mod worker;
 
-#[cfg(any(feature = "alloc", feature = "embassy"))]
 pub mod host;
 
 /// The crate README's examples, run as doctests so that what it tells users to type works.
@@ -115,9 +116,11 @@ pub mod host;
 #[doc = include_str!("../README.md")]
 struct ReadmeExamples;
 
+pub use phase::{Shutdown, SupervisorState};
+pub use slot::WorkerState;
 pub use stats::{Snapshot, WorkerSnapshot};
 pub use supervisor::{
-    CrashReport, Decision, Disposition, HandBack, ReopenError, Shutdown, SubmitError, Supervisor,
-    SupervisorState, WorkerError,
+    CrashReport, Decision, Disposition, HandBack, NewlyHung, ReopenError, SubmitError, Supervisor,
+    WorkerError,
 };
-pub use worker::{Condemned, Context, Job, Next, Worker, WorkerState};
+pub use worker::{Condemned, Context, Job, Next, Worker};

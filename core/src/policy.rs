@@ -159,10 +159,48 @@ impl Intensity {
             None => None,
         }
     }
+}
 
-    /// The limit as `(max_restarts, within)`.
-    pub(crate) const fn limit(&self) -> Option<(u8, NonZeroU32)> {
-        self.limit
+/// The restart window: the times of the last restarts, at most
+/// [`Intensity::MAX_RESTARTS`], to hold an [`Intensity`] against. The supervisor keeps one
+/// behind a lock, on the crash path only.
+pub(crate) struct RestartWindow {
+    /// A ring: the `len` times from `first` on, oldest first.
+    at: [Tick; Intensity::MAX_RESTARTS as usize],
+    first: u8,
+    len: u8,
+}
+
+impl RestartWindow {
+    /// No restart yet.
+    pub(crate) const fn new() -> Self {
+        RestartWindow {
+            at: [0; Intensity::MAX_RESTARTS as usize],
+            first: 0,
+            len: 0,
+        }
+    }
+
+    /// Whether one more restart at `now` stays within `intensity`; if so, it is logged.
+    ///
+    /// A restart at `at` stays in the window while `now - at < within` (in wrapping order:
+    /// `now` is the supervisor's clock, which only moves forward). `max_restarts` restarts in
+    /// the window are allowed; one more is refused, and is not logged.
+    pub(crate) fn admit(&mut self, intensity: Intensity, now: Tick) -> bool {
+        let Some((max_restarts, within)) = intensity.limit else {
+            return true;
+        };
+        const SLOTS: u8 = Intensity::MAX_RESTARTS;
+        while self.len > 0 && now.wrapping_sub(self.at[usize::from(self.first)]) >= within.get() {
+            self.first = (self.first + 1) % SLOTS;
+            self.len -= 1;
+        }
+        if self.len >= max_restarts {
+            return false;
+        }
+        self.at[usize::from((self.first + self.len) % SLOTS)] = now;
+        self.len += 1;
+        true
     }
 }
 
@@ -359,6 +397,7 @@ impl Default for Policy {
 
 /// A policy value that makes no sense.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PolicyError {
     /// At-least-once delivery with zero attempts would never run a task.
     ZeroAttempts,
@@ -422,3 +461,68 @@ impl fmt::Display for PolicyError {
 }
 
 impl core::error::Error for PolicyError {}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_window_allows_max_restarts_within_it_and_refuses_one_more() {
+        let intensity = Intensity::new(3, 100).unwrap();
+        let mut window = RestartWindow::new();
+        for now in [10, 20, 30] {
+            assert!(window.admit(intensity, now), "restart at {now}");
+        }
+        assert!(
+            !window.admit(intensity, 109),
+            "a fourth within 100 ticks of the first"
+        );
+        assert!(
+            !window.admit(intensity, 109),
+            "a refusal is not logged, nor forgotten"
+        );
+        // At 110 the restart at 10 is 100 ticks old: out of the window.
+        assert!(window.admit(intensity, 110));
+        assert!(!window.admit(intensity, 119));
+        assert!(window.admit(intensity, 120)); // the one at 20 left
+    }
+
+    #[test]
+    fn the_window_agrees_with_counting_every_restart_across_the_clock_wrapping_around() {
+        extern crate std;
+        use std::vec::Vec;
+        // A reference model: every restart admitted so far, counted anew each time.
+        for (max_restarts, within) in [(1, 7), (5, 40), (Intensity::MAX_RESTARTS, 50)] {
+            let intensity = Intensity::new(max_restarts, within).unwrap();
+            let mut window = RestartWindow::new();
+            let mut admitted: Vec<Tick> = Vec::new();
+            let mut now = Tick::MAX - 300; // the clock wraps around half-way
+            let mut seed = 0x2545_F491_u32;
+            for _ in 0..600 {
+                seed ^= seed << 13;
+                seed ^= seed >> 17;
+                seed ^= seed << 5;
+                now = now.wrapping_add(seed % 4); // bursts (steps of 0) and pauses
+                let in_window = admitted
+                    .iter()
+                    .filter(|&&at| now.wrapping_sub(at) < within)
+                    .count();
+                let expected = in_window < usize::from(max_restarts);
+                assert_eq!(window.admit(intensity, now), expected, "at {now}");
+                if expected {
+                    admitted.push(now);
+                }
+            }
+            assert!(admitted.len() > 20, "the model exercised the window");
+        }
+    }
+
+    #[test]
+    fn zero_restarts_escalates_at_once_and_unlimited_never() {
+        let mut window = RestartWindow::new();
+        assert!(!window.admit(Intensity::new(0, 10).unwrap(), 0));
+        for now in 0..100 {
+            assert!(window.admit(Intensity::unlimited(), now));
+        }
+    }
+}

@@ -4,9 +4,10 @@
 //!
 //! Every count is derived from *monotonic* counters: the queue's pop and push positions, each
 //! worker's completed/failed counts (written only by that worker), and the shared counters of
-//! the rare events (requeues begun and refused, dead-lettered, lost, handed back). Each task
-//! *attempt* takes one pop and ends in exactly one of completed, failed, requeued,
-//! dead-lettered, lost or handed back, so with
+//! the rare events (requeues begun and refused, dead-lettered, lost, handed back). Every pop (a
+//! task leaving the queue for a worker) ends in exactly one of completed, failed, requeued,
+//! dead-lettered, lost or handed back — a retry kept in its slot for the replacement is still
+//! the same pop, in flight — so with
 //!
 //! ```text
 //! requeued  = requeues begun − requeues refused (the queue was full: handed back instead)
@@ -39,18 +40,19 @@
 //! step 3, and if none changed, the snapshot is the counts of one instant (step 3's); it tries
 //! a few times before it settles for the first kind. Both kinds add up, and in both every part
 //! is a real count. Counters wrap modulo `2^(usize::BITS − 1)`, the range of queue positions,
-//! and all arithmetic is done in that ring.
+//! and all arithmetic is done in that ring. `read` takes the steps in this order.
 
-use crate::supervisor::SupervisorState;
-use crate::sync::{AtomicUsize, Ordering};
-use crate::worker::WorkerState;
+use crate::phase::{Phase, SupervisorState};
+use crate::queue::Queue;
+use crate::slot::{Envelope, WorkerSlot, WorkerState};
+use crate::sync::{AtomicUsize, CachePadded, Ordering};
 
 /// Counts wrap modulo `COUNT_MASK + 1`, the range of the queue's positions.
-pub(crate) const COUNT_MASK: usize = usize::MAX >> 1;
+const COUNT_MASK: usize = usize::MAX >> 1;
 
 /// The shared counters of rare events. Hot-path counts live in each worker's slot.
 pub(crate) struct Counters {
-    /// Requeues begun: bumped *before* the crashed task goes back into the queue.
+    /// Requeues begun: bumped *before* the crashed task goes back into the queue (step 2).
     pub(crate) requeued: AtomicUsize,
     /// Requeues that found the queue full (the task was handed back instead): bumped before
     /// `handed_back`.
@@ -93,7 +95,18 @@ impl Counters {
 }
 
 /// One worker as a [`Snapshot`] saw it.
+///
+/// ```
+/// use foreman_rt::{park::NoPark, policy::Policy, Supervisor, WorkerState};
+/// let sup: Supervisor<u8, 2, 2> = Supervisor::new(Policy::DEFAULT, NoPark);
+/// let worker = sup.attach(1).unwrap();
+/// let snap = sup.snapshot();
+/// assert_eq!(snap.workers[1].state, WorkerState::Idle);
+/// assert_eq!(snap.workers[1].completed, 0);
+/// # drop(worker);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct WorkerSnapshot {
     /// Its state.
     pub state: WorkerState,
@@ -117,8 +130,9 @@ pub struct WorkerSnapshot {
 /// `in_flight` may include tasks that ended meanwhile (so it may exceed the number of
 /// workers). A task that a crash is putting back into the queue at that moment is counted
 /// nowhere (`submitted` is one lower). Once the supervisor is quiet (stopped, say), a
-/// snapshot is exact. See the [module docs](self) for why. Counts wrap modulo
-/// `2^(usize::BITS − 1)`.
+/// snapshot is exact. (Why: every count is derived from monotonic counters read in an order
+/// that makes each part honest; the argument is beside the code, in `stats.rs`.) Counts wrap
+/// modulo `2^(usize::BITS − 1)`.
 ///
 /// ```
 /// use foreman_rt::{park::NoPark, policy::Policy, Next, Supervisor};
@@ -135,6 +149,7 @@ pub struct WorkerSnapshot {
 /// assert!(snap.adds_up());
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Snapshot<const W: usize> {
     /// The supervisor's state.
     pub state: SupervisorState,
@@ -160,30 +175,27 @@ pub struct Snapshot<const W: usize> {
     pub requeued: usize,
     /// Submissions refused as full or closed (never accepted, so not part of the identity).
     pub rejected: usize,
-    /// Crashes, all workers together.
-    pub crashes: u32,
-    /// Restarts asked for, all workers together.
-    pub restarts: u32,
-    /// Each worker.
+    /// Each worker (its crashes and restarts summed by [`crashes`](Self::crashes) and
+    /// [`restarts`](Self::restarts)).
     pub workers: [WorkerSnapshot; W],
 }
 
-/// The counts of ended attempts, read first (step 1 of the module docs), and again to check
-/// that none changed.
+/// The counts of ended pops, read first (step 1 of the module docs), and again to check that
+/// none changed.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Ends {
-    pub(crate) completed: usize,
-    pub(crate) failed: usize,
-    pub(crate) dead_lettered: usize,
-    pub(crate) lost: usize,
-    pub(crate) handed_back: usize,
-    pub(crate) requeue_refused: usize,
+struct Ends {
+    completed: usize,
+    failed: usize,
+    dead_lettered: usize,
+    lost: usize,
+    handed_back: usize,
+    requeue_refused: usize,
 }
 
 impl Ends {
     /// Reads the shared counters of step 1 (the caller adds each worker's completed and
     /// failed, read before).
-    pub(crate) fn read(counters: &Counters, completed: usize, failed: usize) -> Ends {
+    fn read(counters: &Counters, completed: usize, failed: usize) -> Ends {
         let dead_lettered = Counters::read(&counters.dead_lettered);
         let lost = Counters::read(&counters.lost);
         // A refusal is bumped before its hand-back: read the hand-back first.
@@ -201,18 +213,80 @@ impl Ends {
 }
 
 /// The raw counts a snapshot is derived from, read in the order the module docs require.
-pub(crate) struct Raw {
-    pub(crate) ends: Ends,
+struct Raw {
+    ends: Ends,
     /// Requeues begun.
-    pub(crate) requeued: usize,
-    pub(crate) rejected: usize,
-    pub(crate) popped: usize,
-    pub(crate) pushed: usize,
+    requeued: usize,
+    rejected: usize,
+    popped: usize,
+    pushed: usize,
+}
+
+/// Reads a snapshot, in the order the module docs require.
+pub(crate) fn read<T, const N: usize, const W: usize>(
+    phase: &Phase,
+    counters: &Counters,
+    queue: &Queue<Envelope<T>, N>,
+    slots: &[CachePadded<WorkerSlot<T>>; W],
+) -> Snapshot<W> {
+    // Tries for the counts of one instant before settling for counts assembled over the read.
+    const EXACT_TRIES: u32 = 4;
+    let mut tries = 0;
+    loop {
+        // Step 1.
+        let (workers, ends) = read_ends(counters, slots);
+        // Step 2.
+        let requeued = Counters::read(&counters.requeued);
+        // Step 3.
+        let (popped, pushed) = queue.counts();
+        // Step 4.
+        if Counters::read(&counters.requeued) != requeued {
+            continue; // a requeue began meanwhile: its task may be queued uncounted
+        }
+        tries += 1;
+        if tries < EXACT_TRIES && read_ends(counters, slots).1 != ends {
+            continue; // a task ended meanwhile: try for one instant again
+        }
+        let raw = Raw {
+            ends,
+            requeued,
+            rejected: Counters::read(&counters.rejected),
+            popped,
+            pushed,
+        };
+        return Snapshot::derive(phase.load().state(), raw, workers);
+    }
+}
+
+/// Step 1: each worker, and the counts of ended attempts.
+fn read_ends<T, const W: usize>(
+    counters: &Counters,
+    slots: &[CachePadded<WorkerSlot<T>>; W],
+) -> ([WorkerSnapshot; W], Ends) {
+    let workers: [WorkerSnapshot; W] = core::array::from_fn(|index| {
+        let slot = &slots[index];
+        WorkerSnapshot {
+            state: slot.state.load().state(),
+            completed: Counters::read(&slot.completed),
+            failed: Counters::read(&slot.failed),
+            // Relaxed: informational, not part of the identity.
+            crashes: slot.crashes.load(Ordering::Relaxed),
+            // Relaxed: informational, not part of the identity.
+            restarts: slot.restarts.load(Ordering::Relaxed),
+        }
+    });
+    let sum = |f: fn(&WorkerSnapshot) -> usize| workers.iter().map(f).fold(0, usize::wrapping_add);
+    let ends = Ends::read(
+        counters,
+        sum(|w| w.completed) & COUNT_MASK,
+        sum(|w| w.failed) & COUNT_MASK,
+    );
+    (workers, ends)
 }
 
 impl<const W: usize> Snapshot<W> {
     /// Derives the snapshot from raw counts.
-    pub(crate) fn derive(state: SupervisorState, raw: Raw, workers: [WorkerSnapshot; W]) -> Self {
+    fn derive(state: SupervisorState, raw: Raw, workers: [WorkerSnapshot; W]) -> Self {
         let sub = |a: usize, b: usize| a.wrapping_sub(b) & COUNT_MASK;
         let ends = raw.ends;
         let requeued = sub(raw.requeued, ends.requeue_refused);
@@ -235,13 +309,42 @@ impl<const W: usize> Snapshot<W> {
             in_flight: sub(raw.popped, ended),
             requeued,
             rejected: raw.rejected,
-            crashes: workers.iter().map(|w| w.crashes).fold(0, u32::wrapping_add),
-            restarts: workers
-                .iter()
-                .map(|w| w.restarts)
-                .fold(0, u32::wrapping_add),
             workers,
         }
+    }
+
+    /// Crashes, all workers together.
+    ///
+    /// ```
+    /// use foreman_rt::{park::NoPark, policy::Policy, Next, Supervisor};
+    /// let sup: Supervisor<u8, 2, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
+    /// sup.try_submit(1).unwrap();
+    /// let mut worker = sup.attach(0).unwrap();
+    /// let Next::Run(job) = worker.try_next() else { unreachable!() };
+    /// let _report = job.crash();
+    /// assert_eq!((sup.snapshot().crashes(), sup.snapshot().restarts()), (1, 1));
+    /// # drop(worker);
+    /// ```
+    pub fn crashes(&self) -> u32 {
+        self.workers
+            .iter()
+            .fold(0, |sum, worker| sum.wrapping_add(worker.crashes))
+    }
+
+    /// Replacements asked for, all workers together.
+    ///
+    /// ```
+    /// use foreman_rt::{park::NoPark, policy::Policy, Supervisor};
+    /// let sup: Supervisor<u8, 2, 2> = Supervisor::new(Policy::DEFAULT, NoPark);
+    /// let (first, second) = (sup.attach(0).unwrap(), sup.attach(1).unwrap());
+    /// first.exit(); // permanent workers are replaced, even after a normal exit
+    /// assert_eq!(sup.snapshot().restarts(), 1);
+    /// # drop(second);
+    /// ```
+    pub fn restarts(&self) -> u32 {
+        self.workers
+            .iter()
+            .fold(0, |sum, worker| sum.wrapping_add(worker.restarts))
     }
 
     /// Tasks that reached a final outcome: completed, failed, dead-lettered, lost or handed back.

@@ -1,128 +1,38 @@
 //! [`Supervisor`]: the task queue, the worker slots and the rules that tie them together.
 //!
-//! # The lifecycle
-//!
-//! ```text
-//! Running ──drain──▶ Draining ──(no active worker)──▶ Stopped(Drain)
-//!    │  └──────abort───▶ Aborting ──(no active worker)──▶ Stopped(Abort)
-//!    └──intensity exceeded / no worker left──▶ Escalated ──▶ Stopped(Escalation)
-//! Stopped ──reopen──▶ Running
-//! ```
-//!
-//! The phase and the number of *active* worker slots share one 32-bit word, so "the last
-//! worker left" and "a shutdown began" cannot pass each other: the supervisor stops exactly
-//! when a shutdown phase meets zero active workers, whichever comes second. Neither shutdown
-//! waits for anything: `drain` and `abort` flip the word, close the queue, wake every parked
-//! thread and return. Workers leave at their next step; [`Supervisor::wait_stopped`] is for a
-//! host that wants to block until they have.
-//!
-//! | phase bits | meaning |
-//! |---|---|
-//! | 0–1 | Running, Draining, Aborting, Escalated |
-//! | 2 | stopped |
-//! | 3–31 | active worker slots (every state but Vacant, Exited, Retired) |
+//! The supervisor composes: it submits tasks to the queue, attaches and retires workers,
+//! shuts down, runs the watchdog and recovers crashed workers. The words it moves on are
+//! owned elsewhere: each slot's state word by `slot` (its numbered transitions), the phase
+//! word (lifecycle and active count) by `phase`, the counters and the snapshot's read by
+//! `stats`, the restart window by `policy`.
 //!
 //! # Invariants
 //!
 //! 1. A task is in exactly one place: the queue, a worker slot's cell (running, or kept for
 //!    its retry), or the caller's hands (refused, completed, failed, dead-lettered, lost,
-//!    handed back). Every move between places is one CAS or one claimed queue slot.
-//! 2. No lock is held across task code; the only lock (the restart log) is taken on crashes
-//!    and normal exits, never on the task path.
-//! 3. The counters add up at every instant a [`Snapshot`] can observe (see [`crate::stats`]).
+//!    handed back). Every move between places is one transition of a slot or one claimed
+//!    queue slot.
+//! 2. No lock is held across task code; the only lock (the restart window) is taken on
+//!    crashes and normal exits, never on the task path.
+//! 3. The counters add up at every instant a [`Snapshot`] can observe (see `stats`).
+//! 4. The phase word's active count is never below the number of active slots: a slot is
+//!    counted before it leaves Vacant and counted out after it is Vacant, Exited or Retired
+//!    (see `slot`), so the supervisor never stops while a worker is active.
 
 use core::fmt;
-use core::mem::{ManuallyDrop, MaybeUninit};
-
-use heapless::{Deque, Vec};
+use core::mem::MaybeUninit;
 
 use crate::park::{NoPark, Park, Signal};
-use crate::policy::{Delivery, Intensity, Policy, Tick};
+use crate::phase::{Leaving, Phase, Shutdown, SupervisorState};
+use crate::policy::{Delivery, Policy, RestartWindow, Tick};
 use crate::queue::{PopError, PushError, Queue};
-use crate::stats::{Counters, Ends, Raw, Snapshot, WorkerSnapshot, COUNT_MASK};
+use crate::slot::{Envelope, Word, WorkerSlot, WorkerState};
+use crate::stats::{self, Counters, Snapshot};
 use crate::sync::{array_of, fence, loom_const_fn, AtomicU32, CachePadded, Mutex, Ordering};
-use crate::worker::{
-    code, with_code, Envelope, Slot, Worker, WorkerState, BUSY, CRASHED, EXITED, EXITING, HAS_TASK,
-    HUNG, IDLE, RECOVERING, RESTARTING, RETIRED, STARTING, TERMINATING, VACANT,
-};
+use crate::worker::Worker;
 
-const PHASE_MASK: u32 = 0b11;
-const RUNNING: u32 = 0;
-const DRAINING: u32 = 1;
-const ABORTING: u32 = 2;
-const ESCALATED: u32 = 3;
-const STOPPED: u32 = 0b100;
-const ACTIVE_ONE: u32 = 0b1000;
 /// Ticks are compared in wrapping order: `a` is after `b` if `a - b` (wrapping) is below this.
 const HALF_RANGE: Tick = Tick::MAX / 2 + 1;
-
-/// How a supervisor shut down.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Shutdown {
-    /// [`Supervisor::drain`]: everything queued was run.
-    Drain,
-    /// [`Supervisor::abort`]: queued tasks were left for [`Supervisor::hand_back`].
-    Abort,
-    /// The restart intensity was exceeded, or no worker was left.
-    Escalation,
-}
-
-/// Where a supervisor is in its lifecycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SupervisorState {
-    /// Accepting and running tasks.
-    Running,
-    /// No longer accepting; workers finish everything queued, then leave.
-    Draining,
-    /// No longer accepting; workers leave after their current task.
-    Aborting,
-    /// The restart intensity was exceeded (or no worker was left): no longer accepting;
-    /// workers leave after their current task.
-    Escalated,
-    /// Every worker has left.
-    Stopped(Shutdown),
-}
-
-impl SupervisorState {
-    const fn from_word(word: u32) -> Self {
-        let shutdown = match word & PHASE_MASK {
-            RUNNING => return SupervisorState::Running,
-            DRAINING => Shutdown::Drain,
-            ABORTING => Shutdown::Abort,
-            _ => Shutdown::Escalation,
-        };
-        if word & STOPPED != 0 {
-            return SupervisorState::Stopped(shutdown);
-        }
-        match shutdown {
-            Shutdown::Drain => SupervisorState::Draining,
-            Shutdown::Abort => SupervisorState::Aborting,
-            Shutdown::Escalation => SupervisorState::Escalated,
-        }
-    }
-
-    /// A short lowercase name, for logs and user interfaces.
-    ///
-    /// ```
-    /// use foreman_rt::{Shutdown, SupervisorState};
-    /// assert_eq!(SupervisorState::Stopped(Shutdown::Drain).name(), "stopped");
-    /// ```
-    pub const fn name(self) -> &'static str {
-        match self {
-            SupervisorState::Running => "running",
-            SupervisorState::Draining => "draining",
-            SupervisorState::Aborting => "aborting",
-            SupervisorState::Escalated => "escalated",
-            SupervisorState::Stopped(_) => "stopped",
-        }
-    }
-}
-
-impl fmt::Display for SupervisorState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// Why a submission was refused. The task comes back inside: nothing is dropped.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -149,15 +59,6 @@ impl<T> SubmitError<T> {
     }
 }
 
-impl<T> From<PushError<Envelope<T>>> for SubmitError<T> {
-    fn from(err: PushError<Envelope<T>>) -> Self {
-        match err {
-            PushError::Full(envelope) => SubmitError::Full(envelope.task),
-            PushError::Closed(envelope) => SubmitError::Closed(envelope.task),
-        }
-    }
-}
-
 impl<T> fmt::Debug for SubmitError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -180,6 +81,7 @@ impl<T> core::error::Error for SubmitError<T> {}
 
 /// Why an operation on a worker slot was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum WorkerError {
     /// The index is not below the number of worker slots.
     NoSuchWorker {
@@ -225,6 +127,7 @@ impl core::error::Error for WorkerError {}
 
 /// Why [`Supervisor::reopen`] was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ReopenError {
     /// Only a stopped supervisor can be reopened.
     NotStopped(SupervisorState),
@@ -247,7 +150,17 @@ impl fmt::Display for ReopenError {
 impl core::error::Error for ReopenError {}
 
 /// What the supervisor decided about a worker that ended.
+///
+/// ```
+/// use foreman_rt::{park::NoPark, policy::{Policy, Restart}, Decision, Supervisor};
+/// let policy = Policy::DEFAULT.with_restart(Restart::Temporary);
+/// let sup: Supervisor<u8, 2, 2> = Supervisor::new(policy, NoPark);
+/// let (first, second) = (sup.attach(0).unwrap(), sup.attach(1).unwrap());
+/// assert_eq!(first.exit(), Decision::Retire); // temporary workers are never replaced
+/// # drop(second);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Decision {
     /// Start a replacement: attach a new worker to the same slot.
     Replace,
@@ -258,23 +171,36 @@ pub enum Decision {
 }
 
 /// What became of the task a crashed worker was running.
+///
+/// An *attempt* is one run of a task; attempt `n` is its `n`-th run (1 the first time).
+///
+/// ```
+/// use foreman_rt::{park::NoPark, policy::Policy, Disposition, Next, Supervisor};
+/// let sup: Supervisor<u8, 2, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
+/// sup.try_submit(5).unwrap();
+/// let mut worker = sup.attach(0).unwrap();
+/// let Next::Run(job) = worker.try_next() else { unreachable!() };
+/// assert_eq!(job.crash().task, Some(Disposition::Retried { attempt: 2 }));
+/// # drop(worker);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Disposition<T> {
-    /// Kept in the slot: the worker's replacement runs it first, as run number `attempt`.
+    /// Kept in the slot: the worker's replacement runs it first, as attempt `attempt`.
     Retried {
-        /// The run number of the retry (2 for the first retry).
+        /// The number of the attempt the retry will be (2 for the first retry).
         attempt: u32,
     },
-    /// Put back into the queue (the worker is not replaced), to run as run number `attempt`.
+    /// Put back into the queue (the worker is not replaced), to run as attempt `attempt`.
     Requeued {
-        /// The run number of the retry.
+        /// The number of the attempt the retry will be.
         attempt: u32,
     },
     /// Every allowed attempt crashed: the task is handed to the host, not run again.
     DeadLettered {
         /// The task.
         task: T,
-        /// How many runs of it started (each of them crashed).
+        /// How many attempts of it started (each of them crashed).
         attempts: u32,
     },
     /// At-most-once: the task may have had effects; it is not run again.
@@ -283,9 +209,64 @@ pub enum Disposition<T> {
     HandedBack(T),
 }
 
+impl<T> Disposition<T> {
+    /// The task, if this disposition gives it to the host (dead-lettered, lost, handed back);
+    /// `None` while a retry keeps it (retried, requeued).
+    ///
+    /// ```
+    /// use foreman_rt::Disposition;
+    /// assert_eq!(Disposition::Lost(7).task(), Some(&7));
+    /// assert_eq!(Disposition::<u8>::Retried { attempt: 2 }.task(), None);
+    /// ```
+    pub fn task(&self) -> Option<&T> {
+        match self {
+            Disposition::DeadLettered { task, .. }
+            | Disposition::Lost(task)
+            | Disposition::HandedBack(task) => Some(task),
+            Disposition::Retried { .. } | Disposition::Requeued { .. } => None,
+        }
+    }
+
+    /// The same disposition of the task changed by `f`: for a host that wraps its users'
+    /// tasks (with a ticket, say) and reports them unwrapped.
+    ///
+    /// ```
+    /// use foreman_rt::Disposition;
+    /// let wrapped = Disposition::DeadLettered { task: ("ticket 9", 'x'), attempts: 3 };
+    /// assert_eq!(
+    ///     wrapped.map(|(_ticket, task)| task),
+    ///     Disposition::DeadLettered { task: 'x', attempts: 3 }
+    /// );
+    /// ```
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Disposition<U> {
+        match self {
+            Disposition::Retried { attempt } => Disposition::Retried { attempt },
+            Disposition::Requeued { attempt } => Disposition::Requeued { attempt },
+            Disposition::DeadLettered { task, attempts } => Disposition::DeadLettered {
+                task: f(task),
+                attempts,
+            },
+            Disposition::Lost(task) => Disposition::Lost(f(task)),
+            Disposition::HandedBack(task) => Disposition::HandedBack(f(task)),
+        }
+    }
+}
+
 /// The outcome of recovering a crashed worker: what happened to its task, and whether the
 /// host must start a replacement.
+///
+/// ```
+/// use foreman_rt::{park::NoPark, policy::Policy, Decision, Next, Supervisor};
+/// let sup: Supervisor<u8, 2, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
+/// sup.try_submit(5).unwrap();
+/// let mut worker = sup.attach(0).unwrap();
+/// let Next::Run(job) = worker.try_next() else { unreachable!() };
+/// let report = job.crash();
+/// assert_eq!((report.worker, report.decision), (0, Decision::Replace));
+/// # drop(worker);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 #[must_use = "the report may hold a task (dead-lettered, lost or handed back) and may ask for a replacement worker"]
 pub struct CrashReport<T> {
     /// The crashed worker's index.
@@ -295,6 +276,85 @@ pub struct CrashReport<T> {
     /// Whether to replace it.
     pub decision: Decision,
 }
+
+/// The workers one [`Supervisor::tick`] flagged hung: an iterator of their indices, in
+/// increasing order.
+///
+/// ```
+/// use foreman_rt::{park::NoPark, policy::Policy, Next, Supervisor};
+/// let sup: Supervisor<u8, 2, 2> = Supervisor::new(Policy::DEFAULT.with_watchdog(10).unwrap(), NoPark);
+/// sup.try_submit(1).unwrap();
+/// let mut worker = sup.attach(1).unwrap();
+/// let Next::Run(job) = worker.try_next() else { unreachable!() };
+/// let hung = sup.tick(11);
+/// assert_eq!(hung.as_slice(), [1]);
+/// for index in hung {
+///     assert_eq!(index, 1); // a host would condemn it, or report it
+/// }
+/// # job.complete().unwrap();
+/// ```
+#[derive(Debug, Clone)]
+pub struct NewlyHung<const W: usize> {
+    indices: [usize; W],
+    /// The next one to yield.
+    next: usize,
+    len: usize,
+}
+
+impl<const W: usize> NewlyHung<W> {
+    const fn new() -> Self {
+        NewlyHung {
+            indices: [0; W],
+            next: 0,
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, index: usize) {
+        // At most one entry per slot: `len < W`.
+        self.indices[self.len] = index;
+        self.len += 1;
+    }
+
+    /// The workers not yet yielded.
+    ///
+    /// ```
+    /// use foreman_rt::{park::NoPark, policy::Policy, Supervisor};
+    /// let sup: Supervisor<u8, 2, 2> = Supervisor::new(Policy::DEFAULT, NoPark);
+    /// assert_eq!(sup.tick(5).as_slice(), []);
+    /// ```
+    pub fn as_slice(&self) -> &[usize] {
+        &self.indices[self.next..self.len]
+    }
+
+    /// Whether no worker is left to yield (none was flagged, or all were yielded).
+    ///
+    /// ```
+    /// use foreman_rt::{park::NoPark, policy::Policy, Supervisor};
+    /// let sup: Supervisor<u8, 2, 2> = Supervisor::new(Policy::DEFAULT, NoPark);
+    /// assert!(sup.tick(5).is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.next == self.len
+    }
+}
+
+impl<const W: usize> Iterator for NewlyHung<W> {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        let index = *self.as_slice().first()?;
+        self.next += 1;
+        Some(index)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.len - self.next;
+        (left, Some(left))
+    }
+}
+
+impl<const W: usize> ExactSizeIterator for NewlyHung<W> {}
 
 /// A supervisor: a bounded task queue of capacity `N`, `W` worker slots, and the rules for
 /// crashes, restarts and shutdown. `P` is the host's [`Park`].
@@ -341,9 +401,10 @@ pub struct CrashReport<T> {
 /// ```
 pub struct Supervisor<T, const N: usize, const W: usize, P: Park = NoPark> {
     queue: Queue<Envelope<T>, N>,
-    /// Phase, stopped flag and active count (see the module docs). Read by every `next`.
-    phase: CachePadded<AtomicU32>,
-    /// The host's clock as of the last `tick`; stamps task starts for the watchdog.
+    /// The lifecycle phase and the active count (see `phase`). Read by every step.
+    phase: CachePadded<Phase>,
+    /// The host's clock as of the last `tick`: the one clock of the supervisor. Stamps task
+    /// starts and heartbeats for the watchdog, and restarts for the intensity limit.
     clock: CachePadded<AtomicU32>,
     /// Idle workers sleep here; submissions wake them.
     work: CachePadded<Signal>,
@@ -352,16 +413,16 @@ pub struct Supervisor<T, const N: usize, const W: usize, P: Park = NoPark> {
     /// Idle workers of a drain sleep here while peers still hold tasks; finishes wake them.
     drained: CachePadded<Signal>,
     counters: CachePadded<Counters>,
-    slots: [CachePadded<Slot<T>>; W],
+    slots: [CachePadded<WorkerSlot<T>>; W],
     /// When the last restarts happened, for the intensity limit. Crash path only.
-    restart_log: Mutex<Deque<Tick, { Intensity::MAX_RESTARTS as usize }>>,
+    restarts: Mutex<RestartWindow>,
     policy: Policy,
     park: P,
 }
 
 // SAFETY: tasks move between threads through the queue and the slots' cells, and each task
-// is only ever reached by one thread at a time (invariant 1 and the worker module's
-// invariants), so `T: Send` suffices; the host's `Park` is shared by all threads.
+// is only ever reached by one thread at a time (invariant 1 and the cell's ownership rules in
+// `slot`), so `T: Send` suffices; the host's `Park` is shared by all threads.
 unsafe impl<T: Send, const N: usize, const W: usize, P: Park + Sync> Sync
     for Supervisor<T, N, W, P>
 {
@@ -393,14 +454,14 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
             let () = Self::CHECKED;
             Supervisor {
                 queue: Queue::new(),
-                phase: CachePadded::new(AtomicU32::new(RUNNING)),
+                phase: CachePadded::new(Phase::new()),
                 clock: CachePadded::new(AtomicU32::new(0)),
                 work: CachePadded::new(Signal::new()),
                 space: CachePadded::new(Signal::new()),
                 drained: CachePadded::new(Signal::new()),
                 counters: CachePadded::new(Counters::new()),
-                slots: array_of![CachePadded::new(Slot::new()); W],
-                restart_log: Mutex::new(Deque::new()),
+                slots: array_of![CachePadded::new(WorkerSlot::new()); W],
+                restarts: Mutex::new(RestartWindow::new()),
                 policy,
                 park,
             }
@@ -441,17 +502,17 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
         // uninitialized.
         unsafe {
             Queue::init(&raw mut (*this).queue);
-            (&raw mut (*this).phase).write(CachePadded::new(AtomicU32::new(RUNNING)));
+            (&raw mut (*this).phase).write(CachePadded::new(Phase::new()));
             (&raw mut (*this).clock).write(CachePadded::new(AtomicU32::new(0)));
             (&raw mut (*this).work).write(CachePadded::new(Signal::new()));
             (&raw mut (*this).space).write(CachePadded::new(Signal::new()));
             (&raw mut (*this).drained).write(CachePadded::new(Signal::new()));
             (&raw mut (*this).counters).write(CachePadded::new(Counters::new()));
-            let slots = (&raw mut (*this).slots).cast::<CachePadded<Slot<T>>>();
+            let slots = (&raw mut (*this).slots).cast::<CachePadded<WorkerSlot<T>>>();
             for index in 0..W {
-                Slot::init(slots.add(index).cast::<Slot<T>>());
+                WorkerSlot::init(slots.add(index).cast::<WorkerSlot<T>>());
             }
-            (&raw mut (*this).restart_log).write(Mutex::new(Deque::new()));
+            (&raw mut (*this).restarts).write(Mutex::new(RestartWindow::new()));
             (&raw mut (*this).policy).write(policy);
             (&raw mut (*this).park).write(park);
             // SAFETY: every field is initialized now.
@@ -481,11 +542,11 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
         &self.park
     }
 
-    pub(crate) fn slot(&self, index: usize) -> &Slot<T> {
+    pub(crate) fn slot(&self, index: usize) -> &WorkerSlot<T> {
         &self.slots[index]
     }
 
-    fn slot_checked(&self, index: usize) -> Result<&Slot<T>, WorkerError> {
+    fn slot_checked(&self, index: usize) -> Result<&WorkerSlot<T>, WorkerError> {
         self.slots
             .get(index)
             .map(|slot| &**slot)
@@ -510,16 +571,23 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// assert_eq!(sup.try_submit(4), Err(SubmitError::Closed(4)));
     /// ```
     pub fn try_submit(&self, task: T) -> Result<(), SubmitError<T>> {
-        match self.queue.try_push(Envelope { task, attempt: 0 }) {
+        match self.queue.try_push(Envelope::new(task)) {
             Ok(()) => {
                 // The push's SeqCst tail CAS is the condition change `notify_one` needs.
                 self.work.notify_one(&self.park);
                 Ok(())
             }
-            Err(err) => {
-                Counters::bump(&self.counters.rejected);
-                Err(err.into())
-            }
+            Err(err) => Err(self.refused(err)),
+        }
+    }
+
+    /// Counts a refused submission and hands its task back.
+    #[cold]
+    fn refused(&self, err: PushError<Envelope<T>>) -> SubmitError<T> {
+        Counters::bump(&self.counters.rejected);
+        match err {
+            PushError::Full(envelope) => SubmitError::Full(envelope.task),
+            PushError::Closed(envelope) => SubmitError::Closed(envelope.task),
         }
     }
 
@@ -540,17 +608,14 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// assert_eq!(sup.submit(2).unwrap_err().into_inner(), 2);
     /// ```
     pub fn submit(&self, task: T) -> Result<(), SubmitError<T>> {
-        let mut envelope = Envelope { task, attempt: 0 };
+        let mut envelope = Envelope::new(task);
         loop {
             match self.queue.push_unless_nearly_full(envelope) {
                 Ok(()) => {
                     self.work.notify_one(&self.park);
                     return Ok(());
                 }
-                Err(PushError::Closed(envelope)) => {
-                    Counters::bump(&self.counters.rejected);
-                    return Err(SubmitError::Closed(envelope.task));
-                }
+                Err(closed @ PushError::Closed(_)) => return Err(self.refused(closed)),
                 Err(PushError::Full(back)) => {
                     envelope = back;
                     let key = self.space.prepare();
@@ -600,18 +665,18 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     pub(crate) fn wait_for_work(&self) {
         // SeqCst loads here, in `is_empty` and in `tasks_out`: the re-check half of the
         // event-count protocol, against the submitters' tail CAS, the shutdowns' phase CAS and
-        // the finishing workers' state CAS.
-        let draining = self.phase.load(Ordering::SeqCst) & PHASE_MASK == DRAINING;
+        // the finishing workers' transitions.
+        let draining = self.phase.load_for_recheck().is_draining();
         let signal = if draining { &self.drained } else { &self.work };
         let key = signal.prepare();
-        let nothing_to_do = match self.phase.load(Ordering::SeqCst) & PHASE_MASK {
-            RUNNING => !draining && self.queue.is_empty(),
+        let nothing_to_do = match self.phase.load_for_recheck().shutdown() {
+            None => !draining && self.queue.is_empty(),
             // Draining: sleep while the queue is empty and either not closed yet (the drain
             // closes it next, then wakes us) or a peer's task may still crash back into it.
-            DRAINING => {
+            Some(Shutdown::Drain) => {
                 draining && self.queue.is_empty() && (!self.queue.is_closed() || self.tasks_out())
             }
-            _ => false,
+            Some(Shutdown::Abort | Shutdown::Escalation) => false,
         };
         if nothing_to_do {
             signal.wait(&self.park, key);
@@ -637,7 +702,31 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// # drop(worker);
     /// ```
     pub fn reserve(&self, index: usize) -> Result<(), WorkerError> {
-        self.claim_vacant(index, &CLAIM_FOR_START)?;
+        let slot = self.slot_checked(index)?;
+        self.claim(index, slot)
+    }
+
+    /// Counts a vacant slot as active and reserves it (transition 1); a shutdown that swept
+    /// the slots meanwhile sweeps it too.
+    fn claim(&self, index: usize, slot: &WorkerSlot<T>) -> Result<(), WorkerError> {
+        let wrong = |found: Word| WorkerError::WrongState {
+            index,
+            state: found.state(),
+        };
+        let word = slot.state.load();
+        if !word.is_vacant() {
+            return Err(wrong(word));
+        }
+        // Counted before it leaves Vacant (invariant 4).
+        self.phase
+            .activate()
+            .map_err(|_| WorkerError::ShuttingDown)?;
+        if let Err(found) = slot.state.reserve() {
+            // Another claim took the slot since we looked.
+            self.deactivate(Leaving::Undone);
+            return Err(wrong(found));
+        }
+        self.settle_start();
         Ok(())
     }
 
@@ -653,8 +742,13 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// ```
     pub fn release(&self, index: usize) -> Result<(), WorkerError> {
         let slot = self.slot_checked(index)?;
-        transition(&slot.state, index, &RELEASE)?;
-        self.deactivate();
+        slot.state
+            .release()
+            .map_err(|found| WorkerError::WrongState {
+                index,
+                state: found.state(),
+            })?;
+        self.deactivate(Leaving::Left);
         Ok(())
     }
 
@@ -674,34 +768,27 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// ```
     pub fn attach(&self, index: usize) -> Result<Worker<'_, T, N, W, P>, WorkerError> {
         let slot = self.slot_checked(index)?;
-        // Acquire: see the state a recoverer left (and the retry in the cell).
-        let word = slot.state.load(Ordering::Acquire);
-        let attached = if code(word) == VACANT {
-            self.claim_vacant(index, &CLAIM_FOR_ATTACH).map(drop)
-        } else {
-            transition(&slot.state, index, &ATTACH_AWAITED).map(drop)
-        };
-        match attached {
-            Ok(()) => Ok(Worker::new(self, index)),
-            // An abort or escalation swept the reservation away under us.
-            Err(WorkerError::WrongState { .. }) if self.stops_workers() => {
-                Err(WorkerError::ShuttingDown)
-            }
-            Err(err) => Err(err),
+        if slot.state.load().is_vacant() {
+            self.claim(index, slot)?;
+        }
+        match slot.state.attach() {
+            Ok(_) => Ok(Worker::new(self, index)),
+            Err(found) => Err(self.attach_refused(index, found)),
         }
     }
 
-    /// Vacant → Starting or Idle (`moves`), counting the slot as active; undone if the supervisor takes no
-    /// workers.
-    fn claim_vacant(&self, index: usize, moves: &Moves) -> Result<(), WorkerError> {
-        let slot = self.slot_checked(index)?;
-        let word = transition(&slot.state, index, moves)?;
-        if self.activate().is_err() {
-            // Release: the slot is ours (we just claimed it); hand it back as it was.
-            slot.state.store(word, Ordering::Release);
-            return Err(WorkerError::ShuttingDown);
+    /// Why `attach` was refused on slot `index`, which was in the `found` state.
+    #[cold]
+    fn attach_refused(&self, index: usize, found: Word) -> WorkerError {
+        if self.stops_workers() {
+            // An abort or escalation swept a reservation or restart away under us.
+            WorkerError::ShuttingDown
+        } else {
+            WorkerError::WrongState {
+                index,
+                state: found.state(),
+            }
         }
-        Ok(())
     }
 
     /// Retires a slot whose replacement the host cannot start (Restarting → Retired) and
@@ -714,7 +801,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// sup.try_submit(7).unwrap();
     /// let mut worker = sup.attach(0).unwrap();
     /// let Next::Run(job) = worker.try_next() else { unreachable!() };
-    /// let _report = job.crash(0); // asks for a replacement, keeps the task for it
+    /// let _report = job.crash(); // asks for a replacement, keeps the task for it
     /// drop(worker);
     /// assert_eq!(sup.retire(0), Ok(Some(7)));
     /// assert_eq!(sup.worker_state(0), Some(WorkerState::Retired));
@@ -722,21 +809,22 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// ```
     pub fn retire(&self, index: usize) -> Result<Option<T>, WorkerError> {
         let slot = self.slot_checked(index)?;
-        // Acquire: the recoverer's Release store of the retry.
-        let word = transition(&slot.state, index, &RETIRE)?;
-        let task = if word & HAS_TASK != 0 {
-            // SAFETY: we moved the slot from Restarting to Recovering, which makes the cell
-            // ours (worker invariant 2), and HAS_TASK says it holds the retry.
+        let claimed = slot
+            .state
+            .cancel_restart()
+            .map_err(|found| WorkerError::WrongState {
+                index,
+                state: found.state(),
+            })?;
+        let task = claimed.has_task().then(|| {
+            // SAFETY: transition 18 made the cell ours, and the flag says it holds the retry.
             let envelope = unsafe { slot.take() };
             Counters::bump(&self.counters.handed_back);
-            Some(envelope.task)
-        } else {
-            None
-        };
-        // Release: ends our use of the cell.
-        slot.state
-            .store(with_code(word & !HAS_TASK, RETIRED), Ordering::Release);
-        self.deactivate();
+            envelope.task
+        });
+        // Cannot be refused: Recovering is ours.
+        let _ = slot.state.retire();
+        self.deactivate(Leaving::Left);
         Ok(task)
     }
 
@@ -749,10 +837,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// assert_eq!(sup.worker_state(1), None);
     /// ```
     pub fn worker_state(&self, index: usize) -> Option<WorkerState> {
-        // Acquire: a snapshot of the slot.
-        self.slots
-            .get(index)
-            .map(|slot| WorkerState::from_word(slot.state.load(Ordering::Acquire)))
+        self.slots.get(index).map(|slot| slot.state.load().state())
     }
 
     // ----- lifecycle ----------------------------------------------------------------------
@@ -765,8 +850,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// assert_eq!(sup.state(), SupervisorState::Running);
     /// ```
     pub fn state(&self) -> SupervisorState {
-        // Acquire: a snapshot; what the stopping thread did before is visible.
-        SupervisorState::from_word(self.phase.load(Ordering::Acquire))
+        self.phase.load().state()
     }
 
     /// Whether every worker has left after a shutdown.
@@ -779,25 +863,22 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// assert!(sup.is_stopped());
     /// ```
     pub fn is_stopped(&self) -> bool {
-        // Acquire: as in `state`.
-        self.phase.load(Ordering::Acquire) & STOPPED != 0
+        self.phase.load().is_stopped()
     }
 
     /// Whether a drain must keep an idle worker: the queue is closed and empty, but a peer
     /// still holds a task that a crash could put back into it.
     pub(crate) fn drain_waits(&self) -> bool {
-        // SeqCst: see `wait_for_work`.
-        self.phase.load(Ordering::SeqCst) & PHASE_MASK == DRAINING && self.tasks_out()
+        self.phase.load_for_recheck().is_draining() && self.tasks_out()
     }
 
     /// Whether any slot holds a task that may still come back to the queue.
     fn tasks_out(&self) -> bool {
-        self.slots.iter().any(|slot| {
-            // SeqCst: the re-check of a drain waiter, against the SeqCst state changes of
-            // finishing and recovering workers (Dekker through the `drained` signal).
-            let state = code(slot.state.load(Ordering::SeqCst));
-            matches!(state, BUSY | HUNG | TERMINATING | CRASHED | RECOVERING)
-        })
+        // The re-check of a drain waiter, against the transitions of finishing and recovering
+        // workers (Dekker through the `drained` signal).
+        self.slots
+            .iter()
+            .any(|slot| slot.state.load_for_recheck().task_may_return())
     }
 
     /// A task left a worker (finished, or its crash was recovered): wake the workers a drain
@@ -805,19 +886,16 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// costs one load.
     #[inline]
     pub(crate) fn task_returned(&self) {
-        // The caller's SeqCst state change is the condition change `notify_all` needs.
+        // The caller's transition (SeqCst) is the condition change `notify_all` needs.
         self.drained.notify_all(&self.park);
     }
 
     /// Whether workers must leave now (abort or escalation).
     #[inline]
     pub(crate) fn stops_workers(&self) -> bool {
-        // Acquire: as in `state`. A worker that reads a stale phase runs one more task, which
-        // it took from the queue before the shutdown's hand-back could.
-        matches!(
-            self.phase.load(Ordering::Acquire) & PHASE_MASK,
-            ABORTING | ESCALATED
-        )
+        // A worker that reads a stale phase runs one more task, which it took from the queue
+        // before the shutdown's hand-back could.
+        self.phase.load().stops_workers()
     }
 
     /// Graceful shutdown: refuse new tasks; workers run everything queued, then leave.
@@ -836,7 +914,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// # drop(worker);
     /// ```
     pub fn drain(&self) -> SupervisorState {
-        self.shut_down(DRAINING)
+        self.shut_down(Shutdown::Drain)
     }
 
     /// Immediate shutdown: refuse new tasks; workers leave after their current task; queued
@@ -853,123 +931,59 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// assert!(sup.snapshot().adds_up());
     /// ```
     pub fn abort(&self) -> SupervisorState {
-        self.shut_down(ABORTING)
+        self.shut_down(Shutdown::Abort)
     }
 
-    /// Moves to the `target` shutdown phase unless a stronger one is under way.
-    fn shut_down(&self, target: u32) -> SupervisorState {
-        // Relaxed: a first guess for the CAS loop.
-        let mut word = self.phase.load(Ordering::Relaxed);
-        let new = loop {
-            let phase = word & PHASE_MASK;
-            // Strength: Running < Draining < Aborting = Escalated.
-            let stronger_already = word & STOPPED != 0
-                || phase == target
-                || phase == ABORTING
-                || phase == ESCALATED
-                || (phase == DRAINING && target == DRAINING);
-            if stronger_already {
-                return SupervisorState::from_word(word);
-            }
-            let mut new = (word & !PHASE_MASK) | target;
-            if new >> 3 == 0 {
-                new |= STOPPED;
-            }
-            // SeqCst: workers parked on the work signal re-check the phase with SeqCst loads
-            // (Dekker with `notify_all` below); AcqRel for the stop waiters.
-            match self
-                .phase
-                .compare_exchange_weak(word, new, Ordering::SeqCst, Ordering::Relaxed)
-            {
-                Ok(_) => break new,
-                Err(current) => word = current,
-            }
+    /// Moves to the `target` shutdown unless a stronger one is under way.
+    #[inline(never)]
+    fn shut_down(&self, target: Shutdown) -> SupervisorState {
+        let new = match self.phase.shut_down(target) {
+            Ok(new) => new,
+            Err(current) => return current.state(),
         };
         self.queue.close();
-        if target != DRAINING {
+        if target != Shutdown::Drain {
             self.sweep_pending_starts();
         }
         self.wake_every_waiter();
-        if new & STOPPED != 0 {
-            self.park.unpark_all(&self.phase);
+        if new.is_stopped() {
+            self.phase.wake_stop_waiters(&self.park);
         }
         self.state()
     }
 
-    /// A slot was just made Restarting. If an abort or escalation swept the slots before
-    /// that, sweep again: no replacement will come, and the slot must not keep the
+    /// A slot was just made Starting or Restarting. If an abort or escalation swept the slots
+    /// before that, sweep again: no start will come, and the slot must not keep the
     /// supervisor from stopping.
-    fn settle_restart(&self) {
+    fn settle_start(&self) {
         // SeqCst fence, paired with the one in `sweep_pending_starts` (Dekker): either this
-        // phase load sees the shutdown, or the shutdown's sweep sees our Restarting store.
+        // phase load sees the shutdown, or the shutdown's sweep sees our transition.
         fence(Ordering::SeqCst);
         if self.stops_workers() {
             self.sweep_pending_starts();
         }
     }
 
-    /// On abort or escalation, no replacement will be needed: reserved slots become Vacant
-    /// again, Restarting slots Retired (a retry they hold waits for `hand_back`).
+    /// On abort or escalation, no start will be needed: reserved slots become Vacant again,
+    /// Restarting slots Retired (a retry they hold waits for `hand_back`).
     fn sweep_pending_starts(&self) {
-        // SeqCst fence: see `settle_restart`.
+        // SeqCst fence: see `settle_start`.
         fence(Ordering::SeqCst);
-        for (index, slot) in self.slots.iter().enumerate() {
-            let swept = transition(&slot.state, index, &SWEEP);
-            if swept.is_ok() {
-                self.deactivate();
+        for slot in &self.slots {
+            if slot.state.sweep().is_ok() {
+                self.deactivate(Leaving::Left);
             }
         }
     }
 
-    /// Counts one more active slot, unless the supervisor takes no new workers.
-    fn activate(&self) -> Result<(), WorkerError> {
-        // Relaxed: a first guess for the CAS loop.
-        let mut word = self.phase.load(Ordering::Relaxed);
-        loop {
-            if word & STOPPED != 0 || matches!(word & PHASE_MASK, ABORTING | ESCALATED) {
-                return Err(WorkerError::ShuttingDown);
-            }
-            // SeqCst: one total order with the shutdowns' CAS on the same word.
-            match self.phase.compare_exchange_weak(
-                word,
-                word + ACTIVE_ONE,
-                Ordering::SeqCst,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return Ok(()),
-                Err(current) => word = current,
-            }
-        }
-    }
-
-    /// Counts one active slot fewer. The last one stops a shutting-down supervisor, and
-    /// escalates a running one (no worker left to run its tasks).
-    pub(crate) fn deactivate(&self) {
-        // Relaxed: a first guess for the CAS loop.
-        let mut word = self.phase.load(Ordering::Relaxed);
-        let (old, new) = loop {
-            let mut new = word - ACTIVE_ONE;
-            if new >> 3 == 0 {
-                if new & PHASE_MASK == RUNNING {
-                    new |= ESCALATED;
-                }
-                new |= STOPPED;
-            }
-            // SeqCst: as in `activate`; Release also publishes the leaving worker's writes to
-            // whoever sees the supervisor stopped.
-            match self
-                .phase
-                .compare_exchange_weak(word, new, Ordering::SeqCst, Ordering::Relaxed)
-            {
-                Ok(_) => break (word, new),
-                Err(current) => word = current,
-            }
-        };
-        if new & STOPPED != 0 && old & STOPPED == 0 {
-            // Closing matters after an escalation from Running; otherwise it is a no-op.
+    /// Counts one active slot fewer; if that stopped the supervisor, closes the queue (after
+    /// an escalation from Running; otherwise it is closed already) and wakes every waiter.
+    #[inline(never)]
+    pub(crate) fn deactivate(&self, why: Leaving) {
+        if self.phase.deactivate(why) {
             self.queue.close();
             self.wake_every_waiter();
-            self.park.unpark_all(&self.phase);
+            self.phase.wake_stop_waiters(&self.park);
         }
     }
 
@@ -991,14 +1005,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// sup.wait_stopped(); // returns at once: no worker was attached
     /// ```
     pub fn wait_stopped(&self) {
-        loop {
-            // Acquire: see everything the last worker did.
-            let word = self.phase.load(Ordering::Acquire);
-            if word & STOPPED != 0 {
-                return;
-            }
-            self.park.park(&self.phase, word);
-        }
+        self.phase.wait_stopped(&self.park);
     }
 
     /// After a shutdown, takes back the tasks that will not run: those still queued and
@@ -1040,49 +1047,43 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// sup.try_submit(2).unwrap();
     /// ```
     pub fn reopen(&self) -> Result<(), ReopenError> {
-        // Acquire: see the slots as the last worker left them.
-        let word = self.phase.load(Ordering::Acquire);
-        if word & STOPPED == 0 {
-            return Err(ReopenError::NotStopped(SupervisorState::from_word(word)));
+        let stopped = self.phase.load();
+        if !stopped.is_stopped() {
+            return Err(ReopenError::NotStopped(stopped.state()));
         }
         // Stopped: no worker is active, so nothing can enter the queue or a slot meanwhile
         // (the queue is closed, and only an active slot's recovery pushes past the close).
-        // Acquire: as above, per slot.
-        if !self.queue.is_empty()
-            || self
-                .slots
-                .iter()
-                .any(|slot| slot.state.load(Ordering::Acquire) & HAS_TASK != 0)
-        {
+        // A hand-back that claimed a slot's task keeps its task flag set until it is done.
+        if !self.queue.is_empty() || self.slots.iter().any(|slot| slot.state.load().has_task()) {
             return Err(ReopenError::TasksHeld);
         }
-        for (index, slot) in self.slots.iter().enumerate() {
-            let _ = transition(&slot.state, index, &REOPEN);
+        for slot in &self.slots {
+            // Refused for the Vacant ones, which stay.
+            let _ = slot.state.reopen();
         }
         self.queue.reopen();
-        // SeqCst: one total order with the CAS loops on this word; stopped means no active
-        // slot, so no other thread writes it concurrently except a racing `reopen`.
-        match self
-            .phase
-            .compare_exchange(word, RUNNING, Ordering::SeqCst, Ordering::Acquire)
-        {
-            Ok(_) => Ok(()),
-            Err(current) => Err(ReopenError::NotStopped(SupervisorState::from_word(current))),
-        }
+        self.phase
+            .reopen(stopped)
+            .map_err(|current| ReopenError::NotStopped(current.state()))
     }
 
-    // ----- crashes and the watchdog -------------------------------------------------------
+    // ----- the watchdog and crashes -------------------------------------------------------
 
     /// Feeds the host's clock and runs the watchdog: a worker Busy on one task for more than
     /// the policy's deadline since its last heartbeat is flagged [`WorkerState::Hung`].
     /// Returns the workers flagged by this call (each hang is reported once).
     ///
+    /// This is the supervisor's one clock: it stamps task starts and heartbeats, and times
+    /// restarts against the [`Intensity`](crate::policy::Intensity) window. A host without a
+    /// watchdog ticks too if its policy limits the restart intensity.
+    ///
     /// What to do about a hung worker is the host's call: wait, or
     /// [`condemn`](Self::condemn) it and kill its thread.
     ///
     /// Several threads may tick: the clock only moves forward, and a `now` behind the clock
-    /// moves nothing. A host's clock should therefore start near zero and never jump by
-    /// `u32::MAX / 2` ticks or more between two ticks (see [`Tick`]).
+    /// moves nothing (the watchdog then judges by the clock). A host's clock should therefore
+    /// start near zero and never jump by `u32::MAX / 2` ticks or more between two ticks (see
+    /// [`Tick`]).
     ///
     /// ```
     /// use foreman_rt::{park::NoPark, policy::Policy, Next, Supervisor, WorkerState};
@@ -1098,29 +1099,32 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// assert!(sup.tick(1_200).is_empty()); // reported once
     /// job.complete().unwrap(); // a hung task may still finish normally
     /// ```
-    pub fn tick(&self, now: Tick) -> Vec<usize, W> {
+    pub fn tick(&self, now: Tick) -> NewlyHung<W> {
         // The clock only moves forward (in wrapping order), so several threads may tick.
         // Relaxed: the clock is advisory (heartbeat stamps); nothing is published with it.
         let mut clock = self.clock.load(Ordering::Relaxed);
-        while now != clock && now.wrapping_sub(clock) < HALF_RANGE {
+        let now = loop {
+            if now == clock || now.wrapping_sub(clock) >= HALF_RANGE {
+                break clock; // not ahead of the clock: judge by the clock
+            }
             // Relaxed: as above.
             match self
                 .clock
                 .compare_exchange_weak(clock, now, Ordering::Relaxed, Ordering::Relaxed)
             {
-                Ok(_) => break,
+                Ok(_) => break now,
                 Err(current) => clock = current,
             }
-        }
-        let mut hung = Vec::new();
+        };
+        let mut hung = NewlyHung::new();
         let Some(deadline) = self.policy.watchdog() else {
             return hung;
         };
         for (index, slot) in self.slots.iter().enumerate() {
-            // Acquire: pairs with the worker's Release store of Busy, which follows its
-            // heartbeat store, so the heartbeat read below is this task's or newer.
-            let word = slot.state.load(Ordering::Acquire);
-            if code(word) != BUSY {
+            // Acquire (in `load`): pairs with the worker's transition 4, which follows its
+            // heartbeat stamp, so the heartbeat read below is this task's or newer.
+            let word = slot.state.load();
+            if !word.is_busy() {
                 continue;
             }
             // Relaxed: ordered by the Acquire above.
@@ -1131,20 +1135,9 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
             if age <= deadline || age >= HALF_RANGE {
                 continue;
             }
-            // Relaxed: the flag publishes nothing. The CAS fails if the worker finished or
-            // started another task meanwhile (the generation in `word` changed).
-            if slot
-                .state
-                .compare_exchange(
-                    word,
-                    with_code(word, HUNG),
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                )
-                .is_ok()
-            {
-                // Cannot fail: at most one entry per slot.
-                let _ = hung.push(index);
+            // Refused if the worker finished or started another task meanwhile.
+            if slot.state.flag_hung(word).is_ok() {
+                hung.push(index);
             }
         }
         hung
@@ -1176,13 +1169,18 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// sup.condemn(0).unwrap();
     /// // Had the thread not been killed, it could not record its outcome:
     /// assert_eq!(job.complete(), Err(Condemned));
-    /// let report = sup.recover(0, 0).unwrap();
+    /// let report = sup.recover(0).unwrap();
     /// assert!(report.task.is_some());
     /// # drop(worker);
     /// ```
     pub fn condemn(&self, index: usize) -> Result<(), WorkerError> {
         let slot = self.slot_checked(index)?;
-        transition(&slot.state, index, &CONDEMN)?;
+        slot.state
+            .condemn()
+            .map_err(|found| WorkerError::WrongState {
+                index,
+                state: found.state(),
+            })?;
         Ok(())
     }
 
@@ -1207,14 +1205,21 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// core::mem::forget(worker);
     /// // SAFETY: the "thread" holding worker 0 will never run again.
     /// unsafe { sup.declare_dead(0) }.unwrap();
-    /// let report = sup.recover(0, 0).unwrap();
+    /// let report = sup.recover(0).unwrap();
     /// assert!(report.task.is_some());
     /// ```
     pub unsafe fn declare_dead(&self, index: usize) -> Result<(), WorkerError> {
         let slot = self.slot_checked(index)?;
-        let word = transition(&slot.state, index, &DECLARE_DEAD)?;
-        if code(word) == EXITING {
-            self.deactivate();
+        let old = slot
+            .state
+            .declare_dead()
+            .map_err(|found| WorkerError::WrongState {
+                index,
+                state: found.state(),
+            })?;
+        if old.is_exiting() {
+            // Exiting → Exited: counted out.
+            self.deactivate(Leaving::Left);
         }
         Ok(())
     }
@@ -1222,7 +1227,8 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// Recovers a crashed worker: its task is retried, requeued, dead-lettered, reported lost
     /// or handed back per the [`Delivery`] policy, and the [`Restart`](crate::policy::Restart)
     /// policy and intensity decide whether the host must attach a replacement
-    /// ([`Decision::Replace`]) or the supervisor escalates. `now` is the host's clock.
+    /// ([`Decision::Replace`]) or the supervisor escalates. Restarts are timed by the
+    /// supervisor's clock (the last [`tick`](Self::tick)).
     ///
     /// For workers that crashed by dropping their [`Job`](crate::Job) or were declared dead;
     /// a host that catches the crash itself uses [`Job::crash`](crate::Job::crash).
@@ -1236,60 +1242,50 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// if let Next::Run(job) = worker.try_next() {
     ///     drop(job); // the task "panicked": the job was dropped unfinished
     /// }
-    /// let report = sup.recover(0, 0).unwrap();
+    /// let report = sup.recover(0).unwrap();
     /// assert_eq!(report.task, Some(Disposition::Lost(3)));
     /// assert_eq!(report.decision, Decision::Replace);
     /// assert_eq!(sup.snapshot().lost, 1);
     /// # drop(worker);
     /// ```
-    pub fn recover(&self, index: usize, now: Tick) -> Result<CrashReport<T>, WorkerError> {
+    pub fn recover(&self, index: usize) -> Result<CrashReport<T>, WorkerError> {
         let slot = self.slot_checked(index)?;
-        let word = transition(&slot.state, index, &RECOVER)?;
-        Ok(self.recover_claimed(index, word, now))
+        let claimed = slot
+            .state
+            .recover()
+            .map_err(|found| WorkerError::WrongState {
+                index,
+                state: found.state(),
+            })?;
+        Ok(self.recover_claimed(index, claimed))
     }
 
-    /// Recovery proper, once the caller moved the slot to Recovering from `word`.
-    pub(crate) fn recover_claimed(&self, index: usize, word: u32, now: Tick) -> CrashReport<T> {
+    /// Recovery proper, once the caller moved slot `index` to Recovering from `claimed`.
+    #[inline(never)]
+    pub(crate) fn recover_claimed(&self, index: usize, claimed: Word) -> CrashReport<T> {
         let slot = self.slot(index);
-        // Relaxed load + store: the recoverer is the only writer (Recovering is exclusive).
-        slot.crashes.store(
-            slot.crashes.load(Ordering::Relaxed).wrapping_add(1),
-            Ordering::Relaxed,
-        );
-        let decision = self.decide(true, now);
-        let mut keep = false;
-        let task = (word & HAS_TASK != 0).then(|| {
-            // SAFETY: Recovering makes the cell ours (worker invariant 2) and HAS_TASK says it
-            // holds the crashed worker's task.
+        slot.count_crash();
+        let decision = self.decide(true);
+        let mut kept = false;
+        let task = claimed.has_task().then(|| {
+            // SAFETY: Recovering makes the cell ours, and the flag says it holds the crashed
+            // worker's task.
             let envelope = unsafe { slot.take() };
-            let (disposition, kept) = self.dispose(slot, envelope, decision);
-            keep = kept;
+            let (disposition, retry_kept) = self.dispose(slot, envelope, decision);
+            kept = retry_kept;
             disposition
         });
         if decision == Decision::Escalate {
-            self.shut_down(ESCALATED);
+            self.shut_down(Shutdown::Escalation);
         }
-        let flags = if keep { HAS_TASK } else { 0 };
-        let state = if decision == Decision::Replace {
-            // Relaxed load + store: as for `crashes`.
-            slot.restarts.store(
-                slot.restarts.load(Ordering::Relaxed).wrapping_add(1),
-                Ordering::Relaxed,
-            );
-            RESTARTING
+        // Neither can be refused: Recovering is ours.
+        if decision == Decision::Replace {
+            slot.count_restart();
+            let _ = slot.state.await_replacement(kept);
+            self.settle_start();
         } else {
-            RETIRED
-        };
-        // Release: publishes the retry in the cell to the replacement's Acquire in `attach`;
-        // SeqCst: a draining peer's re-check must see the task gone (see `tasks_out`).
-        slot.state.store(
-            with_code((word & !HAS_TASK) | flags, state),
-            Ordering::SeqCst,
-        );
-        if state == RETIRED {
-            self.deactivate();
-        } else {
-            self.settle_restart();
+            let _ = slot.state.retire();
+            self.deactivate(Leaving::Left);
         }
         self.task_returned();
         CrashReport {
@@ -1303,7 +1299,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// the task was put back into the slot's cell for the replacement.
     fn dispose(
         &self,
-        slot: &Slot<T>,
+        slot: &WorkerSlot<T>,
         envelope: Envelope<T>,
         decision: Decision,
     ) -> (Disposition<T>, bool) {
@@ -1311,34 +1307,34 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
             Counters::bump(&self.counters.lost);
             return (Disposition::Lost(envelope.task), false);
         };
-        // Runs that started: a retry whose worker died before starting it is not charged.
-        let runs = envelope.attempt;
-        if runs >= max_attempts.get() {
+        // Attempts that started: a retry whose worker died before starting it is not charged.
+        let attempts = envelope.runs;
+        if attempts >= max_attempts.get() {
             Counters::bump(&self.counters.dead_lettered);
             return (
                 Disposition::DeadLettered {
                     task: envelope.task,
-                    attempts: runs,
+                    attempts,
                 },
                 false,
             );
         }
-        let retry = envelope;
+        let attempt = attempts + 1;
         match decision {
             Decision::Replace => {
                 // SAFETY: the caller holds the slot in Recovering and took the old envelope
                 // out: the cell is ours and empty.
-                unsafe { slot.put(retry) };
-                (Disposition::Retried { attempt: runs + 1 }, true)
+                unsafe { slot.put(envelope) };
+                (Disposition::Retried { attempt }, true)
             }
             Decision::Retire if !self.stops_workers() => {
                 // Counted before the push, so that a snapshot that sees the task in the queue
                 // also sees this attempt ended (see `stats`).
                 Counters::bump(&self.counters.requeued);
-                match self.queue.push_ignoring_close(retry) {
+                match self.queue.push_ignoring_close(envelope) {
                     Ok(()) => {
                         self.work.notify_one(&self.park);
-                        (Disposition::Requeued { attempt: runs + 1 }, false)
+                        (Disposition::Requeued { attempt }, false)
                     }
                     Err(retry) => {
                         // The refusal before the hand-back: see `stats`.
@@ -1350,67 +1346,49 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
             }
             Decision::Retire | Decision::Escalate => {
                 Counters::bump(&self.counters.handed_back);
-                (Disposition::HandedBack(retry.task), false)
+                (Disposition::HandedBack(envelope.task), false)
             }
         }
     }
 
-    /// A worker left while the supervisor runs (its handle was dropped while Idle): replace it
-    /// per the restart policy (a retry it held stays for the replacement) or let it go.
-    pub(crate) fn end_normally(&self, index: usize, word: u32) -> Decision {
+    /// The worker of slot `index`, Idle, left while the supervisor runs (its handle was
+    /// dropped): replace it per the restart policy (a retry it held stays for the
+    /// replacement) or let it go.
+    #[inline(never)]
+    pub(crate) fn exit_running(&self, index: usize) -> Decision {
         let slot = self.slot(index);
-        let decision = self.decide(false, self.now());
+        let decision = self.decide(false);
         if decision == Decision::Escalate {
-            self.shut_down(ESCALATED);
+            self.shut_down(Shutdown::Escalation);
         }
+        // Neither can be refused: an Idle slot is changed only by its worker (see `slot`).
         if decision == Decision::Replace {
-            // Relaxed load + store: the exiting worker is the slot's only writer.
-            slot.restarts.store(
-                slot.restarts.load(Ordering::Relaxed).wrapping_add(1),
-                Ordering::Relaxed,
-            );
-            // Release: a kept retry in the cell is published to the replacement.
-            slot.state
-                .store(with_code(word, RESTARTING), Ordering::Release);
-            self.settle_restart();
+            slot.count_restart();
+            let _ = slot.state.exit_for_replacement();
+            self.settle_start();
         } else {
-            // Release: as above; a kept retry waits for `hand_back`.
-            slot.state.store(with_code(word, EXITED), Ordering::Release);
-            self.deactivate();
+            let _ = slot.state.exit();
+            self.deactivate(Leaving::Left);
         }
         decision
     }
 
     /// Whether an ended worker is replaced: the restart policy, the phase (no restarts during
-    /// a shutdown, except crashes while draining), then the intensity limit.
-    fn decide(&self, crashed: bool, now: Tick) -> Decision {
-        // Acquire: as in `state`.
-        let word = self.phase.load(Ordering::Acquire);
-        let phase_allows = word & STOPPED == 0
-            && match word & PHASE_MASK {
-                RUNNING => true,
-                DRAINING => crashed,
-                _ => false,
-            };
-        if !phase_allows || !self.policy.restart().replaces(crashed) {
+    /// a shutdown, except crashes while draining), then the intensity limit, at the
+    /// supervisor's clock.
+    fn decide(&self, crashed: bool) -> Decision {
+        if !self.phase.load().allows_restart(crashed) || !self.policy.restart().replaces(crashed) {
             return Decision::Retire;
         }
-        let Some((max_restarts, within)) = self.policy.intensity().limit() else {
-            return Decision::Replace;
-        };
-        let mut log = self.restart_log.lock();
-        while let Some(&at) = log.front() {
-            if now.wrapping_sub(at) < within.get() {
-                break;
-            }
-            log.pop_front();
+        if self
+            .restarts
+            .lock()
+            .admit(self.policy.intensity(), self.now())
+        {
+            Decision::Replace
+        } else {
+            Decision::Escalate
         }
-        if log.len() >= usize::from(max_restarts) {
-            return Decision::Escalate;
-        }
-        // Cannot fail: fewer than `max_restarts <= MAX_RESTARTS` entries remain.
-        let _ = log.push_back(now);
-        Decision::Replace
     }
 
     // ----- observation --------------------------------------------------------------------
@@ -1427,57 +1405,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// assert!(snap.adds_up());
     /// ```
     pub fn snapshot(&self) -> Snapshot<W> {
-        // Read in the order `stats` explains: outcomes, requeues begun, positions at one
-        // instant, requeues begun again; then the outcomes again, to know whether the snapshot
-        // is the counts of one instant.
-        const EXACT_TRIES: u32 = 4;
-        let counters = &self.counters;
-        let mut tries = 0;
-        loop {
-            let (workers, ends) = self.read_ends();
-            let requeued = Counters::read(&counters.requeued);
-            let (popped, pushed) = self.queue.counts();
-            if Counters::read(&counters.requeued) != requeued {
-                continue; // a requeue began meanwhile: its task may be queued uncounted
-            }
-            tries += 1;
-            if tries < EXACT_TRIES && self.read_ends().1 != ends {
-                continue; // a task ended meanwhile: try for one instant again
-            }
-            let raw = Raw {
-                ends,
-                requeued,
-                rejected: Counters::read(&counters.rejected),
-                popped,
-                pushed,
-            };
-            return Snapshot::derive(self.state(), raw, workers);
-        }
-    }
-
-    /// Step 1 of a snapshot (see `stats`): each worker, and the counts of ended attempts.
-    fn read_ends(&self) -> ([WorkerSnapshot; W], Ends) {
-        let workers: [WorkerSnapshot; W] = core::array::from_fn(|index| {
-            let slot = self.slot(index);
-            WorkerSnapshot {
-                // Acquire: a snapshot of the slot.
-                state: WorkerState::from_word(slot.state.load(Ordering::Acquire)),
-                completed: Counters::read(&slot.completed),
-                failed: Counters::read(&slot.failed),
-                // Relaxed: informational, not part of the identity.
-                crashes: slot.crashes.load(Ordering::Relaxed),
-                // Relaxed: informational, not part of the identity.
-                restarts: slot.restarts.load(Ordering::Relaxed),
-            }
-        });
-        let sum =
-            |f: fn(&WorkerSnapshot) -> usize| workers.iter().map(f).fold(0, usize::wrapping_add);
-        let ends = Ends::read(
-            &self.counters,
-            sum(|w| w.completed) & COUNT_MASK,
-            sum(|w| w.failed) & COUNT_MASK,
-        );
-        (workers, ends)
+        stats::read(&self.phase, &self.counters, &self.queue, &self.slots)
     }
 
     /// The number of queued tasks, as a snapshot.
@@ -1530,85 +1458,26 @@ impl<T, const N: usize, const W: usize, P: Park> Drop for Supervisor<T, N, W, P>
     fn drop(&mut self) {
         // Retries kept in slots are not in the queue, whose own Drop handles the rest.
         for slot in &self.slots {
-            // Relaxed: `&mut self`, no other thread.
-            if slot.state.load(Ordering::Relaxed) & HAS_TASK != 0 {
+            if slot.state.load().has_task() {
                 // SAFETY: with `&mut self` no worker handle exists (they borrow the
-                // supervisor), so HAS_TASK means the cell holds a task nobody else owns.
+                // supervisor), so the flag means the cell holds a task nobody else owns.
                 drop(unsafe { slot.take() });
             }
         }
     }
 }
 
-/// A table of allowed state changes for [`transition`]: the new state code for each current
-/// one, or [`Moves::NONE`].
-struct Moves([u8; 12]);
-
-impl Moves {
-    const NONE: u8 = u8::MAX;
-
-    const fn new(pairs: &[(u32, u32)]) -> Moves {
-        let mut to = [Moves::NONE; 12];
-        let mut i = 0;
-        while i < pairs.len() {
-            to[pairs[i].0 as usize] = pairs[i].1 as u8;
-            i += 1;
-        }
-        Moves(to)
-    }
-}
-
-const CLAIM_FOR_START: Moves = Moves::new(&[(VACANT, STARTING)]);
-const CLAIM_FOR_ATTACH: Moves = Moves::new(&[(VACANT, IDLE)]);
-const ATTACH_AWAITED: Moves = Moves::new(&[(STARTING, IDLE), (RESTARTING, IDLE)]);
-const RELEASE: Moves = Moves::new(&[(STARTING, VACANT)]);
-const RETIRE: Moves = Moves::new(&[(RESTARTING, RECOVERING)]);
-const SWEEP: Moves = Moves::new(&[(STARTING, VACANT), (RESTARTING, RETIRED)]);
-const REOPEN: Moves = Moves::new(&[(EXITED, VACANT), (RETIRED, VACANT)]);
-const CONDEMN: Moves = Moves::new(&[(BUSY, TERMINATING), (HUNG, TERMINATING)]);
-const RECOVER: Moves = Moves::new(&[(CRASHED, RECOVERING)]);
-const DECLARE_DEAD: Moves = Moves::new(&[
-    (STARTING, CRASHED),
-    (IDLE, CRASHED),
-    (BUSY, CRASHED),
-    (HUNG, CRASHED),
-    (TERMINATING, CRASHED),
-    (CRASHED, CRASHED),
-    (EXITING, EXITED),
-]);
-
-/// CAS loop on slot `index`'s state word, changing its state code as `moves` allows. Returns
-/// the word it replaced. Table-driven rather than generic so that one copy serves every
-/// transition (firmware pays for each copy in flash).
-fn transition(state: &AtomicU32, index: usize, moves: &Moves) -> Result<u32, WorkerError> {
-    // Acquire: every transition here may go on to read what the previous owner wrote.
-    let mut word = state.load(Ordering::Acquire);
-    loop {
-        let to = moves
-            .0
-            .get(code(word) as usize)
-            .copied()
-            .unwrap_or(Moves::NONE);
-        if to == Moves::NONE {
-            return Err(WorkerError::WrongState {
-                index,
-                state: WorkerState::from_word(word),
-            });
-        }
-        // AcqRel: Acquire as above; Release publishes whatever the caller did before.
-        match state.compare_exchange_weak(
-            word,
-            with_code(word, u32::from(to)),
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        ) {
-            Ok(_) => return Ok(word),
-            Err(current) => word = current,
-        }
-    }
-}
-
 /// The iterator returned by [`Supervisor::hand_back`].
+///
+/// ```
+/// use foreman_rt::{park::NoPark, policy::Policy, Supervisor};
+/// let sup: Supervisor<u8, 4, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
+/// sup.try_submit(1).unwrap();
+/// sup.abort();
+/// let mut back = sup.hand_back();
+/// assert_eq!(back.next(), Some(1));
+/// assert_eq!(back.next(), None);
+/// ```
 pub struct HandBack<'s, T, const N: usize, const W: usize, P: Park> {
     sup: &'s Supervisor<T, N, W, P>,
     next_slot: usize,
@@ -1619,37 +1488,41 @@ impl<T, const N: usize, const W: usize, P: Park> Iterator for HandBack<'_, T, N,
 
     fn next(&mut self) -> Option<T> {
         let sup = self.sup;
-        match sup.state() {
-            SupervisorState::Running | SupervisorState::Draining => return None,
-            _ => {}
+        if matches!(
+            sup.state(),
+            SupervisorState::Running | SupervisorState::Draining
+        ) {
+            return None;
         }
         if let Ok(envelope) = sup.queue.try_pop() {
             Counters::bump(&sup.counters.handed_back);
             return Some(envelope.task);
         }
         while let Some(slot) = sup.slots.get(self.next_slot) {
-            // Acquire: pairs with the Release store that left the retry in the cell.
-            let word = slot.state.load(Ordering::Acquire);
-            if word & HAS_TASK != 0 && matches!(code(word), EXITED | RETIRED) {
-                // SAFETY: a terminal slot with HAS_TASK holds a task, and nobody writes the
-                // cell while the flag is set (no worker is attached; `reopen` refuses). Other
-                // hand-backs may read it too: only the one whose CAS clears the flag keeps
-                // its copy, the others forget theirs.
-                let envelope = ManuallyDrop::new(unsafe { slot.take() });
-                // AcqRel: ordered with the cell's last writer and with racing claimers.
-                if slot
-                    .state
-                    .compare_exchange(word, word & !HAS_TASK, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_ok()
-                {
-                    Counters::bump(&sup.counters.handed_back);
-                    return Some(ManuallyDrop::into_inner(envelope).task);
-                }
-                continue; // lost a race with another hand-back: look at this slot again
+            let word = slot.state.load();
+            if word.has_leftover() && slot.state.claim_leftover(word).is_ok() {
+                // SAFETY: transition 21 made the cell ours (no other hand-back claims it, and
+                // `reopen` refuses while the task flag is set), and it holds the task.
+                let envelope = unsafe { slot.take() };
+                // Cannot be refused: the claim is ours.
+                let _ = slot.state.hand_back();
+                Counters::bump(&sup.counters.handed_back);
+                return Some(envelope.task);
             }
-            self.next_slot += 1;
+            if !word.has_leftover() {
+                self.next_slot += 1;
+            }
+            // Else another hand-back changed the word meanwhile: look at this slot again.
         }
         None
+    }
+}
+
+impl<T, const N: usize, const W: usize, P: Park> fmt::Debug for HandBack<'_, T, N, W, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HandBack")
+            .field("next_slot", &self.next_slot)
+            .finish_non_exhaustive()
     }
 }
 
@@ -1685,7 +1558,7 @@ mod tests {
             let Next::Run(job) = worker.try_next() else {
                 panic!("task 0 is queued")
             };
-            assert_eq!((*job.task(), job.attempt()), (0, 1));
+            assert_eq!((*job.task(), job.context().attempt()), (0, 1));
             job.complete().unwrap();
             drop(worker);
         }

@@ -1,261 +1,31 @@
-//! Workers: the per-worker slot and its state machine, and the [`Worker`] handle a host
-//! drives.
+//! The handles a host drives: [`Worker`] (one per attached worker slot), the [`Job`] it
+//! takes, the [`Context`] task code sees, and [`Next`], what a step found.
 //!
-//! # The state machine
+//! The words they change belong elsewhere: each step is a numbered transition of the slot's
+//! state word (see `slot`), and what follows a crash or a normal exit is the supervisor's
+//! (`Supervisor::recover_claimed`, `Supervisor::exit_running`).
 //!
-//! ```text
-//!  Vacant ──reserve──▶ Starting ──attach──▶ Idle ⇄ Busy ⇄ Hung ──condemn──▶ Terminating
-//!    └───────────attach──────────────────────▲ │      │                         │
-//!                                             │ └─next() sees shutdown─▶ Exiting ──drop──▶ Exited
-//!   Restarting ──attach───────────────────────┘
-//!       ▲                      Busy/Hung/Terminating ──crash / declare_dead──▶ Crashed
-//!       └──────── Replace ◀── recover ◀───────────────────────────────────────────┘
-//!                 Retire/Escalate ──▶ Retired
-//! ```
+//! # Words for ending
 //!
-//! Each transition is one atomic step on the slot's 32-bit *state word*:
-//!
-//! | bits | meaning |
-//! |---|---|
-//! | 0–3 | the state |
-//! | 4 | `HAS_TASK`: the slot's task cell holds a task (running, or kept for a retry) |
-//! | 8–31 | the *generation*, bumped at every task start |
-//!
-//! The generation lets the watchdog's compare-and-swap from `Busy` to `Hung` fail if the
-//! worker moved on to another task between the watchdog's look and its verdict.
-//!
-//! # Invariants
-//!
-//! 1. Only the thread holding a slot's [`Worker`] writes the task cell, and only while the
-//!    state is `Idle` (taking a task) or its own `Busy`/`Hung` (finishing it).
-//! 2. Anyone else touches the cell only after moving the state to `Recovering` from `Crashed`,
-//!    and a slot only becomes `Crashed` once its worker has let go of the task: by dropping or
-//!    crashing its [`Job`], by finding itself `Terminating` when it finishes, or — for a
-//!    thread that died without unwinding — by the host's `unsafe`
-//!    [`Supervisor::declare_dead`](crate::Supervisor::declare_dead).
-//! 3. While a slot is active (every state but `Vacant`, `Exited`, `Retired`) it is counted in
-//!    the supervisor's active count; the supervisor stops when a shutdown finds it at zero.
+//! - A task is *finished* when its one outcome is recorded: [`Job::complete`] or
+//!   [`Job::fail`]. A worker *crashes* ([`Job::crash`]) or *abandons* its task (a [`Job`]
+//!   dropped unfinished): either way the task is recovered per the delivery policy.
+//! - A worker *leaves* when a step finds a shutdown ([`Next::Exit`]), and *exits* when its
+//!   handle goes ([`Worker::exit`], or drop). An exit while the supervisor runs is a *normal
+//!   exit*: the restart policy may ask for a replacement.
+//! - A slot is *released* when the host gives up a reservation
+//!   ([`Supervisor::release`](crate::Supervisor::release)), and *retired* when no worker will
+//!   take it over ([`Supervisor::retire`](crate::Supervisor::retire), or a decision).
 
 use core::fmt;
-use core::mem::{ManuallyDrop, MaybeUninit};
+use core::mem::ManuallyDrop;
 
 use crate::park::Park;
-use crate::policy::Tick;
+use crate::phase::Leaving;
 use crate::queue::PopError;
-use crate::supervisor::{Decision, Supervisor};
-use crate::sync::{init_empty_cell, AtomicU32, AtomicUsize, Ordering, UnsafeCell};
-
-pub(crate) const STATE_MASK: u32 = 0xF;
-pub(crate) const HAS_TASK: u32 = 1 << 4;
-const GEN_SHIFT: u32 = 8;
-
-pub(crate) const VACANT: u32 = 0;
-pub(crate) const STARTING: u32 = 1;
-pub(crate) const IDLE: u32 = 2;
-pub(crate) const BUSY: u32 = 3;
-pub(crate) const HUNG: u32 = 4;
-pub(crate) const TERMINATING: u32 = 5;
-pub(crate) const EXITING: u32 = 6;
-pub(crate) const EXITED: u32 = 7;
-pub(crate) const CRASHED: u32 = 8;
-pub(crate) const RECOVERING: u32 = 9;
-pub(crate) const RESTARTING: u32 = 10;
-pub(crate) const RETIRED: u32 = 11;
-
-/// The state code of a state word.
-#[inline(always)]
-pub(crate) const fn code(word: u32) -> u32 {
-    word & STATE_MASK
-}
-
-/// `word` with its state code replaced by `state` (task flag and generation kept).
-#[inline(always)]
-pub(crate) const fn with_code(word: u32, state: u32) -> u32 {
-    (word & !STATE_MASK) | state
-}
-
-/// What a worker is doing, as the supervisor sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum WorkerState {
-    /// No worker, none expected.
-    Vacant,
-    /// Reserved: the host is starting a worker here.
-    Starting,
-    /// Attached and waiting for a task.
-    Idle,
-    /// Running a task.
-    Busy,
-    /// Running a task past the watchdog's deadline.
-    Hung,
-    /// Condemned as hung: the host is killing it.
-    Terminating,
-    /// Leaving because of a shutdown.
-    Exiting,
-    /// Gone after a shutdown or a normal exit.
-    Exited,
-    /// Crashed, not yet recovered.
-    Crashed,
-    /// Crashed or exited; the supervisor asked the host for a replacement.
-    Restarting,
-    /// Crashed or exited and will not be replaced.
-    Retired,
-}
-
-impl WorkerState {
-    pub(crate) const fn from_word(word: u32) -> Self {
-        match code(word) {
-            VACANT => WorkerState::Vacant,
-            STARTING => WorkerState::Starting,
-            IDLE => WorkerState::Idle,
-            BUSY => WorkerState::Busy,
-            HUNG => WorkerState::Hung,
-            TERMINATING => WorkerState::Terminating,
-            EXITING => WorkerState::Exiting,
-            EXITED => WorkerState::Exited,
-            CRASHED | RECOVERING => WorkerState::Crashed,
-            RESTARTING => WorkerState::Restarting,
-            _ => WorkerState::Retired,
-        }
-    }
-
-    /// A short lowercase name, for logs and user interfaces.
-    ///
-    /// ```
-    /// assert_eq!(foreman_rt::WorkerState::Restarting.name(), "restarting");
-    /// ```
-    pub const fn name(self) -> &'static str {
-        match self {
-            WorkerState::Vacant => "vacant",
-            WorkerState::Starting => "starting",
-            WorkerState::Idle => "idle",
-            WorkerState::Busy => "busy",
-            WorkerState::Hung => "hung",
-            WorkerState::Terminating => "terminating",
-            WorkerState::Exiting => "exiting",
-            WorkerState::Exited => "exited",
-            WorkerState::Crashed => "crashed",
-            WorkerState::Restarting => "restarting",
-            WorkerState::Retired => "retired",
-        }
-    }
-}
-
-impl fmt::Display for WorkerState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// A task with the number of its runs that started.
-pub(crate) struct Envelope<T> {
-    pub(crate) task: T,
-    /// Runs started so far: 0 while it waits for its first run, 1 once that started, and so
-    /// on. Counted when a run starts (`Worker::step`), so a retry whose worker died before
-    /// starting it is not charged.
-    pub(crate) attempt: u32,
-}
-
-/// One worker's slot in the supervisor. Cache-padded by the supervisor.
-pub(crate) struct Slot<T> {
-    pub(crate) state: AtomicU32,
-    /// The clock when the current task started or last signalled progress.
-    pub(crate) heartbeat: AtomicU32,
-    /// Written only by the worker (one writer), read by snapshots.
-    pub(crate) completed: AtomicUsize,
-    /// Written only by the worker (one writer), read by snapshots.
-    pub(crate) failed: AtomicUsize,
-    /// Written only by the recoverer (one at a time, under `Recovering`).
-    pub(crate) crashes: AtomicU32,
-    /// Written only by the recoverer or by the exiting worker.
-    pub(crate) restarts: AtomicU32,
-    pub(crate) task: UnsafeCell<MaybeUninit<Envelope<T>>>,
-}
-
-impl<T> Slot<T> {
-    crate::sync::loom_const_fn! {
-        pub(crate) fn new() -> Self {
-            Slot {
-                state: AtomicU32::new(VACANT),
-                heartbeat: AtomicU32::new(0),
-                completed: AtomicUsize::new(0),
-                failed: AtomicUsize::new(0),
-                crashes: AtomicU32::new(0),
-                restarts: AtomicU32::new(0),
-                task: UnsafeCell::new(MaybeUninit::uninit()),
-            }
-        }
-    }
-
-    /// Makes `place` what [`new`](Self::new) returns, without building a `T` on the stack.
-    ///
-    /// # Safety
-    /// `place` is valid for writes and aligned. What it held is overwritten, not dropped.
-    pub(crate) unsafe fn init(place: *mut Self) {
-        // SAFETY: per the contract `place` is valid for writes; each field is written once
-        // through a raw pointer, and no reference to the uninitialized memory is made.
-        unsafe {
-            (&raw mut (*place).state).write(AtomicU32::new(VACANT));
-            (&raw mut (*place).heartbeat).write(AtomicU32::new(0));
-            (&raw mut (*place).completed).write(AtomicUsize::new(0));
-            (&raw mut (*place).failed).write(AtomicUsize::new(0));
-            (&raw mut (*place).crashes).write(AtomicU32::new(0));
-            (&raw mut (*place).restarts).write(AtomicU32::new(0));
-            init_empty_cell(&raw mut (*place).task);
-        }
-    }
-
-    /// Moves the task out of the cell.
-    ///
-    /// # Safety
-    /// The caller owns the cell (invariants 1–2 of the module docs) and the state word says
-    /// `HAS_TASK`; afterwards the caller clears `HAS_TASK` or writes the cell again.
-    pub(crate) unsafe fn take(&self) -> Envelope<T> {
-        // SAFETY: per the contract the cell is initialized and nobody else touches it.
-        self.task.with(|cell| unsafe { (*cell).assume_init_read() })
-    }
-
-    /// Stores a task in the cell.
-    ///
-    /// # Safety
-    /// The caller owns the cell and it holds no task (or one already moved out).
-    pub(crate) unsafe fn put(&self, envelope: Envelope<T>) {
-        // SAFETY: per the contract nobody else touches the cell; nothing is overwritten that
-        // still needs dropping.
-        self.task
-            .with_mut(|cell| unsafe { (*cell).write(envelope) });
-    }
-
-    /// Counts the start of a run of the task in the cell.
-    ///
-    /// # Safety
-    /// The caller owns the cell and it holds a task.
-    unsafe fn count_run(&self) {
-        // SAFETY: per the contract the cell is initialized and nobody else touches it.
-        self.task.with_mut(|cell| unsafe {
-            let envelope = (*cell).assume_init_mut();
-            envelope.attempt = envelope.attempt.wrapping_add(1);
-        });
-    }
-
-    /// The task in the cell.
-    ///
-    /// # Safety
-    /// The caller owns the cell (or shares it only with readers) and it holds a task for as
-    /// long as the reference lives.
-    pub(crate) unsafe fn peek(&self) -> &Envelope<T> {
-        // SAFETY: per the contract the cell is initialized and not written meanwhile.
-        self.task.with(|cell| unsafe { (*cell).assume_init_ref() })
-    }
-
-    /// Bumps a single-writer counter without a read-modify-write instruction.
-    #[inline(always)]
-    fn bump(counter: &AtomicUsize) {
-        // Relaxed load: this thread is the counter's only writer.
-        let value = counter.load(Ordering::Relaxed);
-        // Release: a snapshot that sees the count also sees the pop behind it.
-        counter.store(value.wrapping_add(1), Ordering::Release);
-    }
-}
+use crate::slot::{self, StateWord, WorkerSlot};
+use crate::supervisor::{CrashReport, Decision, Supervisor};
+use crate::sync::{AtomicU32, Ordering};
 
 /// A handle on one worker slot: the host's end of the worker state machine.
 ///
@@ -353,7 +123,7 @@ impl<'s, T, const N: usize, const W: usize, P: Park> Worker<'s, T, N, W, P> {
         self.sup
     }
 
-    fn slot(&self) -> &'s Slot<T> {
+    fn slot(&self) -> &'s WorkerSlot<T> {
         self.sup.slot(self.index)
     }
 
@@ -418,52 +188,49 @@ impl<'s, T, const N: usize, const W: usize, P: Park> Worker<'s, T, N, W, P> {
         }
     }
 
-    /// One step of the state machine: start a task in the slot, or report idle or exit.
+    /// One step: start a task in the slot (transition 4), or report idle, or leave (15).
     fn step(&mut self) -> Step {
         if self.dead {
             return Step::Exit;
         }
         let slot = self.slot();
-        // Acquire: makes a retry that a recoverer left in the cell visible (its Release store).
-        let word = slot.state.load(Ordering::Acquire);
-        if code(word) != IDLE {
+        let word = slot.state.load();
+        if !word.is_idle() {
             // Exiting: nothing more to do.
             return Step::Exit;
         }
-        if word & HAS_TASK == 0 {
+        if !word.has_task() {
             if self.sup.stops_workers() {
-                self.begin_exit(word);
-                return Step::Exit;
+                return self.leave();
             }
             match self.sup.take_queued() {
                 Ok(envelope) => {
                     // SAFETY: the slot is Idle without a task and this thread holds its live
-                    // Worker (invariant 1): the cell is ours and empty.
+                    // Worker: the cell is ours and empty (see `slot`).
                     unsafe { slot.put(envelope) };
                 }
+                Err(PopError::Empty) => return Step::Idle,
                 // Draining, and a peer's task may yet crash back into the queue: stay.
                 Err(PopError::Closed) if self.sup.drain_waits() => return Step::Idle,
-                Err(PopError::Closed) => {
-                    self.begin_exit(word);
-                    return Step::Exit;
-                }
-                Err(PopError::Empty) => return Step::Idle,
+                Err(PopError::Closed) => return self.leave(),
             }
         }
-        // SAFETY: the slot is Idle and this thread holds its live Worker (invariant 1): the
-        // cell is ours, and it holds the task (just put there, or a retry left for us).
+        // SAFETY: the slot is Idle and this thread holds its live Worker: the cell is ours,
+        // and it holds the task (just put there, or a retry left for us).
         unsafe { slot.count_run() };
-        let generation = (word >> GEN_SHIFT).wrapping_add(1);
-        // Relaxed: the heartbeat is published by the Release store of the state below.
-        slot.heartbeat.store(self.sup.now(), Ordering::Relaxed);
-        // Release: publishes the task in the cell and the heartbeat to the watchdog and to a
-        // recoverer, which Acquire-load the state. A plain store suffices: nobody else changes
-        // an Idle slot (see the module docs).
-        slot.state.store(
-            (generation << GEN_SHIFT) | HAS_TASK | BUSY,
-            Ordering::Release,
-        );
-        Step::Started
+        slot::stamp(&slot.heartbeat, self.sup.now());
+        // Refused only if the host declared this worker dead, promising it never runs again.
+        match slot.state.start() {
+            Ok(_) => Step::Started,
+            Err(_) => Step::Exit,
+        }
+    }
+
+    /// Idle → Exiting (transition 15): a shutdown asks the worker to leave.
+    fn leave(&self) -> Step {
+        // Refused only if the host declared this worker dead.
+        let _ = self.slot().state.leave();
+        Step::Exit
     }
 
     /// The job for the task `step` just started.
@@ -493,34 +260,22 @@ impl<'s, T, const N: usize, const W: usize, P: Park> Worker<'s, T, N, W, P> {
         this.end()
     }
 
-    /// Idle → Exiting, decided by `next`.
-    fn begin_exit(&self, word: u32) {
-        // Release: orders this worker's earlier writes before anyone who sees it leaving.
-        self.slot()
-            .state
-            .store(with_code(word, EXITING), Ordering::Release);
-    }
-
     /// Ends the handle: the shared body of `exit` and `drop`.
     fn end(&self) -> Decision {
         if self.dead {
             // The crash's recovery decided already.
             return Decision::Retire;
         }
-        let slot = self.slot();
-        // Acquire: see `next`.
-        let word = slot.state.load(Ordering::Acquire);
-        match code(word) {
-            EXITING => {
-                // Release: see `begin_exit`.
-                slot.state.store(with_code(word, EXITED), Ordering::Release);
-                self.sup.deactivate();
-                Decision::Retire
-            }
-            IDLE => self.sup.end_normally(self.index, word),
-            // Declared dead by the host: its recovery decides.
-            _ => Decision::Retire,
+        let word = self.slot().state.load();
+        if word.is_idle() {
+            return self.sup.exit_running(self.index);
         }
+        // Exiting → Exited (transition 16). Refused if the host declared this worker dead
+        // (its recovery decides) or it was counted out already.
+        if word.is_exiting() && self.slot().state.exit().is_ok() {
+            self.sup.deactivate(Leaving::Left);
+        }
+        Decision::Retire
     }
 }
 
@@ -567,7 +322,7 @@ impl core::error::Error for Condemned {}
 /// sup.try_submit(6).unwrap();
 /// let mut worker = sup.attach(0).unwrap();
 /// let Next::Run(job) = worker.try_next() else { unreachable!() };
-/// assert_eq!((*job.task(), job.attempt(), job.context().worker()), (6, 1, 0));
+/// assert_eq!((*job.task(), job.context().attempt(), job.context().worker()), (6, 1, 0));
 /// let task = job.fail().unwrap(); // an error is an outcome too; the task comes back
 /// assert_eq!(task, 6);
 /// assert_eq!(sup.snapshot().failed, 1);
@@ -580,7 +335,7 @@ pub struct Job<'w, T, const N: usize, const W: usize, P: Park> {
 }
 
 impl<'w, T, const N: usize, const W: usize, P: Park> Job<'w, T, N, W, P> {
-    fn slot(&self) -> &'w Slot<T> {
+    fn slot(&self) -> &'w WorkerSlot<T> {
         self.sup.slot(self.index)
     }
 
@@ -606,22 +361,6 @@ impl<'w, T, const N: usize, const W: usize, P: Park> Job<'w, T, N, W, P> {
         unsafe { &self.slot().peek().task }
     }
 
-    /// Which run of the task this is: 1 the first time, 2 on the first retry, …
-    ///
-    /// ```
-    /// # use foreman_rt::{park::NoPark, policy::Policy, Next, Supervisor};
-    /// # let sup: Supervisor<u8, 2, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
-    /// # sup.try_submit(1).unwrap();
-    /// # let mut worker = sup.attach(0).unwrap();
-    /// # let Next::Run(job) = worker.try_next() else { unreachable!() };
-    /// assert_eq!(job.attempt(), 1);
-    /// # job.complete().unwrap();
-    /// ```
-    pub fn attempt(&self) -> u32 {
-        // SAFETY: as in `task`. The run was counted when it started.
-        unsafe { self.slot().peek().attempt }
-    }
-
     /// What task code may know and do about its worker: see [`Context`].
     ///
     /// ```
@@ -635,11 +374,13 @@ impl<'w, T, const N: usize, const W: usize, P: Park> Job<'w, T, N, W, P> {
     /// # job.complete().unwrap();
     /// ```
     pub fn context(&self) -> Context<'w> {
+        let slot = self.slot();
         Context {
             worker: self.index,
-            attempt: self.attempt(),
-            slot_state: &self.slot().state,
-            heartbeat: &self.slot().heartbeat,
+            // SAFETY: as in `task`. The run was counted when it started.
+            attempt: unsafe { slot.peek().runs },
+            state: &slot.state,
+            heartbeat: &slot.heartbeat,
             clock: self.sup.clock(),
         }
     }
@@ -679,44 +420,20 @@ impl<'w, T, const N: usize, const W: usize, P: Park> Job<'w, T, N, W, P> {
         self.finish(true)
     }
 
-    /// Records the outcome (`failed` or completed). Not generic over the outcome, so both
-    /// share one copy.
+    /// Records the outcome (`failed` or completed): Busy or Hung → Idle (transition 7). Not
+    /// generic over the outcome, so both share one copy.
     pub(crate) fn finish(self, failed: bool) -> Result<T, Condemned> {
         let mut this = ManuallyDrop::new(self);
         let slot = this.slot();
-        // Relaxed: only a first guess for the CAS loop.
-        let mut word = slot.state.load(Ordering::Relaxed);
-        loop {
-            match code(word) {
-                BUSY | HUNG => {
-                    // SeqCst: Acquire pairs with a condemner's CAS we may race; Release orders
-                    // the task's reads of the cell before anyone who sees the slot Idle; and a
-                    // draining peer's re-check must see it (see `Supervisor::task_returned`).
-                    match slot.state.compare_exchange_weak(
-                        word,
-                        with_code(word & !HAS_TASK, IDLE),
-                        Ordering::SeqCst,
-                        Ordering::Relaxed,
-                    ) {
-                        Ok(_) => break,
-                        Err(current) => word = current,
-                    }
-                }
-                _ => {
-                    // Terminating (or already Crashed): let go of the task for the recoverer.
-                    this.let_go();
-                    return Err(Condemned);
-                }
-            }
+        if slot.state.finish().is_err() {
+            // Terminating: condemned. Let go of the task for the recoverer.
+            this.abandon();
+            return Err(Condemned);
         }
-        // SAFETY: the CAS moved our own Busy/Hung slot to Idle: the cell still holds the task
-        // and, Idle being ours (invariant 1), nobody else can reach it.
+        // SAFETY: transition 7 moved our own Busy/Hung slot to Idle: the cell still holds the
+        // task and, Idle being ours, nobody else can reach it.
         let envelope = unsafe { slot.take() };
-        Slot::<T>::bump(if failed {
-            &slot.failed
-        } else {
-            &slot.completed
-        });
+        slot.count_outcome(failed);
         this.sup.task_returned();
         Ok(envelope.task)
     }
@@ -724,7 +441,8 @@ impl<'w, T, const N: usize, const W: usize, P: Park> Job<'w, T, N, W, P> {
     /// Records that the task crashed the worker (the host caught a panic, say), recovers the
     /// task per the [`Delivery`](crate::policy::Delivery) policy and decides per the
     /// [`Restart`](crate::policy::Restart) policy and [`Intensity`](crate::policy::Intensity)
-    /// whether the host must start a replacement. `now` is the host's clock.
+    /// whether the host must start a replacement (restarts are timed by the supervisor's
+    /// clock, the last [`Supervisor::tick`]).
     ///
     /// ```
     /// use foreman_rt::{park::NoPark, policy::Policy, Decision, Disposition, Next, Supervisor};
@@ -733,7 +451,7 @@ impl<'w, T, const N: usize, const W: usize, P: Park> Job<'w, T, N, W, P> {
     /// sup.try_submit(1).unwrap();
     /// let mut worker = sup.attach(0).unwrap();
     /// let Next::Run(job) = worker.try_next() else { unreachable!() };
-    /// let report = job.crash(0);
+    /// let report = job.crash();
     /// assert_eq!(report.decision, Decision::Replace);
     /// assert!(matches!(report.task, Some(Disposition::Retried { attempt: 2 })));
     /// drop(worker);
@@ -741,50 +459,31 @@ impl<'w, T, const N: usize, const W: usize, P: Park> Job<'w, T, N, W, P> {
     /// // The replacement runs the task again first.
     /// let mut replacement = sup.attach(0).unwrap();
     /// let Next::Run(job) = replacement.try_next() else { unreachable!() };
-    /// assert_eq!((*job.task(), job.attempt()), (1, 2));
+    /// assert_eq!((*job.task(), job.context().attempt()), (1, 2));
     /// # job.complete().unwrap();
     /// ```
-    pub fn crash(self, now: Tick) -> crate::CrashReport<T> {
+    pub fn crash(self) -> CrashReport<T> {
         let mut this = ManuallyDrop::new(self);
         *this.dead = true;
-        let slot = this.slot();
-        // Relaxed: a first guess for the CAS loop.
-        let mut word = slot.state.load(Ordering::Relaxed);
-        loop {
-            // AcqRel: Release hands our use of the cell to the recovery below (same thread,
-            // but the state also tells others); Acquire pairs with a racing condemner.
-            match slot.state.compare_exchange_weak(
-                word,
-                with_code(word, RECOVERING),
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => break,
-                Err(current) => word = current,
-            }
+        match this.slot().state.crash() {
+            // Busy, Hung or Terminating → Recovering (transition 10): the recovery is ours.
+            Ok(claimed) => this.sup.recover_claimed(this.index, claimed),
+            // Only if the host declared this live worker dead, breaking `declare_dead`'s
+            // promise: whoever recovers the slot reports the task.
+            Err(_) => CrashReport {
+                worker: this.index,
+                task: None,
+                decision: Decision::Retire,
+            },
         }
-        this.sup.recover_claimed(this.index, word, now)
     }
 
-    /// Busy/Hung/Terminating → Crashed, leaving the task in the cell for a recoverer; the
-    /// worker handle is dead from now on.
-    fn let_go(&mut self) {
+    /// Busy, Hung or Terminating → Crashed (transition 9), leaving the task in the cell for a
+    /// recoverer; the worker handle is dead from now on.
+    fn abandon(&mut self) {
         *self.dead = true;
-        let slot = self.slot();
-        // Relaxed: a first guess for the CAS loop.
-        let mut word = slot.state.load(Ordering::Relaxed);
-        while matches!(code(word), BUSY | HUNG | TERMINATING) {
-            // Release: our last reads of the cell happen before the recoverer's Acquire.
-            match slot.state.compare_exchange_weak(
-                word,
-                with_code(word, CRASHED),
-                Ordering::Release,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return,
-                Err(current) => word = current,
-            }
-        }
+        // Refused only if the host declared this worker dead (it is Crashed then).
+        let _ = self.slot().state.abandon();
     }
 }
 
@@ -792,7 +491,7 @@ impl<T, const N: usize, const W: usize, P: Park> Drop for Job<'_, T, N, W, P> {
     /// An unfinished job means the worker crashed: the task stays in the slot, marked
     /// `Crashed`, for [`Supervisor::recover`].
     fn drop(&mut self) {
-        self.let_go();
+        self.abandon();
     }
 }
 
@@ -815,7 +514,7 @@ impl<T, const N: usize, const W: usize, P: Park> Drop for Job<'_, T, N, W, P> {
 pub struct Context<'j> {
     worker: usize,
     attempt: u32,
-    slot_state: &'j AtomicU32,
+    state: &'j StateWord,
     heartbeat: &'j AtomicU32,
     clock: &'j AtomicU32,
 }
@@ -836,7 +535,9 @@ impl Context<'_> {
         self.worker
     }
 
-    /// Which run of the task this is (1 the first time).
+    /// Which attempt of the task this is: 1 the first time, 2 on the first retry, … (An
+    /// attempt is one run of the task; [`Delivery`](crate::policy::Delivery) bounds how many
+    /// there may be.)
     ///
     /// ```
     /// # use foreman_rt::{park::NoPark, policy::Policy, Next, Supervisor};
@@ -864,21 +565,10 @@ impl Context<'_> {
     /// # job.complete().unwrap();
     /// ```
     pub fn heartbeat(&self) {
-        // Relaxed: the clock is advisory; the heartbeat is a single-writer word.
-        self.heartbeat
-            .store(self.clock.load(Ordering::Relaxed), Ordering::Relaxed);
-        // Relaxed: only to see whether the watchdog flagged us.
-        let word = self.slot_state.load(Ordering::Relaxed);
-        if code(word) == HUNG {
-            // Release: publishes the fresh heartbeat with the state. Failure is fine: a
-            // condemner got there first.
-            let _ = self.slot_state.compare_exchange(
-                word,
-                with_code(word, BUSY),
-                Ordering::Release,
-                Ordering::Relaxed,
-            );
-        }
+        // Relaxed: the clock is advisory (see `Supervisor::tick`).
+        slot::stamp(self.heartbeat, self.clock.load(Ordering::Relaxed));
+        // Hung → Busy (transition 6); refused (no CAS) unless the watchdog flagged us.
+        let _ = self.state.heartbeat();
     }
 }
 

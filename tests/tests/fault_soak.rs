@@ -60,7 +60,7 @@ impl Outcomes {
     }
 
     /// The sink: records every task's outcome.
-    fn record(&self, event: Event<u32, (), String>) {
+    fn record(&self, event: Event<u32, (), String, String>) {
         match event {
             Event::Completed { task, .. } => mark(&self.completed, task),
             Event::Failed { task, .. } => mark(&self.failed, task),
@@ -73,20 +73,18 @@ impl Outcomes {
                     Some(Disposition::Lost(task)) => mark(&self.lost, task),
                     Some(Disposition::HandedBack(task)) => mark(&self.handed_back, task),
                     Some(Disposition::Retried { .. } | Disposition::Requeued { .. }) => {}
-                    None => self
-                        .unexpected
-                        .lock()
-                        .unwrap()
-                        .push("a crash without a task".into()),
+                    Some(other) => self.unexpected(format!("a task {other:?}")),
+                    None => self.unexpected("a crash without a task".into()),
                 }
             }
             Event::HandedBack { task } => mark(&self.handed_back, task),
-            Event::Hung { worker } => self
-                .unexpected
-                .lock()
-                .unwrap()
-                .push(format!("worker {worker} hung")),
+            Event::Hung { worker } => self.unexpected(format!("worker {worker} hung")),
+            other => self.unexpected(format!("an event {other:?}")),
         }
+    }
+
+    fn unexpected(&self, what: String) {
+        self.unexpected.lock().unwrap().push(what);
     }
 
     /// Every task id in exactly one outcome.
@@ -168,9 +166,10 @@ fn at_least_once_every_task_completes_or_is_dead_lettered() {
         ),
         (99_000, 1_000, 0, 0)
     );
-    assert_eq!(snap.crashes, 9_000 + 1_000 * 3, "every panic was a crash");
+    assert_eq!(snap.crashes(), 9_000 + 1_000 * 3, "every panic was a crash");
     assert_eq!(
-        snap.restarts, snap.crashes,
+        snap.restarts(),
+        snap.crashes(),
         "permanent workers: every crash replaced"
     );
     assert_eq!(snap.state, SupervisorState::Stopped(Shutdown::Drain));
@@ -196,7 +195,7 @@ fn at_most_once_every_task_completes_fails_or_is_reported_lost() {
         (snap.completed, snap.failed, snap.lost, snap.dead_lettered),
         (85_000, 5_000, 10_000, 0)
     );
-    assert_eq!(snap.crashes, 10_000);
+    assert_eq!(snap.crashes(), 10_000);
     assert!(snap.adds_up());
 }
 
@@ -216,10 +215,10 @@ fn exceeding_the_restart_intensity_escalates_and_loses_nothing() {
     let snap = report.snapshot;
     assert_eq!(snap.state, SupervisorState::Stopped(Shutdown::Escalation));
     assert!(
-        snap.crashes >= 4,
+        snap.crashes() >= 4,
         "escalated after the 4th crash, not before"
     );
-    assert_eq!(snap.restarts, 3, "exactly the allowed restarts happened");
+    assert_eq!(snap.restarts(), 3, "exactly the allowed restarts happened");
     assert!(
         outcomes.handed_back.count() > 0,
         "queued tasks were handed back"

@@ -104,7 +104,12 @@ fn a_condemned_task_ends_once_and_the_pool_drains() {
     });
     let (snap, events) = report;
     assert_eq!(
-        (snap.completed, snap.crashes, snap.restarts, snap.in_flight),
+        (
+            snap.completed,
+            snap.crashes(),
+            snap.restarts(),
+            snap.in_flight
+        ),
         (2, 1, 1, 0)
     );
     assert!(snap.adds_up());
@@ -460,7 +465,7 @@ impl Ledger {
             .push(how);
     }
 
-    fn record(&self, event: &Event<u32, Output, String>) {
+    fn record(&self, event: &Event<u32, Output, String, String>) {
         match event {
             Event::Completed { task, .. } => self.end(*task, "completed"),
             Event::Failed { task, .. } => self.end(*task, "failed"),
@@ -469,10 +474,11 @@ impl Ledger {
                 Some(Disposition::Lost(task)) => self.end(*task, "lost"),
                 Some(Disposition::HandedBack(task)) => self.end(*task, "handed back (crash)"),
                 Some(Disposition::Retried { .. } | Disposition::Requeued { .. }) => {}
-                None => self.unexpected.lock().unwrap().push(format!("{event:?}")),
+                _ => self.unexpected.lock().unwrap().push(format!("{event:?}")),
             },
             Event::HandedBack { task } => self.end(*task, "handed back (sink)"),
             Event::Hung { worker } => self.hung.lock().unwrap().push(*worker),
+            _ => self.unexpected.lock().unwrap().push(format!("{event:?}")),
         }
     }
 
@@ -607,7 +613,7 @@ impl Case {
         }
     }
 
-    fn sink(&self, event: Event<u32, Output, String>) {
+    fn sink(&self, event: Event<u32, Output, String, String>) {
         self.ledger.record(&event); // first: a panicking sink has still taken the event
         if self.fault == Fault::SinkPanics {
             match self.sink_calls.fetch_add(1, Ordering::Relaxed) % 4 {

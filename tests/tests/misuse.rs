@@ -99,9 +99,9 @@ fn worker_slot_misuse_is_a_typed_error() {
     );
     assert_eq!(sup.retire(0).unwrap_err(), slot_0_idle);
     assert_eq!(sup.condemn(0).unwrap_err(), slot_0_idle);
-    assert_eq!(sup.recover(0, 0).unwrap_err(), slot_0_idle);
+    assert_eq!(sup.recover(0).unwrap_err(), slot_0_idle);
     assert_eq!(
-        sup.recover(9, 0).unwrap_err(),
+        sup.recover(9).unwrap_err(),
         WorkerError::NoSuchWorker {
             index: 9,
             workers: 2
@@ -144,7 +144,7 @@ fn a_retry_held_by_a_retired_slot_blocks_reopen_until_handed_back() {
     let Next::Run(job) = worker.try_next() else {
         panic!("task 7 is queued")
     };
-    let _report = job.crash(0); // the retry stays in slot 0 for a replacement...
+    let _report = job.crash(); // the retry stays in slot 0 for a replacement...
     drop(worker);
     drop(_other);
     sup.abort(); // ...which will never come: the slot is retired, the retry held
@@ -243,7 +243,7 @@ fn a_drain_left_with_no_worker_holds_its_queue_until_handed_back() {
     let Next::Run(job) = worker.try_next() else {
         panic!("task 1 is queued")
     };
-    let _requeued = job.crash(0); // not replaced: task 1 goes back into the queue
+    let _requeued = job.crash(); // not replaced: task 1 goes back into the queue
     drop(worker);
     assert_eq!(sup.state(), SupervisorState::Stopped(Shutdown::Drain));
     assert_eq!(sup.reopen(), Err(ReopenError::TasksHeld));

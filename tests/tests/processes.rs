@@ -410,12 +410,14 @@ mod linux {
     /// Every event of a pool, in order, and the worker pids seen.
     #[derive(Default)]
     struct Log {
-        events: Mutex<Vec<Event<Probe, u64, u32>>>,
+        events: Mutex<Vec<Event<Probe, u64, u32, String>>>,
         pids: Mutex<HashSet<u32>>,
     }
 
     impl Log {
-        fn sink(self: &Arc<Self>) -> impl Fn(Event<Probe, u64, u32>) + Send + Sync + 'static {
+        fn sink(
+            self: &Arc<Self>,
+        ) -> impl Fn(Event<Probe, u64, u32, String>) + Send + Sync + 'static {
             let log = Arc::clone(self);
             move |event| log.events.lock().unwrap().push(event)
         }
@@ -424,12 +426,12 @@ mod linux {
             self.pids.lock().unwrap().extend(pids.into_iter().flatten());
         }
 
-        fn take(&self) -> Vec<Event<Probe, u64, u32>> {
+        fn take(&self) -> Vec<Event<Probe, u64, u32, String>> {
             std::mem::take(&mut *self.events.lock().unwrap())
         }
 
         /// Waits until `pred` holds for the events so far.
-        fn wait_for(&self, what: &str, pred: impl Fn(&[Event<Probe, u64, u32>]) -> bool) {
+        fn wait_for(&self, what: &str, pred: impl Fn(&[Event<Probe, u64, u32, String>]) -> bool) {
             let deadline = Instant::now() + Duration::from_secs(30);
             while !pred(&self.events.lock().unwrap()) {
                 assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -448,7 +450,7 @@ mod linux {
         hung: usize,
     }
 
-    fn endings(events: Vec<Event<Probe, u64, u32>>) -> Endings {
+    fn endings(events: Vec<Event<Probe, u64, u32, String>>) -> Endings {
         let mut endings = Endings {
             completed: Vec::new(),
             failed: Vec::new(),
@@ -482,6 +484,7 @@ mod linux {
                 }
                 Event::Hung { .. } => endings.hung += 1,
                 Event::HandedBack { task } => endings.handed_back.push(task.id),
+                other => panic!("an unexpected event: {other:?}"),
             }
         }
         for (id, output) in &endings.completed {
@@ -520,7 +523,7 @@ mod linux {
         assert_eq!(snap.failed, endings.failed.len(), "{snap:?}");
         assert_eq!(snap.dead_lettered, endings.dead_lettered.len(), "{snap:?}");
         assert_eq!(snap.handed_back, endings.handed_back.len(), "{snap:?}");
-        assert_eq!(snap.crashes as usize, endings.crashes.len(), "{snap:?}");
+        assert_eq!(snap.crashes() as usize, endings.crashes.len(), "{snap:?}");
         assert!(matches!(snap.state, SupervisorState::Stopped(_)));
     }
 
@@ -611,7 +614,7 @@ mod linux {
         let endings = endings(log.take());
         endings.exactly_once(0..200);
         check_report(&report, &endings);
-        assert_eq!(report.snapshot.crashes, 0);
+        assert_eq!(report.snapshot.crashes(), 0);
         assert_eq!(
             report.snapshot.state,
             SupervisorState::Stopped(Shutdown::Drain)
@@ -630,7 +633,7 @@ mod linux {
         endings.exactly_once([1, 2]);
         assert_eq!(endings.failed, [1]);
         check_report(&report, &endings);
-        assert_eq!(report.snapshot.crashes, 0);
+        assert_eq!(report.snapshot.crashes(), 0);
         assert_gone(&log.pids);
     }
 
@@ -668,7 +671,10 @@ mod linux {
             before[*worker], after[*worker],
             "a new process took the slot"
         );
-        assert_eq!((report.snapshot.crashes, report.snapshot.restarts), (1, 1));
+        assert_eq!(
+            (report.snapshot.crashes(), report.snapshot.restarts()),
+            (1, 1)
+        );
         assert_gone(&log.pids);
     }
 
@@ -730,7 +736,10 @@ mod linux {
             (Some(Disposition::Requeued { attempt: 2 }), Decision::Retire)
         );
         assert_eq!(report.snapshot.workers[*worker].state, WorkerState::Retired);
-        assert_eq!((report.snapshot.requeued, report.snapshot.restarts), (1, 0));
+        assert_eq!(
+            (report.snapshot.requeued, report.snapshot.restarts()),
+            (1, 0)
+        );
         assert_gone(&log.pids);
     }
 
@@ -911,7 +920,7 @@ mod linux {
             report.snapshot.state,
             SupervisorState::Stopped(Shutdown::Escalation)
         );
-        assert_eq!(report.snapshot.crashes, 2);
+        assert_eq!(report.snapshot.crashes(), 2);
         let ids: Vec<u32> = report.handed_back.iter().map(|t| t.id).collect();
         assert_eq!(ids, [1, 2, 3, 4]);
         assert_gone(&log.pids);
@@ -1002,7 +1011,7 @@ mod linux {
         let endings = endings(log.take());
         endings.exactly_once(0..20);
         check_report(&report, &endings);
-        assert_eq!(report.snapshot.crashes, 0);
+        assert_eq!(report.snapshot.crashes(), 0);
         assert_gone(&log.pids);
     }
 
@@ -1111,7 +1120,7 @@ mod linux {
                 Arc::clone(&crashes),
                 Arc::clone(&unexpected),
             );
-            move |event: Event<Probe, u64, u32>| match event {
+            move |event: Event<Probe, u64, u32, String>| match event {
                 Event::Completed { task, output, .. } => {
                     assert_eq!(output, u64::from(task.id) * 2);
                     completed.set(task.id as usize);
@@ -1178,7 +1187,7 @@ mod linux {
         }
         assert_eq!(snap.completed, completed.count());
         assert_eq!(snap.dead_lettered, dead_lettered.count());
-        assert_eq!(snap.crashes as usize, crashes.load(Ordering::Relaxed));
+        assert_eq!(snap.crashes() as usize, crashes.load(Ordering::Relaxed));
         assert!(snap.adds_up(), "{snap:?}");
         assert_eq!(
             (snap.submitted, snap.queued, snap.in_flight),
@@ -1189,10 +1198,12 @@ mod linux {
             kills >= 20,
             "only {kills} kills: the test did not test much"
         );
-        assert!(snap.crashes >= 10, "only {} crashes", snap.crashes);
+        assert!(snap.crashes() >= 10, "only {} crashes", snap.crashes());
         println!(
             "random kills: {kills} SIGKILLs, {} crashes, {} completed, {} dead-lettered",
-            snap.crashes, snap.completed, snap.dead_lettered
+            snap.crashes(),
+            snap.completed,
+            snap.dead_lettered
         );
         assert_gone(&pids);
     }

@@ -20,8 +20,8 @@ fn crash_once_then_lose_the_replacement(sup: &Supervisor<u32, 4, 1>) -> Option<D
     let Next::Run(job) = worker.try_next() else {
         panic!("task 7 is queued")
     };
-    assert_eq!(job.attempt(), 1);
-    let report = job.crash(0);
+    assert_eq!(job.context().attempt(), 1);
+    let report = job.crash();
     assert_eq!(report.task, Some(Disposition::Retried { attempt: 2 }));
     drop(worker);
     // The replacement attaches (the retry waits in its slot) and its thread dies at once.
@@ -29,7 +29,7 @@ fn crash_once_then_lose_the_replacement(sup: &Supervisor<u32, 4, 1>) -> Option<D
     std::mem::forget(replacement);
     // SAFETY: the "thread" holding the replacement's handle never runs again: it was forgotten.
     unsafe { sup.declare_dead(0) }.unwrap();
-    let report = sup.recover(0, 0).unwrap();
+    let report = sup.recover(0).unwrap();
     assert_eq!(report.decision, Decision::Replace);
     report.task
 }
@@ -46,7 +46,7 @@ fn a_retry_that_never_started_is_not_charged_as_an_attempt() {
     let Next::Run(job) = worker.try_next() else {
         panic!("the retry of task 7 is in the slot")
     };
-    assert_eq!((*job.task(), job.attempt()), (7, 2));
+    assert_eq!((*job.task(), job.context().attempt()), (7, 2));
     assert_eq!(job.complete(), Ok(7));
     assert_eq!(sup.snapshot().dead_lettered, 0);
 }
@@ -64,15 +64,15 @@ fn run_numbers_do_not_skip_when_a_replacement_dies_before_starting() {
     };
     assert_eq!(job.context().attempt(), 2, "the second run is run 2");
     // It crashes too: the third and last run is still allowed.
-    let report = job.crash(0);
+    let report = job.crash();
     assert_eq!(report.task, Some(Disposition::Retried { attempt: 3 }));
     drop(worker);
     let mut worker = sup.attach(0).unwrap();
     let Next::Run(job) = worker.try_next() else {
         panic!("the retry of task 7 is in the slot")
     };
-    assert_eq!(job.attempt(), 3);
-    let report = job.crash(0);
+    assert_eq!(job.context().attempt(), 3);
+    let report = job.crash();
     assert_eq!(
         report.task,
         Some(Disposition::DeadLettered {

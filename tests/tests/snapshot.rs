@@ -76,7 +76,7 @@ fn a_task_going_back_into_the_queue_is_never_counted_twice() {
                     s.spawn(move || {
                         start.wait();
                         if let Next::Run(job) = worker.try_next() {
-                            let _requeued = job.crash(0);
+                            let _requeued = job.crash();
                         }
                     })
                 })

@@ -40,7 +40,7 @@ pub(crate) struct Tagged<T> {
 }
 
 /// A task's outcome, for a [`Submission`].
-type Outcome<T, R, E> = Result<Event<T, R, E>, SubmitError<T>>;
+type Outcome<T, R, E> = Result<Event<T, R, E, String>, SubmitError<T>>;
 
 /// Where a [`Submission`]'s outcome lands.
 struct Ticket<T, R, E> {
@@ -116,8 +116,8 @@ impl<T, R, E> Feed<T, R, E> {
     pub(crate) fn event(
         &mut self,
         ticket: Option<TaskId>,
-        event: Event<T, R, E>,
-    ) -> Option<Event<T, R, E>> {
+        event: Event<T, R, E, String>,
+    ) -> Option<Event<T, R, E, String>> {
         match ticket {
             Some(id) => self.resolve(id, Ok(event)).and_then(Result::ok),
             None => Some(event),
@@ -154,7 +154,7 @@ impl<T, R, E> Submission<T, R, E> {
 }
 
 impl<T, R, E> Future for Submission<T, R, E> {
-    type Output = Result<Event<T, R, E>, SubmitError<T>>;
+    type Output = Result<Event<T, R, E, String>, SubmitError<T>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut ticket = self.ticket.borrow_mut();

@@ -337,6 +337,7 @@ fn crash_rejection<T: Serialize>(cause: String, disposition: Disposition<T>) -> 
         Disposition::Retried { .. } | Disposition::Requeued { .. } => {
             return rejection("internal", "a retried task was reported as ended", &[])
         }
+        _ => return rejection("internal", "a crash with an unknown outcome", &[]),
     };
     rejection(
         kind,
@@ -353,13 +354,14 @@ fn crash_rejection<T: Serialize>(cause: String, disposition: Disposition<T>) -> 
 }
 
 /// An event's kind, as JavaScript sees it.
-fn kind<T, R, E>(event: &Event<T, R, E>) -> &'static str {
+fn kind<T, R, E>(event: &Event<T, R, E, String>) -> &'static str {
     match event {
         Event::Completed { .. } => "completed",
         Event::Failed { .. } => "failed",
         Event::Crashed { .. } => "crashed",
         Event::Hung { .. } => "hung",
         Event::HandedBack { .. } => "handed-back",
+        _ => "unknown",
     }
 }
 
@@ -368,12 +370,15 @@ fn decision_name(decision: Decision) -> &'static str {
         Decision::Replace => "replace",
         Decision::Retire => "retire",
         Decision::Escalate => "escalate",
+        _ => "unknown",
     }
 }
 
 /// An event as a plain object: `{ kind, worker, task, output, error, cause, disposition,
 /// attempt, decision }` (the properties that apply).
-fn event_to_js<T: Serialize, R: Serialize, E: Serialize>(event: &Event<T, R, E>) -> JsValue {
+fn event_to_js<T: Serialize, R: Serialize, E: Serialize>(
+    event: &Event<T, R, E, String>,
+) -> JsValue {
     let mut properties: Vec<(&str, JsValue)> = vec![("kind", kind(event).into())];
     match event {
         Event::Completed {
@@ -414,6 +419,7 @@ fn event_to_js<T: Serialize, R: Serialize, E: Serialize>(event: &Event<T, R, E>)
                 }
                 Some(Disposition::Lost(task)) => ("lost", None, Some(task)),
                 Some(Disposition::HandedBack(task)) => ("handed-back", None, Some(task)),
+                Some(other) => ("unknown", None, other.task()),
             };
             properties.push(("disposition", disposition.into()));
             if let Some(attempt) = attempt {
@@ -425,6 +431,7 @@ fn event_to_js<T: Serialize, R: Serialize, E: Serialize>(event: &Event<T, R, E>)
         }
         Event::Hung { worker } => properties.push(("worker", (*worker as u32).into())),
         Event::HandedBack { task } => properties.push(("task", to_js(task))),
+        _ => {}
     }
     object(&properties).into()
 }
@@ -457,8 +464,8 @@ pub(crate) fn snapshot_to_js<const W: usize>(snap: &Snapshot<W>) -> JsValue {
         ("in_flight", count(snap.in_flight)),
         ("requeued", count(snap.requeued)),
         ("rejected", count(snap.rejected)),
-        ("crashes", snap.crashes.into()),
-        ("restarts", snap.restarts.into()),
+        ("crashes", snap.crashes().into()),
+        ("restarts", snap.restarts().into()),
         ("adds_up", snap.adds_up().into()),
         ("workers", workers.into()),
     ])

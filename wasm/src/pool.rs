@@ -168,7 +168,7 @@ impl fmt::Display for StartError {
 impl std::error::Error for StartError {}
 
 /// The app's sink of events.
-type Sink<T, R, E> = Box<dyn FnMut(Event<T, R, E>)>;
+type Sink<T, R, E> = Box<dyn FnMut(Event<T, R, E, String>)>;
 
 /// Where a [`Stopping`]'s report lands.
 struct Stop<T, const W: usize> {
@@ -178,7 +178,7 @@ struct Stop<T, const W: usize> {
 
 /// What the page tells the app, queued until no state is borrowed.
 enum Out<T, R, E> {
-    Event(Event<T, R, E>),
+    Event(Event<T, R, E, String>),
     Notice(Notice),
 }
 
@@ -269,7 +269,7 @@ where
     pub fn start<H, S>(config: Config, handler: H, sink: S) -> Result<Self, StartError>
     where
         H: Fn(&Context<'_>, &T) -> Result<R, E> + Send + Sync + 'static,
-        S: FnMut(Event<T, R, E>) + 'static,
+        S: FnMut(Event<T, R, E, String>) + 'static,
     {
         let isolated = js_sys::Reflect::get(&js_sys::global(), &"crossOriginIsolated".into())
             .ok()
@@ -489,19 +489,8 @@ fn untag<T>(err: SubmitError<Tagged<T>>) -> SubmitError<T> {
 
 /// A disposition of a tagged task, untagged; and the ticket it belongs to, if final.
 fn untag_disposition<T>(disposition: Disposition<Tagged<T>>) -> (Disposition<T>, Option<TaskId>) {
-    match disposition {
-        Disposition::Retried { attempt } => (Disposition::Retried { attempt }, None),
-        Disposition::Requeued { attempt } => (Disposition::Requeued { attempt }, None),
-        Disposition::DeadLettered { task, attempts } => (
-            Disposition::DeadLettered {
-                task: task.task,
-                attempts,
-            },
-            task.ticket,
-        ),
-        Disposition::Lost(task) => (Disposition::Lost(task.task), task.ticket),
-        Disposition::HandedBack(task) => (Disposition::HandedBack(task.task), task.ticket),
-    }
+    let ticket = disposition.task().and_then(|tagged| tagged.ticket);
+    (disposition.map(|tagged| tagged.task), ticket)
 }
 
 impl<T, R, E, const N: usize, const W: usize> Inner<T, R, E, N, W>
@@ -521,7 +510,12 @@ where
 
     /// Sends `event` to its task's [`Submission`] if it is a submitted task's final event
     /// and the submission still waits; else to the sink.
-    fn event(&self, page: &mut Page<T, R, E, W>, ticket: Option<TaskId>, event: Event<T, R, E>) {
+    fn event(
+        &self,
+        page: &mut Page<T, R, E, W>,
+        ticket: Option<TaskId>,
+        event: Event<T, R, E, String>,
+    ) {
         if let Some(event) = page.feed.event(ticket, event) {
             self.pending.borrow_mut().push_back(Out::Event(event));
         }
@@ -718,7 +712,7 @@ where
                 for worker in sup.tick(now) {
                     self.hung(page, worker);
                 }
-                let Ok(report) = sup.recover(slot, now) else {
+                let Ok(report) = sup.recover(slot) else {
                     return;
                 };
                 let (task, ticket) = match report.task {

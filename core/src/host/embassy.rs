@@ -45,7 +45,7 @@
 //! awaiting the stop), behind a `critical-section` mutex.
 //!
 //! ```
-//! use foreman_rt::host::embassy::{Event, Failure, Hangs, Host};
+//! use foreman_rt::host::{embassy::{Failure, Hangs, Host}, Event};
 //! use foreman_rt::{policy::Policy, Context};
 //! use futures_util::future::join;
 //!
@@ -87,6 +87,7 @@ use embassy_sync::blocking_mutex::Mutex;
 use embassy_sync::waitqueue::{AtomicWaker, MultiWakerRegistration};
 use embassy_time::{Duration, Instant, Timer};
 
+use crate::host::Event;
 use crate::park::NoPark;
 use crate::policy::{Policy, Tick};
 use crate::sync::{fence, AtomicU32, Ordering};
@@ -100,6 +101,7 @@ const WAITERS: usize = 4;
 
 /// What the host does about a task the watchdog flags as hung.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Hangs {
     /// Cancel it: the watchdog condemns the worker and wakes it, and the worker loop drops the
     /// task's future at its next poll, then recovers the task as a crash ([`Cause::Hung`]):
@@ -122,8 +124,9 @@ pub enum Failure<E> {
     Fault(E),
 }
 
-/// Why a worker crashed.
+/// Why a worker crashed: the cause in this host's [`Event::Crashed`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Cause<E> {
     /// The task function returned [`Failure::Fault`].
     Fault(E),
@@ -131,66 +134,9 @@ pub enum Cause<E> {
     Hung,
 }
 
-/// Something that happened to a task or a worker, handed to the worker loop's sink. The same
-/// shape as the allocating hosts' `foreman_rt::host::Event` (feature `alloc`), with a crash's
-/// [`Cause`] as a value.
-///
-/// ```
-/// use foreman_rt::host::embassy::{Cause, Event};
-///
-/// fn describe(event: &Event<u32, u64, &str>) -> &'static str {
-///     match event {
-///         Event::Completed { .. } => "done",
-///         Event::Failed { .. } => "failed for good",
-///         Event::Crashed { cause: Cause::Hung, .. } => "cancelled as hung",
-///         Event::Crashed { cause: Cause::Fault(_), .. } => "faulted",
-///         Event::Hung { .. } => "past its deadline, still running",
-///     }
-/// }
-/// assert_eq!(describe(&Event::Hung { worker: 0 }), "past its deadline, still running");
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Event<T, R, E> {
-    /// The task function returned `Ok(output)` for `task`, and it was recorded.
-    Completed {
-        /// The worker that ran it.
-        worker: usize,
-        /// The task.
-        task: T,
-        /// What the task function returned.
-        output: R,
-    },
-    /// The task function returned [`Failure::Error`] for `task`. Final: not retried.
-    Failed {
-        /// The worker that ran it.
-        worker: usize,
-        /// The task.
-        task: T,
-        /// The error.
-        error: E,
-    },
-    /// The worker crashed: its task faulted, or hung and was cancelled.
-    Crashed {
-        /// The crashed worker.
-        worker: usize,
-        /// Why.
-        cause: Cause<E>,
-        /// What became of its task (per the delivery policy): retried by the replacement,
-        /// requeued, or — holding the task — dead-lettered, lost or handed back.
-        task: Option<Disposition<T>>,
-        /// Whether the worker loop goes on as the replacement (`Replace`), the slot was
-        /// retired, or the supervisor escalated.
-        decision: Decision,
-    },
-    /// The watchdog flagged the worker's task as past its deadline ([`Hangs::Report`]).
-    Hung {
-        /// The worker.
-        worker: usize,
-    },
-}
-
 /// Why [`Host::run_worker`] returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Exit {
     /// The supervisor is shutting down (drain, abort, escalation): the worker left.
     Left,
@@ -483,7 +429,8 @@ impl<T, const N: usize, const W: usize> Host<T, N, W> {
     /// otherwise cancel it as hung).
     ///
     /// ```
-    /// use foreman_rt::host::embassy::{Cause, Event, Exit, Failure, Hangs, Host};
+    /// use foreman_rt::host::embassy::{Cause, Exit, Failure, Hangs, Host};
+    /// use foreman_rt::host::Event;
     /// use foreman_rt::policy::{Delivery, Policy};
     /// use foreman_rt::{Context, Decision, Disposition};
     /// use futures_util::future::join;
@@ -530,7 +477,7 @@ impl<T, const N: usize, const W: usize> Host<T, N, W> {
         &self,
         index: usize,
         mut work: impl AsyncFnMut(&T, Context<'_>) -> Result<R, Failure<E>>,
-        mut sink: impl FnMut(Event<T, R, E>),
+        mut sink: impl FnMut(Event<T, R, E, Cause<E>>),
     ) -> Exit {
         let mut worker = match self.sup.attach(index) {
             Ok(worker) => worker,
@@ -594,9 +541,9 @@ impl<T, const N: usize, const W: usize> Host<T, N, W> {
                     Err(Condemned) => Some((Cause::Hung, self.recover(index))),
                 },
                 Some(Err(Failure::Fault(error))) => {
-                    Some((Cause::Fault(error), Ok(job.crash(self.tick()))))
+                    Some((Cause::Fault(error), Ok(self.crash(job))))
                 }
-                None => Some((Cause::Hung, Ok(job.crash(self.tick())))),
+                None => Some((Cause::Hung, Ok(self.crash(job)))),
             };
 
             if let Some((cause, report)) = crash {
@@ -635,9 +582,18 @@ impl<T, const N: usize, const W: usize> Host<T, N, W> {
         exit
     }
 
-    /// Recovers a worker whose finished task found it condemned.
+    /// Records a crash, the supervisor's clock brought up to date first: restarts are timed
+    /// by it.
+    fn crash(&self, job: crate::Job<'_, T, N, W, NoPark>) -> CrashReport<T> {
+        self.tick();
+        job.crash()
+    }
+
+    /// Recovers a worker whose finished task found it condemned, the clock brought up to date
+    /// first.
     fn recover(&self, index: usize) -> Result<CrashReport<T>, WorkerError> {
-        self.sup.recover(index, self.tick())
+        self.tick();
+        self.sup.recover(index)
     }
 
     /// A worker loop ended: wake whoever waits for the stop and, if the supervisor is shutting
@@ -677,8 +633,8 @@ impl<T, const N: usize, const W: usize> Host<T, N, W> {
         }
     }
 
-    /// Feeds the clock, acts on the workers it flags hung, and returns the time.
-    fn tick(&self) -> Tick {
+    /// Feeds the clock and acts on the workers it flags hung.
+    fn tick(&self) {
         // Truncated: ticks wrap, and the supervisor compares them in wrapping order.
         let now = Instant::now().as_millis() as Tick;
         for index in self.sup.tick(now) {
@@ -689,7 +645,6 @@ impl<T, const N: usize, const W: usize> Host<T, N, W> {
             // The worker loop cancels the task, or reports the hang.
             self.workers[index].wake();
         }
-        now
     }
 
     // ----- shutting down ------------------------------------------------------------------
@@ -810,7 +765,7 @@ mod tests {
     use std::rc::Rc;
     use std::vec::Vec;
 
-    type Events = Rc<RefCell<Vec<Event<u32, u32, u32>>>>;
+    type Events = Rc<RefCell<Vec<Event<u32, u32, u32, Cause<u32>>>>>;
     type Outcome = Result<u32, Failure<u32>>;
 
     /// A host of its own for each test, alive for the rest of the process.
@@ -1180,7 +1135,10 @@ mod tests {
             ]
         );
         let snap = host.snapshot();
-        assert_eq!((snap.crashes, snap.restarts, snap.dead_lettered), (4, 4, 1));
+        assert_eq!(
+            (snap.crashes(), snap.restarts(), snap.dead_lettered),
+            (4, 4, 1)
+        );
         assert!(snap.adds_up());
     }
 
@@ -1367,7 +1325,7 @@ mod tests {
         let snap = host.snapshot();
         assert!(snap.adds_up());
         assert_eq!(
-            (snap.crashes, snap.dead_lettered, snap.completed),
+            (snap.crashes(), snap.dead_lettered, snap.completed),
             (2, 1, 1)
         );
     }

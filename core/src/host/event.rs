@@ -1,61 +1,74 @@
 //! The vocabulary every host reports in: an [`Event`] per thing that happened to a task or a
-//! worker, and the [`Report`] a shutdown leaves. The thread host, the process host and the
-//! Web Worker host (`foreman-wasm`) all speak it, so an application handles outcomes the same
-//! way whatever runs its tasks.
+//! worker, and (feature `alloc`) the [`Report`] a shutdown leaves. The thread host, the
+//! process host, the Web Worker host (`foreman-wasm`) and the embassy host all speak it, so an
+//! application handles outcomes the same way whatever runs its tasks.
+//!
+//! What a host knows of a crash's cause differs (a panic's message, a signal, a trap, a fault
+//! the task returned), so the cause is a type parameter, `C`: the hosts that allocate use a
+//! `String`, the embassy host a value ([`Cause`](crate::host::embassy::Cause)).
 
-use alloc::string::String;
+#[cfg(feature = "alloc")]
 use alloc::vec::Vec;
 
-use crate::{Decision, Disposition, Snapshot};
+#[cfg(feature = "alloc")]
+use crate::Snapshot;
+use crate::{Decision, Disposition};
 
-/// Something that happened to a task or a worker, delivered to the pool's sink on the thread
-/// where it happened.
+/// Something that happened to a task or a worker, delivered to the host's sink on the thread
+/// (or async task) where it happened.
+///
+/// `T` is the task, `R` what running it returns, `E` its error, `C` what the host knows of a
+/// crash's cause. A host may not report every kind: the embassy host hands tasks back from
+/// `abort` rather than as events, for instance.
 ///
 /// ```
 /// use foreman_rt::host::Event;
 ///
-/// fn describe(event: &Event<u32, u64, String>) -> String {
+/// fn describe(event: &Event<u32, u64, String, String>) -> String {
 ///     match event {
 ///         Event::Completed { worker, task, output } => format!("{worker}: {task} -> {output}"),
 ///         Event::Failed { task, error, .. } => format!("{task} failed: {error}"),
 ///         Event::Crashed { worker, cause, .. } => format!("worker {worker} crashed: {cause}"),
 ///         Event::Hung { worker } => format!("worker {worker} is hung"),
 ///         Event::HandedBack { task } => format!("{task} was not run"),
+///         _ => "something new".to_string(), // events may be added in minor releases
 ///     }
 /// }
 /// let event = Event::Completed { worker: 1, task: 6, output: 36 };
 /// assert_eq!(describe(&event), "1: 6 -> 36");
 /// ```
-#[derive(Debug)]
-pub enum Event<T, R, E> {
-    /// The handler returned `Ok(output)` for `task`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event<T, R, E, C> {
+    /// The task ran to `Ok(output)`.
     Completed {
         /// The worker that ran it.
         worker: usize,
         /// The task.
         task: T,
-        /// What the handler returned.
+        /// What running it returned.
         output: R,
     },
-    /// The handler returned `Err(error)` for `task`. Final: not retried.
+    /// The task ran to `Err(error)`. Final: not retried.
     Failed {
         /// The worker that ran it.
         worker: usize,
         /// The task.
         task: T,
-        /// What the handler returned.
+        /// What running it returned.
         error: E,
     },
-    /// The worker crashed: its task panicked, or its thread or process died.
+    /// The worker crashed: its task panicked, trapped or faulted, hung and was cancelled, or
+    /// its thread or process died.
     Crashed {
         /// The crashed worker.
         worker: usize,
-        /// What the host knows of the cause: a panic's message, a signal, a trap.
-        cause: String,
+        /// What the host knows of the cause.
+        cause: C,
         /// What became of its task (per the delivery policy): retried by the replacement,
         /// requeued, or — holding the task — dead-lettered, lost or handed back.
         task: Option<Disposition<T>>,
-        /// Whether a replacement thread was started (`Replace`), the slot was retired, or the
+        /// Whether a replacement was started (`Replace`), the slot was retired, or the
         /// supervisor escalated.
         decision: Decision,
     },
@@ -85,6 +98,7 @@ pub enum Event<T, R, E> {
 /// assert_eq!(report.handed_back, [7]);
 /// assert_eq!(report.snapshot.handed_back, 1);
 /// ```
+#[cfg(feature = "alloc")]
 #[derive(Debug)]
 pub struct Report<T, const W: usize> {
     /// The counters once every worker had left.

@@ -2,10 +2,9 @@
 //!
 //! A host attaches workers to a [`Supervisor`](crate::Supervisor), runs one loop per worker,
 //! parks idle ones with its own [`Park`](crate::park::Park), reports crashes and feeds the
-//! clock. The core is the same everywhere; hosts are thin, and those that may allocate report
-//! in one vocabulary, `Event` and `Report` (feature `alloc`, which `std` implies). The embassy
-//! host allocates nothing: its `embassy::Event` has the same shape, with a crash's cause as a
-//! value instead of a string.
+//! clock. The core is the same everywhere; hosts are thin, and they report in one vocabulary,
+//! [`Event`] (and, feature `alloc`, the `Report` a shutdown leaves), whose crash cause is a type
+//! parameter: a `String` where the host allocates, a value on the embassy host.
 //!
 //! | host | where | parks with | a crash is |
 //! |---|---|---|---|
@@ -13,20 +12,20 @@
 //! | `processes` (feature `processes`, Linux) | worker processes over shared memory | shared futex | the death of a process: a signal, an abort, a panic; the process is replaced |
 //! | `foreman-wasm` (the `wasm/` crate) | browsers | `memory.atomic.wait32` | a trap; the Worker is replaced |
 //! | `embassy` (feature `embassy`) | async firmware on embassy | wakers (`embassy-sync`) | a fault returned, or a hung future dropped |
-//! | a main loop (see `embedded/`) | bare metal | nothing ([`NoPark`](crate::park::NoPark)), `WFI` | a failed task, retried |
+//! | a main loop (see `embedded/`) | bare metal | nothing ([`NoPark`](crate::park::NoPark)), `WFI` | a fault returned, retried |
 
 // Not under loom: the model checker's atomics are not `const`, and it models the core, not hosts.
 #[cfg(all(feature = "embassy", not(loom)))]
 pub mod embassy;
-#[cfg(feature = "alloc")]
 mod event;
 #[cfg(all(feature = "processes", target_os = "linux"))]
 pub mod processes;
 #[cfg(feature = "std")]
 pub mod threads;
 
+pub use event::Event;
 #[cfg(feature = "alloc")]
-pub use event::{Event, Report};
+pub use event::Report;
 
 /// The futex word behind a wake word (they are the same four bytes).
 #[cfg(feature = "std")]

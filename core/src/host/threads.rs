@@ -143,7 +143,7 @@ impl Park for ThreadPark {
 }
 
 type Handler<T, R, E> = dyn Fn(&Context<'_>, &T) -> Result<R, E> + Send + Sync;
-type Sink<T, R, E> = dyn Fn(Event<T, R, E>) + Send + Sync;
+type Sink<T, R, E> = dyn Fn(Event<T, R, E, String>) + Send + Sync;
 
 /// The cause given in the [`Event::Crashed`] of a condemned worker's task.
 const CONDEMNED: &str = "condemned as hung; the outcome it returned late was discarded";
@@ -229,7 +229,7 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
     pub fn start<H, S>(policy: Policy, handler: H, sink: S) -> io::Result<Self>
     where
         H: Fn(&Context<'_>, &T) -> Result<R, E> + Send + Sync + 'static,
-        S: Fn(Event<T, R, E>) + Send + Sync + 'static,
+        S: Fn(Event<T, R, E, String>) + Send + Sync + 'static,
     {
         let shared = Shared::new(policy, Box::new(handler), Box::new(sink));
         let mut pool = Pool {
@@ -406,7 +406,7 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
     /// pool.condemn(0).unwrap();
     /// release.send(()).unwrap(); // the hung run returns: its outcome is discarded
     /// let report = pool.drain(); // the retry ran on a replacement thread
-    /// assert_eq!((report.snapshot.completed, report.snapshot.crashes), (1, 1));
+    /// assert_eq!((report.snapshot.completed, report.snapshot.crashes()), (1, 1));
     /// assert!(received.try_iter().any(|event| matches!(
     ///     event,
     ///     Event::Crashed { task: Some(Disposition::Retried { attempt: 2 }), .. }
@@ -632,7 +632,7 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
     /// Sends an event. A panicking sink must not take the thread's bookkeeping down with it:
     /// the panic is reported on stderr, and the event it was given goes with it (see the
     /// module docs).
-    fn emit(&self, event: Event<T, R, E>) {
+    fn emit(&self, event: Event<T, R, E, String>) {
         if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| (self.sink)(event))) {
             std::eprintln!(
                 "foreman: the event sink panicked ({}); the event it was given went with the panic",
@@ -724,7 +724,8 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
                         discard(result);
                         // Cannot fail: the pool lends its supervisor to nobody, and this
                         // thread is the only one that recovers this slot now.
-                        if let Ok(report) = self.sup.recover(index, self.now()) {
+                        self.tick();
+                        if let Ok(report) = self.sup.recover(index) {
                             self.after_crash(index, CONDEMNED.to_string(), report);
                         }
                         return;
@@ -733,7 +734,9 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
                 Err(payload) => {
                     let cause = message(&*payload);
                     discard(payload);
-                    let report = job.crash(self.now());
+                    // Restarts are timed by the supervisor's clock: bring it up to date.
+                    self.tick();
+                    let report = job.crash();
                     self.after_crash(index, cause, report);
                     return; // this thread ends; the replacement owns the slot
                 }
@@ -775,11 +778,18 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
             if self.sup.is_stopped() {
                 break;
             }
-            for worker in self.sup.tick(self.now()) {
-                self.emit(Event::Hung { worker });
-            }
+            self.tick();
         }
         self.after_leaving();
+    }
+
+    /// Feeds the supervisor's clock (milliseconds since the pool started) and reports the
+    /// workers its watchdog flags hung. The watchdog thread ticks every `period`; a crash's
+    /// recovery ticks first, since restarts are timed by this clock.
+    fn tick(&self) {
+        for worker in self.sup.tick(self.now()) {
+            self.emit(Event::Hung { worker });
+        }
     }
 }
 
@@ -819,7 +829,7 @@ mod tests {
         }
         let report = pool.drain();
         assert_eq!(report.snapshot.completed, 4);
-        assert_eq!(report.snapshot.crashes, 1);
+        assert_eq!(report.snapshot.crashes(), 1);
         assert!(report.snapshot.adds_up());
         let crashed: Vec<_> = events
             .try_iter()
@@ -896,7 +906,7 @@ mod tests {
             snap.state,
             crate::SupervisorState::Stopped(crate::Shutdown::Escalation)
         ));
-        assert_eq!(snap.crashes, 2);
+        assert_eq!(snap.crashes(), 2);
         assert_eq!(snap.handed_back, 5);
         assert!(snap.adds_up());
         // The task that crashed twice came back in the crash report, the rest in the report.
@@ -995,7 +1005,12 @@ mod tests {
         let report = pool.drain();
         let snap = report.snapshot;
         assert_eq!(
-            (snap.completed, snap.requeued, snap.crashes, snap.restarts),
+            (
+                snap.completed,
+                snap.requeued,
+                snap.crashes(),
+                snap.restarts()
+            ),
             (1, 1, 1, 0)
         );
         assert!(snap.workers.iter().any(|w| w.state == WorkerState::Retired));

@@ -212,7 +212,7 @@ fn poll(worker: &mut Host, ledger: &mut Ledger, watch: &mut Watch) -> Step {
         Next::Exit => return Step::Exit,
     };
     let task = *job.task();
-    let attempt = job.attempt();
+    let attempt = job.context().attempt();
     let context = job.context();
     // Acquire: pairs with the handler's Release store.
     let flags_before = HUNG_FLAGS[index].load(Ordering::Acquire);
@@ -236,7 +236,7 @@ fn poll(worker: &mut Host, ledger: &mut Ledger, watch: &mut Watch) -> Step {
             ledger.end(task.id, End::Failed);
             Step::Ran
         }),
-        Outcome::Fault => Ok(crashed(task, attempt, job.crash(board::now()), ledger)),
+        Outcome::Fault => Ok(crashed(task, attempt, job.crash(), ledger)),
     }
     .unwrap_or_else(|Condemned| {
         ledger.anomaly(format_args!("task {}: condemned", task.id));
@@ -317,8 +317,8 @@ fn report(ledger: &Ledger, watch: &Watch) -> bool {
         snap.in_flight,
         snap.requeued,
         snap.rejected,
-        snap.crashes,
-        snap.restarts,
+        snap.crashes(),
+        snap.restarts(),
         snap.adds_up()
     );
     for (index, worker) in snap.workers.iter().enumerate() {
@@ -381,7 +381,7 @@ fn report(ledger: &Ledger, watch: &Watch) -> bool {
         ),
         (
             "one crash per faulty run, each replaced",
-            snap.crashes == crashes && snap.restarts == crashes,
+            snap.crashes() == crashes && snap.restarts() == crashes,
         ),
         (
             "exactly the slow tasks flagged hung, once each",

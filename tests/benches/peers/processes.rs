@@ -26,11 +26,11 @@ const CAPACITY: usize = 1024;
 /// The no-op task in a worker process.
 pub static ECHO: Handler<u64, u64, ()> = Handler::new("bench-echo", |_ctx, n| Ok(*n));
 
+/// The events of the pools here: the crash cause is the hosts' `String`.
+type EchoEvent = Event<u64, u64, (), String>;
+
 /// A sink that checks and counts completed tasks, and the count.
-fn counting_sink() -> (
-    Arc<AtomicU64>,
-    impl Fn(Event<u64, u64, ()>) + Send + Sync + 'static,
-) {
+fn counting_sink() -> (Arc<AtomicU64>, impl Fn(EchoEvent) + Send + Sync + 'static) {
     let count = Arc::new(AtomicU64::new(0));
     let sink_count = Arc::clone(&count);
     let sink = move |event| match event {

@@ -34,7 +34,7 @@ const EVENT_BUFFER: usize = 500;
 /// The demo's pool: row tasks, no output, a failure marker; a queue of [`QUEUE`] and up to
 /// [`MAX_WORKERS`] workers.
 type DemoPool = Pool<Task, (), Failed, QUEUE, MAX_WORKERS>;
-type DemoEvent = Event<Task, (), Failed>;
+type DemoEvent = Event<Task, (), Failed, String>;
 
 /// The live demo: worker threads under the supervisor, fed and watched from the page's main
 /// thread. All methods return at once.
@@ -676,6 +676,7 @@ impl State {
             foreman_wasm::Shutdown::Drain => "after a drain",
             foreman_wasm::Shutdown::Abort => "after an abort",
             foreman_wasm::Shutdown::Escalation => "after an escalation",
+            _ => "after a shutdown",
         };
         self.warn(
             "stop",
@@ -715,6 +716,10 @@ impl State {
                 ledger::close(&task, Outcome::HandedBack, None);
                 self.handed_back += 1;
             }
+            other => self.warn(
+                "event",
+                format!("an event this page does not know: {other:?}"),
+            ),
         }
     }
 
@@ -785,6 +790,7 @@ impl State {
                     format!("task #{} was handed back: no worker will retry it", task.id),
                 );
             }
+            Some(other) => self.warn("crash", format!("worker {slot}'s task: {other:?}")),
         }
         match decision {
             Decision::Replace => {
@@ -807,6 +813,7 @@ impl State {
                     RESTART_WINDOW_MS / 1000
                 ),
             ),
+            other => self.warn("crash", format!("worker {slot}: {other:?}")),
         }
     }
 
@@ -919,8 +926,8 @@ impl State {
             in_flight: count(|s| s.in_flight),
             requeued: count(|s| s.requeued),
             rejected: count(|s| s.rejected),
-            crashes: snap.as_ref().map_or(0, |s| s.crashes),
-            restarts: snap.as_ref().map_or(0, |s| s.restarts),
+            crashes: snap.as_ref().map_or(0, |s| s.crashes()),
+            restarts: snap.as_ref().map_or(0, |s| s.restarts()),
             adds_up: snap.as_ref().is_none_or(|s| s.adds_up()),
             backlog: self.unsubmitted(),
             batch: ledger::batch_progress().map(|(id, total, ended)| BatchView {

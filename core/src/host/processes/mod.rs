@@ -181,7 +181,7 @@ const EXIT_GRACE: Duration = Duration::from_secs(5);
 /// given up (retired).
 const START_ATTEMPTS: u32 = 3;
 
-type Sink<T, R, E> = dyn Fn(Event<T, R, E>) + Send + Sync;
+type Sink<T, R, E> = dyn Fn(Event<T, R, E, String>) + Send + Sync;
 
 /// The parent's side of one worker slot.
 struct Keeper {
@@ -252,7 +252,7 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Pool
     /// ```
     pub fn start<S>(policy: Policy, handler: &'static Handler<T, R, E>, sink: S) -> io::Result<Self>
     where
-        S: Fn(Event<T, R, E>) + Send + Sync + 'static,
+        S: Fn(Event<T, R, E, String>) + Send + Sync + 'static,
     {
         if let Some(value) = std::env::var_os(WORKER_VAR) {
             return Err(io::Error::other(format!(
@@ -603,9 +603,19 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Host
         self.started.elapsed().as_millis() as Tick
     }
 
+    /// Feeds the supervisor's clock (`now`), reports the workers its watchdog flags hung and
+    /// rings their keepers. The watcher ticks every quarter deadline; crash recovery ticks
+    /// first, since restarts are timed by this clock.
+    fn tick(&self) {
+        for index in self.sup().tick(self.now()) {
+            self.emit(Event::Hung { worker: index });
+            futex::bump(self.mailbox(index).bell());
+        }
+    }
+
     /// Sends an event. A panicking sink must not take the pool's bookkeeping down with it:
     /// the panic is reported on stderr and the event is lost (the only way one can be).
-    fn emit(&self, event: Event<T, R, E>) {
+    fn emit(&self, event: Event<T, R, E, String>) {
         if let Err(panic) = panic::catch_unwind(AssertUnwindSafe(|| (self.sink)(event))) {
             std::eprintln!(
                 "foreman: the event sink panicked ({}); an event was lost",
@@ -838,7 +848,7 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Host
                         self.ring_one_idle();
                     }
                     slept = false;
-                    last_order = mailbox.give(last_order, *job.task(), job.attempt());
+                    last_order = mailbox.give(last_order, *job.task(), job.context().attempt());
                     match self.await_answer(index, &job, last_order, &process) {
                         Awaited::Answer(outcome) => match job.finish(outcome.is_err()) {
                             Ok(task) => self.emit(match outcome {
@@ -859,8 +869,9 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Host
                                 process.kill();
                                 self.await_death(index, &process, None);
                                 let _ = spawned.reap();
+                                self.tick();
                                 let report = sup
-                                    .recover(index, self.now())
+                                    .recover(index)
                                     .expect("a condemned job leaves its slot crashed");
                                 return Served::Crashed {
                                     report,
@@ -881,8 +892,10 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Host
                                 }
                                 None => self.cause_of_death(mailbox, status),
                             };
+                            // Restarts are timed by the supervisor's clock: bring it up to date.
+                            self.tick();
                             return Served::Crashed {
-                                report: job.crash(self.now()),
+                                report: job.crash(),
                                 cause,
                             };
                         }
@@ -912,9 +925,8 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Host
                 // Job: nothing will use or drop them again. (The dead process never wrote to
                 // the supervisor: it maps it read-only.)
                 unsafe { sup.declare_dead(index) }.expect("an idle slot can be declared dead");
-                let report = sup
-                    .recover(index, self.now())
-                    .expect("a slot declared dead is crashed");
+                self.tick();
+                let report = sup.recover(index).expect("a slot declared dead is crashed");
                 return Served::Crashed {
                     report,
                     cause: self.cause_of_death(mailbox, status),
@@ -1015,7 +1027,6 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Host
     /// keepers; with a watchdog, ticks the clock and rings the keepers of hung workers. Runs
     /// until the pool closes.
     fn watch(&self) {
-        let sup = self.sup();
         let mut next_tick = self.tick_period.map(|period| Instant::now() + period);
         // Acquire: pairs with `finish`.
         while !self.closing.load(Ordering::Acquire) {
@@ -1062,10 +1073,7 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Host
                 let now = Instant::now();
                 if now >= at {
                     next_tick = Some(now + period);
-                    for index in sup.tick(self.now()) {
-                        self.emit(Event::Hung { worker: index });
-                        futex::bump(self.mailbox(index).bell());
-                    }
+                    self.tick();
                 }
             }
         }

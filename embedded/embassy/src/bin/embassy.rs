@@ -36,7 +36,8 @@ use foreman_firmware::producer::Refused;
 use foreman_firmware::workload::{kind, Kind, Outcome, Task, DEADLINE, TASKS};
 use foreman_firmware_embassy::script::{self, read, update, Late, Offers, Submits, SPLIT};
 use foreman_firmware_embassy::time;
-use foreman_rt::host::embassy::{Cause, Event, Exit, Failure, Hangs, Host};
+use foreman_rt::host::embassy::{Cause, Exit, Failure, Hangs, Host};
+use foreman_rt::host::Event;
 use foreman_rt::policy::{Delivery, Intensity, Policy};
 use foreman_rt::{
     Context, Decision, Disposition, Shutdown, SubmitError, SupervisorState, WorkerState,
@@ -140,7 +141,7 @@ async fn work(task: &Task, ctx: Context<'_>) -> Result<u32, Failure<&'static str
 }
 
 /// The sink of both worker loops: records every outcome in the ledger.
-fn record(event: Event<Task, u32, &'static str>) {
+fn record(event: Event<Task, u32, &'static str, Cause<&'static str>>) {
     critical_section::with(|cs| {
         let mut ledger = LEDGER.borrow_ref_mut(cs);
         match event {
@@ -158,6 +159,7 @@ fn record(event: Event<Task, u32, &'static str>) {
             Event::Hung { worker } => ledger.anomaly(format_args!(
                 "worker {worker} reported hung: this host cancels hangs"
             )),
+            other => ledger.anomaly(format_args!("an unexpected event: {other:?}")),
         }
     });
 }
@@ -184,6 +186,10 @@ fn crashed(
                 c.hung_tasks |= 1 << id;
             });
             ("hung", "cancelled by the watchdog, ")
+        }
+        _ => {
+            ledger.anomaly(format_args!("worker {worker}: a crash of an unknown cause"));
+            ("crash", "")
         }
     };
     if decision != Decision::Replace {
@@ -360,8 +366,8 @@ fn report(ledger: &Ledger, shutdown: Shutdown) -> bool {
         snap.in_flight,
         snap.requeued,
         snap.rejected,
-        snap.crashes,
-        snap.restarts,
+        snap.crashes(),
+        snap.restarts(),
         snap.adds_up()
     );
     for (index, worker) in snap.workers.iter().enumerate() {
@@ -434,8 +440,8 @@ fn report(ledger: &Ledger, shutdown: Shutdown) -> bool {
         (
             "one crash per faulty or hung run, each replaced",
             crashes.faults == faults
-                && snap.crashes == faults + hangs
-                && snap.restarts == faults + hangs,
+                && snap.crashes() == faults + hangs
+                && snap.restarts() == faults + hangs,
         ),
         (
             "exactly the slow tasks cancelled as hung, once each",

@@ -25,6 +25,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use wasm_bindgen::prelude::*;
 
+/// The pool's events: its tasks are documents, a crash's cause a message.
+type WordsEvent = Event<Document, Summary, String, String>;
+
 #[global_allocator]
 static ALLOCATOR: WorkerHeaps = WorkerHeaps;
 
@@ -199,7 +202,7 @@ pub struct ScenarioResult {
 /// an empty document, then a drain. Resolves to a [`ScenarioResult`].
 #[wasm_bindgen(js_name = rustScenario)]
 pub async fn rust_scenario(documents: u32) -> Result<JsValue, JsError> {
-    let sink: Rc<RefCell<Vec<Event<Document, Summary, String>>>> = Rc::default();
+    let sink: Rc<RefCell<Vec<WordsEvent>>> = Rc::default();
     let events = Rc::clone(&sink);
     let pool = Pool::<Document, Summary, String, 16, 2>::start(
         Config::new(2).with_policy(policy()),
@@ -296,6 +299,7 @@ pub async fn rust_scenario(documents: u32) -> Result<JsValue, JsError> {
             Event::Crashed { .. } => "crashed",
             Event::Hung { .. } => "hung",
             Event::HandedBack { .. } => "handed-back",
+            _ => "unknown",
         };
         *result.sink.entry(kind.to_string()).or_default() += 1;
     }

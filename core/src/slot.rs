@@ -1,0 +1,1082 @@
+//! A worker slot and its *state word*: the one place that writes a slot's state.
+//!
+//! Each of the supervisor's `W` slots holds one worker's state, the task it runs (or keeps for
+//! its retry) and its counters. The state lives in a 32-bit word, [`StateWord`]; every change
+//! of it is one of the numbered transitions below, each a function of `StateWord` that takes
+//! one atomic step and returns the word it replaced (or, refused, the word it found), so the
+//! caller knows what to do next: take the task, count the slot out, or report the state.
+//!
+//! # The state machine
+//!
+//! ```text
+//!                                ┌────────────────── 20 reopen ──────────────────────┐
+//!                                ▼                                                   │
+//!   ┌──────────────────────▶ Vacant ──1 reserve──▶ Starting                          │
+//!   │                                ◀──3 release──   │  │                           │
+//!   │                                ◀──19 sweep───   │  │                           │
+//!   │                                                 │  │ 2 attach                  │
+//!   │      ┌───────────────────────────────────────── │ ─┘                           │
+//!   │      ▼                                          │                              │
+//!   │    Idle ──4 start──▶ Busy ──5 flag_hung──▶ Hung │ 11 declare_dead              │
+//!   │     ▲ │ ▲            │ ▲  ◀──6 heartbeat──   │  │   (from Starting, Idle, Busy,│
+//!   │     │ │ └─7 finish───┘ └─────7 finish────────┘  │    Hung, Terminating,        │
+//!   │     │ │                │  8 condemn            │  ▼    Crashed)                │
+//!   │     │ │                ▼                       ▼                               │
+//!   │     │ │            Terminating ◀──8 condemn── Hung                             │
+//!   │     │ │            Busy, Hung, Terminating ──9 abandon──▶ Crashed              │
+//!   │     │ │            Busy, Hung, Terminating ──10 crash──┐     │ 12 recover      │
+//!   │     │ │                                                ▼     ▼                 │
+//!   │     │ │                                               Recovering               │
+//!   │     │ │                         ┌──13 await_replacement──┘  │ 14 retire        │
+//!   │     │ │                         ▼                           ▼                  │
+//!   │     │ └──17 exit_for_replacement──▶ Restarting ──19 sweep──▶ Retired ─────────┤
+//!   │     │                            │  ▲  └──18 cancel_restart──▶ Recovering     │
+//!   │     └──────────── 2 attach ──────┘                                            │
+//!   │     │                                                                         │
+//!   │    Idle ──15 leave──▶ Exiting ──16 exit──▶ Exited ─────────────────────────────┘
+//!   │     └────────────────16 exit──────────────▲     ▲
+//!   │                      Exiting ──11 declare_dead──┘
+//!   │
+//!   └── Exited, Retired holding a task: 21 hand_back takes it (the state stays)
+//! ```
+//!
+//! | # | function | from → to | task flag | who |
+//! |---|---|---|---|---|
+//! | 1 | [`reserve`](StateWord::reserve) | Vacant → Starting | | [`Supervisor::reserve`](crate::Supervisor::reserve), `attach` of a vacant slot |
+//! | 2 | [`attach`](StateWord::attach) | Starting, Restarting → Idle | kept | [`Supervisor::attach`](crate::Supervisor::attach) |
+//! | 3 | [`release`](StateWord::release) | Starting → Vacant | | [`Supervisor::release`](crate::Supervisor::release), an `attach` the slot was not free for |
+//! | 4 | [`start`](StateWord::start) | Idle → Busy | set; generation + 1 | the worker's step ([`Worker::try_next`](crate::Worker::try_next)) |
+//! | 5 | [`flag_hung`](StateWord::flag_hung) | Busy → Hung, same generation only | | the watchdog ([`Supervisor::tick`](crate::Supervisor::tick)) |
+//! | 6 | [`heartbeat`](StateWord::heartbeat) | Hung → Busy | | [`Context::heartbeat`](crate::Context::heartbeat) |
+//! | 7 | [`finish`](StateWord::finish) | Busy, Hung → Idle | cleared | [`Job::complete`](crate::Job::complete), [`Job::fail`](crate::Job::fail) |
+//! | 8 | [`condemn`](StateWord::condemn) | Busy, Hung → Terminating | | [`Supervisor::condemn`](crate::Supervisor::condemn) |
+//! | 9 | [`abandon`](StateWord::abandon) | Busy, Hung, Terminating → Crashed | | dropping a [`Job`](crate::Job) unfinished; finishing a condemned one |
+//! | 10 | [`crash`](StateWord::crash) | Busy, Hung, Terminating → Recovering | | [`Job::crash`](crate::Job::crash) |
+//! | 11 | [`declare_dead`](StateWord::declare_dead) | Starting, Idle, Busy, Hung, Terminating, Crashed → Crashed; Exiting → Exited | | [`Supervisor::declare_dead`](crate::Supervisor::declare_dead) |
+//! | 12 | [`recover`](StateWord::recover) | Crashed → Recovering | | [`Supervisor::recover`](crate::Supervisor::recover) |
+//! | 13 | [`await_replacement`](StateWord::await_replacement) | Recovering → Restarting | set if a retry is kept, else cleared | recovery, [`Decision::Replace`](crate::Decision::Replace) |
+//! | 14 | [`retire`](StateWord::retire) | Recovering → Retired | cleared | recovery without a replacement; [`Supervisor::retire`](crate::Supervisor::retire) |
+//! | 15 | [`leave`](StateWord::leave) | Idle without a task → Exiting | | the worker's step, finding a shutdown |
+//! | 16 | [`exit`](StateWord::exit) | Exiting, Idle → Exited | kept | dropping the [`Worker`](crate::Worker) (or [`Worker::exit`](crate::Worker::exit)) without a replacement |
+//! | 17 | [`exit_for_replacement`](StateWord::exit_for_replacement) | Idle → Restarting | kept | dropping the `Worker` while running, replaced per the restart policy |
+//! | 18 | [`cancel_restart`](StateWord::cancel_restart) | Restarting → Recovering | | [`Supervisor::retire`](crate::Supervisor::retire) (then 14) |
+//! | 19 | [`sweep`](StateWord::sweep) | Starting → Vacant; Restarting → Retired | kept | an abort or escalation: no start will come |
+//! | 20 | [`reopen`](StateWord::reopen) | Exited, Retired without a task → Vacant | | [`Supervisor::reopen`](crate::Supervisor::reopen) |
+//! | 21 | [`hand_back`](StateWord::hand_back) | Exited, Retired with a task → the same | cleared | [`Supervisor::hand_back`](crate::Supervisor::hand_back) |
+//!
+//! `Recovering` is internal: [`WorkerState`] shows it as `Crashed`. Every pair of a state and
+//! a transition not in the table is refused, and the word is left as it was; the tests walk
+//! every such pair against this table.
+//!
+//! # The word
+//!
+//! | bits | meaning |
+//! |---|---|
+//! | 0–3 | the state |
+//! | 4 | `HAS_TASK`: the slot's task cell holds a task (running, or kept for a retry) |
+//! | 8–31 | the *generation*, bumped at every task start |
+//!
+//! The generation lets the watchdog's transition 5 fail if the worker moved on to another task
+//! between the watchdog's look at its heartbeat and its verdict.
+//!
+//! # Orderings
+//!
+//! Every transition is one `SeqCst` compare-and-swap, through one helper
+//! ([`StateWord::apply`]). `Release` publishes what the mover did before (the task it wrote
+//! into the cell, its heartbeat, its last reads of the cell) to whoever next reads the word;
+//! `Acquire` makes what the previous mover did visible to this one; and the total order is
+//! what a draining worker's re-check (`Supervisor::tasks_out`, a `SeqCst` load) needs against
+//! tasks coming back (transitions 7, 13, 14). Loads are `Acquire`. One ordering for every
+//! transition costs nothing on the targets we know: a `SeqCst` compare-and-swap compiles to the
+//! same instructions as an `AcqRel` one on x86, Arm (v6-M to v8) and RISC-V.
+//!
+//! # Who owns the task cell
+//!
+//! 1. The thread holding a slot's [`Worker`](crate::Worker) writes the cell only while the
+//!    state is `Idle` (taking a task, before 4) or its own `Busy`/`Hung` (finishing, after 7).
+//! 2. Anyone else touches the cell only from `Recovering` (after 10, 12 or 18), or from a
+//!    terminal state holding a task (`Exited`/`Retired`, 21; or with `&mut` to the
+//!    supervisor). A slot only becomes `Crashed` once its worker has let go of the task: by
+//!    9, or by 11 for a thread that is dead, as the host promises when it calls
+//!    [`Supervisor::declare_dead`](crate::Supervisor::declare_dead).
+//! 3. `Idle` is changed only by the worker that holds it (4, 15, 16, 17) and by 11, whose
+//!    caller promises that worker never runs again.
+//! 4. While a slot is active (every state but `Vacant`, `Exited`, `Retired`) it is counted in
+//!    the supervisor's active count (see `phase`): counted before it leaves `Vacant` (1), and
+//!    counted out after it enters `Vacant`, `Exited` or `Retired`, by whoever moved it there.
+
+use core::fmt;
+use core::mem::MaybeUninit;
+
+use crate::policy::Tick;
+use crate::sync::{init_empty_cell, AtomicU32, AtomicUsize, Ordering, UnsafeCell};
+
+const VACANT: u32 = 0;
+const STARTING: u32 = 1;
+const IDLE: u32 = 2;
+const BUSY: u32 = 3;
+const HUNG: u32 = 4;
+const TERMINATING: u32 = 5;
+const EXITING: u32 = 6;
+const EXITED: u32 = 7;
+const CRASHED: u32 = 8;
+const RECOVERING: u32 = 9;
+const RESTARTING: u32 = 10;
+const RETIRED: u32 = 11;
+
+const STATE_MASK: u32 = 0xF;
+const HAS_TASK: u32 = 1 << 4;
+const CLAIMED: u32 = 1 << 5;
+const GEN_SHIFT: u32 = 8;
+
+/// What a worker is doing, as the supervisor sees it.
+///
+/// ```
+/// use foreman_rt::{park::NoPark, policy::Policy, Supervisor, WorkerState};
+/// let sup: Supervisor<u8, 2, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
+/// assert_eq!(sup.worker_state(0), Some(WorkerState::Vacant));
+/// let worker = sup.attach(0).unwrap();
+/// assert_eq!(sup.worker_state(0), Some(WorkerState::Idle));
+/// # drop(worker);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum WorkerState {
+    /// No worker, none expected.
+    Vacant,
+    /// Reserved: the host is starting a worker here.
+    Starting,
+    /// Attached and waiting for a task.
+    Idle,
+    /// Running a task.
+    Busy,
+    /// Running a task past the watchdog's deadline.
+    Hung,
+    /// Condemned as hung: the host is killing it.
+    Terminating,
+    /// Leaving because of a shutdown.
+    Exiting,
+    /// Gone after a shutdown or a normal exit.
+    Exited,
+    /// Crashed, not yet recovered.
+    Crashed,
+    /// Crashed or exited; the supervisor asked the host for a replacement.
+    Restarting,
+    /// Crashed or exited and will not be replaced.
+    Retired,
+}
+
+impl WorkerState {
+    /// A short lowercase name, for logs and user interfaces.
+    ///
+    /// ```
+    /// assert_eq!(foreman_rt::WorkerState::Restarting.name(), "restarting");
+    /// ```
+    pub const fn name(self) -> &'static str {
+        match self {
+            WorkerState::Vacant => "vacant",
+            WorkerState::Starting => "starting",
+            WorkerState::Idle => "idle",
+            WorkerState::Busy => "busy",
+            WorkerState::Hung => "hung",
+            WorkerState::Terminating => "terminating",
+            WorkerState::Exiting => "exiting",
+            WorkerState::Exited => "exited",
+            WorkerState::Crashed => "crashed",
+            WorkerState::Restarting => "restarting",
+            WorkerState::Retired => "retired",
+        }
+    }
+}
+
+impl fmt::Display for WorkerState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A value of a state word: see the module docs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Word(u32);
+
+impl Word {
+    const fn code(self) -> u32 {
+        self.0 & STATE_MASK
+    }
+
+    /// The state as the supervisor shows it.
+    pub(crate) const fn state(self) -> WorkerState {
+        match self.code() {
+            VACANT => WorkerState::Vacant,
+            STARTING => WorkerState::Starting,
+            IDLE => WorkerState::Idle,
+            BUSY => WorkerState::Busy,
+            HUNG => WorkerState::Hung,
+            TERMINATING => WorkerState::Terminating,
+            EXITING => WorkerState::Exiting,
+            EXITED => WorkerState::Exited,
+            CRASHED | RECOVERING => WorkerState::Crashed,
+            RESTARTING => WorkerState::Restarting,
+            _ => WorkerState::Retired,
+        }
+    }
+
+    /// Whether the task cell holds a task.
+    pub(crate) const fn has_task(self) -> bool {
+        self.0 & HAS_TASK != 0
+    }
+
+    pub(crate) const fn is_vacant(self) -> bool {
+        self.code() == VACANT
+    }
+
+    pub(crate) const fn is_idle(self) -> bool {
+        self.code() == IDLE
+    }
+
+    pub(crate) const fn is_busy(self) -> bool {
+        self.code() == BUSY
+    }
+
+    pub(crate) const fn is_exiting(self) -> bool {
+        self.code() == EXITING
+    }
+
+    /// Whether the slot ended (Exited, Retired) holding a task nobody has claimed yet: a
+    /// retry its worker never ran, for `hand_back`.
+    pub(crate) const fn has_leftover(self) -> bool {
+        matches!(self.code(), EXITED | RETIRED) && self.0 & (HAS_TASK | CLAIMED) == HAS_TASK
+    }
+
+    /// Whether the slot holds a task that may yet come back to the queue: running (it may
+    /// crash), or crashed and not yet recovered.
+    pub(crate) const fn task_may_return(self) -> bool {
+        matches!(
+            self.code(),
+            BUSY | HUNG | TERMINATING | CRASHED | RECOVERING
+        )
+    }
+}
+
+impl fmt::Debug for Word {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Word({:?}{}, generation {})",
+            self.state(),
+            if self.has_task() { " with task" } else { "" },
+            self.0 >> GEN_SHIFT
+        )
+    }
+}
+
+/// What a transition does, packed in one word so that it travels in registers:
+///
+/// | bits | meaning |
+/// |---|---|
+/// | 0–47 | for each current state code, the new one (a nibble per code; `0xF`: refused) |
+/// | 48–49 | flags it sets |
+/// | 50–51 | flags it clears |
+/// | 52–53 | flags it requires |
+/// | 54–55 | flags it forbids |
+/// | 56 | it bumps the generation |
+/// | 57 | it applies only to the word the caller saw (a changed word refuses) |
+///
+/// where the flags are [`TASK`] and [`CLAIM`], the word's bits 4 and 5.
+#[derive(Clone, Copy)]
+struct Op(u64);
+
+/// The flag `HAS_TASK`, as an [`Op`] sees it.
+const TASK: u64 = 1;
+/// The flag `CLAIMED`, as an [`Op`] sees it.
+const CLAIM: u64 = 2;
+const FLAGS_SHIFT: u32 = 4;
+const SETS: u32 = 48;
+const CLEARS: u32 = 50;
+const REQUIRES: u32 = 52;
+const FORBIDS: u32 = 54;
+const NEXT_GENERATION: u64 = 1 << 56;
+const EXACT: u64 = 1 << 57;
+const REFUSED: u64 = 0xF;
+
+impl Op {
+    /// The transition taking each `(from, to)` pair, and no flag rule.
+    const fn new(moves: &[(u32, u32)]) -> Op {
+        let mut to = (1 << SETS) - 1; // every code refused ...
+        let mut i = 0;
+        while i < moves.len() {
+            let (from, into) = moves[i];
+            // ... but these.
+            to = (to & !(REFUSED << (4 * from))) | ((into as u64) << (4 * from));
+            i += 1;
+        }
+        Op(to)
+    }
+
+    const fn sets(self, flags: u64) -> Op {
+        Op(self.0 | flags << SETS)
+    }
+
+    const fn clears(self, flags: u64) -> Op {
+        Op(self.0 | flags << CLEARS)
+    }
+
+    const fn requires(self, flags: u64) -> Op {
+        Op(self.0 | flags << REQUIRES)
+    }
+
+    const fn forbids(self, flags: u64) -> Op {
+        Op(self.0 | flags << FORBIDS)
+    }
+
+    const fn with(self, bits: u64) -> Op {
+        Op(self.0 | bits)
+    }
+
+    /// The two flag bits at `shift`.
+    const fn field(self, shift: u32) -> u64 {
+        (self.0 >> shift) & 0b11
+    }
+
+    /// The word this transition makes of `word`, or `None` if it refuses it.
+    const fn next(self, word: u32) -> Option<u32> {
+        let code = word & STATE_MASK;
+        let flags = (word >> FLAGS_SHIFT) as u64 & 0b11;
+        if code > RETIRED {
+            return None;
+        }
+        let to = (self.0 >> (4 * code)) & REFUSED;
+        if to == REFUSED
+            || flags & self.field(REQUIRES) != self.field(REQUIRES)
+            || flags & self.field(FORBIDS) != 0
+        {
+            return None;
+        }
+        let flags = (flags & !self.field(CLEARS)) | self.field(SETS);
+        let mut new = (word & !(STATE_MASK | 0b11 << FLAGS_SHIFT))
+            | to as u32
+            | (flags as u32) << FLAGS_SHIFT;
+        if self.0 & NEXT_GENERATION != 0 {
+            new = new.wrapping_add(1 << GEN_SHIFT);
+        }
+        Some(new)
+    }
+}
+
+const RESERVE: Op = Op::new(&[(VACANT, STARTING)]);
+const ATTACH: Op = Op::new(&[(STARTING, IDLE), (RESTARTING, IDLE)]);
+const RELEASE: Op = Op::new(&[(STARTING, VACANT)]);
+const START: Op = Op::new(&[(IDLE, BUSY)]).sets(TASK).with(NEXT_GENERATION);
+const FLAG_HUNG: Op = Op::new(&[(BUSY, HUNG)]).with(EXACT);
+const HEARTBEAT: Op = Op::new(&[(HUNG, BUSY)]);
+const FINISH: Op = Op::new(&[(BUSY, IDLE), (HUNG, IDLE)]).clears(TASK);
+const CONDEMN: Op = Op::new(&[(BUSY, TERMINATING), (HUNG, TERMINATING)]);
+const ABANDON: Op = Op::new(&[(BUSY, CRASHED), (HUNG, CRASHED), (TERMINATING, CRASHED)]);
+const CRASH: Op = Op::new(&[
+    (BUSY, RECOVERING),
+    (HUNG, RECOVERING),
+    (TERMINATING, RECOVERING),
+]);
+const DECLARE_DEAD: Op = Op::new(&[
+    (STARTING, CRASHED),
+    (IDLE, CRASHED),
+    (BUSY, CRASHED),
+    (HUNG, CRASHED),
+    (TERMINATING, CRASHED),
+    (CRASHED, CRASHED),
+    (EXITING, EXITED),
+]);
+const RECOVER: Op = Op::new(&[(CRASHED, RECOVERING)]);
+const AWAIT_REPLACEMENT_WITH_RETRY: Op = Op::new(&[(RECOVERING, RESTARTING)]).sets(TASK);
+const AWAIT_REPLACEMENT: Op = Op::new(&[(RECOVERING, RESTARTING)]).clears(TASK);
+const RETIRE: Op = Op::new(&[(RECOVERING, RETIRED)]).clears(TASK);
+const LEAVE: Op = Op::new(&[(IDLE, EXITING)]).forbids(TASK);
+const EXIT: Op = Op::new(&[(EXITING, EXITED), (IDLE, EXITED)]);
+const EXIT_FOR_REPLACEMENT: Op = Op::new(&[(IDLE, RESTARTING)]);
+const CANCEL_RESTART: Op = Op::new(&[(RESTARTING, RECOVERING)]);
+const SWEEP: Op = Op::new(&[(STARTING, VACANT), (RESTARTING, RETIRED)]);
+const REOPEN: Op = Op::new(&[(EXITED, VACANT), (RETIRED, VACANT)]).forbids(TASK);
+const CLAIM_LEFTOVER: Op = Op::new(&[(EXITED, EXITED), (RETIRED, RETIRED)])
+    .requires(TASK)
+    .forbids(CLAIM)
+    .sets(CLAIM)
+    .with(EXACT);
+const HAND_BACK: Op = Op::new(&[(EXITED, EXITED), (RETIRED, RETIRED)])
+    .requires(TASK | CLAIM)
+    .clears(TASK | CLAIM);
+
+/// The outcome of a transition: `Ok(the word it replaced)`, or `Err(the word it found)` if
+/// the transition does not apply to it (the word is unchanged then).
+pub(crate) type Moved = Result<Word, Word>;
+
+/// A slot's state word. Only the transitions below write it.
+pub(crate) struct StateWord(AtomicU32);
+
+impl StateWord {
+    crate::sync::loom_const_fn! {
+        fn new() -> Self {
+            StateWord(AtomicU32::new(VACANT))
+        }
+    }
+
+    /// The word.
+    #[inline]
+    pub(crate) fn load(&self) -> Word {
+        // Acquire: see the module docs.
+        Word(self.0.load(Ordering::Acquire))
+    }
+
+    /// The word, for a draining worker's re-check (see the module docs).
+    #[inline]
+    pub(crate) fn load_for_recheck(&self) -> Word {
+        // SeqCst: see the module docs.
+        Word(self.0.load(Ordering::SeqCst))
+    }
+
+    /// The one compare-and-swap loop: applies `op` to the word, starting from `seen`. Not
+    /// generic and not inlined: every transition shares this one copy.
+    #[inline(never)]
+    fn apply(&self, op: Op, seen: u32) -> Moved {
+        let mut word = seen;
+        loop {
+            let Some(new) = op.next(word) else {
+                return Err(Word(word));
+            };
+            // SeqCst: see the module docs. On failure, Acquire: the word found is reported.
+            match self
+                .0
+                .compare_exchange_weak(word, new, Ordering::SeqCst, Ordering::Acquire)
+            {
+                Ok(_) => return Ok(Word(word)),
+                // A weak CAS may fail spuriously, reporting the word it expected: try again.
+                Err(current) if op.0 & EXACT != 0 && current != word => return Err(Word(current)),
+                Err(current) => word = current,
+            }
+        }
+    }
+
+    /// Applies `op` to the current word.
+    #[inline]
+    fn apply_now(&self, op: Op) -> Moved {
+        self.apply(op, self.load().0)
+    }
+
+    /// 1: Vacant → Starting. The caller counted the slot as active before.
+    pub(crate) fn reserve(&self) -> Moved {
+        self.apply_now(RESERVE)
+    }
+
+    /// 2: Starting or Restarting → Idle: a worker attaches (a retry kept in the cell stays).
+    pub(crate) fn attach(&self) -> Moved {
+        self.apply_now(ATTACH)
+    }
+
+    /// 3: Starting → Vacant: a reservation given up. The caller counts the slot out.
+    pub(crate) fn release(&self) -> Moved {
+        self.apply_now(RELEASE)
+    }
+
+    /// 4: Idle → Busy, with a task (just written into the cell, or a retry kept there) and
+    /// the next generation.
+    pub(crate) fn start(&self) -> Moved {
+        self.apply_now(START)
+    }
+
+    /// 5: Busy → Hung, only from `seen` (the word whose heartbeat the watchdog judged).
+    pub(crate) fn flag_hung(&self, seen: Word) -> Moved {
+        self.apply(FLAG_HUNG, seen.0)
+    }
+
+    /// 6: Hung → Busy: the task showed progress.
+    pub(crate) fn heartbeat(&self) -> Moved {
+        self.apply_now(HEARTBEAT)
+    }
+
+    /// 7: Busy or Hung → Idle, the task taken out. Refused once condemned (Terminating).
+    pub(crate) fn finish(&self) -> Moved {
+        self.apply_now(FINISH)
+    }
+
+    /// 8: Busy or Hung → Terminating: the host will kill the worker.
+    pub(crate) fn condemn(&self) -> Moved {
+        self.apply_now(CONDEMN)
+    }
+
+    /// 9: Busy, Hung or Terminating → Crashed: the worker lets go of its task, for a
+    /// recoverer.
+    pub(crate) fn abandon(&self) -> Moved {
+        self.apply_now(ABANDON)
+    }
+
+    /// 10: Busy, Hung or Terminating → Recovering: the crashing worker recovers its own task.
+    pub(crate) fn crash(&self) -> Moved {
+        self.apply_now(CRASH)
+    }
+
+    /// 11: a worker whose thread is dead (per the caller's promise) → Crashed, or, if it was
+    /// leaving, Exiting → Exited (the caller counts it out).
+    pub(crate) fn declare_dead(&self) -> Moved {
+        self.apply_now(DECLARE_DEAD)
+    }
+
+    /// 12: Crashed → Recovering: the cell is the caller's.
+    pub(crate) fn recover(&self) -> Moved {
+        self.apply_now(RECOVER)
+    }
+
+    /// 13: Recovering → Restarting, with the retry the caller put back into the cell, or
+    /// without a task.
+    pub(crate) fn await_replacement(&self, with_retry: bool) -> Moved {
+        self.apply_now(if with_retry {
+            AWAIT_REPLACEMENT_WITH_RETRY
+        } else {
+            AWAIT_REPLACEMENT
+        })
+    }
+
+    /// 14: Recovering → Retired, the caller having taken the task out. The caller counts the
+    /// slot out.
+    pub(crate) fn retire(&self) -> Moved {
+        self.apply_now(RETIRE)
+    }
+
+    /// 15: Idle without a task → Exiting: the worker leaves because of a shutdown.
+    pub(crate) fn leave(&self) -> Moved {
+        self.apply_now(LEAVE)
+    }
+
+    /// 16: Exiting or Idle → Exited: the worker's handle is gone and nobody replaces it (a
+    /// retry it held stays for `hand_back`). The caller counts the slot out.
+    pub(crate) fn exit(&self) -> Moved {
+        self.apply_now(EXIT)
+    }
+
+    /// 17: Idle → Restarting: the worker's handle is gone and a replacement is wanted (a
+    /// retry it held stays for the replacement).
+    pub(crate) fn exit_for_replacement(&self) -> Moved {
+        self.apply_now(EXIT_FOR_REPLACEMENT)
+    }
+
+    /// 18: Restarting → Recovering: no replacement will come; the cell is the caller's, who
+    /// retires the slot next (14).
+    pub(crate) fn cancel_restart(&self) -> Moved {
+        self.apply_now(CANCEL_RESTART)
+    }
+
+    /// 19: Starting → Vacant, Restarting → Retired: a shutdown sweeps away the starts it no
+    /// longer needs (a retry held stays for `hand_back`). The caller counts the slot out.
+    pub(crate) fn sweep(&self) -> Moved {
+        self.apply_now(SWEEP)
+    }
+
+    /// 20: Exited or Retired, without a task → Vacant.
+    pub(crate) fn reopen(&self) -> Moved {
+        self.apply_now(REOPEN)
+    }
+
+    /// 21: Exited or Retired with a task nobody claimed → the same, claimed: the cell is the
+    /// caller's, and `reopen` refuses while the task flag is set. Only from `seen` (the word
+    /// that showed the task).
+    pub(crate) fn claim_leftover(&self, seen: Word) -> Moved {
+        self.apply(CLAIM_LEFTOVER, seen.0)
+    }
+
+    /// 22: Exited or Retired with a claimed task → the same without a task: the claimer took
+    /// it out of the cell.
+    pub(crate) fn hand_back(&self) -> Moved {
+        self.apply_now(HAND_BACK)
+    }
+}
+
+/// A task, with the number of its runs that started.
+pub(crate) struct Envelope<T> {
+    pub(crate) task: T,
+    /// Runs started so far: 0 while it waits for its first run, 1 once that started, and so
+    /// on. Counted when a run starts, so a retry whose worker died before starting it is not
+    /// charged. (A run is an *attempt*; attempt `n` is the `n`-th run, `runs + 1` the number of
+    /// the next.)
+    pub(crate) runs: u32,
+}
+
+impl<T> Envelope<T> {
+    /// A task that has not run yet.
+    #[inline]
+    pub(crate) const fn new(task: T) -> Self {
+        Envelope { task, runs: 0 }
+    }
+}
+
+/// One worker's slot in the supervisor: its state word, its task cell, and its counters.
+/// Cache-padded by the supervisor.
+pub(crate) struct WorkerSlot<T> {
+    pub(crate) state: StateWord,
+    /// The clock when the current task started or last signalled progress.
+    pub(crate) heartbeat: AtomicU32,
+    /// Written only by the worker (one writer), read by snapshots.
+    pub(crate) completed: AtomicUsize,
+    /// Written only by the worker (one writer), read by snapshots.
+    pub(crate) failed: AtomicUsize,
+    /// Written only by the recoverer (one at a time, from Recovering).
+    pub(crate) crashes: AtomicU32,
+    /// Written only by the recoverer or by the exiting worker (one at a time).
+    pub(crate) restarts: AtomicU32,
+    task: UnsafeCell<MaybeUninit<Envelope<T>>>,
+}
+
+impl<T> WorkerSlot<T> {
+    crate::sync::loom_const_fn! {
+        pub(crate) fn new() -> Self {
+            WorkerSlot {
+                state: StateWord::new(),
+                heartbeat: AtomicU32::new(0),
+                completed: AtomicUsize::new(0),
+                failed: AtomicUsize::new(0),
+                crashes: AtomicU32::new(0),
+                restarts: AtomicU32::new(0),
+                task: UnsafeCell::new(MaybeUninit::uninit()),
+            }
+        }
+    }
+
+    /// Makes `place` what [`new`](Self::new) returns, without building a `T` on the stack.
+    ///
+    /// # Safety
+    /// `place` is valid for writes and aligned. What it held is overwritten, not dropped.
+    pub(crate) unsafe fn init(place: *mut Self) {
+        // SAFETY: per the contract `place` is valid for writes; each field is written once
+        // through a raw pointer, and no reference to the uninitialized memory is made.
+        unsafe {
+            (&raw mut (*place).state).write(StateWord::new());
+            (&raw mut (*place).heartbeat).write(AtomicU32::new(0));
+            (&raw mut (*place).completed).write(AtomicUsize::new(0));
+            (&raw mut (*place).failed).write(AtomicUsize::new(0));
+            (&raw mut (*place).crashes).write(AtomicU32::new(0));
+            (&raw mut (*place).restarts).write(AtomicU32::new(0));
+            init_empty_cell(&raw mut (*place).task);
+        }
+    }
+
+    /// Moves the task out of the cell.
+    ///
+    /// # Safety
+    /// The caller owns the cell (see the module docs) and it holds a task; afterwards the
+    /// caller clears `HAS_TASK`, writes the cell again, or forgets the task it read.
+    pub(crate) unsafe fn take(&self) -> Envelope<T> {
+        // SAFETY: per the contract the cell is initialized and nobody else writes it.
+        self.task.with(|cell| unsafe { (*cell).assume_init_read() })
+    }
+
+    /// Stores a task in the cell.
+    ///
+    /// # Safety
+    /// The caller owns the cell and it holds no task (or one already moved out).
+    pub(crate) unsafe fn put(&self, envelope: Envelope<T>) {
+        // SAFETY: per the contract nobody else touches the cell; nothing is overwritten that
+        // still needs dropping.
+        self.task
+            .with_mut(|cell| unsafe { (*cell).write(envelope) });
+    }
+
+    /// Counts the start of a run of the task in the cell.
+    ///
+    /// # Safety
+    /// The caller owns the cell and it holds a task.
+    pub(crate) unsafe fn count_run(&self) {
+        // SAFETY: per the contract the cell is initialized and nobody else touches it.
+        self.task.with_mut(|cell| unsafe {
+            let envelope = (*cell).assume_init_mut();
+            envelope.runs = envelope.runs.wrapping_add(1);
+        });
+    }
+
+    /// The task in the cell.
+    ///
+    /// # Safety
+    /// The caller owns the cell (or shares it only with readers) and it holds a task for as
+    /// long as the reference lives.
+    pub(crate) unsafe fn peek(&self) -> &Envelope<T> {
+        // SAFETY: per the contract the cell is initialized and not written meanwhile.
+        self.task.with(|cell| unsafe { (*cell).assume_init_ref() })
+    }
+
+    /// Counts a finished task: failed, or completed.
+    #[inline]
+    pub(crate) fn count_outcome(&self, failed: bool) {
+        let counter = if failed {
+            &self.failed
+        } else {
+            &self.completed
+        };
+        // Relaxed load: the worker is the counter's only writer.
+        let value = counter.load(Ordering::Relaxed);
+        // Release: a snapshot that sees the count also sees the pop behind it.
+        counter.store(value.wrapping_add(1), Ordering::Release);
+    }
+
+    /// Counts a crash; the caller recovers the slot (Recovering), so it is the only writer.
+    #[inline]
+    pub(crate) fn count_crash(&self) {
+        bump_informational(&self.crashes);
+    }
+
+    /// Counts a replacement asked for; the caller is the recoverer or the exiting worker, the
+    /// only writer at the moment.
+    #[inline]
+    pub(crate) fn count_restart(&self) {
+        bump_informational(&self.restarts);
+    }
+}
+
+/// Bumps `crashes` or `restarts`, whose one writer at a time is the caller.
+fn bump_informational(counter: &AtomicU32) {
+    // Relaxed load + store: one writer at a time (see the fields); informational, read by
+    // snapshots only.
+    counter.store(
+        counter.load(Ordering::Relaxed).wrapping_add(1),
+        Ordering::Relaxed,
+    );
+}
+
+/// Stamps a heartbeat: the task started, or showed progress, at `now`.
+#[inline]
+pub(crate) fn stamp(heartbeat: &AtomicU32, now: Tick) {
+    // Relaxed: single writer (the worker); published by the next transition (4), or advisory
+    // (a heartbeat racing the watchdog's look is judged by either value).
+    heartbeat.store(now, Ordering::Relaxed);
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    //! Every transition against every state, checked against the module docs' table.
+
+    extern crate std;
+
+    use super::*;
+    use std::vec::Vec;
+
+    const STATES: [u32; 12] = [
+        VACANT,
+        STARTING,
+        IDLE,
+        BUSY,
+        HUNG,
+        TERMINATING,
+        EXITING,
+        EXITED,
+        CRASHED,
+        RECOVERING,
+        RESTARTING,
+        RETIRED,
+    ];
+
+    /// One row of the module docs' table: the number, the function (called on a word and
+    /// the word the caller saw), the arrows, and the flag rules (in the word's bits).
+    struct Row {
+        number: u32,
+        name: &'static str,
+        call: fn(&StateWord, Word) -> Moved,
+        arrows: &'static [(u32, u32)],
+        sets: u32,
+        clears: u32,
+        requires: u32,
+        forbids: u32,
+        next_generation: bool,
+    }
+
+    const fn row(
+        number: u32,
+        name: &'static str,
+        call: fn(&StateWord, Word) -> Moved,
+        arrows: &'static [(u32, u32)],
+    ) -> Row {
+        Row {
+            number,
+            name,
+            call,
+            arrows,
+            sets: 0,
+            clears: 0,
+            requires: 0,
+            forbids: 0,
+            next_generation: false,
+        }
+    }
+
+    /// The table of the module docs, transcribed.
+    fn table() -> Vec<Row> {
+        const BUSY_HUNG_TERMINATING_TO_CRASHED: &[(u32, u32)] =
+            &[(BUSY, CRASHED), (HUNG, CRASHED), (TERMINATING, CRASHED)];
+        const BUSY_HUNG_TERMINATING_TO_RECOVERING: &[(u32, u32)] = &[
+            (BUSY, RECOVERING),
+            (HUNG, RECOVERING),
+            (TERMINATING, RECOVERING),
+        ];
+        const ENDED_STAY: &[(u32, u32)] = &[(EXITED, EXITED), (RETIRED, RETIRED)];
+        std::vec![
+            row(1, "reserve", |s, _| s.reserve(), &[(VACANT, STARTING)]),
+            row(
+                2,
+                "attach",
+                |s, _| s.attach(),
+                &[(STARTING, IDLE), (RESTARTING, IDLE)]
+            ),
+            row(3, "release", |s, _| s.release(), &[(STARTING, VACANT)]),
+            Row {
+                sets: HAS_TASK,
+                next_generation: true,
+                ..row(4, "start", |s, _| s.start(), &[(IDLE, BUSY)])
+            },
+            row(5, "flag_hung", |s, seen| s.flag_hung(seen), &[(BUSY, HUNG)]),
+            row(6, "heartbeat", |s, _| s.heartbeat(), &[(HUNG, BUSY)]),
+            Row {
+                clears: HAS_TASK,
+                ..row(
+                    7,
+                    "finish",
+                    |s, _| s.finish(),
+                    &[(BUSY, IDLE), (HUNG, IDLE)]
+                )
+            },
+            row(
+                8,
+                "condemn",
+                |s, _| s.condemn(),
+                &[(BUSY, TERMINATING), (HUNG, TERMINATING)]
+            ),
+            row(
+                9,
+                "abandon",
+                |s, _| s.abandon(),
+                BUSY_HUNG_TERMINATING_TO_CRASHED
+            ),
+            row(
+                10,
+                "crash",
+                |s, _| s.crash(),
+                BUSY_HUNG_TERMINATING_TO_RECOVERING
+            ),
+            row(
+                11,
+                "declare_dead",
+                |s, _| s.declare_dead(),
+                &[
+                    (STARTING, CRASHED),
+                    (IDLE, CRASHED),
+                    (BUSY, CRASHED),
+                    (HUNG, CRASHED),
+                    (TERMINATING, CRASHED),
+                    (CRASHED, CRASHED),
+                    (EXITING, EXITED),
+                ],
+            ),
+            row(12, "recover", |s, _| s.recover(), &[(CRASHED, RECOVERING)]),
+            Row {
+                sets: HAS_TASK,
+                ..row(
+                    13,
+                    "await_replacement(with a retry)",
+                    |s, _| s.await_replacement(true),
+                    &[(RECOVERING, RESTARTING)],
+                )
+            },
+            Row {
+                clears: HAS_TASK,
+                ..row(
+                    13,
+                    "await_replacement(without)",
+                    |s, _| s.await_replacement(false),
+                    &[(RECOVERING, RESTARTING)],
+                )
+            },
+            Row {
+                clears: HAS_TASK,
+                ..row(14, "retire", |s, _| s.retire(), &[(RECOVERING, RETIRED)])
+            },
+            Row {
+                forbids: HAS_TASK,
+                ..row(15, "leave", |s, _| s.leave(), &[(IDLE, EXITING)])
+            },
+            row(
+                16,
+                "exit",
+                |s, _| s.exit(),
+                &[(EXITING, EXITED), (IDLE, EXITED)]
+            ),
+            row(
+                17,
+                "exit_for_replacement",
+                |s, _| s.exit_for_replacement(),
+                &[(IDLE, RESTARTING)]
+            ),
+            row(
+                18,
+                "cancel_restart",
+                |s, _| s.cancel_restart(),
+                &[(RESTARTING, RECOVERING)]
+            ),
+            row(
+                19,
+                "sweep",
+                |s, _| s.sweep(),
+                &[(STARTING, VACANT), (RESTARTING, RETIRED)]
+            ),
+            Row {
+                forbids: HAS_TASK,
+                ..row(
+                    20,
+                    "reopen",
+                    |s, _| s.reopen(),
+                    &[(EXITED, VACANT), (RETIRED, VACANT)]
+                )
+            },
+            Row {
+                requires: HAS_TASK,
+                forbids: CLAIMED,
+                sets: CLAIMED,
+                ..row(
+                    21,
+                    "claim_leftover",
+                    |s, seen| s.claim_leftover(seen),
+                    ENDED_STAY
+                )
+            },
+            Row {
+                requires: HAS_TASK | CLAIMED,
+                clears: HAS_TASK | CLAIMED,
+                ..row(22, "hand_back", |s, _| s.hand_back(), ENDED_STAY)
+            },
+        ]
+    }
+
+    fn word_with(word: u32) -> StateWord {
+        StateWord(AtomicU32::new(word))
+    }
+
+    #[test]
+    fn every_transition_against_every_state_does_what_the_table_says() {
+        let table = table();
+        let numbers: Vec<u32> = table.iter().map(|row| row.number).collect();
+        let mut expected: Vec<u32> = (1..=22).collect();
+        expected.insert(13, 13); // 13 has two rows, with and without a retry
+        assert_eq!(numbers, expected, "one row per number of the table");
+        let mut pairs = 0;
+        for row in &table {
+            for from in STATES {
+                for flags in [0, HAS_TASK, CLAIMED, HAS_TASK | CLAIMED] {
+                    let generation = 0xAB_CD;
+                    let before = (generation << GEN_SHIFT) | flags | from;
+                    let word = word_with(before);
+                    let result = (row.call)(&word, Word(before));
+                    let after = word.0.load(Ordering::Relaxed);
+                    let what = std::format!("{} {} on {:?}", row.number, row.name, Word(before));
+                    pairs += 1;
+                    let arrow = row.arrows.iter().find(|(f, _)| *f == from);
+                    let flags_allow =
+                        flags & row.requires == row.requires && flags & row.forbids == 0;
+                    let Some(&(_, to)) = arrow.filter(|_| flags_allow) else {
+                        assert_eq!(result, Err(Word(before)), "{what}: refused");
+                        assert_eq!(after, before, "{what}: a refusal leaves the word");
+                        continue;
+                    };
+                    assert_eq!(result, Ok(Word(before)), "{what}: returns the old word");
+                    assert_eq!(after & STATE_MASK, to, "{what}: the new state");
+                    let flags_after = (flags & !row.clears) | row.sets;
+                    assert_eq!(
+                        after & (HAS_TASK | CLAIMED),
+                        flags_after,
+                        "{what}: the flags"
+                    );
+                    let generation_after = generation + u32::from(row.next_generation);
+                    assert_eq!(
+                        after >> GEN_SHIFT,
+                        generation_after,
+                        "{what}: the generation"
+                    );
+                    assert_eq!(
+                        after & !(STATE_MASK | HAS_TASK | CLAIMED | (u32::MAX << GEN_SHIFT)),
+                        0,
+                        "{what}: no other bit"
+                    );
+                }
+            }
+        }
+        assert_eq!(pairs, 23 * 12 * 4);
+    }
+
+    #[test]
+    fn the_watchdogs_verdict_and_a_hand_back_apply_only_to_the_word_they_saw() {
+        let busy = (5 << GEN_SHIFT) | HAS_TASK | BUSY;
+        let newer = busy + (1 << GEN_SHIFT);
+        let word = word_with(newer);
+        // The worker finished and started another task since the watchdog looked.
+        assert_eq!(word.flag_hung(Word(busy)), Err(Word(newer)));
+        assert_eq!(word.0.load(Ordering::Relaxed), newer);
+        assert_eq!(word.flag_hung(Word(newer)), Ok(Word(newer)));
+        // Another hand-back claimed the task since this one looked.
+        let exited = HAS_TASK | EXITED;
+        let word = word_with(exited | CLAIMED);
+        assert_eq!(
+            word.claim_leftover(Word(exited)),
+            Err(Word(exited | CLAIMED))
+        );
+    }
+
+    #[test]
+    fn transitions_retry_after_losing_a_race_and_then_judge_the_new_word() {
+        // `apply` from a stale guess: it sees the real word on the failed CAS and judges that.
+        let word = word_with(HUNG | HAS_TASK);
+        assert_eq!(
+            word.apply(FINISH, BUSY | HAS_TASK),
+            Ok(Word(HUNG | HAS_TASK))
+        );
+        assert_eq!(word.load(), Word(IDLE));
+        let word = word_with(TERMINATING | HAS_TASK);
+        assert_eq!(
+            word.apply(FINISH, BUSY | HAS_TASK),
+            Err(Word(TERMINATING | HAS_TASK))
+        );
+    }
+
+    #[test]
+    fn generations_wrap_around_without_touching_the_state() {
+        let word = word_with((u32::MAX << GEN_SHIFT) | IDLE);
+        assert_eq!(word.start().map(Word::state), Ok(WorkerState::Idle));
+        assert_eq!(word.load(), Word(BUSY | HAS_TASK));
+    }
+
+    #[test]
+    fn the_shown_states_and_the_predicates_follow_the_codes() {
+        let shown = [
+            (VACANT, WorkerState::Vacant, "vacant"),
+            (STARTING, WorkerState::Starting, "starting"),
+            (IDLE, WorkerState::Idle, "idle"),
+            (BUSY, WorkerState::Busy, "busy"),
+            (HUNG, WorkerState::Hung, "hung"),
+            (TERMINATING, WorkerState::Terminating, "terminating"),
+            (EXITING, WorkerState::Exiting, "exiting"),
+            (EXITED, WorkerState::Exited, "exited"),
+            (CRASHED, WorkerState::Crashed, "crashed"),
+            (RECOVERING, WorkerState::Crashed, "crashed"),
+            (RESTARTING, WorkerState::Restarting, "restarting"),
+            (RETIRED, WorkerState::Retired, "retired"),
+        ];
+        for (code, state, name) in shown {
+            let word = Word(code | HAS_TASK | (3 << GEN_SHIFT));
+            assert_eq!(word.state(), state);
+            assert_eq!(std::format!("{state}"), name);
+            assert_eq!(word.is_vacant(), code == VACANT);
+            assert_eq!(word.is_idle(), code == IDLE);
+            assert_eq!(word.is_busy(), code == BUSY);
+            assert_eq!(word.is_exiting(), code == EXITING);
+            assert_eq!(
+                word.task_may_return(),
+                matches!(code, BUSY | HUNG | TERMINATING | CRASHED | RECOVERING)
+            );
+            assert!(word.has_task());
+            assert!(!Word(code).has_task());
+            assert_eq!(word.has_leftover(), matches!(code, EXITED | RETIRED));
+            assert!(!Word(code | HAS_TASK | CLAIMED).has_leftover());
+            assert!(!Word(code).has_leftover());
+        }
+    }
+}
