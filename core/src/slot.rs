@@ -9,42 +9,34 @@
 //! # The state machine
 //!
 //! ```text
-//!                                ┌────────────────── 20 reopen ──────────────────────┐
-//!                                ▼                                                   │
-//!   ┌──────────────────────▶ Vacant ──1 reserve──▶ Starting                          │
-//!   │                                ◀──3 release──   │  │                           │
-//!   │                                ◀──19 sweep───   │  │                           │
-//!   │                                                 │  │ 2 attach                  │
-//!   │      ┌───────────────────────────────────────── │ ─┘                           │
-//!   │      ▼                                          │                              │
-//!   │    Idle ──4 start──▶ Busy ──5 flag_hung──▶ Hung │ 11 declare_dead              │
-//!   │     ▲ │ ▲            │ ▲  ◀──6 heartbeat──   │  │   (from Starting, Idle, Busy,│
-//!   │     │ │ └─7 finish───┘ └─────7 finish────────┘  │    Hung, Terminating,        │
-//!   │     │ │                │  8 condemn            │  ▼    Crashed)                │
-//!   │     │ │                ▼                       ▼                               │
-//!   │     │ │            Terminating ◀──8 condemn── Hung                             │
-//!   │     │ │            Busy, Hung, Terminating ──9 abandon──▶ Crashed              │
-//!   │     │ │            Busy, Hung, Terminating ──10 crash──┐     │ 12 recover      │
-//!   │     │ │                                                ▼     ▼                 │
-//!   │     │ │                                               Recovering               │
-//!   │     │ │                         ┌──13 await_replacement──┘  │ 14 retire        │
-//!   │     │ │                         ▼                           ▼                  │
-//!   │     │ └──17 exit_for_replacement──▶ Restarting ──19 sweep──▶ Retired ─────────┤
-//!   │     │                            │  ▲  └──18 cancel_restart──▶ Recovering     │
-//!   │     └──────────── 2 attach ──────┘                                            │
-//!   │     │                                                                         │
-//!   │    Idle ──15 leave──▶ Exiting ──16 exit──▶ Exited ─────────────────────────────┘
-//!   │     └────────────────16 exit──────────────▲     ▲
-//!   │                      Exiting ──11 declare_dead──┘
-//!   │
-//!   └── Exited, Retired holding a task: 21 hand_back takes it (the state stays)
+//!  A worker comes and goes
+//!              ┌──────────────────────── 20 ───────────────────────────┐
+//!              ▼                                                       │
+//!           Vacant ──1──▶ Starting ──2──▶ Idle ──15──▶ Exiting ──16──▶ Exited
+//!              ▲             │            │ │                          ▲
+//!              └─── 3, 19 ───┘         17 │ └─────────── 16 ───────────┘
+//!                                         ▼
+//!                       Idle ◀───2─── Restarting ──19──▶ Retired ──20──▶ Vacant
+//!
+//!  A task runs                              A worker crashes
+//!     Idle ──4──▶ Busy ──5──▶ Hung             Busy, Hung, Terminating ──9──▶ Crashed
+//!                      ◀──6──                  Busy, Hung, Terminating ──10─▶ Recovering
+//!     Busy, Hung ──7──▶ Idle                   Starting, Idle, Busy, Hung,
+//!     Busy, Hung ──8──▶ Terminating              Terminating, Crashed ──11──▶ Crashed
+//!                                              Exiting ──11──▶ Exited
+//!  It is recovered                             Crashed ──12──▶ Recovering
+//!     Recovering ──13──▶ Restarting            Restarting ──18──▶ Recovering
+//!     Recovering ──14──▶ Retired
+//!
+//!  A retry left in an ended slot is handed back
+//!     Exited or Retired, with a task ──21──▶ the same, claimed ──22──▶ the same, no task
 //! ```
 //!
 //! | # | function | from → to | task flag | who |
 //! |---|---|---|---|---|
 //! | 1 | [`reserve`](StateWord::reserve) | Vacant → Starting | | [`Supervisor::reserve`](crate::Supervisor::reserve), `attach` of a vacant slot |
 //! | 2 | [`attach`](StateWord::attach) | Starting, Restarting → Idle | kept | [`Supervisor::attach`](crate::Supervisor::attach) |
-//! | 3 | [`release`](StateWord::release) | Starting → Vacant | | [`Supervisor::release`](crate::Supervisor::release), an `attach` the slot was not free for |
+//! | 3 | [`release`](StateWord::release) | Starting → Vacant | | [`Supervisor::release`](crate::Supervisor::release) |
 //! | 4 | [`start`](StateWord::start) | Idle → Busy | set; generation + 1 | the worker's step ([`Worker::try_next`](crate::Worker::try_next)) |
 //! | 5 | [`flag_hung`](StateWord::flag_hung) | Busy → Hung, same generation only | | the watchdog ([`Supervisor::tick`](crate::Supervisor::tick)) |
 //! | 6 | [`heartbeat`](StateWord::heartbeat) | Hung → Busy | | [`Context::heartbeat`](crate::Context::heartbeat) |
@@ -62,7 +54,8 @@
 //! | 18 | [`cancel_restart`](StateWord::cancel_restart) | Restarting → Recovering | | [`Supervisor::retire`](crate::Supervisor::retire) (then 14) |
 //! | 19 | [`sweep`](StateWord::sweep) | Starting → Vacant; Restarting → Retired | kept | an abort or escalation: no start will come |
 //! | 20 | [`reopen`](StateWord::reopen) | Exited, Retired without a task → Vacant | | [`Supervisor::reopen`](crate::Supervisor::reopen) |
-//! | 21 | [`hand_back`](StateWord::hand_back) | Exited, Retired with a task → the same | cleared | [`Supervisor::hand_back`](crate::Supervisor::hand_back) |
+//! | 21 | [`claim_leftover`](StateWord::claim_leftover) | Exited, Retired with an unclaimed task → the same, claimed | claim set | [`Supervisor::hand_back`](crate::Supervisor::hand_back) |
+//! | 22 | [`hand_back`](StateWord::hand_back) | Exited, Retired with a claimed task → the same | task and claim cleared | [`Supervisor::hand_back`](crate::Supervisor::hand_back) |
 //!
 //! `Recovering` is internal: [`WorkerState`] shows it as `Crashed`. Every pair of a state and
 //! a transition not in the table is refused, and the word is left as it was; the tests walk
@@ -74,6 +67,7 @@
 //! |---|---|
 //! | 0–3 | the state |
 //! | 4 | `HAS_TASK`: the slot's task cell holds a task (running, or kept for a retry) |
+//! | 5 | `CLAIMED`: a hand-back is taking that task out of an ended slot (21, 22) |
 //! | 8–31 | the *generation*, bumped at every task start |
 //!
 //! The generation lets the watchdog's transition 5 fail if the worker moved on to another task
@@ -94,9 +88,8 @@
 //!
 //! 1. The thread holding a slot's [`Worker`](crate::Worker) writes the cell only while the
 //!    state is `Idle` (taking a task, before 4) or its own `Busy`/`Hung` (finishing, after 7).
-//! 2. Anyone else touches the cell only from `Recovering` (after 10, 12 or 18), or from a
-//!    terminal state holding a task (`Exited`/`Retired`, 21; or with `&mut` to the
-//!    supervisor). A slot only becomes `Crashed` once its worker has let go of the task: by
+//! 2. Anyone else touches the cell only from `Recovering` (after 10, 12 or 18), from an ended
+//!    slot whose task it claimed (21, until 22), or with `&mut` to the supervisor. A slot only becomes `Crashed` once its worker has let go of the task: by
 //!    9, or by 11 for a thread that is dead, as the host promises when it calls
 //!    [`Supervisor::declare_dead`](crate::Supervisor::declare_dead).
 //! 3. `Idle` is changed only by the worker that holds it (4, 15, 16, 17) and by 11, whose
