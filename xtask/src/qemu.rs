@@ -1,9 +1,12 @@
 //! `cargo xtask qemu`: the firmware in `embedded/` on both boards under QEMU, and its footprint.
 //!
-//! For each variant (board × how atomics are made): build both images with the second
-//! toolchain — `supervised` (foreman) and `baseline` (the same firmware without foreman) — run
-//! each under QEMU with semihosting, check its output line by line (not only its exit status),
-//! and measure its sections. Then print the footprint table and foreman's share of it.
+//! For each variant (board × how atomics are made): build the three images with the second
+//! toolchain — `supervised` (foreman with everything: watchdog, crash recovery with retries
+//! and dead letters, snapshot and its report), `minimal` (foreman as a minimal supervised
+//! queue: submit from the interrupt, take, complete/fail, drain) and `baseline` (the same
+//! firmware without foreman) — run each under QEMU with semihosting, check its output line by
+//! line (not only its exit status), and measure its sections. Then print the footprint table,
+//! foreman's share of it in both configurations, and the verdict against each budget.
 //!
 //! The embassy firmware (`embedded/embassy/`, a crate of its own) goes the same way on the
 //! lm3s6965evb: `embassy` (foreman's embassy host) and `embassy-baseline` (the same firmware on
@@ -69,9 +72,12 @@ pub const VARIANTS: &[Variant] = &[
     },
 ];
 
-/// The two images of every variant: with foreman, and the same firmware without it.
+/// The images of every variant: foreman with everything, foreman as a minimal supervised
+/// queue, and the same firmware without foreman.
 const SUPERVISED: &str = "supervised";
+const MINIMAL: &str = "minimal";
 const BASELINE: &str = "baseline";
+const IMAGES: [&str; 3] = [SUPERVISED, MINIMAL, BASELINE];
 
 /// The embassy firmware's board (its crate builds for this one only).
 pub const EMBASSY: Variant = Variant {
@@ -90,8 +96,10 @@ const EMBASSY_BASELINE: &str = "embassy-baseline";
 /// A run that takes longer is stuck (a normal run takes well under a second).
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-/// foreman's budget: the `.text` it may add to a firmware (opt-level "s", LTO).
-pub const TEXT_BUDGET: u64 = 2048;
+/// foreman's budget: the `.text` it may add to a firmware (opt-level "s", LTO, host code
+/// included), as a minimal supervised queue (`minimal`) and with everything (`supervised`).
+pub const MINIMAL_BUDGET: u64 = 1536;
+pub const FULL_BUDGET: u64 = 4096;
 
 /// `cargo xtask qemu`.
 pub fn run() -> Result<()> {
@@ -131,8 +139,8 @@ fn prepare() -> Result<Nightly> {
 struct Report {
     /// (what was checked, problems found).
     checks: Vec<(String, Vec<String>)>,
-    /// Per variant that built: the sections and `size_of` lines of both images.
-    footprints: Vec<(&'static Variant, Image, Image)>,
+    /// Per variant that built: its images, in the order of [`IMAGES`].
+    footprints: Vec<(&'static Variant, [Image; 3])>,
     /// The embassy firmware's images, with foreman and without, if both were built.
     embassy_footprint: Option<(Image, Image)>,
 }
@@ -163,7 +171,7 @@ fn run_all(nightly: &Nightly) -> Report {
         let images = match build(nightly, variant) {
             Ok(dir) => dir,
             Err(err) => {
-                for image in [SUPERVISED, BASELINE] {
+                for image in IMAGES {
                     report.checks.push((
                         check_name(variant, image),
                         vec![format!("build failed: {err:#}")],
@@ -173,14 +181,13 @@ fn run_all(nightly: &Nightly) -> Report {
             }
         };
         let mut built = Vec::new();
-        for image in [SUPERVISED, BASELINE] {
+        for image in IMAGES {
             let elf = images.join(image);
             let (problems, statics) = match execute(variant, &elf) {
                 Ok(run) => {
-                    let problems = if image == SUPERVISED {
-                        supervised_problems(variant, &run)
-                    } else {
-                        baseline_problems(variant, &run)
+                    let problems = match image {
+                        SUPERVISED => supervised_problems(variant, &run),
+                        _ => common_problems(variant, image, &run),
                     };
                     (problems, statics_line(&run.stdout))
                 }
@@ -198,10 +205,8 @@ fn run_all(nightly: &Nightly) -> Report {
                 )),
             }
         }
-        if let [supervised, baseline] = built.as_slice() {
-            report
-                .footprints
-                .push((variant, supervised.clone(), baseline.clone()));
+        if let Ok(images) = <[Image; 3]>::try_from(built) {
+            report.footprints.push((variant, images));
         }
     }
     run_embassy(nightly, &mut report);
@@ -382,7 +387,7 @@ fn build(nightly: &Nightly, variant: &Variant) -> Result<PathBuf> {
     let built = Nightly::target_dir().join(variant.target).join("release");
     let dir = target_dir().join("qemu").join(variant.slug);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    for image in [SUPERVISED, BASELINE] {
+    for image in IMAGES {
         std::fs::copy(built.join(image), dir.join(image))
             .with_context(|| format!("cannot copy {} to {}", image, dir.display()))?;
     }
@@ -703,11 +708,6 @@ fn embassy_problems(run: &Run) -> Vec<String> {
     problems
 }
 
-/// Checks a `baseline` run.
-fn baseline_problems(variant: &Variant, run: &Run) -> Vec<String> {
-    common_problems(variant, BASELINE, run)
-}
-
 /// The sizes of an image's sections, in bytes.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct Sections {
@@ -755,15 +755,18 @@ impl Sections {
     }
 }
 
-/// The footprint as a Markdown table, with foreman's share and the budget verdict.
-fn footprint_table(footprints: &[(&Variant, Image, Image)]) -> String {
+/// The footprint as a Markdown table, with foreman's share in both configurations and the
+/// verdict against each budget.
+fn footprint_table(footprints: &[(&Variant, [Image; 3])]) -> String {
     let mut out = String::from(
         "Bytes; opt-level \"s\", fat LTO, codegen-units 1, panic abort. flash = vector table + \
-         .text + .rodata + .data; static RAM = .data + .bss (stack not included).\n\n\
+         .text + .rodata + .data; static RAM = .data + .bss (stack not included). minimal: \
+         foreman as a minimal supervised queue; supervised: with the watchdog, crash recovery \
+         and the snapshot's report.\n\n\
          | board | atomics | image | .text | .rodata | .data | .bss | flash | static RAM |\n\
          |---|---|---|---:|---:|---:|---:|---:|---:|\n",
     );
-    for (variant, supervised, baseline) in footprints {
+    for (variant, [supervised, minimal, baseline]) in footprints {
         let row = |image: &str, cells: [String; 6]| {
             format!(
                 "| {} | {} | {image} | {} |\n",
@@ -773,38 +776,51 @@ fn footprint_table(footprints: &[(&Variant, Image, Image)]) -> String {
             )
         };
         let plain = |s: &Sections| s.columns().map(|v| v.to_string());
+        let added = |with: &Sections| -> [String; 6] {
+            with.columns()
+                .iter()
+                .zip(baseline.sections.columns())
+                .map(|(with, without)| format!("{:+}", *with as i64 - without as i64))
+                .collect::<Vec<_>>()
+                .try_into()
+                .expect("six columns")
+        };
         out += &row(BASELINE, plain(&baseline.sections));
+        out += &row(MINIMAL, plain(&minimal.sections));
         out += &row(SUPERVISED, plain(&supervised.sections));
-        let added = supervised
-            .sections
-            .columns()
-            .iter()
-            .zip(baseline.sections.columns())
-            .map(|(with, without)| format!("{:+}", *with as i64 - without as i64))
-            .collect::<Vec<_>>()
-            .try_into()
-            .expect("six columns");
-        out += &row("**foreman adds**", added);
+        out += &row("**foreman adds, minimal**", added(&minimal.sections));
+        out += &row("**foreman adds, full**", added(&supervised.sections));
     }
     out += "\nStatics, from `size_of` (printed by the firmware):\n\n";
-    for (variant, supervised, baseline) in footprints {
+    for (variant, [supervised, minimal, baseline]) in footprints {
         out += &format!(
-            "- {} ({}): supervised: {}; baseline: {}\n",
-            variant.board, variant.atomics, supervised.statics, baseline.statics
+            "- {} ({}): supervised: {}; minimal: {}; baseline: {}\n",
+            variant.board, variant.atomics, supervised.statics, minimal.statics, baseline.statics
         );
     }
-    out += &format!("\nBudget: foreman may add {TEXT_BUDGET} bytes of .text.\n");
-    for (variant, supervised, baseline) in footprints {
-        let added = supervised.sections.text as i64 - baseline.sections.text as i64;
-        let verdict = if added <= TEXT_BUDGET as i64 {
-            "within budget".to_string()
-        } else {
-            format!("OVER BUDGET by {} bytes", added - TEXT_BUDGET as i64)
-        };
-        out += &format!(
-            "- {} ({}): +{added} bytes of .text: {verdict}\n",
-            variant.board, variant.atomics
-        );
+    out += &format!(
+        "\nBudgets: foreman may add {MINIMAL_BUDGET} bytes of .text as a minimal supervised \
+         queue, {FULL_BUDGET} with everything.\n"
+    );
+    for (variant, [supervised, minimal, baseline]) in footprints {
+        for (what, image, budget) in [
+            ("minimal", minimal, MINIMAL_BUDGET),
+            ("full", supervised, FULL_BUDGET),
+        ] {
+            let added = image.sections.text as i64 - baseline.sections.text as i64;
+            let verdict = if added <= budget as i64 {
+                format!("within its {budget}-byte budget")
+            } else {
+                format!(
+                    "OVER its {budget}-byte budget by {} bytes",
+                    added - budget as i64
+                )
+            };
+            out += &format!(
+                "- {} ({}), {what}: +{added} bytes of .text: {verdict}\n",
+                variant.board, variant.atomics
+            );
+        }
     }
     out
 }
@@ -970,13 +986,13 @@ outcomes: tasks=48 completed=41 failed=2 dead_lettered=0 crashed=5 mismatched=0
 check: ok
 ";
         let variant = &VARIANTS[1];
-        assert!(baseline_problems(variant, &run(ok, 0)).is_empty());
+        assert!(common_problems(variant, BASELINE, &run(ok, 0)).is_empty());
         let short = ok.replace("crashed=5", "crashed=4");
-        assert_eq!(baseline_problems(variant, &run(&short, 0)).len(), 1);
+        assert_eq!(common_problems(variant, BASELINE, &run(&short, 0)).len(), 1);
     }
 
     #[test]
-    fn the_footprint_table_shows_foremans_share_and_the_budget() {
+    fn the_footprint_table_shows_foremans_share_and_both_budgets() {
         let image = |text, statics: &str| Image {
             sections: Sections {
                 vector_table: 1024,
@@ -989,14 +1005,24 @@ check: ok
         };
         let table = footprint_table(&[(
             &VARIANTS[0],
-            image(9000, "supervisor=544"),
-            image(5000, "queue=48"),
+            [
+                image(9500, "supervisor=280"),
+                image(6400, "supervisor=200"),
+                image(5000, "queue=48"),
+            ],
         )]);
         assert!(table.contains(
-            "| lm3s6965evb | native | **foreman adds** | +4000 | +0 | +0 | +0 | +4000 | +0 |"
+            "| lm3s6965evb | native | **foreman adds, minimal** | +1400 | +0 | +0 | +0 | +1400 | +0 |"
         ));
-        assert!(table.contains("supervised: supervisor=544; baseline: queue=48"));
-        assert!(table.contains("+4000 bytes of .text: OVER BUDGET by 1952 bytes"));
+        assert!(table.contains(
+            "| lm3s6965evb | native | **foreman adds, full** | +4500 | +0 | +0 | +0 | +4500 | +0 |"
+        ));
+        assert!(table
+            .contains("supervised: supervisor=280; minimal: supervisor=200; baseline: queue=48"));
+        assert!(table.contains("minimal: +1400 bytes of .text: within its 1536-byte budget"));
+        assert!(
+            table.contains("full: +4500 bytes of .text: OVER its 4096-byte budget by 404 bytes")
+        );
         let table = embassy_table(&image(21000, "host=432"), &image(12000, "channel=64"));
         assert!(table
             .contains("| lm3s6965evb | **foreman adds** | +9000 | +0 | +0 | +0 | +9000 | +0 |"));
