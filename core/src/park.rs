@@ -45,6 +45,18 @@ use crate::sync::{dekker_fence, Ordering};
 /// }
 /// ```
 pub trait Park {
+    /// Whether [`park`](Park::park) may block. `false` promises that it never does (it
+    /// returns at once, as [`NoPark`]'s does): then nobody ever sleeps on a wake word, and the
+    /// core sends no wake-ups at all, which saves their atomic operations on every submission
+    /// and shutdown, and their code in a firmware image. A `Park` that blocks and says `false`
+    /// loses wake-ups: its threads sleep until something else wakes them.
+    ///
+    /// ```
+    /// use foreman_rt::park::{NoPark, Park};
+    /// assert!(!NoPark::BLOCKS);
+    /// ```
+    const BLOCKS: bool = true;
+
     /// Blocks while `word` holds `expected`. May return spuriously.
     fn park(&self, word: &AtomicU32, expected: u32);
     /// Wakes at least one thread parked on `word`, if any.
@@ -73,6 +85,8 @@ pub trait Park {
 pub struct NoPark;
 
 impl Park for NoPark {
+    const BLOCKS: bool = false;
+
     #[inline]
     fn park(&self, _word: &AtomicU32, _expected: u32) {
         crate::sync::spin_loop();
@@ -166,7 +180,10 @@ impl Signal {
     /// that skipped read the flag after its condition change and before that clearing, so the
     /// leaver sees the change.
     #[inline]
-    pub(crate) fn notify_one(&self, park: &impl Park) {
+    pub(crate) fn notify_one<P: Park>(&self, park: &P) {
+        if !P::BLOCKS {
+            return; // nobody sleeps
+        }
         dekker_fence();
         // SeqCst: pairs with `prepare` (Dekker): either this load sees the registration, or the
         // waiter's re-check sees the notifier's condition change; and with `cancel` (above).
@@ -192,7 +209,10 @@ impl Signal {
     }
 
     /// Wakes every sleeper. Call after making the condition true with a `SeqCst` operation.
-    pub(crate) fn notify_all(&self, park: &impl Park) {
+    pub(crate) fn notify_all<P: Park>(&self, park: &P) {
+        if !P::BLOCKS {
+            return; // nobody sleeps
+        }
         dekker_fence();
         // SeqCst: as in `notify_one`.
         if self.state.load(Ordering::SeqCst) >= SLEEPER {

@@ -95,6 +95,8 @@ impl Intensity {
     /// the last `max_restarts` restarts in a fixed log of this size.
     pub const MAX_RESTARTS: u8 = 16;
 
+    const _POWER_OF_TWO: () = assert!(Self::MAX_RESTARTS.is_power_of_two());
+
     /// At most `max_restarts` (≤ [`MAX_RESTARTS`](Self::MAX_RESTARTS)) restarts within
     /// `within` ticks (> 0 and ≤ [`MAX_DURATION`]). `max_restarts = 0` escalates on the first
     /// crash.
@@ -190,15 +192,17 @@ impl RestartWindow {
         let Some((max_restarts, within)) = intensity.limit else {
             return true;
         };
-        const SLOTS: u8 = Intensity::MAX_RESTARTS;
-        while self.len > 0 && now.wrapping_sub(self.at[usize::from(self.first)]) >= within.get() {
-            self.first = (self.first + 1) % SLOTS;
+        // MAX_RESTARTS is a power of two: masking keeps every index in the ring.
+        const MASK: usize = Intensity::MAX_RESTARTS as usize - 1;
+        let at = |index: u8| usize::from(index) & MASK;
+        while self.len > 0 && now.wrapping_sub(self.at[at(self.first)]) >= within.get() {
+            self.first = self.first.wrapping_add(1);
             self.len -= 1;
         }
         if self.len >= max_restarts {
             return false;
         }
-        self.at[usize::from((self.first + self.len) % SLOTS)] = now;
+        self.at[at(self.first.wrapping_add(self.len))] = now;
         self.len += 1;
         true
     }

@@ -263,93 +263,95 @@ impl fmt::Debug for Word {
     }
 }
 
-/// What a transition does, packed in one word so that it travels in registers:
-///
-/// | bits | meaning |
-/// |---|---|
-/// | 0–47 | for each current state code, the new one (a nibble per code; `0xF`: refused) |
-/// | 48–49 | flags it sets |
-/// | 50–51 | flags it clears |
-/// | 52–53 | flags it requires |
-/// | 54–55 | flags it forbids |
-/// | 56 | it bumps the generation |
-/// | 57 | it applies only to the word the caller saw (a changed word refuses) |
-///
-/// where the flags are [`TASK`] and [`CLAIM`], the word's bits 4 and 5.
-#[derive(Clone, Copy)]
-struct Op(u64);
+/// What a transition does: for each current state code, the new one (or [`REFUSED`]), and
+/// its rules for the flags `HAS_TASK` and `CLAIMED` (as [`TASK`] and [`CLAIM`], the word's
+/// bits 4 and 5 shifted down). The transitions are statics, passed by reference: a call site
+/// loads one address, and `StateWord::apply` reads one byte of the table.
+struct Op {
+    to: [u8; 12],
+    /// Flags it sets and clears.
+    sets: u8,
+    clears: u8,
+    /// Flags that must be set, and flags that must be clear, for it to apply.
+    requires: u8,
+    forbids: u8,
+    /// It bumps the generation.
+    next_generation: bool,
+    /// It applies only to the word the caller saw: a changed word refuses.
+    exact: bool,
+}
 
 /// The flag `HAS_TASK`, as an [`Op`] sees it.
-const TASK: u64 = 1;
+const TASK: u8 = 1;
 /// The flag `CLAIMED`, as an [`Op`] sees it.
-const CLAIM: u64 = 2;
+const CLAIM: u8 = 2;
 const FLAGS_SHIFT: u32 = 4;
-const SETS: u32 = 48;
-const CLEARS: u32 = 50;
-const REQUIRES: u32 = 52;
-const FORBIDS: u32 = 54;
-const NEXT_GENERATION: u64 = 1 << 56;
-const EXACT: u64 = 1 << 57;
-const REFUSED: u64 = 0xF;
+/// In [`Op::to`]: this state refuses the transition.
+const REFUSED: u8 = u8::MAX;
 
 impl Op {
     /// The transition taking each `(from, to)` pair, and no flag rule.
     const fn new(moves: &[(u32, u32)]) -> Op {
-        let mut to = (1 << SETS) - 1; // every code refused ...
+        let mut to = [REFUSED; 12]; // every code refused ...
         let mut i = 0;
         while i < moves.len() {
             let (from, into) = moves[i];
-            // ... but these.
-            to = (to & !(REFUSED << (4 * from))) | ((into as u64) << (4 * from));
+            to[from as usize] = into as u8; // ... but these
             i += 1;
         }
-        Op(to)
+        Op {
+            to,
+            sets: 0,
+            clears: 0,
+            requires: 0,
+            forbids: 0,
+            next_generation: false,
+            exact: false,
+        }
     }
 
-    const fn sets(self, flags: u64) -> Op {
-        Op(self.0 | flags << SETS)
+    const fn sets(mut self, flags: u8) -> Op {
+        self.sets |= flags;
+        self
     }
 
-    const fn clears(self, flags: u64) -> Op {
-        Op(self.0 | flags << CLEARS)
+    const fn clears(mut self, flags: u8) -> Op {
+        self.clears |= flags;
+        self
     }
 
-    const fn requires(self, flags: u64) -> Op {
-        Op(self.0 | flags << REQUIRES)
+    const fn requires(mut self, flags: u8) -> Op {
+        self.requires |= flags;
+        self
     }
 
-    const fn forbids(self, flags: u64) -> Op {
-        Op(self.0 | flags << FORBIDS)
+    const fn forbids(mut self, flags: u8) -> Op {
+        self.forbids |= flags;
+        self
     }
 
-    const fn with(self, bits: u64) -> Op {
-        Op(self.0 | bits)
+    const fn next_generation(mut self) -> Op {
+        self.next_generation = true;
+        self
     }
 
-    /// The two flag bits at `shift`.
-    const fn field(self, shift: u32) -> u64 {
-        (self.0 >> shift) & 0b11
+    const fn exact(mut self) -> Op {
+        self.exact = true;
+        self
     }
 
     /// The word this transition makes of `word`, or `None` if it refuses it.
-    const fn next(self, word: u32) -> Option<u32> {
-        let code = word & STATE_MASK;
-        let flags = (word >> FLAGS_SHIFT) as u64 & 0b11;
-        if code > RETIRED {
+    fn next(&self, word: u32) -> Option<u32> {
+        let to = *self.to.get((word & STATE_MASK) as usize)?;
+        let flags = (word >> FLAGS_SHIFT) as u8 & (TASK | CLAIM);
+        if to == REFUSED || flags & self.requires != self.requires || flags & self.forbids != 0 {
             return None;
         }
-        let to = (self.0 >> (4 * code)) & REFUSED;
-        if to == REFUSED
-            || flags & self.field(REQUIRES) != self.field(REQUIRES)
-            || flags & self.field(FORBIDS) != 0
-        {
-            return None;
-        }
-        let flags = (flags & !self.field(CLEARS)) | self.field(SETS);
-        let mut new = (word & !(STATE_MASK | 0b11 << FLAGS_SHIFT))
-            | to as u32
-            | (flags as u32) << FLAGS_SHIFT;
-        if self.0 & NEXT_GENERATION != 0 {
+        let flags = (flags & !self.clears) | self.sets;
+        let mut new = (word & !(STATE_MASK | HAS_TASK | CLAIMED))
+            | u32::from(to)
+            | u32::from(flags) << FLAGS_SHIFT;
+        if self.next_generation {
             new = new.wrapping_add(1 << GEN_SHIFT);
         }
         Some(new)
@@ -357,10 +359,11 @@ impl Op {
 }
 
 const RESERVE: Op = Op::new(&[(VACANT, STARTING)]);
+const CLAIM_VACANT: Op = Op::new(&[(VACANT, IDLE)]);
 const ATTACH: Op = Op::new(&[(STARTING, IDLE), (RESTARTING, IDLE)]);
 const RELEASE: Op = Op::new(&[(STARTING, VACANT)]);
-const START: Op = Op::new(&[(IDLE, BUSY)]).sets(TASK).with(NEXT_GENERATION);
-const FLAG_HUNG: Op = Op::new(&[(BUSY, HUNG)]).with(EXACT);
+const START: Op = Op::new(&[(IDLE, BUSY)]).sets(TASK).next_generation();
+const FLAG_HUNG: Op = Op::new(&[(BUSY, HUNG)]).exact();
 const HEARTBEAT: Op = Op::new(&[(HUNG, BUSY)]);
 const FINISH: Op = Op::new(&[(BUSY, IDLE), (HUNG, IDLE)]).clears(TASK);
 const CONDEMN: Op = Op::new(&[(BUSY, TERMINATING), (HUNG, TERMINATING)]);
@@ -393,7 +396,7 @@ const CLAIM_LEFTOVER: Op = Op::new(&[(EXITED, EXITED), (RETIRED, RETIRED)])
     .requires(TASK)
     .forbids(CLAIM)
     .sets(CLAIM)
-    .with(EXACT);
+    .exact();
 const HAND_BACK: Op = Op::new(&[(EXITED, EXITED), (RETIRED, RETIRED)])
     .requires(TASK | CLAIM)
     .clears(TASK | CLAIM);
@@ -429,7 +432,7 @@ impl StateWord {
     /// The one compare-and-swap loop: applies `op` to the word, starting from `seen`. Not
     /// generic and not inlined: every transition shares this one copy.
     #[inline(never)]
-    fn apply(&self, op: Op, seen: u32) -> Moved {
+    fn apply(&self, seen: u32, op: &Op) -> Moved {
         let mut word = seen;
         loop {
             let Some(new) = op.next(word) else {
@@ -442,142 +445,148 @@ impl StateWord {
             {
                 Ok(_) => return Ok(Word(word)),
                 // A weak CAS may fail spuriously, reporting the word it expected: try again.
-                Err(current) if op.0 & EXACT != 0 && current != word => return Err(Word(current)),
+                Err(current) if op.exact && current != word => return Err(Word(current)),
                 Err(current) => word = current,
             }
         }
     }
 
-    /// Applies `op` to the current word.
-    #[inline]
-    fn apply_now(&self, op: Op) -> Moved {
-        self.apply(op, self.load().0)
+    /// Applies `op` to the current word. Not inlined either: a call is smaller than the load.
+    #[inline(never)]
+    fn apply_now(&self, op: &Op) -> Moved {
+        self.apply(self.load().0, op)
     }
 
     /// 1: Vacant → Starting. The caller counted the slot as active before.
     pub(crate) fn reserve(&self) -> Moved {
-        self.apply_now(RESERVE)
+        self.apply_now(&RESERVE)
+    }
+
+    /// 23: Vacant → Idle: a worker attaches to a vacant slot. The caller counted the slot as
+    /// active before.
+    pub(crate) fn claim(&self) -> Moved {
+        self.apply_now(&CLAIM_VACANT)
     }
 
     /// 2: Starting or Restarting → Idle: a worker attaches (a retry kept in the cell stays).
     pub(crate) fn attach(&self) -> Moved {
-        self.apply_now(ATTACH)
+        self.apply_now(&ATTACH)
     }
 
     /// 3: Starting → Vacant: a reservation given up. The caller counts the slot out.
     pub(crate) fn release(&self) -> Moved {
-        self.apply_now(RELEASE)
+        self.apply_now(&RELEASE)
     }
 
     /// 4: Idle → Busy, with a task (just written into the cell, or a retry kept there) and
     /// the next generation.
     pub(crate) fn start(&self) -> Moved {
-        self.apply_now(START)
+        self.apply_now(&START)
     }
 
     /// 5: Busy → Hung, only from `seen` (the word whose heartbeat the watchdog judged).
     pub(crate) fn flag_hung(&self, seen: Word) -> Moved {
-        self.apply(FLAG_HUNG, seen.0)
+        self.apply(seen.0, &FLAG_HUNG)
     }
 
     /// 6: Hung → Busy: the task showed progress.
     pub(crate) fn heartbeat(&self) -> Moved {
-        self.apply_now(HEARTBEAT)
+        self.apply_now(&HEARTBEAT)
     }
 
     /// 7: Busy or Hung → Idle, the task taken out. Refused once condemned (Terminating).
     pub(crate) fn finish(&self) -> Moved {
-        self.apply_now(FINISH)
+        self.apply_now(&FINISH)
     }
 
     /// 8: Busy or Hung → Terminating: the host will kill the worker.
     pub(crate) fn condemn(&self) -> Moved {
-        self.apply_now(CONDEMN)
+        self.apply_now(&CONDEMN)
     }
 
     /// 9: Busy, Hung or Terminating → Crashed: the worker lets go of its task, for a
     /// recoverer.
     pub(crate) fn abandon(&self) -> Moved {
-        self.apply_now(ABANDON)
+        self.apply_now(&ABANDON)
     }
 
     /// 10: Busy, Hung or Terminating → Recovering: the crashing worker recovers its own task.
     pub(crate) fn crash(&self) -> Moved {
-        self.apply_now(CRASH)
+        self.apply_now(&CRASH)
     }
 
     /// 11: a worker whose thread is dead (per the caller's promise) → Crashed, or, if it was
     /// leaving, Exiting → Exited (the caller counts it out).
     pub(crate) fn declare_dead(&self) -> Moved {
-        self.apply_now(DECLARE_DEAD)
+        self.apply_now(&DECLARE_DEAD)
     }
 
     /// 12: Crashed → Recovering: the cell is the caller's.
     pub(crate) fn recover(&self) -> Moved {
-        self.apply_now(RECOVER)
+        self.apply_now(&RECOVER)
     }
 
     /// 13: Recovering → Restarting, with the retry the caller put back into the cell, or
     /// without a task.
     pub(crate) fn await_replacement(&self, with_retry: bool) -> Moved {
         self.apply_now(if with_retry {
-            AWAIT_REPLACEMENT_WITH_RETRY
+            &AWAIT_REPLACEMENT_WITH_RETRY
         } else {
-            AWAIT_REPLACEMENT
+            &AWAIT_REPLACEMENT
         })
     }
 
     /// 14: Recovering → Retired, the caller having taken the task out. The caller counts the
     /// slot out.
     pub(crate) fn retire(&self) -> Moved {
-        self.apply_now(RETIRE)
+        self.apply_now(&RETIRE)
     }
 
     /// 15: Idle without a task → Exiting: the worker leaves because of a shutdown.
     pub(crate) fn leave(&self) -> Moved {
-        self.apply_now(LEAVE)
+        self.apply_now(&LEAVE)
     }
 
     /// 16: Exiting or Idle → Exited: the worker's handle is gone and nobody replaces it (a
     /// retry it held stays for `hand_back`). The caller counts the slot out.
     pub(crate) fn exit(&self) -> Moved {
-        self.apply_now(EXIT)
+        self.apply_now(&EXIT)
     }
 
     /// 17: Idle → Restarting: the worker's handle is gone and a replacement is wanted (a
     /// retry it held stays for the replacement).
     pub(crate) fn exit_for_replacement(&self) -> Moved {
-        self.apply_now(EXIT_FOR_REPLACEMENT)
+        self.apply_now(&EXIT_FOR_REPLACEMENT)
     }
 
     /// 18: Restarting → Recovering: no replacement will come; the cell is the caller's, who
     /// retires the slot next (14).
     pub(crate) fn cancel_restart(&self) -> Moved {
-        self.apply_now(CANCEL_RESTART)
+        self.apply_now(&CANCEL_RESTART)
     }
 
     /// 19: Starting → Vacant, Restarting → Retired: a shutdown sweeps away the starts it no
     /// longer needs (a retry held stays for `hand_back`). The caller counts the slot out.
     pub(crate) fn sweep(&self) -> Moved {
-        self.apply_now(SWEEP)
+        self.apply_now(&SWEEP)
     }
 
     /// 20: Exited or Retired, without a task → Vacant.
     pub(crate) fn reopen(&self) -> Moved {
-        self.apply_now(REOPEN)
+        self.apply_now(&REOPEN)
     }
 
     /// 21: Exited or Retired with a task nobody claimed → the same, claimed: the cell is the
     /// caller's, and `reopen` refuses while the task flag is set. Only from `seen` (the word
     /// that showed the task).
     pub(crate) fn claim_leftover(&self, seen: Word) -> Moved {
-        self.apply(CLAIM_LEFTOVER, seen.0)
+        self.apply(seen.0, &CLAIM_LEFTOVER)
     }
 
     /// 22: Exited or Retired with a claimed task → the same without a task: the claimer took
     /// it out of the cell.
     pub(crate) fn hand_back(&self) -> Moved {
-        self.apply_now(HAND_BACK)
+        self.apply_now(&HAND_BACK)
     }
 }
 
@@ -615,6 +624,11 @@ pub(crate) struct WorkerSlot<T> {
     pub(crate) restarts: AtomicU32,
     task: UnsafeCell<MaybeUninit<Envelope<T>>>,
 }
+
+// SAFETY: the task cell is reached by one thread at a time, as the state word decides (see
+// the module docs), so `T: Send` suffices; everything else is atomic. (The handles that hold a
+// `&WorkerSlot` are sent between threads by hosts.)
+unsafe impl<T: Send> Sync for WorkerSlot<T> {}
 
 impl<T> WorkerSlot<T> {
     crate::sync::loom_const_fn! {
@@ -1019,13 +1033,13 @@ mod tests {
         // `apply` from a stale guess: it sees the real word on the failed CAS and judges that.
         let word = word_with(HUNG | HAS_TASK);
         assert_eq!(
-            word.apply(FINISH, BUSY | HAS_TASK),
+            word.apply(BUSY | HAS_TASK, &FINISH),
             Ok(Word(HUNG | HAS_TASK))
         );
         assert_eq!(word.load(), Word(IDLE));
         let word = word_with(TERMINATING | HAS_TASK);
         assert_eq!(
-            word.apply(FINISH, BUSY | HAS_TASK),
+            word.apply(BUSY | HAS_TASK, &FINISH),
             Err(Word(TERMINATING | HAS_TASK))
         );
     }

@@ -34,6 +34,15 @@ use crate::worker::Worker;
 /// Ticks are compared in wrapping order: `a` is after `b` if `a - b` (wrapping) is below this.
 const HALF_RANGE: Tick = Tick::MAX / 2 + 1;
 
+/// The error for a transition refused on slot `index`, which was in the `found` state.
+#[cold]
+fn wrong_state(index: usize, found: Word) -> WorkerError {
+    WorkerError::WrongState {
+        index,
+        state: found.state(),
+    }
+}
+
 /// Why a submission was refused. The task comes back inside: nothing is dropped.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum SubmitError<T> {
@@ -311,9 +320,11 @@ impl<const W: usize> NewlyHung<W> {
     }
 
     fn push(&mut self, index: usize) {
-        // At most one entry per slot: `len < W`.
-        self.indices[self.len] = index;
-        self.len += 1;
+        // At most one entry per slot, so there is always room.
+        if let Some(entry) = self.indices.get_mut(self.len) {
+            *entry = index;
+            self.len += 1;
+        }
     }
 
     /// The workers not yet yielded.
@@ -324,7 +335,7 @@ impl<const W: usize> NewlyHung<W> {
     /// assert_eq!(sup.tick(5).as_slice(), []);
     /// ```
     pub fn as_slice(&self) -> &[usize] {
-        &self.indices[self.next..self.len]
+        self.indices.get(self.next..self.len).unwrap_or_default()
     }
 
     /// Whether no worker is left to yield (none was flagged, or all were yielded).
@@ -343,9 +354,12 @@ impl<const W: usize> Iterator for NewlyHung<W> {
     type Item = usize;
 
     fn next(&mut self) -> Option<usize> {
-        let index = *self.as_slice().first()?;
+        if self.next == self.len {
+            return None;
+        }
+        let index = self.indices.get(self.next).copied();
         self.next += 1;
-        Some(index)
+        index
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -542,10 +556,6 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
         &self.park
     }
 
-    pub(crate) fn slot(&self, index: usize) -> &WorkerSlot<T> {
-        &self.slots[index]
-    }
-
     fn slot_checked(&self, index: usize) -> Result<&WorkerSlot<T>, WorkerError> {
         self.slots
             .get(index)
@@ -571,7 +581,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// assert_eq!(sup.try_submit(4), Err(SubmitError::Closed(4)));
     /// ```
     pub fn try_submit(&self, task: T) -> Result<(), SubmitError<T>> {
-        match self.queue.try_push(Envelope::new(task)) {
+        match self.push(Envelope::new(task)) {
             Ok(()) => {
                 // The push's SeqCst tail CAS is the condition change `notify_one` needs.
                 self.work.notify_one(&self.park);
@@ -579,6 +589,13 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
             }
             Err(err) => Err(self.refused(err)),
         }
+    }
+
+    /// Pushes a new task. Not inlined: the push is large, and an interrupt handler that
+    /// submits should not carry a copy of it.
+    #[inline(never)]
+    fn push(&self, envelope: Envelope<T>) -> Result<(), PushError<Envelope<T>>> {
+        self.queue.try_push(envelope)
     }
 
     /// Counts a refused submission and hands its task back.
@@ -618,6 +635,11 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
                 Err(closed @ PushError::Closed(_)) => return Err(self.refused(closed)),
                 Err(PushError::Full(back)) => {
                     envelope = back;
+                    if !P::BLOCKS {
+                        // Nobody would wake us: try again after a pause.
+                        crate::sync::spin_loop();
+                        continue;
+                    }
                     let key = self.space.prepare();
                     // Sleep until the workers have taken half the queue (`take_queued` wakes
                     // us then), to refill half the queue in one go rather than one task per
@@ -644,7 +666,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
         // queue is down to half: a submitter sleeps until then (see `submit`), and one that
         // went to sleep with the queue fuller is woken by a later pop, since workers keep
         // popping until the queue is empty (or a shutdown wakes everyone).
-        if self.space.has_sleepers() && self.queue.len() <= N / 2 {
+        if P::BLOCKS && self.space.has_sleepers() && self.queue.len() <= N / 2 {
             self.space.notify_one(&self.park);
         }
         Ok(envelope)
@@ -663,6 +685,11 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// Parks an idle worker until there may be work or a shutdown. While draining, an idle
     /// worker waits instead for its busy peers' tasks to come back (see `drain_waits`).
     pub(crate) fn wait_for_work(&self) {
+        if !P::BLOCKS {
+            // Nobody would wake us: the caller looks again after a pause.
+            crate::sync::spin_loop();
+            return;
+        }
         // SeqCst loads here, in `is_empty` and in `tasks_out`: the re-check half of the
         // event-count protocol, against the submitters' tail CAS, the shutdowns' phase CAS and
         // the finishing workers' transitions.
@@ -703,30 +730,33 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// ```
     pub fn reserve(&self, index: usize) -> Result<(), WorkerError> {
         let slot = self.slot_checked(index)?;
-        self.claim(index, slot)
+        self.claim(index, slot, false)?;
+        // An abort or escalation that swept the slots meanwhile sweeps this one too.
+        self.settle_start();
+        Ok(())
     }
 
-    /// Counts a vacant slot as active and reserves it (transition 1); a shutdown that swept
-    /// the slots meanwhile sweeps it too.
-    fn claim(&self, index: usize, slot: &WorkerSlot<T>) -> Result<(), WorkerError> {
-        let wrong = |found: Word| WorkerError::WrongState {
-            index,
-            state: found.state(),
-        };
+    /// Counts a vacant slot as active, then claims it: Vacant → Starting (transition 1) for a
+    /// reservation, or → Idle (23) to attach.
+    fn claim(&self, index: usize, slot: &WorkerSlot<T>, attach: bool) -> Result<(), WorkerError> {
         let word = slot.state.load();
         if !word.is_vacant() {
-            return Err(wrong(word));
+            return Err(wrong_state(index, word));
         }
         // Counted before it leaves Vacant (invariant 4).
         self.phase
             .activate()
             .map_err(|_| WorkerError::ShuttingDown)?;
-        if let Err(found) = slot.state.reserve() {
+        let claimed = if attach {
+            slot.state.claim()
+        } else {
+            slot.state.reserve()
+        };
+        if let Err(found) = claimed {
             // Another claim took the slot since we looked.
             self.deactivate(Leaving::Undone);
-            return Err(wrong(found));
+            return Err(wrong_state(index, found));
         }
-        self.settle_start();
         Ok(())
     }
 
@@ -744,10 +774,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
         let slot = self.slot_checked(index)?;
         slot.state
             .release()
-            .map_err(|found| WorkerError::WrongState {
-                index,
-                state: found.state(),
-            })?;
+            .map_err(|found| wrong_state(index, found))?;
         self.deactivate(Leaving::Left);
         Ok(())
     }
@@ -769,12 +796,11 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     pub fn attach(&self, index: usize) -> Result<Worker<'_, T, N, W, P>, WorkerError> {
         let slot = self.slot_checked(index)?;
         if slot.state.load().is_vacant() {
-            self.claim(index, slot)?;
+            self.claim(index, slot, true)?;
+        } else if let Err(found) = slot.state.attach() {
+            return Err(self.attach_refused(index, found));
         }
-        match slot.state.attach() {
-            Ok(_) => Ok(Worker::new(self, index)),
-            Err(found) => Err(self.attach_refused(index, found)),
-        }
+        Ok(Worker::new(self, slot, index))
     }
 
     /// Why `attach` was refused on slot `index`, which was in the `found` state.
@@ -784,10 +810,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
             // An abort or escalation swept a reservation or restart away under us.
             WorkerError::ShuttingDown
         } else {
-            WorkerError::WrongState {
-                index,
-                state: found.state(),
-            }
+            wrong_state(index, found)
         }
     }
 
@@ -812,10 +835,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
         let claimed = slot
             .state
             .cancel_restart()
-            .map_err(|found| WorkerError::WrongState {
-                index,
-                state: found.state(),
-            })?;
+            .map_err(|found| wrong_state(index, found))?;
         let task = claimed.has_task().then(|| {
             // SAFETY: transition 18 made the cell ours, and the flag says it holds the retry.
             let envelope = unsafe { slot.take() };
@@ -949,6 +969,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
         if new.is_stopped() {
             self.phase.wake_stop_waiters(&self.park);
         }
+        // The state now: the sweep above may have stopped the supervisor since `new`.
         self.state()
     }
 
@@ -1177,10 +1198,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
         let slot = self.slot_checked(index)?;
         slot.state
             .condemn()
-            .map_err(|found| WorkerError::WrongState {
-                index,
-                state: found.state(),
-            })?;
+            .map_err(|found| wrong_state(index, found))?;
         Ok(())
     }
 
@@ -1213,10 +1231,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
         let old = slot
             .state
             .declare_dead()
-            .map_err(|found| WorkerError::WrongState {
-                index,
-                state: found.state(),
-            })?;
+            .map_err(|found| wrong_state(index, found))?;
         if old.is_exiting() {
             // Exiting → Exited: counted out.
             self.deactivate(Leaving::Left);
@@ -1253,17 +1268,19 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
         let claimed = slot
             .state
             .recover()
-            .map_err(|found| WorkerError::WrongState {
-                index,
-                state: found.state(),
-            })?;
-        Ok(self.recover_claimed(index, claimed))
+            .map_err(|found| wrong_state(index, found))?;
+        Ok(self.recover_claimed(slot, index, claimed))
     }
 
-    /// Recovery proper, once the caller moved slot `index` to Recovering from `claimed`.
+    /// Recovery proper, once the caller moved `slot` (at `index`) to Recovering from
+    /// `claimed`.
     #[inline(never)]
-    pub(crate) fn recover_claimed(&self, index: usize, claimed: Word) -> CrashReport<T> {
-        let slot = self.slot(index);
+    pub(crate) fn recover_claimed(
+        &self,
+        slot: &WorkerSlot<T>,
+        index: usize,
+        claimed: Word,
+    ) -> CrashReport<T> {
         slot.count_crash();
         let decision = self.decide(true);
         let mut kept = false;
@@ -1351,12 +1368,11 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
         }
     }
 
-    /// The worker of slot `index`, Idle, left while the supervisor runs (its handle was
-    /// dropped): replace it per the restart policy (a retry it held stays for the
-    /// replacement) or let it go.
+    /// The worker of `slot`, Idle, left while the supervisor runs (its handle was dropped):
+    /// replace it per the restart policy (a retry it held stays for the replacement) or let
+    /// it go.
     #[inline(never)]
-    pub(crate) fn exit_running(&self, index: usize) -> Decision {
-        let slot = self.slot(index);
+    pub(crate) fn exit_running(&self, slot: &WorkerSlot<T>) -> Decision {
         let decision = self.decide(false);
         if decision == Decision::Escalate {
             self.shut_down(Shutdown::Escalation);

@@ -155,8 +155,32 @@ impl<T> core::ops::Deref for CachePadded<T> {
 }
 
 /// Exponential back-off for the short waits inside the queue.
-#[cfg(not(loom))]
+#[cfg(all(not(loom), not(target_os = "none")))]
 pub(crate) use crossbeam_utils::Backoff;
+
+/// On bare metal, one pause per retry: a microcontroller has one core (or a few without a
+/// shared cache), so spinning longer does not let the awaited thread finish sooner, and every
+/// inlined back-off loop costs flash.
+#[cfg(all(not(loom), target_os = "none"))]
+pub(crate) struct Backoff;
+
+#[cfg(all(not(loom), target_os = "none"))]
+impl Backoff {
+    #[inline(always)]
+    pub(crate) fn new() -> Self {
+        Backoff
+    }
+
+    #[inline(always)]
+    pub(crate) fn spin(&self) {
+        core::hint::spin_loop();
+    }
+
+    #[inline(always)]
+    pub(crate) fn snooze(&self) {
+        core::hint::spin_loop();
+    }
+}
 
 /// Under loom a waiting thread must yield, or the model never lets the awaited thread run.
 #[cfg(loom)]

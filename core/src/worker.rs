@@ -58,6 +58,8 @@ use crate::sync::{AtomicU32, Ordering};
 /// ```
 pub struct Worker<'s, T, const N: usize, const W: usize, P: Park> {
     sup: &'s Supervisor<T, N, W, P>,
+    /// The slot at `index`, looked up once when attaching.
+    slot: &'s WorkerSlot<T>,
     index: usize,
     /// Set when this handle's job crashed or was condemned: the slot is no longer ours (a
     /// replacement may already own it).
@@ -92,9 +94,14 @@ impl<T, const N: usize, const W: usize, P: Park> fmt::Debug for Next<'_, T, N, W
 }
 
 impl<'s, T, const N: usize, const W: usize, P: Park> Worker<'s, T, N, W, P> {
-    pub(crate) fn new(sup: &'s Supervisor<T, N, W, P>, index: usize) -> Self {
+    pub(crate) fn new(
+        sup: &'s Supervisor<T, N, W, P>,
+        slot: &'s WorkerSlot<T>,
+        index: usize,
+    ) -> Self {
         Worker {
             sup,
+            slot,
             index,
             dead: false,
         }
@@ -124,7 +131,7 @@ impl<'s, T, const N: usize, const W: usize, P: Park> Worker<'s, T, N, W, P> {
     }
 
     fn slot(&self) -> &'s WorkerSlot<T> {
-        self.sup.slot(self.index)
+        self.slot
     }
 
     /// Takes the next task, if there is one. Never blocks: for hosts that poll.
@@ -237,6 +244,7 @@ impl<'s, T, const N: usize, const W: usize, P: Park> Worker<'s, T, N, W, P> {
     fn job(&mut self) -> Job<'_, T, N, W, P> {
         Job {
             sup: self.sup,
+            slot: self.slot,
             index: self.index,
             dead: &mut self.dead,
         }
@@ -268,7 +276,7 @@ impl<'s, T, const N: usize, const W: usize, P: Park> Worker<'s, T, N, W, P> {
         }
         let word = self.slot().state.load();
         if word.is_idle() {
-            return self.sup.exit_running(self.index);
+            return self.sup.exit_running(self.slot);
         }
         // Exiting → Exited (transition 16). Refused if the host declared this worker dead
         // (its recovery decides) or it was counted out already.
@@ -329,6 +337,7 @@ impl core::error::Error for Condemned {}
 /// ```
 pub struct Job<'w, T, const N: usize, const W: usize, P: Park> {
     sup: &'w Supervisor<T, N, W, P>,
+    slot: &'w WorkerSlot<T>,
     index: usize,
     /// The worker's `dead` flag: set when this job lets go of its slot.
     dead: &'w mut bool,
@@ -336,7 +345,7 @@ pub struct Job<'w, T, const N: usize, const W: usize, P: Park> {
 
 impl<'w, T, const N: usize, const W: usize, P: Park> Job<'w, T, N, W, P> {
     fn slot(&self) -> &'w WorkerSlot<T> {
-        self.sup.slot(self.index)
+        self.slot
     }
 
     /// The task.
@@ -467,7 +476,7 @@ impl<'w, T, const N: usize, const W: usize, P: Park> Job<'w, T, N, W, P> {
         *this.dead = true;
         match this.slot().state.crash() {
             // Busy, Hung or Terminating → Recovering (transition 10): the recovery is ours.
-            Ok(claimed) => this.sup.recover_claimed(this.index, claimed),
+            Ok(claimed) => this.sup.recover_claimed(this.slot, this.index, claimed),
             // Only if the host declared this live worker dead, breaking `declare_dead`'s
             // promise: whoever recovers the slot reports the task.
             Err(_) => CrashReport {
