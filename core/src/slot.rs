@@ -13,10 +13,11 @@
 //!              ┌──────────────────────── 20 ───────────────────────────┐
 //!              ▼                                                       │
 //!           Vacant ──1──▶ Starting ──2──▶ Idle ──15──▶ Exiting ──16──▶ Exited
-//!              ▲             │            │ │                          ▲
-//!              └─── 3, 19 ───┘         17 │ └─────────── 16 ───────────┘
-//!                                         ▼
-//!                       Idle ◀───2─── Restarting ──19──▶ Retired ──20──▶ Vacant
+//!            │ ▲             │            ▲ │ │                        ▲
+//!            │ └─── 3, 19 ───┘            │ │ └─────────── 16 ─────────┘
+//!            └──────────── 23 ────────────┘ │ 17
+//!                                           ▼
+//!                         Idle ◀───2─── Restarting ──19──▶ Retired ──20──▶ Vacant
 //!
 //!  A task runs                              A worker crashes
 //!     Idle ──4──▶ Busy ──5──▶ Hung             Busy, Hung, Terminating ──9──▶ Crashed
@@ -34,7 +35,7 @@
 //!
 //! | # | function | from → to | task flag | who |
 //! |---|---|---|---|---|
-//! | 1 | [`reserve`](StateWord::reserve) | Vacant → Starting | | [`Supervisor::reserve`](crate::Supervisor::reserve), `attach` of a vacant slot |
+//! | 1 | [`reserve`](StateWord::reserve) | Vacant → Starting | | [`Supervisor::reserve`](crate::Supervisor::reserve) |
 //! | 2 | [`attach`](StateWord::attach) | Starting, Restarting → Idle | kept | [`Supervisor::attach`](crate::Supervisor::attach) |
 //! | 3 | [`release`](StateWord::release) | Starting → Vacant | | [`Supervisor::release`](crate::Supervisor::release) |
 //! | 4 | [`start`](StateWord::start) | Idle → Busy | set; generation + 1 | the worker's step ([`Worker::try_next`](crate::Worker::try_next)) |
@@ -56,6 +57,7 @@
 //! | 20 | [`reopen`](StateWord::reopen) | Exited, Retired without a task → Vacant | | [`Supervisor::reopen`](crate::Supervisor::reopen) |
 //! | 21 | [`claim_leftover`](StateWord::claim_leftover) | Exited, Retired with an unclaimed task → the same, claimed | claim set | [`Supervisor::hand_back`](crate::Supervisor::hand_back) |
 //! | 22 | [`hand_back`](StateWord::hand_back) | Exited, Retired with a claimed task → the same | task and claim cleared | [`Supervisor::hand_back`](crate::Supervisor::hand_back) |
+//! | 23 | [`claim`](StateWord::claim) | Vacant → Idle | | [`Supervisor::attach`](crate::Supervisor::attach) of a vacant slot |
 //!
 //! `Recovering` is internal: [`WorkerState`] shows it as `Crashed`. Every pair of a state and
 //! a transition not in the table is refused, and the word is left as it was; the tests walk
@@ -95,7 +97,7 @@
 //! 3. `Idle` is changed only by the worker that holds it (4, 15, 16, 17) and by 11, whose
 //!    caller promises that worker never runs again.
 //! 4. While a slot is active (every state but `Vacant`, `Exited`, `Retired`) it is counted in
-//!    the supervisor's active count (see `phase`): counted before it leaves `Vacant` (1), and
+//!    the supervisor's active count (see `phase`): counted before it leaves `Vacant` (1, 23), and
 //!    counted out after it enters `Vacant`, `Exited` or `Retired`, by whoever moved it there.
 
 use core::fmt;
@@ -952,6 +954,7 @@ mod tests {
                 clears: HAS_TASK | CLAIMED,
                 ..row(22, "hand_back", |s, _| s.hand_back(), ENDED_STAY)
             },
+            row(23, "claim", |s, _| s.claim(), &[(VACANT, IDLE)]),
         ]
     }
 
@@ -963,7 +966,7 @@ mod tests {
     fn every_transition_against_every_state_does_what_the_table_says() {
         let table = table();
         let numbers: Vec<u32> = table.iter().map(|row| row.number).collect();
-        let mut expected: Vec<u32> = (1..=22).collect();
+        let mut expected: Vec<u32> = (1..=23).collect();
         expected.insert(13, 13); // 13 has two rows, with and without a retry
         assert_eq!(numbers, expected, "one row per number of the table");
         let mut pairs = 0;
@@ -1007,7 +1010,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(pairs, 23 * 12 * 4);
+        assert_eq!(pairs, 24 * 12 * 4);
     }
 
     #[test]
