@@ -403,6 +403,39 @@ const HAND_BACK: Op = Op::new(&[(EXITED, EXITED), (RETIRED, RETIRED)])
     .requires(TASK | CLAIM)
     .clears(TASK | CLAIM);
 
+/// Every transition, at its number (13 twice: 24 is 13 with a retry kept). `StateWord::apply`
+/// takes the number, which a call site loads with one short instruction.
+static TRANSITIONS: [Op; 25] = [
+    Op::new(&[]), // no transition 0: refuses everything
+    RESERVE,
+    ATTACH,
+    RELEASE,
+    START,
+    FLAG_HUNG,
+    HEARTBEAT,
+    FINISH,
+    CONDEMN,
+    ABANDON,
+    CRASH,
+    DECLARE_DEAD,
+    RECOVER,
+    AWAIT_REPLACEMENT,
+    RETIRE,
+    LEAVE,
+    EXIT,
+    EXIT_FOR_REPLACEMENT,
+    CANCEL_RESTART,
+    SWEEP,
+    REOPEN,
+    CLAIM_LEFTOVER,
+    HAND_BACK,
+    CLAIM_VACANT,
+    AWAIT_REPLACEMENT_WITH_RETRY,
+];
+
+/// The number of 13 with a retry kept, in [`TRANSITIONS`].
+const AWAIT_REPLACEMENT_WITH_RETRY_NUMBER: u8 = 24;
+
 /// The outcome of a transition: `Ok(the word it replaced)`, or `Err(the word it found)` if
 /// the transition does not apply to it (the word is unchanged then).
 pub(crate) type Moved = Result<Word, Word>;
@@ -434,7 +467,10 @@ impl StateWord {
     /// The one compare-and-swap loop: applies `op` to the word, starting from `seen`. Not
     /// generic and not inlined: every transition shares this one copy.
     #[inline(never)]
-    fn apply(&self, seen: u32, op: &Op) -> Moved {
+    fn apply(&self, seen: u32, number: u8) -> Moved {
+        let Some(op) = TRANSITIONS.get(usize::from(number)) else {
+            return Err(Word(seen));
+        };
         let mut word = seen;
         loop {
             let Some(new) = op.next(word) else {
@@ -455,140 +491,140 @@ impl StateWord {
 
     /// Applies `op` to the current word. Not inlined either: a call is smaller than the load.
     #[inline(never)]
-    fn apply_now(&self, op: &Op) -> Moved {
-        self.apply(self.load().0, op)
+    fn apply_now(&self, number: u8) -> Moved {
+        self.apply(self.load().0, number)
     }
 
     /// 1: Vacant → Starting. The caller counted the slot as active before.
     pub(crate) fn reserve(&self) -> Moved {
-        self.apply_now(&RESERVE)
+        self.apply_now(1)
     }
 
     /// 23: Vacant → Idle: a worker attaches to a vacant slot. The caller counted the slot as
     /// active before.
     pub(crate) fn claim(&self) -> Moved {
-        self.apply_now(&CLAIM_VACANT)
+        self.apply_now(23)
     }
 
     /// 2: Starting or Restarting → Idle: a worker attaches (a retry kept in the cell stays).
     pub(crate) fn attach(&self) -> Moved {
-        self.apply_now(&ATTACH)
+        self.apply_now(2)
     }
 
     /// 3: Starting → Vacant: a reservation given up. The caller counts the slot out.
     pub(crate) fn release(&self) -> Moved {
-        self.apply_now(&RELEASE)
+        self.apply_now(3)
     }
 
     /// 4: Idle → Busy, with a task (just written into the cell, or a retry kept there) and
     /// the next generation.
     pub(crate) fn start(&self) -> Moved {
-        self.apply_now(&START)
+        self.apply_now(4)
     }
 
     /// 5: Busy → Hung, only from `seen` (the word whose heartbeat the watchdog judged).
     pub(crate) fn flag_hung(&self, seen: Word) -> Moved {
-        self.apply(seen.0, &FLAG_HUNG)
+        self.apply(seen.0, 5)
     }
 
     /// 6: Hung → Busy: the task showed progress.
     pub(crate) fn heartbeat(&self) -> Moved {
-        self.apply_now(&HEARTBEAT)
+        self.apply_now(6)
     }
 
     /// 7: Busy or Hung → Idle, the task taken out. Refused once condemned (Terminating).
     pub(crate) fn finish(&self) -> Moved {
-        self.apply_now(&FINISH)
+        self.apply_now(7)
     }
 
     /// 8: Busy or Hung → Terminating: the host will kill the worker.
     pub(crate) fn condemn(&self) -> Moved {
-        self.apply_now(&CONDEMN)
+        self.apply_now(8)
     }
 
     /// 9: Busy, Hung or Terminating → Crashed: the worker lets go of its task, for a
     /// recoverer.
     pub(crate) fn abandon(&self) -> Moved {
-        self.apply_now(&ABANDON)
+        self.apply_now(9)
     }
 
     /// 10: Busy, Hung or Terminating → Recovering: the crashing worker recovers its own task.
     pub(crate) fn crash(&self) -> Moved {
-        self.apply_now(&CRASH)
+        self.apply_now(10)
     }
 
     /// 11: a worker whose thread is dead (per the caller's promise) → Crashed, or, if it was
     /// leaving, Exiting → Exited (the caller counts it out).
     pub(crate) fn declare_dead(&self) -> Moved {
-        self.apply_now(&DECLARE_DEAD)
+        self.apply_now(11)
     }
 
     /// 12: Crashed → Recovering: the cell is the caller's.
     pub(crate) fn recover(&self) -> Moved {
-        self.apply_now(&RECOVER)
+        self.apply_now(12)
     }
 
     /// 13: Recovering → Restarting, with the retry the caller put back into the cell, or
     /// without a task.
     pub(crate) fn await_replacement(&self, with_retry: bool) -> Moved {
         self.apply_now(if with_retry {
-            &AWAIT_REPLACEMENT_WITH_RETRY
+            AWAIT_REPLACEMENT_WITH_RETRY_NUMBER
         } else {
-            &AWAIT_REPLACEMENT
+            13
         })
     }
 
     /// 14: Recovering → Retired, the caller having taken the task out. The caller counts the
     /// slot out.
     pub(crate) fn retire(&self) -> Moved {
-        self.apply_now(&RETIRE)
+        self.apply_now(14)
     }
 
     /// 15: Idle without a task → Exiting: the worker leaves because of a shutdown.
     pub(crate) fn leave(&self) -> Moved {
-        self.apply_now(&LEAVE)
+        self.apply_now(15)
     }
 
     /// 16: Exiting or Idle → Exited: the worker's handle is gone and nobody replaces it (a
     /// retry it held stays for `hand_back`). The caller counts the slot out.
     pub(crate) fn exit(&self) -> Moved {
-        self.apply_now(&EXIT)
+        self.apply_now(16)
     }
 
     /// 17: Idle → Restarting: the worker's handle is gone and a replacement is wanted (a
     /// retry it held stays for the replacement).
     pub(crate) fn exit_for_replacement(&self) -> Moved {
-        self.apply_now(&EXIT_FOR_REPLACEMENT)
+        self.apply_now(17)
     }
 
     /// 18: Restarting → Recovering: no replacement will come; the cell is the caller's, who
     /// retires the slot next (14).
     pub(crate) fn cancel_restart(&self) -> Moved {
-        self.apply_now(&CANCEL_RESTART)
+        self.apply_now(18)
     }
 
     /// 19: Starting → Vacant, Restarting → Retired: a shutdown sweeps away the starts it no
     /// longer needs (a retry held stays for `hand_back`). The caller counts the slot out.
     pub(crate) fn sweep(&self) -> Moved {
-        self.apply_now(&SWEEP)
+        self.apply_now(19)
     }
 
     /// 20: Exited or Retired, without a task → Vacant.
     pub(crate) fn reopen(&self) -> Moved {
-        self.apply_now(&REOPEN)
+        self.apply_now(20)
     }
 
     /// 21: Exited or Retired with a task nobody claimed → the same, claimed: the cell is the
     /// caller's, and `reopen` refuses while the task flag is set. Only from `seen` (the word
     /// that showed the task).
     pub(crate) fn claim_leftover(&self, seen: Word) -> Moved {
-        self.apply(seen.0, &CLAIM_LEFTOVER)
+        self.apply(seen.0, 21)
     }
 
     /// 22: Exited or Retired with a claimed task → the same without a task: the claimer took
     /// it out of the cell.
     pub(crate) fn hand_back(&self) -> Moved {
-        self.apply_now(&HAND_BACK)
+        self.apply_now(22)
     }
 }
 
@@ -1036,13 +1072,13 @@ mod tests {
         // `apply` from a stale guess: it sees the real word on the failed CAS and judges that.
         let word = word_with(HUNG | HAS_TASK);
         assert_eq!(
-            word.apply(BUSY | HAS_TASK, &FINISH),
+            word.apply(BUSY | HAS_TASK, 7),
             Ok(Word(HUNG | HAS_TASK))
         );
         assert_eq!(word.load(), Word(IDLE));
         let word = word_with(TERMINATING | HAS_TASK);
         assert_eq!(
-            word.apply(BUSY | HAS_TASK, &FINISH),
+            word.apply(BUSY | HAS_TASK, 7),
             Err(Word(TERMINATING | HAS_TASK))
         );
     }

@@ -78,8 +78,9 @@ impl Counters {
         }
     }
 
-    /// Counts one event, after the queue operation it follows.
-    #[inline]
+    /// Counts one event, after the queue operation it follows. Not inlined: a call is
+    /// smaller than the read-modify-write loop where atomics are load-linked/store-conditional.
+    #[inline(never)]
     pub(crate) fn bump(counter: &AtomicUsize) {
         // Release: a snapshot that Acquire-loads this count also sees the pop (and push) that
         // preceded the event.
@@ -232,9 +233,11 @@ pub(crate) fn read<T, const N: usize, const W: usize>(
     // Tries for the counts of one instant before settling for counts assembled over the read.
     const EXACT_TRIES: u32 = 4;
     let mut tries = 0;
+    // Each worker's completed and failed, as step 1 read them.
+    let mut ended = [(0, 0); W];
     loop {
         // Step 1.
-        let (workers, ends) = read_ends(counters, slots);
+        let ends = read_ends(counters, slots, &mut ended);
         // Step 2.
         let requeued = Counters::read(&counters.requeued);
         // Step 3.
@@ -244,7 +247,8 @@ pub(crate) fn read<T, const N: usize, const W: usize>(
             continue; // a requeue began meanwhile: its task may be queued uncounted
         }
         tries += 1;
-        if tries < EXACT_TRIES && read_ends(counters, slots).1 != ends {
+        // (Each worker's counts only grow: equal sums mean equal counts, so `ended` holds.)
+        if tries < EXACT_TRIES && read_ends(counters, slots, &mut [(0, 0); W]) != ends {
             continue; // a task ended meanwhile: try for one instant again
         }
         let raw = Raw {
@@ -254,34 +258,37 @@ pub(crate) fn read<T, const N: usize, const W: usize>(
             popped,
             pushed,
         };
+        // The rest of each worker is not part of the identity: read once, now.
+        let workers = core::array::from_fn(|index| {
+            let slot = &slots[index];
+            WorkerSnapshot {
+                state: slot.state.load().state(),
+                completed: ended[index].0,
+                failed: ended[index].1,
+                // Relaxed: informational.
+                crashes: slot.crashes.load(Ordering::Relaxed),
+                // Relaxed: informational.
+                restarts: slot.restarts.load(Ordering::Relaxed),
+            }
+        });
         return Snapshot::derive(phase.load().state(), raw, workers);
     }
 }
 
-/// Step 1: each worker, and the counts of ended attempts.
+/// Step 1: each worker's completed and failed (into `ended`), and the counts of ended pops.
+#[inline(never)]
 fn read_ends<T, const W: usize>(
     counters: &Counters,
     slots: &[CachePadded<WorkerSlot<T>>; W],
-) -> ([WorkerSnapshot; W], Ends) {
-    let workers: [WorkerSnapshot; W] = core::array::from_fn(|index| {
-        let slot = &slots[index];
-        WorkerSnapshot {
-            state: slot.state.load().state(),
-            completed: Counters::read(&slot.completed),
-            failed: Counters::read(&slot.failed),
-            // Relaxed: informational, not part of the identity.
-            crashes: slot.crashes.load(Ordering::Relaxed),
-            // Relaxed: informational, not part of the identity.
-            restarts: slot.restarts.load(Ordering::Relaxed),
-        }
-    });
-    let sum = |f: fn(&WorkerSnapshot) -> usize| workers.iter().map(f).fold(0, usize::wrapping_add);
-    let ends = Ends::read(
-        counters,
-        sum(|w| w.completed) & COUNT_MASK,
-        sum(|w| w.failed) & COUNT_MASK,
-    );
-    (workers, ends)
+    ended: &mut [(usize, usize); W],
+) -> Ends {
+    let (mut completed, mut failed) = (0usize, 0usize);
+    for (slot, counts) in slots.iter().zip(ended) {
+        *counts = (Counters::read(&slot.completed), Counters::read(&slot.failed));
+        completed = completed.wrapping_add(counts.0);
+        failed = failed.wrapping_add(counts.1);
+    }
+    Ends::read(counters, completed & COUNT_MASK, failed & COUNT_MASK)
 }
 
 impl<const W: usize> Snapshot<W> {

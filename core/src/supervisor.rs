@@ -1292,18 +1292,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
             kept = retry_kept;
             disposition
         });
-        if decision == Decision::Escalate {
-            self.shut_down(Shutdown::Escalation);
-        }
-        // Neither can be refused: Recovering is ours.
-        if decision == Decision::Replace {
-            slot.count_restart();
-            let _ = slot.state.await_replacement(kept);
-            self.settle_start();
-        } else {
-            let _ = slot.state.retire();
-            self.deactivate(Leaving::Left);
-        }
+        self.conclude(slot, decision, Some(kept));
         self.task_returned();
         CrashReport {
             worker: index,
@@ -1374,19 +1363,33 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     #[inline(never)]
     pub(crate) fn exit_running(&self, slot: &WorkerSlot<T>) -> Decision {
         let decision = self.decide(false);
+        self.conclude(slot, decision, None);
+        decision
+    }
+
+    /// Carries out a `decision` about the worker of `slot` that ended: a crash being recovered
+    /// (`kept`: whether its retry was put back into the cell), or a normal exit (`None`).
+    /// Escalates if the intensity was exceeded; moves the slot to Restarting (13, 17), or to
+    /// its end and counts it out (14, 16).
+    #[inline(never)]
+    fn conclude(&self, slot: &WorkerSlot<T>, decision: Decision, kept: Option<bool>) {
         if decision == Decision::Escalate {
             self.shut_down(Shutdown::Escalation);
         }
-        // Neither can be refused: an Idle slot is changed only by its worker (see `slot`).
+        // None can be refused: Recovering is the recoverer's, and an Idle slot is changed
+        // only by its worker (see `slot`).
+        let _ = match (decision == Decision::Replace, kept) {
+            (true, Some(kept)) => slot.state.await_replacement(kept),
+            (true, None) => slot.state.exit_for_replacement(),
+            (false, Some(_)) => slot.state.retire(),
+            (false, None) => slot.state.exit(),
+        };
         if decision == Decision::Replace {
             slot.count_restart();
-            let _ = slot.state.exit_for_replacement();
             self.settle_start();
         } else {
-            let _ = slot.state.exit();
             self.deactivate(Leaving::Left);
         }
-        decision
     }
 
     /// Whether an ended worker is replaced: the restart policy, the phase (no restarts during

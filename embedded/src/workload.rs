@@ -46,6 +46,18 @@ pub enum Kind {
     Steady,
 }
 
+impl Kind {
+    /// Every kind, in declaration order (`kind as usize` indexes it).
+    pub const ALL: [Kind; 6] = [
+        Kind::Compute,
+        Kind::Flaky,
+        Kind::Poison,
+        Kind::Invalid,
+        Kind::Slow,
+        Kind::Steady,
+    ];
+}
+
 /// The kind of task `id`.
 pub const fn kind(id: u32) -> Kind {
     match id {

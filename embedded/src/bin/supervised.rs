@@ -338,10 +338,17 @@ fn report(ledger: &Ledger, watch: &Watch) -> bool {
         watch.hung_tasks
     );
 
-    let count = |wanted: Kind| (0..TASKS).filter(|&id| kind(id) == wanted).count() as u32;
-    let slow_ids = (0..TASKS)
-        .filter(|&id| kind(id) == Kind::Slow)
-        .fold(0u64, |bits, id| bits | 1 << id);
+    // How many tasks of each kind the script has, and which are slow.
+    let mut kinds = [0u32; Kind::ALL.len()];
+    let mut slow_ids = 0u64;
+    for id in 0..TASKS {
+        let of = kind(id);
+        kinds[of as usize] += 1;
+        if of == Kind::Slow {
+            slow_ids |= 1 << id;
+        }
+    }
+    let count = |wanted: Kind| kinds[wanted as usize];
     let crashes = count(Kind::Flaky) + count(Kind::Poison) * MAX_ATTEMPTS;
     let tally = |end: End| ledger.count(end) as usize;
 
