@@ -267,20 +267,15 @@ impl fmt::Debug for Word {
 
 /// What a transition does: for each current state code, the new one (or [`REFUSED`]), and
 /// its rules for the flags `HAS_TASK` and `CLAIMED` (as [`TASK`] and [`CLAIM`], the word's
-/// bits 4 and 5 shifted down). The transitions are statics, passed by reference: a call site
-/// loads one address, and `StateWord::apply` reads one byte of the table.
+/// bits 4 and 5 shifted down). Packed into 8 bytes: the transitions live in one table,
+/// [`TRANSITIONS`], and a call site names one by its number.
 struct Op {
-    to: [u8; 12],
-    /// Flags it sets and clears.
-    sets: u8,
-    clears: u8,
-    /// Flags that must be set, and flags that must be clear, for it to apply.
-    requires: u8,
-    forbids: u8,
-    /// It bumps the generation.
-    next_generation: bool,
-    /// It applies only to the word the caller saw: a changed word refuses.
-    exact: bool,
+    /// The new state code for each current one, a nibble each (low nibble first).
+    to: [u8; 6],
+    /// The flags it sets (bits 0–1), clears (2–3), requires (4–5) and forbids (6–7).
+    flags: u8,
+    /// [`NEXT_GENERATION`], [`EXACT`].
+    mode: u8,
 }
 
 /// The flag `HAS_TASK`, as an [`Op`] sees it.
@@ -289,71 +284,88 @@ const TASK: u8 = 1;
 const CLAIM: u8 = 2;
 const FLAGS_SHIFT: u32 = 4;
 /// In [`Op::to`]: this state refuses the transition.
-const REFUSED: u8 = u8::MAX;
+const REFUSED: u8 = 0xF;
+const SETS: u32 = 0;
+const CLEARS: u32 = 2;
+const REQUIRES: u32 = 4;
+const FORBIDS: u32 = 6;
+/// In [`Op::mode`]: it bumps the generation.
+const NEXT_GENERATION: u8 = 1;
+/// In [`Op::mode`]: it applies only to the word the caller saw (a changed word refuses).
+const EXACT: u8 = 2;
 
 impl Op {
     /// The transition taking each `(from, to)` pair, and no flag rule.
     const fn new(moves: &[(u32, u32)]) -> Op {
-        let mut to = [REFUSED; 12]; // every code refused ...
+        let mut to = [u8::MAX; 6]; // every code refused ...
         let mut i = 0;
         while i < moves.len() {
             let (from, into) = moves[i];
-            to[from as usize] = into as u8; // ... but these
+            // ... but these.
+            let shift = 4 * (from % 2);
+            let byte = &mut to[from as usize / 2];
+            *byte = (*byte & !(REFUSED << shift)) | (into as u8) << shift;
             i += 1;
         }
         Op {
             to,
-            sets: 0,
-            clears: 0,
-            requires: 0,
-            forbids: 0,
-            next_generation: false,
-            exact: false,
+            flags: 0,
+            mode: 0,
         }
     }
 
-    const fn sets(mut self, flags: u8) -> Op {
-        self.sets |= flags;
+    const fn with_flags(mut self, flags: u8, at: u32) -> Op {
+        self.flags |= flags << at;
         self
     }
 
-    const fn clears(mut self, flags: u8) -> Op {
-        self.clears |= flags;
-        self
+    const fn sets(self, flags: u8) -> Op {
+        self.with_flags(flags, SETS)
     }
 
-    const fn requires(mut self, flags: u8) -> Op {
-        self.requires |= flags;
-        self
+    const fn clears(self, flags: u8) -> Op {
+        self.with_flags(flags, CLEARS)
     }
 
-    const fn forbids(mut self, flags: u8) -> Op {
-        self.forbids |= flags;
-        self
+    const fn requires(self, flags: u8) -> Op {
+        self.with_flags(flags, REQUIRES)
+    }
+
+    const fn forbids(self, flags: u8) -> Op {
+        self.with_flags(flags, FORBIDS)
     }
 
     const fn next_generation(mut self) -> Op {
-        self.next_generation = true;
+        self.mode |= NEXT_GENERATION;
         self
     }
 
     const fn exact(mut self) -> Op {
-        self.exact = true;
+        self.mode |= EXACT;
         self
+    }
+
+    /// The two flag bits at `at` in [`flags`](Op::flags).
+    fn field(&self, at: u32) -> u8 {
+        (self.flags >> at) & (TASK | CLAIM)
     }
 
     /// The word this transition makes of `word`, or `None` if it refuses it.
     fn next(&self, word: u32) -> Option<u32> {
-        let to = *self.to.get((word & STATE_MASK) as usize)?;
+        let code = (word & STATE_MASK) as usize;
+        let to = (*self.to.get(code / 2)? >> (4 * (code % 2))) & REFUSED;
         let flags = (word >> FLAGS_SHIFT) as u8 & (TASK | CLAIM);
-        if to == REFUSED || flags & self.requires != self.requires || flags & self.forbids != 0 {
+        if to == REFUSED
+            || flags & self.field(REQUIRES) != self.field(REQUIRES)
+            || flags & self.field(FORBIDS) != 0
+        {
             return None;
         }
-        let flags = (flags & !self.clears) | self.sets;
+        let flags = (flags & !self.field(CLEARS)) | self.field(SETS);
         let mut new = (word & !(STATE_MASK | HAS_TASK | CLAIMED))
             | u32::from(to)
             | u32::from(flags) << FLAGS_SHIFT;
-        if self.next_generation {
+        if self.mode & NEXT_GENERATION != 0 {
             new = new.wrapping_add(1 << GEN_SHIFT);
         }
         Some(new)
@@ -483,7 +495,9 @@ impl StateWord {
             {
                 Ok(_) => return Ok(Word(word)),
                 // A weak CAS may fail spuriously, reporting the word it expected: try again.
-                Err(current) if op.exact && current != word => return Err(Word(current)),
+                Err(current) if op.mode & EXACT != 0 && current != word => {
+                    return Err(Word(current))
+                }
                 Err(current) => word = current,
             }
         }
@@ -1071,10 +1085,7 @@ mod tests {
     fn transitions_retry_after_losing_a_race_and_then_judge_the_new_word() {
         // `apply` from a stale guess: it sees the real word on the failed CAS and judges that.
         let word = word_with(HUNG | HAS_TASK);
-        assert_eq!(
-            word.apply(BUSY | HAS_TASK, 7),
-            Ok(Word(HUNG | HAS_TASK))
-        );
+        assert_eq!(word.apply(BUSY | HAS_TASK, 7), Ok(Word(HUNG | HAS_TASK)));
         assert_eq!(word.load(), Word(IDLE));
         let word = word_with(TERMINATING | HAS_TASK);
         assert_eq!(
