@@ -284,7 +284,10 @@ fn read_ends<T, const W: usize>(
 ) -> Ends {
     let (mut completed, mut failed) = (0usize, 0usize);
     for (slot, counts) in slots.iter().zip(ended) {
-        *counts = (Counters::read(&slot.completed), Counters::read(&slot.failed));
+        *counts = (
+            Counters::read(&slot.completed),
+            Counters::read(&slot.failed),
+        );
         completed = completed.wrapping_add(counts.0);
         failed = failed.wrapping_add(counts.1);
     }

@@ -957,19 +957,17 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// Moves to the `target` shutdown unless a stronger one is under way.
     #[inline(never)]
     fn shut_down(&self, target: Shutdown) -> SupervisorState {
-        let new = match self.phase.shut_down(target) {
-            Ok(new) => new,
-            Err(current) => return current.state(),
-        };
-        self.queue.close();
-        if target != Shutdown::Drain {
-            self.sweep_pending_starts();
+        if let Ok(new) = self.phase.shut_down(target) {
+            self.queue.close();
+            if target != Shutdown::Drain {
+                self.sweep_pending_starts();
+            }
+            self.wake_every_waiter();
+            if new.is_stopped() {
+                self.phase.wake_stop_waiters(&self.park);
+            }
         }
-        self.wake_every_waiter();
-        if new.is_stopped() {
-            self.phase.wake_stop_waiters(&self.park);
-        }
-        // The state now: the sweep above may have stopped the supervisor since `new`.
+        // The state now (a sweep above may have stopped the supervisor since the change).
         self.state()
     }
 
