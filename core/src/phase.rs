@@ -489,6 +489,66 @@ mod tests {
     }
 
     #[test]
+    fn every_state_has_its_name_and_displays_it() {
+        extern crate std;
+        let names = [
+            (SupervisorState::Running, "running"),
+            (SupervisorState::Draining, "draining"),
+            (SupervisorState::Aborting, "aborting"),
+            (SupervisorState::Escalated, "escalated"),
+            (SupervisorState::Stopped(Shutdown::Abort), "stopped"),
+        ];
+        for (state, name) in names {
+            assert_eq!(state.name(), name);
+            assert_eq!(std::format!("{state}"), name);
+        }
+    }
+
+    /// A `Park` that records its calls; parking runs `on_park` (another thread's move).
+    struct Recorder<'a> {
+        parked: core::cell::Cell<u32>,
+        woken: core::cell::Cell<u32>,
+        on_park: &'a dyn Fn(),
+    }
+
+    impl Park for Recorder<'_> {
+        fn park(&self, word: &AtomicU32, expected: u32) {
+            assert_eq!(
+                word.load(Ordering::Relaxed),
+                expected,
+                "parks on the word it read"
+            );
+            self.parked.set(self.parked.get() + 1);
+            (self.on_park)();
+        }
+        fn unpark_one(&self, _word: &AtomicU32) {
+            unreachable!("the phase word wakes all its waiters")
+        }
+        fn unpark_all(&self, _word: &AtomicU32) {
+            self.woken.set(self.woken.get() + 1);
+        }
+    }
+
+    #[test]
+    fn waiting_for_the_stop_parks_on_the_word_until_it_says_stopped() {
+        let phase = phase_with(DRAINING | ACTIVE_ONE);
+        let recorder = Recorder {
+            parked: core::cell::Cell::new(0),
+            woken: core::cell::Cell::new(0),
+            // The last worker leaves while we sleep.
+            on_park: &|| assert!(phase.deactivate(Leaving::Left)),
+        };
+        phase.wait_stopped(&recorder);
+        assert_eq!(recorder.parked.get(), 1);
+        assert!(phase.load().is_stopped());
+        // Stopped already: returns without parking.
+        phase.wait_stopped(&recorder);
+        assert_eq!(recorder.parked.get(), 1);
+        phase.wake_stop_waiters(&recorder);
+        assert_eq!(recorder.woken.get(), 1);
+    }
+
+    #[test]
     fn reopen_succeeds_only_from_the_word_it_read() {
         let phase = Phase::new();
         let stopped = phase.shut_down(Shutdown::Abort).unwrap();

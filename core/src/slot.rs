@@ -1102,6 +1102,41 @@ mod tests {
     }
 
     #[test]
+    fn a_word_debugs_as_its_state_flag_and_generation() {
+        assert_eq!(
+            std::format!("{:?}", Word((7 << GEN_SHIFT) | HAS_TASK | BUSY)),
+            "Word(Busy with task, generation 7)"
+        );
+        assert_eq!(
+            std::format!("{:?}", Word(RECOVERING)),
+            "Word(Crashed, generation 0)"
+        );
+    }
+
+    #[test]
+    fn the_counters_count_what_their_names_say() {
+        let slot: WorkerSlot<u8> = WorkerSlot::new();
+        let read = |slot: &WorkerSlot<u8>| {
+            (
+                slot.completed.load(Ordering::Relaxed),
+                slot.failed.load(Ordering::Relaxed),
+                slot.crashes.load(Ordering::Relaxed),
+                slot.restarts.load(Ordering::Relaxed),
+            )
+        };
+        slot.count_outcome(false);
+        slot.count_outcome(false);
+        slot.count_outcome(true);
+        slot.count_crash();
+        slot.count_restart();
+        slot.count_restart();
+        slot.count_restart();
+        assert_eq!(read(&slot), (2, 1, 1, 3));
+        stamp(&slot.heartbeat, 42);
+        assert_eq!(slot.heartbeat.load(Ordering::Relaxed), 42);
+    }
+
+    #[test]
     fn the_shown_states_and_the_predicates_follow_the_codes() {
         let shown = [
             (VACANT, WorkerState::Vacant, "vacant"),
