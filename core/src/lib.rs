@@ -117,7 +117,7 @@ pub mod host;
 struct ReadmeExamples;
 
 pub use phase::{Shutdown, SupervisorState};
-pub use slot::WorkerState;
+pub use slot::{Run, WorkerState};
 pub use stats::{Snapshot, WorkerSnapshot};
 pub use supervisor::{
     CrashReport, Decision, Disposition, HandBack, NewlyHung, ReopenError, SubmitError, Supervisor,

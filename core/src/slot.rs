@@ -42,7 +42,7 @@
 //! | 5 | [`flag_hung`](StateWord::flag_hung) | Busy → Hung, same generation only | | the watchdog ([`Supervisor::tick`](crate::Supervisor::tick)) |
 //! | 6 | [`heartbeat`](StateWord::heartbeat) | Hung → Busy | | [`Context::heartbeat`](crate::Context::heartbeat) |
 //! | 7 | [`finish`](StateWord::finish) | Busy, Hung → Idle | cleared | [`Job::complete`](crate::Job::complete), [`Job::fail`](crate::Job::fail) |
-//! | 8 | [`condemn`](StateWord::condemn) | Busy, Hung → Terminating | | [`Supervisor::condemn`](crate::Supervisor::condemn) |
+//! | 8 | [`condemn`](StateWord::condemn) | Busy, Hung → Terminating, one run only (its generation) | | [`Supervisor::condemn`](crate::Supervisor::condemn) |
 //! | 9 | [`abandon`](StateWord::abandon) | Busy, Hung, Terminating → Crashed | | dropping a [`Job`](crate::Job) unfinished; finishing a condemned one |
 //! | 10 | [`crash`](StateWord::crash) | Busy, Hung, Terminating → Recovering | | [`Job::crash`](crate::Job::crash) |
 //! | 11 | [`declare_dead`](StateWord::declare_dead) | Starting, Idle, Busy, Hung, Terminating, Crashed → Crashed; Exiting → Exited | | [`Supervisor::declare_dead`](crate::Supervisor::declare_dead) |
@@ -72,8 +72,11 @@
 //! | 5 | `CLAIMED`: a hand-back is taking that task out of an ended slot (21, 22) |
 //! | 8–31 | the *generation*, bumped at every task start |
 //!
-//! The generation lets the watchdog's transition 5 fail if the worker moved on to another task
-//! between the watchdog's look at its heartbeat and its verdict.
+//! The generation names a *run* (one start of a task on a worker, [`Run`]): it lets the
+//! watchdog's transition 5 fail if the worker moved on to another task between the watchdog's
+//! look at its heartbeat and its verdict, and a condemnation (8) fail if the run it names has
+//! ended, so a host never kills a worker for a task that did not hang. Generations wrap after
+//! 2^24 runs of one slot; a [`Run`] kept that long could name a later one.
 //!
 //! # Orderings
 //!
@@ -190,6 +193,67 @@ impl fmt::Display for WorkerState {
     }
 }
 
+/// One run of a task on a worker: which worker, and which of its runs (a task that crashed and
+/// is retried gets a new run). Hosts name a run, not just a worker, when they condemn one, so
+/// that a verdict about a task can never hit the next task the worker started.
+///
+/// ```
+/// use foreman_rt::{park::NoPark, policy::Policy, Next, Supervisor};
+///
+/// let sup: Supervisor<u8, 4, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
+/// sup.try_submit(1).unwrap();
+/// sup.try_submit(2).unwrap();
+/// let mut worker = sup.attach(0).unwrap();
+/// let Next::Run(job) = worker.try_next() else { unreachable!() };
+/// let first = job.context().run();
+/// assert_eq!((first.worker(), sup.current_run(0)), (0, Some(first)));
+/// job.complete().unwrap();
+/// let Next::Run(job) = worker.try_next() else { unreachable!() };
+/// assert_ne!(job.context().run(), first); // the same worker, another run
+/// assert!(sup.condemn(first).is_err()); // that run is over: nothing to condemn
+/// # job.complete().unwrap();
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Run {
+    worker: usize,
+    generation: u32,
+}
+
+impl Run {
+    /// A placeholder for arrays of runs, never handed out.
+    pub(crate) const NONE: Run = Run {
+        worker: usize::MAX,
+        generation: 0,
+    };
+
+    pub(crate) const fn new(worker: usize, word: Word) -> Run {
+        Run {
+            worker,
+            generation: word.generation(),
+        }
+    }
+
+    /// The worker it runs on, `0..W`.
+    ///
+    /// ```
+    /// use foreman_rt::{park::NoPark, policy::Policy, Next, Supervisor};
+    /// let sup: Supervisor<u8, 2, 2> = Supervisor::new(Policy::DEFAULT, NoPark);
+    /// sup.try_submit(1).unwrap();
+    /// let mut worker = sup.attach(1).unwrap();
+    /// let Next::Run(job) = worker.try_next() else { unreachable!() };
+    /// assert_eq!(job.context().run().worker(), 1);
+    /// # job.complete().unwrap();
+    /// ```
+    pub const fn worker(self) -> usize {
+        self.worker
+    }
+
+    /// Whether `word` (of this run's worker) is this run, still going.
+    pub(crate) const fn is(self, word: Word) -> bool {
+        word.is_running() && word.generation() == self.generation
+    }
+}
+
 /// A value of a state word: see the module docs.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Word(u32);
@@ -214,6 +278,16 @@ impl Word {
             RESTARTING => WorkerState::Restarting,
             _ => WorkerState::Retired,
         }
+    }
+
+    /// The generation: which run of the slot this word belongs to.
+    pub(crate) const fn generation(self) -> u32 {
+        self.0 >> GEN_SHIFT
+    }
+
+    /// Whether a task is running (Busy, Hung) or being killed (Terminating).
+    pub(crate) const fn is_running(self) -> bool {
+        matches!(self.code(), BUSY | HUNG | TERMINATING)
     }
 
     /// Whether the task cell holds a task.
@@ -380,7 +454,7 @@ const START: Op = Op::new(&[(IDLE, BUSY)]).sets(TASK).next_generation();
 const FLAG_HUNG: Op = Op::new(&[(BUSY, HUNG)]).exact();
 const HEARTBEAT: Op = Op::new(&[(HUNG, BUSY)]);
 const FINISH: Op = Op::new(&[(BUSY, IDLE), (HUNG, IDLE)]).clears(TASK);
-const CONDEMN: Op = Op::new(&[(BUSY, TERMINATING), (HUNG, TERMINATING)]);
+const CONDEMN: Op = Op::new(&[(BUSY, TERMINATING), (HUNG, TERMINATING)]).exact();
 const ABANDON: Op = Op::new(&[(BUSY, CRASHED), (HUNG, CRASHED), (TERMINATING, CRASHED)]);
 const CRASH: Op = Op::new(&[
     (BUSY, RECOVERING),
@@ -551,9 +625,10 @@ impl StateWord {
         self.apply_now(7)
     }
 
-    /// 8: Busy or Hung → Terminating: the host will kill the worker.
-    pub(crate) fn condemn(&self) -> Moved {
-        self.apply_now(8)
+    /// 8: Busy or Hung → Terminating, only from `seen` (the word of the run the host names):
+    /// the host will kill the worker.
+    pub(crate) fn condemn(&self, seen: Word) -> Moved {
+        self.apply(seen.0, 8)
     }
 
     /// 9: Busy, Hung or Terminating → Crashed: the worker lets go of its task, for a
@@ -899,7 +974,7 @@ mod tests {
             row(
                 8,
                 "condemn",
-                |s, _| s.condemn(),
+                |s, seen| s.condemn(seen),
                 &[(BUSY, TERMINATING), (HUNG, TERMINATING)]
             ),
             row(
@@ -1072,6 +1147,17 @@ mod tests {
         assert_eq!(word.flag_hung(Word(busy)), Err(Word(newer)));
         assert_eq!(word.0.load(Ordering::Relaxed), newer);
         assert_eq!(word.flag_hung(Word(newer)), Ok(Word(newer)));
+        let newer_hung = newer - BUSY + HUNG;
+        assert_eq!(word.0.load(Ordering::Relaxed), newer_hung);
+        // Condemning the run that hung, after the worker moved on: refused, the new run lives.
+        assert_eq!(word.condemn(Word(busy)), Err(Word(newer_hung)));
+        assert_eq!(word.0.load(Ordering::Relaxed), newer_hung);
+        // A heartbeat since the verdict (Hung → Busy, same run): refused too; the caller looks
+        // again and names the word it found.
+        let word = word_with(busy);
+        assert_eq!(word.condemn(Word(busy - BUSY + HUNG)), Err(Word(busy)));
+        assert_eq!(word.condemn(Word(busy)), Ok(Word(busy)));
+        assert_eq!(word.0.load(Ordering::Relaxed), busy - BUSY + TERMINATING);
         // Another hand-back claimed the task since this one looked.
         let exited = HAS_TASK | EXITED;
         let word = word_with(exited | CLAIMED);

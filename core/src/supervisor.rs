@@ -26,7 +26,7 @@ use crate::park::{NoPark, Park, Signal};
 use crate::phase::{Leaving, Phase, Shutdown, SupervisorState};
 use crate::policy::{Delivery, Policy, RestartWindow, Tick};
 use crate::queue::{PopError, PushError, Queue};
-use crate::slot::{Envelope, Word, WorkerSlot, WorkerState};
+use crate::slot::{Envelope, Run, Word, WorkerSlot, WorkerState};
 use crate::stats::{self, Counters, Snapshot};
 use crate::sync::{array_of, fence, loom_const_fn, AtomicU32, CachePadded, Mutex, Ordering};
 use crate::worker::Worker;
@@ -108,6 +108,12 @@ pub enum WorkerError {
     },
     /// The supervisor is aborting, escalated or stopped: it takes no new workers.
     ShuttingDown,
+    /// The run named has ended: its task finished, crashed or was killed (the worker may be
+    /// running another task since).
+    RunEnded {
+        /// The worker the run was on.
+        index: usize,
+    },
 }
 
 impl fmt::Display for WorkerError {
@@ -128,6 +134,10 @@ impl fmt::Display for WorkerError {
             WorkerError::ShuttingDown => {
                 f.write_str("the supervisor is shutting down and takes no new workers")
             }
+            WorkerError::RunEnded { index } => write!(
+                f,
+                "the run named on worker {index} has ended: its task finished, crashed or was killed"
+            ),
         }
     }
 }
@@ -286,8 +296,8 @@ pub struct CrashReport<T> {
     pub decision: Decision,
 }
 
-/// The workers one [`Supervisor::tick`] flagged hung: an iterator of their indices, in
-/// increasing order.
+/// The runs one [`Supervisor::tick`] flagged hung: an iterator of them, in increasing order of
+/// their workers.
 ///
 /// ```
 /// use foreman_rt::{park::NoPark, policy::Policy, Next, Supervisor};
@@ -296,15 +306,15 @@ pub struct CrashReport<T> {
 /// let mut worker = sup.attach(1).unwrap();
 /// let Next::Run(job) = worker.try_next() else { unreachable!() };
 /// let hung = sup.tick(11);
-/// assert_eq!(hung.as_slice(), [1]);
-/// for index in hung {
-///     assert_eq!(index, 1); // a host would condemn it, or report it
+/// assert_eq!(hung.as_slice(), [job.context().run()]);
+/// for run in hung {
+///     assert_eq!(run.worker(), 1); // a host would condemn the run, or report it
 /// }
 /// # job.complete().unwrap();
 /// ```
 #[derive(Debug, Clone)]
 pub struct NewlyHung<const W: usize> {
-    indices: [usize; W],
+    runs: [Run; W],
     /// The next one to yield.
     next: usize,
     len: usize,
@@ -313,32 +323,32 @@ pub struct NewlyHung<const W: usize> {
 impl<const W: usize> NewlyHung<W> {
     const fn new() -> Self {
         NewlyHung {
-            indices: [0; W],
+            runs: [Run::NONE; W],
             next: 0,
             len: 0,
         }
     }
 
-    fn push(&mut self, index: usize) {
+    fn push(&mut self, run: Run) {
         // At most one entry per slot, so there is always room.
-        if let Some(entry) = self.indices.get_mut(self.len) {
-            *entry = index;
+        if let Some(entry) = self.runs.get_mut(self.len) {
+            *entry = run;
             self.len += 1;
         }
     }
 
-    /// The workers not yet yielded.
+    /// The runs not yet yielded.
     ///
     /// ```
     /// use foreman_rt::{park::NoPark, policy::Policy, Supervisor};
     /// let sup: Supervisor<u8, 2, 2> = Supervisor::new(Policy::DEFAULT, NoPark);
     /// assert_eq!(sup.tick(5).as_slice(), []);
     /// ```
-    pub fn as_slice(&self) -> &[usize] {
-        self.indices.get(self.next..self.len).unwrap_or_default()
+    pub fn as_slice(&self) -> &[Run] {
+        self.runs.get(self.next..self.len).unwrap_or_default()
     }
 
-    /// Whether no worker is left to yield (none was flagged, or all were yielded).
+    /// Whether no run is left to yield (none was flagged, or all were yielded).
     ///
     /// ```
     /// use foreman_rt::{park::NoPark, policy::Policy, Supervisor};
@@ -351,15 +361,15 @@ impl<const W: usize> NewlyHung<W> {
 }
 
 impl<const W: usize> Iterator for NewlyHung<W> {
-    type Item = usize;
+    type Item = Run;
 
-    fn next(&mut self) -> Option<usize> {
+    fn next(&mut self) -> Option<Run> {
         if self.next == self.len {
             return None;
         }
-        let index = self.indices.get(self.next).copied();
+        let run = self.runs.get(self.next).copied();
         self.next += 1;
-        index
+        run
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -1113,7 +1123,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// let mut worker = sup.attach(0).unwrap();
     /// let Next::Run(job) = worker.try_next() else { unreachable!() };
     /// assert!(sup.tick(1_050).is_empty());
-    /// assert_eq!(sup.tick(1_101).as_slice(), [0]);
+    /// assert_eq!(sup.tick(1_101).as_slice(), [job.context().run()]);
     /// assert_eq!(sup.worker_state(0), Some(WorkerState::Hung));
     /// assert!(sup.tick(1_200).is_empty()); // reported once
     /// job.complete().unwrap(); // a hung task may still finish normally
@@ -1156,7 +1166,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
             }
             // Refused if the worker finished or started another task meanwhile.
             if slot.state.flag_hung(word).is_ok() {
-                hung.push(index);
+                hung.push(Run::new(index, word));
             }
         }
         hung
@@ -1172,12 +1182,16 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
         &self.clock
     }
 
-    /// Condemns a busy or hung worker before the host kills its thread: from now on the
-    /// worker can no longer record its task's outcome or touch the queue, so killing it
-    /// cannot leave the queue half-updated. Then, once the thread is dead,
-    /// [`declare_dead`](Self::declare_dead) and [`recover`](Self::recover).
+    /// Condemns a run — a task running on a worker, still busy or hung — before the host kills
+    /// the worker's thread: from now on the worker can no longer record its task's outcome or
+    /// touch the queue, so killing it cannot leave the queue half-updated. Then, once the thread
+    /// is dead, [`declare_dead`](Self::declare_dead) and [`recover`](Self::recover).
     ///
-    /// Fails (and the host must not kill the thread) if the worker is no longer busy.
+    /// The host names the run it judged (from [`tick`](Self::tick), [`current_run`](Self::current_run)
+    /// or the task's [`Context::run`](crate::Context::run)), not just the worker: if that run has
+    /// ended — the task finished, even if the worker started another one since — the
+    /// condemnation fails with [`WorkerError::RunEnded`], and the host must not kill the thread.
+    /// It fails with [`WorkerError::WrongState`] if the run is already condemned.
     ///
     /// ```
     /// use foreman_rt::{park::NoPark, policy::Policy, Condemned, Next, Supervisor};
@@ -1185,19 +1199,51 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// sup.try_submit(1).unwrap();
     /// let mut worker = sup.attach(0).unwrap();
     /// let Next::Run(job) = worker.try_next() else { unreachable!() };
-    /// sup.condemn(0).unwrap();
+    /// sup.condemn(sup.current_run(0).unwrap()).unwrap();
     /// // Had the thread not been killed, it could not record its outcome:
     /// assert_eq!(job.complete(), Err(Condemned));
     /// let report = sup.recover(0).unwrap();
     /// assert!(report.task.is_some());
     /// # drop(worker);
     /// ```
-    pub fn condemn(&self, index: usize) -> Result<(), WorkerError> {
+    pub fn condemn(&self, run: Run) -> Result<(), WorkerError> {
+        let index = run.worker();
         let slot = self.slot_checked(index)?;
-        slot.state
-            .condemn()
-            .map_err(|found| wrong_state(index, found))?;
-        Ok(())
+        // Acquire (in `load`): the word is only compared; nothing is read under it.
+        let mut word = slot.state.load();
+        loop {
+            if !run.is(word) {
+                return Err(WorkerError::RunEnded { index });
+            }
+            match slot.state.condemn(word) {
+                Ok(_) => return Ok(()),
+                // The same word, refused: the run is already being killed.
+                Err(found) if found == word => return Err(wrong_state(index, found)),
+                // A heartbeat (Hung → Busy) or the run's end since the look: look again.
+                Err(found) => word = found,
+            }
+        }
+    }
+
+    /// The run worker `index` is on — a task started and not yet finished, crashed or
+    /// killed — or `None` if it runs no task (or there is no such worker).
+    ///
+    /// ```
+    /// use foreman_rt::{park::NoPark, policy::Policy, Next, Supervisor};
+    /// let sup: Supervisor<u8, 2, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
+    /// sup.try_submit(1).unwrap();
+    /// let mut worker = sup.attach(0).unwrap();
+    /// assert_eq!(sup.current_run(0), None); // idle
+    /// let Next::Run(job) = worker.try_next() else { unreachable!() };
+    /// assert_eq!(sup.current_run(0), Some(job.context().run()));
+    /// job.complete().unwrap();
+    /// assert_eq!(sup.current_run(0), None);
+    /// ```
+    pub fn current_run(&self, index: usize) -> Option<Run> {
+        let slot = self.slots.get(index)?;
+        // Acquire (in `load`): the word is only looked at.
+        let word = slot.state.load();
+        word.is_running().then(|| Run::new(index, word))
     }
 
     /// Declares that the thread driving worker `index` is gone without unwinding — it
@@ -1546,7 +1592,7 @@ impl<T, const N: usize, const W: usize, P: Park> fmt::Debug for HandBack<'_, T, 
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use crate::Next;
+    use crate::{Condemned, Next};
 
     fn watched() -> Supervisor<u8, 2, 1> {
         Supervisor::new(Policy::DEFAULT.with_watchdog(100).unwrap(), NoPark)
@@ -1598,8 +1644,53 @@ mod tests {
         assert!(sup.tick(900).is_empty());
         assert_eq!(sup.now(), 1_000);
         assert!(sup.tick(1_100).is_empty());
-        assert_eq!(sup.tick(1_101).as_slice(), [0]);
+        assert_eq!(sup.tick(1_101).as_slice(), [job.context().run()]);
         job.complete().unwrap();
+    }
+
+    #[test]
+    fn a_condemnation_hits_the_run_it_names_and_no_later_one() {
+        let sup = watched();
+        for task in 1..=2 {
+            sup.try_submit(task).unwrap();
+        }
+        let mut worker = sup.attach(0).unwrap();
+        let Next::Run(job) = worker.try_next() else {
+            panic!("task 1 is queued")
+        };
+        let hung = sup.tick(1_000).next().expect("task 1 is past its deadline");
+        // A heartbeat after the verdict: the same run, still condemnable.
+        job.context().heartbeat();
+        assert_eq!(sup.worker_state(0), Some(WorkerState::Busy));
+        assert_eq!(sup.current_run(0), Some(hung));
+        // The task finished before the host acted, and the worker took the next one.
+        job.complete().unwrap();
+        assert_eq!(sup.condemn(hung), Err(WorkerError::RunEnded { index: 0 }));
+        let Next::Run(next) = worker.try_next() else {
+            panic!("task 2 is queued")
+        };
+        assert_eq!(sup.condemn(hung), Err(WorkerError::RunEnded { index: 0 }));
+        assert_eq!(
+            sup.worker_state(0),
+            Some(WorkerState::Busy),
+            "task 2 runs on"
+        );
+        let current = next.context().run();
+        assert_ne!(current, hung);
+        sup.condemn(current).unwrap();
+        let terminating = WorkerError::WrongState {
+            index: 0,
+            state: WorkerState::Terminating,
+        };
+        assert_eq!(sup.condemn(current), Err(terminating), "condemned once");
+        assert_eq!(next.complete(), Err(Condemned));
+        let report = sup.recover(0).unwrap();
+        assert!(
+            matches!(report.task, Some(Disposition::Retried { attempt: 2 })),
+            "task 2 is retried: {:?}",
+            report.task
+        );
+        drop(worker);
     }
 
     #[test]
@@ -1618,7 +1709,11 @@ mod tests {
             "100 ticks old: not past the deadline"
         );
         assert_eq!(sup.now(), 90, "the clock wrapped forward");
-        assert_eq!(sup.tick(91).as_slice(), [0], "101 ticks old");
+        assert_eq!(
+            sup.tick(91).as_slice(),
+            [job.context().run()],
+            "101 ticks old"
+        );
         job.complete().unwrap();
     }
 }

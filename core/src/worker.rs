@@ -23,7 +23,7 @@ use core::mem::ManuallyDrop;
 use crate::park::Park;
 use crate::phase::Leaving;
 use crate::queue::PopError;
-use crate::slot::{self, StateWord, WorkerSlot};
+use crate::slot::{self, Run, StateWord, WorkerSlot};
 use crate::supervisor::{CrashReport, Decision, Supervisor};
 use crate::sync::{AtomicU32, Ordering};
 
@@ -385,7 +385,9 @@ impl<'w, T, const N: usize, const W: usize, P: Park> Job<'w, T, N, W, P> {
     pub fn context(&self) -> Context<'w> {
         let slot = self.slot();
         Context {
-            worker: self.index,
+            // Acquire (in `load`): only the generation is used, and only this worker's own
+            // transition 4 (start) changes it.
+            run: Run::new(self.index, slot.state.load()),
             // SAFETY: as in `task`. The run was counted when it started.
             attempt: unsafe { slot.peek().runs },
             state: &slot.state,
@@ -521,7 +523,7 @@ impl<T, const N: usize, const W: usize, P: Park> Drop for Job<'_, T, N, W, P> {
 /// ```
 #[derive(Clone, Copy)]
 pub struct Context<'j> {
-    worker: usize,
+    run: Run,
     attempt: u32,
     state: &'j StateWord,
     heartbeat: &'j AtomicU32,
@@ -541,7 +543,23 @@ impl Context<'_> {
     /// # job.complete().unwrap();
     /// ```
     pub fn worker(&self) -> usize {
-        self.worker
+        self.run.worker()
+    }
+
+    /// This run of the task: the name a host gives [`Supervisor::condemn`](crate::Supervisor::condemn)
+    /// to kill this run and no other.
+    ///
+    /// ```
+    /// # use foreman_rt::{park::NoPark, policy::Policy, Next, Supervisor};
+    /// # let sup: Supervisor<u8, 2, 2> = Supervisor::new(Policy::DEFAULT, NoPark);
+    /// # sup.try_submit(1).unwrap();
+    /// # let mut worker = sup.attach(1).unwrap();
+    /// # let Next::Run(job) = worker.try_next() else { unreachable!() };
+    /// assert_eq!(Some(job.context().run()), sup.current_run(1));
+    /// # job.complete().unwrap();
+    /// ```
+    pub fn run(&self) -> Run {
+        self.run
     }
 
     /// Which attempt of the task this is: 1 the first time, 2 on the first retry, … (An
@@ -584,7 +602,7 @@ impl Context<'_> {
 impl fmt::Debug for Context<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Context")
-            .field("worker", &self.worker)
+            .field("run", &self.run)
             .field("attempt", &self.attempt)
             .finish()
     }

@@ -363,7 +363,10 @@ fn a_crashed_workers_task_is_recovered_while_submissions_go_on() {
 }
 
 #[test]
-fn condemning_races_completion_and_exactly_one_outcome_wins() {
+fn a_condemnation_races_the_run_it_names_ending_and_the_next_starting() {
+    // The host looks up the worker's run, then condemns it; meanwhile the worker may finish
+    // that run and start the next. Only the run named may be condemned, and exactly one
+    // outcome is recorded for each task.
     model(|| {
         let sup = Arc::new(Supervisor::<usize, 2, 1, NoPark>::new(
             policy()
@@ -372,29 +375,43 @@ fn condemning_races_completion_and_exactly_one_outcome_wins() {
             NoPark,
         ));
         sup.try_submit(7).unwrap();
+        sup.try_submit(8).unwrap();
         let finisher = spawn_with(&sup, |sup| {
             let mut worker = sup.attach(0).unwrap();
-            let Next::Run(job) = worker.try_next() else {
-                panic!("task 7 is queued")
-            };
-            job.complete()
+            let mut ends = Vec::new();
+            while let Next::Run(job) = worker.try_next() {
+                let run = job.context().run();
+                let task = *job.task();
+                let outcome = job.complete();
+                let condemned = outcome.is_err();
+                ends.push((task, run, outcome));
+                if condemned {
+                    break;
+                }
+            }
+            ends
         });
-        let condemned = sup.condemn(0);
-        let outcome = finisher.join().unwrap();
-        match (condemned, outcome) {
-            (Ok(()), Err(Condemned)) => {
-                // The condemner owns the task now: recover it.
-                let report = sup.recover(0).unwrap();
-                assert_eq!(report.task, Some(Disposition::Lost(7)));
-                assert_eq!(sup.snapshot().lost, 1);
+        let condemned = sup.current_run(0).map(|run| (run, sup.condemn(run)));
+        let ends = finisher.join().unwrap();
+        for (task, run, outcome) in &ends {
+            match condemned {
+                Some((named, Ok(()))) if named == *run => {
+                    assert_eq!(outcome, &Err(Condemned), "task {task}'s run was condemned");
+                    let report = sup.recover(0).unwrap();
+                    assert_eq!(report.task, Some(Disposition::Lost(*task)));
+                }
+                _ => assert_eq!(outcome, &Ok(*task), "task {task}'s run was not condemned"),
             }
-            (Err(_), Ok(task)) => {
-                assert_eq!(task, 7);
-                assert_eq!(sup.snapshot().completed, 1);
-            }
-            other => panic!("both or neither outcome recorded: {other:?}"),
         }
-        assert!(sup.snapshot().adds_up());
+        if let Some((named, Ok(()))) = condemned {
+            assert!(
+                ends.iter().any(|(_, run, _)| *run == named),
+                "a run that started"
+            );
+        }
+        let snap = sup.snapshot();
+        assert_eq!(snap.completed + snap.lost, ends.len());
+        assert!(snap.adds_up());
     });
 }
 

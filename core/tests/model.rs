@@ -24,7 +24,7 @@ use proptest::prelude::*;
 use foreman_rt::park::NoPark;
 use foreman_rt::policy::{Delivery, Intensity, Policy, Restart, Tick};
 use foreman_rt::{
-    Condemned, CrashReport, Decision, Disposition, Job, Next, ReopenError, Shutdown, Snapshot,
+    Condemned, CrashReport, Decision, Disposition, Job, Next, ReopenError, Run, Shutdown, Snapshot,
     SubmitError, Supervisor, SupervisorState, Worker, WorkerError, WorkerSnapshot, WorkerState,
 };
 
@@ -134,7 +134,8 @@ enum Op {
     Heartbeat(usize),
     DropWorker(usize),
     Exit(usize),
-    Condemn(usize),
+    /// Condemns a run of slot `.0`: its latest (0), or one `.1` runs before it.
+    Condemn(usize, usize),
     DeclareDead(usize),
     Recover(usize),
     Retire(usize),
@@ -162,7 +163,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => slot().prop_map(Op::Heartbeat),
         2 => slot().prop_map(Op::DropWorker),
         1 => slot().prop_map(Op::Exit),
-        1 => slot().prop_map(Op::Condemn),
+        1 => (slot(), 0..3usize).prop_map(|(slot, age)| Op::Condemn(slot, age)),
         1 => slot().prop_map(Op::DeclareDead),
         2 => slot().prop_map(Op::Recover),
         1 => slot().prop_map(Op::Retire),
@@ -238,6 +239,8 @@ struct Slot {
     crashes: u32,
     restarts: u32,
     handle: Option<HandleState>,
+    /// Runs started on the slot: the latest run's number.
+    runs: usize,
 }
 
 /// The supervisor as its documentation describes it, one call at a time.
@@ -274,6 +277,7 @@ impl Model {
             crashes: 0,
             restarts: 0,
             handle: None,
+            runs: 0,
         };
         Model {
             policy,
@@ -600,6 +604,7 @@ impl Model {
         let task = slot.task.as_mut().expect("a task to start");
         task.runs += 1;
         let started = *task;
+        slot.runs += 1;
         slot.state = WorkerState::Busy;
         slot.heartbeat = self.clock;
         slot.handle = Some(HandleState {
@@ -682,14 +687,17 @@ impl Model {
         }
     }
 
-    fn condemn(&mut self, index: usize) -> Result<(), WorkerError> {
-        if index >= W {
-            return Err(Model::no_such(index));
+    /// Condemns run number `run` (from 1) of slot `index`.
+    fn condemn(&mut self, index: usize, run: usize) -> Result<(), WorkerError> {
+        let slot = &self.slots[index];
+        let running = matches!(
+            slot.state,
+            WorkerState::Busy | WorkerState::Hung | WorkerState::Terminating
+        );
+        if run != slot.runs || !running {
+            return Err(WorkerError::RunEnded { index });
         }
-        if !matches!(
-            self.slots[index].state,
-            WorkerState::Busy | WorkerState::Hung
-        ) {
+        if slot.state == WorkerState::Terminating {
             return Err(self.wrong(index));
         }
         self.slots[index].state = WorkerState::Terminating;
@@ -877,6 +885,8 @@ struct Harness {
     sup: *mut Sup,
     workers: [Option<*mut Handle>; W],
     jobs: [Option<Running>; W],
+    /// Every run started on each slot, oldest first.
+    runs: [Vec<Run>; W],
     /// Handles of "dead threads" (`declare_dead`): never used or dropped again, freed without
     /// running their destructor.
     forgotten: Vec<*mut Handle>,
@@ -888,6 +898,7 @@ impl Harness {
             sup: Box::into_raw(Box::new(Sup::new(policy, NoPark))),
             workers: [None; W],
             jobs: [None, None, None],
+            runs: [Vec::new(), Vec::new(), Vec::new()],
             forgotten: Vec::new(),
         }
     }
@@ -928,6 +939,17 @@ impl Harness {
         if let Some(worker) = self.workers[index].take() {
             self.forgotten.push(worker);
         }
+    }
+}
+
+impl Harness {
+    /// The workers of runs the watchdog flagged, each checked to be its worker's latest run.
+    fn workers_of(&self, hung: impl Iterator<Item = Run>) -> Vec<usize> {
+        hung.map(|run| {
+            assert_eq!(self.runs[run.worker()].last(), Some(&run), "the latest run");
+            run.worker()
+        })
+        .collect()
     }
 }
 
@@ -1002,6 +1024,10 @@ fn step(sup_h: &mut Harness, model: &mut Model, op: &Op) {
                         (*job.task(), job.context().attempt()),
                         (started.id, started.runs)
                     );
+                    let run = job.context().run();
+                    assert_eq!((run.worker(), sup.current_run(i)), (i, Some(run)));
+                    assert!(!sup_h.runs[i].contains(&run), "a new run, not an old one");
+                    sup_h.runs[i].push(run);
                     sup_h.jobs[i] = Some(job);
                 }
                 Next::Idle => assert_eq!(expected, Ok(None)),
@@ -1054,7 +1080,16 @@ fn step(sup_h: &mut Harness, model: &mut Model, op: &Op) {
             let expected = model.end_handle(i);
             assert_eq!(sup_h.take_worker(i).exit(), expected);
         }
-        Op::Condemn(i) => assert_eq!(sup.condemn(i), model.condemn(i)),
+        Op::Condemn(i, age) => {
+            let Some(runs) = sup_h.runs.get(i) else {
+                return; // no run of a slot that does not exist can be named
+            };
+            let Some(number) = runs.len().checked_sub(age).filter(|&n| n > 0) else {
+                return;
+            };
+            let run = runs[number - 1];
+            assert_eq!(sup.condemn(run), model.condemn(i, number));
+        }
         Op::DeclareDead(i) => {
             // The "thread" holding the slot's handles dies: they are never touched again.
             if i < W {
@@ -1069,12 +1104,12 @@ fn step(sup_h: &mut Harness, model: &mut Model, op: &Op) {
         Op::Tick(ahead) => {
             let now = model.clock.wrapping_add(ahead);
             let expected = model.tick(now);
-            assert_eq!(sup.tick(now).as_slice(), expected.as_slice());
+            assert_eq!(sup_h.workers_of(sup.tick(now)), expected);
         }
         Op::TickBehind(behind) => {
             let now = model.clock.wrapping_sub(behind);
             let expected = model.tick(now);
-            assert_eq!(sup.tick(now).as_slice(), expected.as_slice());
+            assert_eq!(sup_h.workers_of(sup.tick(now)), expected);
         }
         Op::Drain => assert_eq!(sup.drain(), model.shut_down(Phase::Draining)),
         Op::Abort => assert_eq!(sup.abort(), model.shut_down(Phase::Aborting)),

@@ -78,7 +78,7 @@ impl Outcomes {
                 }
             }
             Event::HandedBack { task } => mark(&self.handed_back, task),
-            Event::Hung { worker } => self.unexpected(format!("worker {worker} hung")),
+            Event::Hung { worker, .. } => self.unexpected(format!("worker {worker} hung")),
             other => self.unexpected(format!("an event {other:?}")),
         }
     }

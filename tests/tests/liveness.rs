@@ -23,7 +23,9 @@ use std::time::{Duration, Instant};
 
 use foreman_rt::host::{threads::Pool, Event, Report};
 use foreman_rt::policy::{Delivery, Intensity, Policy};
-use foreman_rt::{Context, Disposition, Shutdown, SubmitError, SupervisorState, WorkerState};
+use foreman_rt::{
+    Context, Disposition, Run, Shutdown, SubmitError, SupervisorState, WorkerError, WorkerState,
+};
 use foreman_tests::within;
 
 /// How long any one test may take before it counts as hung.
@@ -71,6 +73,65 @@ fn wait_until(limit: Duration, what: &str, done: impl Fn() -> bool) {
 
 // ----- one test per defect ----------------------------------------------------------------
 
+/// Review finding (thread and process hosts): `condemn` named a slot, so a host acting on an
+/// `Event::Hung` after the hung task had finished killed the *next* task on that worker. Now
+/// a condemnation names the run the report named, and fails once that run has ended.
+#[test]
+fn a_late_condemnation_of_a_hang_that_ended_spares_the_next_task() {
+    let (snap, events) = within(LIMIT, "a drain after a late condemnation", || {
+        let go_on = Arc::new(AtomicBool::new(false));
+        let (events, received) = mpsc::channel();
+        let gate = Arc::clone(&go_on);
+        let pool = Pool::<u32, u32, (), 4, 1>::start(
+            Policy::DEFAULT.with_watchdog(20).unwrap(),
+            move |ctx, &task| {
+                // Both tasks wait for the gate: task 0 long enough to be reported hung.
+                while !gate.load(Ordering::Relaxed) {
+                    thread::sleep(Duration::from_millis(1));
+                }
+                if task == 1 {
+                    ctx.heartbeat();
+                }
+                Ok(ctx.attempt())
+            },
+            move |event| events.send(event).unwrap(),
+        )
+        .unwrap();
+        pool.submit(0).unwrap();
+        let hung: Run = match received
+            .recv_timeout(LIMIT)
+            .expect("hung: no hang report for task 0")
+        {
+            Event::Hung { run, .. } => run,
+            other => panic!("before the hang report: {other:?}"),
+        };
+        // The hung task ends, and the worker takes the next one, before the host acts.
+        go_on.store(true, Ordering::Relaxed);
+        match received
+            .recv_timeout(LIMIT)
+            .expect("hung: task 0 never completed")
+        {
+            Event::Completed { task: 0, .. } => {}
+            other => panic!("task 0 completes: {other:?}"),
+        }
+        go_on.store(false, Ordering::Relaxed);
+        pool.submit(1).unwrap();
+        wait_until(LIMIT, "task 1 to start", || pool.current_run(0).is_some());
+        assert_ne!(pool.current_run(0), Some(hung), "task 1 is another run");
+        assert_eq!(pool.condemn(hung), Err(WorkerError::RunEnded { index: 0 }));
+        go_on.store(true, Ordering::Relaxed);
+        let report = pool.drain();
+        (report.snapshot, received.try_iter().collect::<Vec<_>>())
+    });
+    assert_eq!((snap.completed, snap.crashes()), (2, 0), "{events:?}");
+    assert!(
+        events
+            .iter()
+            .all(|event| !matches!(event, Event::Crashed { .. })),
+        "task 1 was not killed: {events:?}"
+    );
+}
+
 /// Issue 9, defect 1: a condemned task's late end left its slot crashed, with no outcome, and
 /// `drain` waited forever. Now the task gets one outcome (here: retried, then completed) and
 /// a replacement thread takes the slot.
@@ -96,7 +157,8 @@ fn a_condemned_task_ends_once_and_the_pool_drains() {
         wait_until(LIMIT, "the hang to be reported", || {
             pool.worker_state(0) == Some(WorkerState::Hung)
         });
-        pool.condemn(0).unwrap();
+        pool.condemn(pool.current_run(0).expect("task 0 runs"))
+            .unwrap();
         release.store(true, Ordering::Relaxed);
         pool.submit(1).unwrap();
         let report = pool.drain();
@@ -448,7 +510,7 @@ struct Ledger {
     /// Events that make no sense here.
     unexpected: Mutex<Vec<String>>,
     /// Workers reported hung.
-    hung: Mutex<Vec<usize>>,
+    hung: Mutex<Vec<Run>>,
 }
 
 impl Ledger {
@@ -477,7 +539,7 @@ impl Ledger {
                 _ => self.unexpected.lock().unwrap().push(format!("{event:?}")),
             },
             Event::HandedBack { task } => self.end(*task, "handed back (sink)"),
-            Event::Hung { worker } => self.hung.lock().unwrap().push(*worker),
+            Event::Hung { run, .. } => self.hung.lock().unwrap().push(*run),
             _ => self.unexpected.lock().unwrap().push(format!("{event:?}")),
         }
     }
@@ -702,10 +764,25 @@ fn run_case(case: &Arc<Case>) {
         // preempted task may pass the deadline on a busy machine.)
         wait_until(LIMIT, "the hung task's hang to be reported", || {
             let worker = case.hung_worker.load(Ordering::Acquire);
-            worker != usize::MAX && case.ledger.hung.lock().unwrap().contains(&worker)
+            worker != usize::MAX
+                && case
+                    .ledger
+                    .hung
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .any(|run| run.worker() == worker)
         });
-        pool.condemn(case.hung_worker.load(Ordering::Acquire))
-            .unwrap();
+        let worker = case.hung_worker.load(Ordering::Acquire);
+        let hung = case
+            .ledger
+            .hung
+            .lock()
+            .unwrap()
+            .iter()
+            .copied()
+            .rfind(|run| run.worker() == worker);
+        pool.condemn(hung.expect("its hang was reported")).unwrap();
         // Released while the shutdown below already waits for it.
         let releaser = Arc::clone(case);
         thread::spawn(move || {
@@ -717,9 +794,11 @@ fn run_case(case: &Arc<Case>) {
         submit(task);
         if fault == Fault::CondemnStorm {
             for worker in 0..=2 {
-                let _ = pool.condemn(worker); // busy: condemned; idle or absent: an error
+                if let Some(run) = pool.current_run(worker) {
+                    let _ = pool.condemn(run); // running: condemned; ended since: an error
+                }
             }
-            assert!(pool.condemn(2).is_err(), "there is no worker 2");
+            assert_eq!(pool.current_run(2), None, "there is no worker 2");
         }
     }
     let report = match path {

@@ -98,7 +98,11 @@ fn worker_slot_misuse_is_a_typed_error() {
         }
     );
     assert_eq!(sup.retire(0).unwrap_err(), slot_0_idle);
-    assert_eq!(sup.condemn(0).unwrap_err(), slot_0_idle);
+    assert_eq!(
+        sup.current_run(0),
+        None,
+        "an idle slot runs nothing to condemn"
+    );
     assert_eq!(sup.recover(0).unwrap_err(), slot_0_idle);
     assert_eq!(
         sup.recover(9).unwrap_err(),

@@ -1023,7 +1023,8 @@ mod linux {
         pool.submit(Probe::faulty(0, Fault::Sleep { ms: 200 }, 1))
             .unwrap();
         busy_worker(&pool);
-        pool.supervisor().condemn(0).unwrap();
+        let sup = pool.supervisor();
+        sup.condemn(sup.current_run(0).expect("busy")).unwrap();
         log.wait_for("the crash", |events| {
             events.iter().any(|e| matches!(e, Event::Crashed { .. }))
         });

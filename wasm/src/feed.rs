@@ -254,10 +254,14 @@ mod tests {
             feed.event(Some(id), event),
             Some(Event::HandedBack { task: "gone" })
         ));
-        let untagged = Event::Hung { worker: 3 };
+        let untagged = Event::Failed {
+            worker: 3,
+            task: "untagged",
+            error: (),
+        };
         assert!(matches!(
             feed.event(None, untagged),
-            Some(Event::Hung { worker: 3 })
+            Some(Event::Failed { worker: 3, .. })
         ));
     }
 }

@@ -429,7 +429,7 @@ fn event_to_js<T: Serialize, R: Serialize, E: Serialize>(
                 properties.push(("task", to_js(task)));
             }
         }
-        Event::Hung { worker } => properties.push(("worker", (*worker as u32).into())),
+        Event::Hung { worker, .. } => properties.push(("worker", (*worker as u32).into())),
         Event::HandedBack { task } => properties.push(("task", to_js(task))),
         _ => {}
     }

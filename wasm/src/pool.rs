@@ -33,7 +33,7 @@ use std::sync::Arc;
 use foreman_rt::host::{Event, Report};
 use foreman_rt::policy::{Policy, Tick};
 use foreman_rt::{
-    Context, Decision, Disposition, Snapshot, SubmitError, SupervisorState, WorkerState,
+    Context, Decision, Disposition, Run, Snapshot, SubmitError, SupervisorState, WorkerState,
 };
 
 use crate::clock::Clock;
@@ -640,28 +640,24 @@ where
                         error,
                     },
                 ),
-                Record::Hung { worker } => self.hung(page, worker),
+                Record::Hung { run } => self.hung(page, run),
             }
         }
     }
 
-    /// The watchdog flagged `worker`: report it, condemn it and terminate its thread.
-    fn hung(&self, page: &mut Page<T, R, E, W>, worker: usize) {
+    /// The watchdog flagged `run`: report it, condemn it and terminate its thread.
+    fn hung(&self, page: &mut Page<T, R, E, W>, run: Run) {
+        let worker = run.worker();
         self.pending
             .borrow_mut()
-            .push_back(Out::Event(Event::Hung { worker }));
+            .push_back(Out::Event(Event::Hung { worker, run }));
         if page.threads.state(worker) != ThreadState::Running {
             return;
         }
-        // The report may be a moment old: a worker that finished its task since is spared.
-        // (`condemn` also takes a Busy worker, so one that finished and already started its
-        // next task in the instant between this check and the condemn would be killed on
-        // that task — which is then retried or dead-lettered by the policy like any other.)
-        if self.shared.sup.worker_state(worker) != Some(WorkerState::Hung) {
-            self.notice(Notice::Spared { worker });
-            return;
-        }
-        match self.shared.sup.condemn(worker) {
+        // The report may be a moment old: a run that ended since (its task finished, even if
+        // the worker started another) is spared — the condemnation names the run, not the
+        // worker.
+        match self.shared.sup.condemn(run) {
             Ok(()) => {
                 page.threads.terminate(worker);
                 self.notice(Notice::Terminating { worker });
@@ -709,8 +705,8 @@ where
                 }
                 // The restart intensity counts on the supervisor's clock: move it to now.
                 let now = self.now();
-                for worker in sup.tick(now) {
-                    self.hung(page, worker);
+                for run in sup.tick(now) {
+                    self.hung(page, run);
                 }
                 let Ok(report) = sup.recover(slot) else {
                     return;

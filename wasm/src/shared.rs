@@ -6,7 +6,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use foreman_rt::policy::{Policy, Tick};
-use foreman_rt::{Condemned, Context, Supervisor};
+use foreman_rt::{Condemned, Context, Run, Supervisor};
 
 use crate::entry::{self, Body};
 use crate::feed::Tagged;
@@ -26,7 +26,7 @@ pub(crate) enum Record<T, R, E> {
         error: E,
     },
     Hung {
-        worker: usize,
+        run: Run,
     },
 }
 
@@ -118,8 +118,8 @@ impl<T: Send, R: Send, E: Send, const N: usize, const W: usize> Body for Shared<
         }
         // Relaxed: a liveness counter.
         self.ticks.fetch_add(1, Ordering::Relaxed);
-        for worker in self.sup.tick(now) {
-            self.report(Record::Hung { worker });
+        for run in self.sup.tick(now) {
+            self.report(Record::Hung { run });
         }
         true
     }

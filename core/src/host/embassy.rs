@@ -499,6 +499,7 @@ impl<T, const N: usize, const W: usize> Host<T, N, W> {
             self.took_task();
 
             let outcome = {
+                let this_run = job.context().run();
                 let mut run = pin!(work(job.task(), job.context()));
                 let mut reported = false;
                 poll_fn(|cx| {
@@ -508,7 +509,10 @@ impl<T, const N: usize, const W: usize> Host<T, N, W> {
                         Some(WorkerState::Terminating) => return Poll::Ready(None),
                         Some(WorkerState::Hung) if !reported => {
                             reported = true;
-                            sink(Event::Hung { worker: index });
+                            sink(Event::Hung {
+                                worker: index,
+                                run: this_run,
+                            });
                         }
                         _ => {}
                     }
@@ -637,13 +641,13 @@ impl<T, const N: usize, const W: usize> Host<T, N, W> {
     fn tick(&self) {
         // Truncated: ticks wrap, and the supervisor compares them in wrapping order.
         let now = Instant::now().as_millis() as Tick;
-        for index in self.sup.tick(now) {
+        for run in self.sup.tick(now) {
             if self.hangs == Hangs::Cancel {
                 // Fails only if the task finished meanwhile: then there is nothing to cancel.
-                let _ = self.sup.condemn(index);
+                let _ = self.sup.condemn(run);
             }
             // The worker loop cancels the task, or reports the hang.
-            self.workers[index].wake();
+            self.workers[run.worker()].wake();
         }
     }
 
@@ -1358,10 +1362,14 @@ mod tests {
             watchdog.borrow().is_some()
         });
         assert_eq!(*drained.borrow(), Some(Shutdown::Drain));
+        let events = events.borrow();
+        let Some((Event::Hung { worker: 0, run }, completions)) = events.split_first() else {
+            panic!("task 1 hung first: {events:?}");
+        };
+        assert_eq!(run.worker(), 0);
         assert_eq!(
-            *events.borrow(),
+            completions,
             [
-                Event::Hung { worker: 0 },
                 Event::Completed {
                     worker: 0,
                     task: 1,

@@ -12,7 +12,7 @@ use alloc::vec::Vec;
 
 #[cfg(feature = "alloc")]
 use crate::Snapshot;
-use crate::{Decision, Disposition};
+use crate::{Decision, Disposition, Run};
 
 /// Something that happened to a task or a worker, delivered to the host's sink on the thread
 /// (or async task) where it happened.
@@ -29,7 +29,7 @@ use crate::{Decision, Disposition};
 ///         Event::Completed { worker, task, output } => format!("{worker}: {task} -> {output}"),
 ///         Event::Failed { task, error, .. } => format!("{task} failed: {error}"),
 ///         Event::Crashed { worker, cause, .. } => format!("worker {worker} crashed: {cause}"),
-///         Event::Hung { worker } => format!("worker {worker} is hung"),
+///         Event::Hung { worker, .. } => format!("worker {worker} is hung"),
 ///         Event::HandedBack { task } => format!("{task} was not run"),
 ///         _ => "something new".to_string(), // events may be added in minor releases
 ///     }
@@ -76,6 +76,9 @@ pub enum Event<T, R, E, C> {
     Hung {
         /// The hung worker.
         worker: usize,
+        /// The run that hung: the host's `condemn` takes it, so that a verdict about this task
+        /// cannot kill the next task the worker starts.
+        run: Run,
     },
     /// A task that will not run, given back at shutdown (abort, escalation, or drop).
     HandedBack {

@@ -110,8 +110,8 @@ use super::{futex, panic_message as message, Event, Report};
 use crate::park::{AtomicU32, Park};
 use crate::policy::{Policy, Tick};
 use crate::{
-    Condemned, Context, CrashReport, Decision, Snapshot, SubmitError, Supervisor, SupervisorState,
-    WorkerError, WorkerState,
+    Condemned, Context, CrashReport, Decision, Run, Snapshot, SubmitError, Supervisor,
+    SupervisorState, WorkerError, WorkerState,
 };
 
 /// Parks threads on a futex (Linux, FreeBSD, Windows `WaitOnAddress`, macOS `ulock`), through
@@ -374,14 +374,16 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
         self.shared.sup.worker_state(index)
     }
 
-    /// Gives up on the task worker `index` is running (a hung one, typically): when the task
-    /// returns or panics, its outcome is discarded and the task is recovered as from a crash —
+    /// Gives up on a run — a task running on a worker, a hung one typically, named by the
+    /// [`Event::Hung`] that reported it, by [`current_run`](Self::current_run) or by the task's
+    /// [`Context::run`](crate::Context::run): when the task returns or panics, its outcome is discarded and the task is recovered as from a crash —
     /// retried, dead-lettered or reported lost per the delivery policy, in an
     /// [`Event::Crashed`] — and a replacement thread takes the slot per the restart policy.
     /// Threads cannot be killed: until the task returns, it keeps its thread.
     ///
-    /// Fails with a [`WorkerError`] if the worker is not running a task (it finished first,
-    /// say) or does not exist; nothing changes then.
+    /// Fails with a [`WorkerError`] if that run has ended (its task finished first, say — even
+    /// if the worker started another task since, which is left alone) or the worker does not
+    /// exist; nothing changes then.
     ///
     /// ```
     /// use foreman_rt::host::{threads::Pool, Event};
@@ -402,8 +404,8 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
     ///     move |event| events.send(event).unwrap(),
     /// )?;
     /// pool.submit(7).unwrap();
-    /// assert!(matches!(received.recv().unwrap(), Event::Hung { worker: 0 }));
-    /// pool.condemn(0).unwrap();
+    /// let Event::Hung { run, .. } = received.recv().unwrap() else { panic!("not hung") };
+    /// pool.condemn(run).unwrap();
     /// release.send(()).unwrap(); // the hung run returns: its outcome is discarded
     /// let report = pool.drain(); // the retry ran on a replacement thread
     /// assert_eq!((report.snapshot.completed, report.snapshot.crashes()), (1, 1));
@@ -413,8 +415,21 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
     /// )));
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn condemn(&self, index: usize) -> Result<(), WorkerError> {
-        self.shared.sup.condemn(index)
+    pub fn condemn(&self, run: Run) -> Result<(), WorkerError> {
+        self.shared.sup.condemn(run)
+    }
+
+    /// The run worker `index` is on, or `None` if it runs no task: see
+    /// [`Supervisor::current_run`](crate::Supervisor::current_run).
+    ///
+    /// ```
+    /// # use foreman_rt::{host::threads::Pool, policy::Policy};
+    /// let pool = Pool::<u32, (), (), 4, 1>::start(Policy::DEFAULT, |_, _| Ok(()), |_| {})?;
+    /// assert_eq!(pool.current_run(0), None); // idle
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn current_run(&self, index: usize) -> Option<Run> {
+        self.shared.sup.current_run(index)
     }
 
     /// Starts a graceful shutdown and returns at once: no more submissions; the workers run
@@ -787,8 +802,11 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
     /// workers its watchdog flags hung. The watchdog thread ticks every `period`; a crash's
     /// recovery ticks first, since restarts are timed by this clock.
     fn tick(&self) {
-        for worker in self.sup.tick(self.now()) {
-            self.emit(Event::Hung { worker });
+        for run in self.sup.tick(self.now()) {
+            self.emit(Event::Hung {
+                worker: run.worker(),
+                run,
+            });
         }
     }
 }
@@ -981,7 +999,7 @@ mod tests {
         assert_eq!(report.snapshot.completed, 1);
         let hung = events
             .try_iter()
-            .filter(|e| matches!(e, Event::Hung { worker: 0 }))
+            .filter(|e| matches!(e, Event::Hung { worker: 0, .. }))
             .count();
         assert_eq!(hung, 1);
     }

@@ -81,8 +81,8 @@ type Host = Worker<'static, Task, CAPACITY, WORKERS, NoPark>;
 fn SysTick() {
     board::tick(|now| {
         // Lock-free: feeds the clock and flags workers busy past their deadline.
-        for index in SUPERVISOR.tick(now) {
-            let flags = &HUNG_FLAGS[index];
+        for run in SUPERVISOR.tick(now) {
+            let flags = &HUNG_FLAGS[run.worker()];
             // Relaxed load + Release store: single writer; `board::tick`'s Release store
             // publishes it too.
             flags.store(flags.load(Ordering::Relaxed) + 1, Ordering::Release);

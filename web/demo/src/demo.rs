@@ -694,7 +694,7 @@ impl State {
             Event::Failed { worker, task, .. } => {
                 ledger::close(&task, Outcome::Failed, Some(worker));
             }
-            Event::Hung { worker } => {
+            Event::Hung { worker, .. } => {
                 let what = ledger::running(worker).map_or_else(
                     || "its task".to_string(),
                     |(id, kind)| format!("task #{id} ({})", kind.name()),

@@ -607,9 +607,12 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Host
     /// rings their keepers. The watcher ticks every quarter deadline; crash recovery ticks
     /// first, since restarts are timed by this clock.
     fn tick(&self) {
-        for index in self.sup().tick(self.now()) {
-            self.emit(Event::Hung { worker: index });
-            futex::bump(self.mailbox(index).bell());
+        for run in self.sup().tick(self.now()) {
+            self.emit(Event::Hung {
+                worker: run.worker(),
+                run,
+            });
+            futex::bump(self.mailbox(run.worker()).bell());
         }
     }
 
@@ -979,7 +982,9 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Host
                 // hung is the one it is waiting for. Terminating: someone condemned it
                 // through `Pool::supervisor`, which means the same.
                 killed = match sup.worker_state(index) {
-                    Some(WorkerState::Hung) if sup.condemn(index).is_ok() => Some(Killed::Hung),
+                    Some(WorkerState::Hung) if sup.condemn(job.context().run()).is_ok() => {
+                        Some(Killed::Hung)
+                    }
                     Some(WorkerState::Terminating) => Some(Killed::Condemned),
                     _ => None,
                 };

@@ -156,7 +156,7 @@ fn record(event: Event<Task, u32, &'static str, Cause<&'static str>>) {
                 task,
                 decision,
             } => crashed(&mut ledger, worker, cause, task, decision),
-            Event::Hung { worker } => ledger.anomaly(format_args!(
+            Event::Hung { worker, .. } => ledger.anomaly(format_args!(
                 "worker {worker} reported hung: this host cancels hangs"
             )),
             _ => ledger.anomaly(format_args!("an event of an unknown kind")),
