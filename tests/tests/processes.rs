@@ -216,6 +216,7 @@ mod linux {
         BIG.serve_if_worker();
         review::SPOIL.serve_if_worker();
         review::HUGE.serve_if_worker();
+        review::CORPSE.serve_if_worker();
         // UNSERVED's workers get here. A real program would go on into its own `main`, where
         // starting a pool fails (see `start_refuses_…`); this one would run every test again.
         if std::env::var_os("FOREMAN_PROCESS_WORKER").is_some() {
@@ -1404,6 +1405,12 @@ mod linux {
                     60,
                     closed_stderr,
                 ),
+                review(
+                    10,
+                    "a_task_given_to_a_dead_worker_is_not_charged_a_run",
+                    60,
+                    task_given_to_a_corpse,
+                ),
             ]
         }
 
@@ -1863,6 +1870,107 @@ mod linux {
                 "condemn(0), meant for task 0 (which had finished), returned {condemned:?} \
                  and killed task 1's worker: {:?}",
                 endings.crashes
+            );
+        }
+
+        /// The file where [`CORPSE`]'s tasks record each run, for the test process `parent`.
+        fn runs_file(parent: u32) -> std::path::PathBuf {
+            std::env::temp_dir().join(format!("foreman-review-runs-{parent}"))
+        }
+
+        /// Task code of [`CORPSE`]: records the run; task 0 then answers, and has its process
+        /// killed (`SIGKILL`) the moment the answer is published — before it can read its next
+        /// order.
+        fn corpse(ctx: &Context<'_>, task: &u32) -> Result<u32, ()> {
+            use std::io::Write;
+            let parent = std::os::unix::process::parent_id();
+            let mut runs = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(runs_file(parent))
+                .unwrap();
+            writeln!(runs, "{task} {}", ctx.attempt()).unwrap();
+            if *task == 0 {
+                const ANSWER: usize = 4; // the `answer` word of the `repr(C)` mailbox
+                let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+                let mailbox = maps
+                    .lines()
+                    .find(|line| {
+                        line.contains("memfd:foreman")
+                            && line.split_whitespace().nth(1) == Some("rw-s")
+                    })
+                    .expect("the worker's own mailbox is mapped read-write");
+                let base = usize::from_str_radix(mailbox.split('-').next().unwrap(), 16).unwrap();
+                // SAFETY: reads the worker's own `answer` word, an `AtomicU32`.
+                let answer = unsafe {
+                    &*std::ptr::with_exposed_provenance::<std::sync::atomic::AtomicU32>(
+                        base + ANSWER,
+                    )
+                };
+                let before = answer.load(Ordering::SeqCst);
+                let watching = Arc::new(AtomicBool::new(false));
+                let watcher = Arc::clone(&watching);
+                thread::spawn(move || {
+                    watcher.store(true, Ordering::SeqCst);
+                    while answer.load(Ordering::Relaxed) == before {
+                        std::hint::spin_loop();
+                    }
+                    let _ = rustix::process::kill_process(rustix::process::getpid(), Signal::KILL);
+                });
+                while !watching.load(Ordering::SeqCst) {
+                    std::hint::spin_loop();
+                }
+            }
+            Ok(ctx.attempt())
+        }
+
+        pub(super) static CORPSE: Handler<u32, u32, ()> = Handler::new("review-corpse", corpse);
+
+        /// Finding 10: issue 9's defect 6 ("an attempt is charged that never ran") again, in the
+        /// process host. The core counts a run when the keeper takes the task (`try_next`), not
+        /// when a worker process starts it. A worker that dies right after answering is only
+        /// known dead once the watcher's poll says so; meanwhile its keeper takes the next
+        /// task, writes it into the dead process's mailbox, and then records a crash: the task
+        /// is charged a run it never had — dead-lettered here, under at-least-once(1), without
+        /// ever running (`Lost` under at-most-once; a skipped `attempt()` number otherwise).
+        fn task_given_to_a_corpse() {
+            let runs = runs_file(std::process::id());
+            let _ = std::fs::remove_file(&runs);
+            let events = Arc::new(Mutex::new(Vec::new()));
+            let sink = {
+                let events = Arc::clone(&events);
+                move |event: Event<u32, u32, ()>| events.lock().unwrap().push(event)
+            };
+            let policy = unlimited(1);
+            let pool: Pool<u32, u32, (), 8, 1> = Pool::start(policy, &CORPSE, sink).unwrap();
+            for task in 0..4 {
+                pool.submit(task).unwrap();
+            }
+            let report = pool.drain();
+            let ran = std::fs::read_to_string(&runs).unwrap_or_default();
+            let _ = std::fs::remove_file(&runs);
+            let events = events.lock().unwrap();
+            let never_ran: Vec<_> = events
+                .iter()
+                .filter_map(|event| match event {
+                    Event::Crashed {
+                        task: Some(Disposition::DeadLettered { task, attempts }),
+                        ..
+                    } if !ran
+                        .lines()
+                        .any(|line| line.starts_with(&format!("{task} "))) =>
+                    {
+                        Some((*task, *attempts))
+                    }
+                    _ => None,
+                })
+                .collect();
+            assert!(
+                never_ran.is_empty() && report.snapshot.completed == 4,
+                "dead-lettered as (task, attempts) though they never ran: {never_ran:?} \
+                 ({} of 4 completed; runs: {:?})",
+                report.snapshot.completed,
+                ran.lines().collect::<Vec<_>>()
             );
         }
 
