@@ -1411,6 +1411,12 @@ mod linux {
                     60,
                     task_given_to_a_corpse,
                 ),
+                review(
+                    11,
+                    "without_a_watchdog_a_condemned_hung_worker_is_still_killed",
+                    60,
+                    condemn_without_a_watchdog,
+                ),
             ]
         }
 
@@ -1971,6 +1977,41 @@ mod linux {
                  ({} of 4 completed; runs: {:?})",
                 report.snapshot.completed,
                 ran.lines().collect::<Vec<_>>()
+            );
+        }
+
+        /// Finding 11: "unlike threads, a hung process *can* be ended" (issue 15), but without a
+        /// watchdog nothing in the pool's API ends one. `supervisor().condemn(w)` succeeds, and
+        /// the keeper — parked without a timeout, and not rung by `condemn` — kills the process
+        /// only "when the task answers", which a hung task never does; `abort` and drop wait for
+        /// running tasks. The pool could offer a `condemn` (or an abort with a grace period)
+        /// that rings the keeper and kills at once.
+        fn condemn_without_a_watchdog() {
+            let log = Arc::new(Log::default());
+            let pool = start::<1>(Policy::DEFAULT, &PROBE, &log);
+            pool.submit(Probe::faulty(0, Fault::Sleep { ms: 600_000 }, 1))
+                .unwrap();
+            busy_worker(&pool);
+            let condemned = pool.supervisor().condemn(0);
+            let ended = within(Duration::from_secs(5), || {
+                log.events
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .any(|e| matches!(e, Event::Crashed { .. }))
+            });
+            // Clean up from outside: kill the process ourselves.
+            if !ended {
+                kill(pool.pids()[0].unwrap());
+            }
+            log.saw(pool.pids());
+            let report = pool.drain();
+            let endings = endings(log.take());
+            endings.exactly_once([0]);
+            check_report(&report, &endings);
+            assert!(
+                ended,
+                "condemn returned {condemned:?}, and 5 s later the hung worker still ran"
             );
         }
 
