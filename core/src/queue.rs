@@ -265,32 +265,38 @@ impl<T, const N: usize> Queue<T, N> {
     /// `wait_for_pop`: when the slot still holds last lap's value and its pop is under way,
     /// wait for that pop (the linearizable answer) rather than answer `Full` at once.
     ///
-    /// Hosts try [`push_fast`](Self::push_fast) first, inlined into each caller. Bare metal
-    /// (`target_os = "none"`) goes straight to [`push_contended`](Self::push_contended),
+    /// Hosts try the fast path, [`claim_for_push`](Self::claim_for_push), first, inlined
+    /// into each caller. Bare metal (`target_os = "none"`) goes straight to [`push_contended`](Self::push_contended),
     /// which the compiler then keeps inside one copy of `push` for the three callers:
     /// firmware pays in flash for every inlined copy (the fast path cost 52–376 bytes of
     /// `.text` in the QEMU firmware), and a single core gains little from it.
     #[cfg_attr(not(target_os = "none"), inline(always))]
     fn push(&self, value: T, ignore_close: bool, wait_for_pop: bool) -> Result<(), PushError<T>> {
         #[cfg(not(target_os = "none"))]
-        let value = match self.push_fast(value) {
-            Ok(()) => return Ok(()),
-            Err(value) => value,
-        };
+        if let Some((slot, pos)) = self.claim_for_push() {
+            // SAFETY: `claim_for_push` found the slot free for `pos` and claimed `pos`.
+            unsafe { Self::fill(slot, pos, value) };
+            return Ok(());
+        }
         self.push_contended(value, ignore_close, wait_for_pop)
     }
 
     /// The fast path of a push: the queue is open, the slot at the tail is free, and the
-    /// claim succeeds at the first try. It is the first round of
+    /// claim succeeds at the first try; returns the claimed slot and position, which the
+    /// caller must [`fill`](Self::fill). It is the first round of
     /// [`push_contended`](Self::push_contended)'s loop, with the same orderings for the same
-    /// reasons; anything else (closed, full, another producer or a pop in the way) hands the
-    /// value back for that loop, which starts over from a fresh tail. (valgrind, `cargo xtask
-    /// bench`: a push cost 59 instructions where the whole protocol was one out-of-line
-    /// function, 28 where LLVM chose to inline it, and costs 20–21 with this fast path, the
-    /// benchmark's loop included.)
+    /// reasons; anything else (closed, full, another producer or a pop in the way) answers
+    /// `None` and leaves the push to that loop, which starts over from a fresh tail.
+    ///
+    /// Only the index logic is inlined into each caller: the value itself never passes through
+    /// here, so it is moved once (into the slot, or into `push_contended`), whatever its size.
+    /// (Moving it through an inlined `Result<(), T>` made a 64 KiB `T` take over ten minutes
+    /// to compile.) (valgrind, `cargo xtask bench`: a push cost 59 instructions where the
+    /// whole protocol was one out-of-line function, 28 where LLVM chose to inline it, and
+    /// costs 20–21 with this fast path, the benchmark's loop included.)
     #[cfg(not(target_os = "none"))]
     #[inline(always)]
-    fn push_fast(&self, value: T) -> Result<(), T> {
+    fn claim_for_push(&self) -> Option<(&Slot<T>, usize)> {
         // Relaxed: only a guess; the stamp check decides.
         let tail = self.tail.load(Ordering::Relaxed);
         // No test of the CLOSED bit: a closed tail is odd, `pos + 1` for its position `pos`,
@@ -315,13 +321,11 @@ impl<T, const N: usize> Queue<T, N> {
                 )
                 .is_ok()
         {
-            // SAFETY: the stamp said the slot is free for position `tail` (so, the claim
-            // having succeeded, `tail` is an open position: see above), and the CAS claimed
-            // that position.
-            unsafe { Self::fill(slot, tail, value) };
-            return Ok(());
+            // The stamp said the slot is free for position `tail` (so, the claim having
+            // succeeded, `tail` is an open position: see above), and the CAS claimed it.
+            return Some((slot, tail));
         }
-        Err(value)
+        None
     }
 
     /// Writes `value` into `slot` and stamps it full for position `pos`.
@@ -436,18 +440,22 @@ impl<T, const N: usize> Queue<T, N> {
     pub fn try_pop(&self) -> Result<T, PopError> {
         // Hosts: the fast path first, like `push`'s; bare metal: the whole protocol, inlined.
         #[cfg(not(target_os = "none"))]
-        if let Some(value) = self.pop_fast() {
-            return Ok(value);
+        if let Some((slot, pos)) = self.claim_for_pop() {
+            // SAFETY: `claim_for_pop` found the slot full for `pos` and claimed `pos`.
+            return Ok(unsafe { Self::empty(slot, pos) });
         }
         self.pop_contended()
     }
 
     /// The fast path of a pop: the slot at the head is full and the claim succeeds at the
-    /// first try; anything else is left to [`pop_contended`](Self::pop_contended), which
-    /// starts over.
+    /// first try; returns the claimed slot and position, which the caller must
+    /// [`empty`](Self::empty). Anything else answers `None` and leaves the pop to
+    /// [`pop_contended`](Self::pop_contended), which starts over. Like
+    /// [`claim_for_push`](Self::claim_for_push), only the index logic: the value is read once,
+    /// straight into the caller's result.
     #[cfg(not(target_os = "none"))]
     #[inline(always)]
-    fn pop_fast(&self) -> Option<T> {
+    fn claim_for_pop(&self) -> Option<(&Slot<T>, usize)> {
         // Relaxed: only a guess; the stamp check decides.
         let head = self.head.load(Ordering::Relaxed);
         let slot = self.slot(head);
@@ -465,9 +473,8 @@ impl<T, const N: usize> Queue<T, N> {
                 )
                 .is_ok()
         {
-            // SAFETY: the stamp said the slot holds the value pushed at `head`, and the CAS
-            // claimed `head`.
-            return Some(unsafe { Self::empty(slot, head) });
+            // The stamp said the slot holds the value pushed at `head`, and the CAS claimed it.
+            return Some((slot, head));
         }
         None
     }
@@ -767,7 +774,7 @@ mod tests {
 
     #[test]
     fn a_closed_queue_refuses_pushes_at_every_position_and_fill_level() {
-        // The fast path does not test the CLOSED bit (see `push_fast`): check that a closed
+        // The fast path does not test the CLOSED bit (see `claim_for_push`): check that a closed
         // queue refuses at every tail position of two laps and every fill level, while
         // `push_ignoring_close` still fills it exactly to capacity.
         for offset in 0..8 {
