@@ -823,6 +823,19 @@ impl<T> WorkerSlot<T> {
         });
     }
 
+    /// Takes back the count of a run that never started (its worker died before beginning
+    /// it; see `Job::crash_unstarted`).
+    ///
+    /// # Safety
+    /// The caller owns the cell and it holds a task.
+    pub(crate) unsafe fn uncount_run(&self) {
+        // SAFETY: per the contract the cell is initialized and nobody else touches it.
+        self.task.with_mut(|cell| unsafe {
+            let envelope = (*cell).assume_init_mut();
+            envelope.runs = envelope.runs.saturating_sub(1);
+        });
+    }
+
     /// The task in the cell.
     ///
     /// # Safety

@@ -1353,13 +1353,19 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
         envelope: Envelope<T>,
         decision: Decision,
     ) -> (Disposition<T>, bool) {
-        let Delivery::AtLeastOnce { max_attempts } = self.policy.delivery() else {
-            Counters::bump(&self.counters.lost);
-            return (Disposition::Lost(envelope.task), false);
-        };
-        // Attempts that started: a retry whose worker died before starting it is not charged.
+        // Attempts that started: a retry whose worker died before starting it is not charged,
+        // nor a run the host says never started (`Job::crash_unstarted`).
         let attempts = envelope.runs;
-        if attempts >= max_attempts.get() {
+        let max_attempts = match self.policy.delivery() {
+            Delivery::AtLeastOnce { max_attempts } => max_attempts.get(),
+            // At most one run: a task that never started still may have it.
+            Delivery::AtMostOnce if attempts == 0 => 1,
+            Delivery::AtMostOnce => {
+                Counters::bump(&self.counters.lost);
+                return (Disposition::Lost(envelope.task), false);
+            }
+        };
+        if attempts >= max_attempts {
             Counters::bump(&self.counters.dead_lettered);
             return (
                 Disposition::DeadLettered {

@@ -489,6 +489,30 @@ impl<'w, T, const N: usize, const W: usize, P: Park> Job<'w, T, N, W, P> {
         }
     }
 
+    /// Like [`crash`](Job::crash), for a worker the host knows died *before this run
+    /// started*: a worker process that died before it took the order, say. The run is not
+    /// charged: a retry is the same attempt again, an at-least-once task is not
+    /// dead-lettered for it, and an at-most-once task, which never ran, is retried instead of
+    /// reported lost.
+    ///
+    /// ```
+    /// use foreman_rt::{park::NoPark, policy::{Delivery, Policy}, Disposition, Next, Supervisor};
+    ///
+    /// let policy = Policy::DEFAULT.with_delivery(Delivery::AtMostOnce);
+    /// let sup: Supervisor<u8, 2, 1> = Supervisor::new(policy, NoPark);
+    /// sup.try_submit(1).unwrap();
+    /// let mut worker = sup.attach(0).unwrap();
+    /// let Next::Run(job) = worker.try_next() else { unreachable!() };
+    /// let report = job.crash_unstarted(); // the worker died before it began the task
+    /// assert!(matches!(report.task, Some(Disposition::Retried { attempt: 1 })));
+    /// ```
+    pub fn crash_unstarted(self) -> CrashReport<T> {
+        // SAFETY: while a Job exists its slot is Busy, Hung or Terminating with a task, and
+        // only this Job's worker touches the cell (invariants 1–2).
+        unsafe { self.slot().uncount_run() };
+        self.crash()
+    }
+
     /// Busy, Hung or Terminating → Crashed (transition 9), leaving the task in the cell for a
     /// recoverer; the worker handle is dead from now on.
     fn abandon(&mut self) {
