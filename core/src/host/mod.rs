@@ -47,3 +47,26 @@ fn panic_message(payload: &(dyn core::any::Any + Send)) -> alloc::string::String
         "a panic with a non-string payload".to_string()
     }
 }
+
+/// Drops a value whose destructor is user code (a panic's payload, a discarded result)
+/// without letting a panic in it escape: the bookkeeping that follows must happen. A payload
+/// that panics again when dropped is forgotten instead.
+#[cfg(feature = "std")]
+fn discard<V>(value: V) {
+    use std::panic::{self, AssertUnwindSafe};
+    if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(move || drop(value))) {
+        core::mem::forget(payload);
+    }
+}
+
+/// The stack size for a host thread that moves values of `moved` bytes in all by value (a
+/// task, an outcome and the event that carries them): the default 2 MiB for the thread's own
+/// frames, plus room for several copies of them (unoptimized builds keep a temporary per
+/// move). A 1 MiB task type overflows a default stack; the reserve is virtual memory, only
+/// what is touched is committed.
+#[cfg(feature = "std")]
+fn stack_size(moved: usize) -> usize {
+    const OWN: usize = 2 << 20;
+    const COPIES: usize = 16;
+    OWN.saturating_add(moved.saturating_mul(COPIES))
+}

@@ -106,7 +106,7 @@ use std::thread::{self, JoinHandle, Thread};
 use std::time::{Duration, Instant};
 use std::vec::Vec;
 
-use super::{futex, panic_message as message, Event, Report};
+use super::{discard, futex, panic_message as message, stack_size, Event, Report};
 use crate::park::{AtomicU32, Park};
 use crate::policy::{Policy, Tick};
 use crate::{
@@ -249,6 +249,7 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
             let period = Duration::from_millis(u64::from(deadline / 4).max(1));
             let watchdog = thread::Builder::new()
                 .name("foreman-watchdog".into())
+                .stack_size(Shared::<T, R, E, N, W>::stack_size())
                 .spawn(move || shared.watch(period))?;
             // Registered before the pool is handed out, so every shutdown can wake it.
             let _ = pool.shared.watchdog.set(watchdog.thread().clone());
@@ -626,6 +627,17 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
         unsafe { shared.assume_init() }
     }
 
+    /// The stack of a pool thread: tasks, outcomes and the events that carry them move by
+    /// value on the workers' stacks, and left-over tasks on the last thread out's (the
+    /// watchdog's, say).
+    fn stack_size() -> usize {
+        stack_size(
+            mem::size_of::<T>()
+                + mem::size_of::<Result<R, E>>()
+                + mem::size_of::<Event<T, R, E, String>>(),
+        )
+    }
+
     /// This pool's identity for `OWN_POOL`.
     fn id(&self) -> *const () {
         (self as *const Self).cast()
@@ -694,6 +706,7 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
         let shared = Arc::clone(this);
         let thread = thread::Builder::new()
             .name(format!("foreman-worker-{index}"))
+            .stack_size(Self::stack_size())
             .spawn(move || shared.run_worker(index))?;
         let mut threads = this.threads.lock().unwrap_or_else(PoisonError::into_inner);
         // Threads that have ended (crashed workers) need no join: keep the list to the living,
@@ -808,15 +821,6 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
                 run,
             });
         }
-    }
-}
-
-/// Drops a value whose destructor is user code (a panic's payload, a discarded result)
-/// without letting a panic in it escape: the bookkeeping that follows must happen. A payload
-/// that panics again when dropped is forgotten instead.
-fn discard<V>(value: V) {
-    if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(move || drop(value))) {
-        mem::forget(payload);
     }
 }
 
