@@ -116,7 +116,10 @@ impl Spawned {
         }
         let mut child = command.spawn()?;
         let pid = child.id();
-        match rustix::process::pidfd_open(Pid::from_child(&child), PidfdFlags::empty()) {
+        let pidfd = rustix::process::pidfd_open(Pid::from_child(&child), PidfdFlags::empty())
+            .map_err(io::Error::from)
+            .and_then(super::above_stdio);
+        match pidfd {
             Ok(pidfd) => Ok(Spawned {
                 process: Arc::new(Process {
                     slot,
@@ -130,7 +133,7 @@ impl Spawned {
                 // Without a pidfd we could not know when it dies: do not keep it.
                 let _ = child.kill();
                 let _ = child.wait();
-                Err(err.into())
+                Err(err)
             }
         }
     }

@@ -48,7 +48,41 @@
 //! handler, sink)`, `submit`/`try_submit`, `drain`/`abort` returning a [`Report`], `snapshot`,
 //! and outcomes as the same [`Event`]s. What differs: the handler is a [`Handler`] (plain
 //! `fn`, no captures: it runs in another process), the types are [`Portable`], a crash is the
-//! death of a process (a panic ends its process too), and the watchdog *kills* a hung worker.
+//! death of a process (a panic ends its process too), and the watchdog *kills* a hung worker
+//! ([`condemn`](Pool::condemn) kills one too, with or without a watchdog).
+//!
+//! # The sink, and the pool's own threads
+//!
+//! The sink runs on the pool's *keeper* threads (one per worker slot, see below), and on the
+//! owner's thread for the tasks a dropped pool hands back; never on the *watcher*, the thread
+//! that notices deaths, so a sink that blocks cannot stop death detection. The thread host's
+//! rules hold for the keepers, since a keeper waiting for the pool would wait for itself:
+//!
+//! - [`submit`](Pool::submit) in the sink does not park on a full queue: it hands the task
+//!   back in [`SubmitError::Full`] at once, as [`try_submit`](Pool::try_submit) does.
+//! - Dropping the pool in the sink (or calling [`drain`](Pool::drain) or
+//!   [`abort`](Pool::abort) there) starts the shutdown and returns without waiting; the last
+//!   keeper out hands what is left to the sink as [`Event::HandedBack`], and every worker
+//!   process is still ended and reaped.
+//! - A sink that panics is caught (even a panic whose payload panics again when dropped),
+//!   and reported on stderr; the event it was given goes with the panic.
+//!
+//! **The pool owns its supervisor.** It does not lend it out (calls like `reopen`, `attach`
+//! or `recover` behind its back would leave slots without keepers); it offers
+//! [`state`](Pool::state), [`worker_state`](Pool::worker_state), [`snapshot`](Pool::snapshot),
+//! [`condemn`](Pool::condemn), [`begin_drain`](Pool::begin_drain) and
+//! [`begin_abort`](Pool::begin_abort) instead:
+//!
+//! ```compile_fail
+//! # use foreman_rt::host::processes::{Handler, Pool};
+//! # use foreman_rt::policy::Policy;
+//! static NOTHING: Handler<u32, (), ()> = Handler::new("doc-owned", |_, _| Ok(()));
+//! fn main() {
+//!     NOTHING.serve_if_worker();
+//!     let pool = Pool::<u32, (), (), 4, 1>::start(Policy::DEFAULT, &NOTHING, |_| {}).unwrap();
+//!     pool.supervisor().reopen(); // no such method: the pool owns its lifecycle
+//! }
+//! ```
 //!
 //! # How it is built
 //!
@@ -122,7 +156,9 @@
 //! aborts, `SIGKILL` — each worker receives `SIGKILL` (`PR_SET_PDEATHSIG`, set before `exec`),
 //! and the memfd, which has no name, vanishes with the last process that maps it. A pool
 //! dropped while its thread panics kills its workers at once instead of waiting for their
-//! tasks (their tasks are handed back to the sink).
+//! tasks: those tasks are recovered as crashed ones are, per the delivery policy (retried
+//! tasks come back to the sink as handed back; under at-most-once a task that had started is
+//! reported lost, and one on its last attempt is dead-lettered).
 //!
 //! # Limits
 //!
@@ -143,13 +179,14 @@ mod portable;
 mod shared;
 mod worker;
 
+use core::cell::Cell;
 use core::mem::size_of;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{fence, AtomicBool, Ordering};
 use std::boxed::Box;
 use std::fmt;
 use std::format;
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::panic::{self, AssertUnwindSafe};
 use std::string::String;
 use std::sync::{mpsc, Arc, Mutex, PoisonError};
@@ -162,8 +199,8 @@ use rustix::event::{EventfdFlags, PollFd, PollFlags};
 use super::{Event, Report};
 use crate::policy::{Policy, Tick};
 use crate::{
-    CrashReport, Decision, Job, Next, Snapshot, SubmitError, Supervisor, SupervisorState, Worker,
-    WorkerState,
+    CrashReport, Decision, Job, Next, Run, Snapshot, SubmitError, Supervisor, SupervisorState,
+    Worker, WorkerError, WorkerState,
 };
 use child::{describe, Process, Spawned};
 use shared::{Front, Layout, Mailbox, Region};
@@ -182,6 +219,40 @@ const EXIT_GRACE: Duration = Duration::from_secs(5);
 const START_ATTEMPTS: u32 = 3;
 
 type Sink<T, R, E> = dyn Fn(Event<T, R, E, String>) + Send + Sync;
+
+std::thread_local! {
+    /// The pool this thread works for, as a keeper or as its watcher: the address of the
+    /// pool's shared state, or null. Set for the thread's whole life (see `OwnThread`).
+    static OWN_POOL: Cell<*const ()> = const { Cell::new(core::ptr::null()) };
+}
+
+/// Marks the current thread as one of a pool's while it lives.
+struct OwnThread;
+
+impl OwnThread {
+    fn enter(pool: *const ()) -> OwnThread {
+        OWN_POOL.with(|own| own.set(pool));
+        OwnThread
+    }
+}
+
+impl Drop for OwnThread {
+    fn drop(&mut self) {
+        OWN_POOL.with(|own| own.set(core::ptr::null()));
+    }
+}
+
+/// Moves a new descriptor of the pool's above the standard streams. The kernel gives the
+/// lowest free number, which is 0, 1 or 2 in a program that closed its stdin, stdout or
+/// stderr: its next `eprintln!` would write into the pool's memory (or fail on its eventfd),
+/// and worker processes would take the number for their own stdio.
+fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
+    if fd.as_raw_fd() > 2 {
+        return Ok(fd);
+    }
+    // The duplicate is close-on-exec, like every descriptor the pool makes.
+    Ok(rustix::io::fcntl_dupfd_cloexec(&fd, 3)?)
+}
 
 /// The parent's side of one worker slot.
 struct Keeper {
@@ -207,6 +278,10 @@ struct Host<T: 'static, R: 'static, E: 'static, const N: usize, const W: usize> 
     watcher_bell: OwnedFd,
     /// Set once every keeper has ended: the watcher leaves.
     closing: AtomicBool,
+    /// Set when the pool was shut down on one of its own threads, which cannot wait for the
+    /// others: the last keeper out then ends the watcher and hands what is left to the sink
+    /// (`after_leaving`).
+    orphaned: AtomicBool,
     started: Instant,
     /// With a watchdog: how often the clock ticks (a quarter of the deadline).
     tick_period: Option<Duration>,
@@ -217,7 +292,9 @@ struct Host<T: 'static, R: 'static, E: 'static, const N: usize, const W: usize> 
 ///
 /// Dropping the pool aborts it: running tasks finish, queued ones go to the sink as
 /// [`Event::HandedBack`], and every worker process is ended and reaped. (If the dropping
-/// thread is panicking, the workers are killed at once instead.)
+/// thread is panicking, the workers are killed at once instead, and their tasks recovered as
+/// from a crash: see the [module docs](self). Dropped in the sink, it does not wait: see
+/// the module docs too.)
 pub struct Pool<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> {
     host: Arc<Host<T, R, E, N, W>>,
     keepers: Vec<JoinHandle<()>>,
@@ -282,11 +359,12 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Pool
                 process: Mutex::new(None),
             }),
             watched: Mutex::new(Vec::with_capacity(W)),
-            watcher_bell: rustix::event::eventfd(
+            watcher_bell: above_stdio(rustix::event::eventfd(
                 0,
                 EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK,
-            )?,
+            )?)?,
             closing: AtomicBool::new(false),
+            orphaned: AtomicBool::new(false),
             started: Instant::now(),
             tick_period: policy
                 .watchdog()
@@ -303,7 +381,10 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Pool
         pool.watcher = Some(
             thread::Builder::new()
                 .name("foreman-watcher".into())
-                .spawn(move || host.watch())?,
+                .spawn(move || {
+                    let _own = OwnThread::enter(host.id());
+                    host.watch();
+                })?,
         );
         let (started, starts) = mpsc::channel();
         for index in 0..W {
@@ -313,7 +394,12 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Pool
             let started = started.clone();
             let keeper = thread::Builder::new()
                 .name(format!("foreman-keeper-{index}"))
-                .spawn(move || host.keep(index, Some(started)));
+                .stack_size(Host::<T, R, E, N, W>::stack_size())
+                .spawn(move || {
+                    let _own = OwnThread::enter(host.id());
+                    host.keep(index, Some(started));
+                    host.after_leaving();
+                });
             match keeper {
                 Ok(keeper) => pool.keepers.push(keeper),
                 Err(err) => {
@@ -339,6 +425,10 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Pool
     /// Submits a task, parking while the queue is full. After a shutdown began, the task
     /// comes back in [`SubmitError::Closed`].
     ///
+    /// In the sink (which runs on the pool's own threads) it never parks: a full queue hands
+    /// the task back in [`SubmitError::Full`] at once, since the thread waiting for room
+    /// would be one of those that make it (see the [module docs](self)).
+    ///
     /// ```
     /// # use foreman_rt::host::processes::{Handler, Pool};
     /// # use foreman_rt::policy::Policy;
@@ -354,6 +444,9 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Pool
     /// }
     /// ```
     pub fn submit(&self, task: T) -> Result<(), SubmitError<T>> {
+        if self.host.on_own_thread() {
+            return self.try_submit(task);
+        }
         self.host.sup().submit(task)?;
         self.host.ring_one_idle();
         Ok(())
@@ -399,29 +492,149 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Pool
         self.host.sup().snapshot()
     }
 
-    /// The supervisor itself (it lives in the pool's shared memory), for everything the pool
-    /// does not wrap.
+    /// Where the pool is in its lifecycle.
     ///
-    /// Shut the pool down through the pool ([`drain`](Self::drain), [`abort`](Self::abort),
-    /// drop), which also wakes its keeper threads: a shutdown begun on the supervisor directly
-    /// reaches keepers that wait for work only at their next wake-up (a submission, or the
-    /// pool's own shutdown). A worker condemned through it ([`Supervisor::condemn`]) is killed
-    /// by its keeper when the keeper next looks: within a tick with a watchdog, else when the
-    /// task answers (its outcome is discarded); its task is recovered like a crashed one's.
+    /// ```
+    /// # use foreman_rt::host::processes::{Handler, Pool};
+    /// # use foreman_rt::{policy::Policy, SupervisorState};
+    /// static NOTHING: Handler<u32, (), ()> = Handler::new("doc-state", |_, _| Ok(()));
+    /// fn main() -> std::io::Result<()> {
+    ///     NOTHING.serve_if_worker();
+    ///     let pool = Pool::<u32, (), (), 4, 2>::start(Policy::DEFAULT, &NOTHING, |_| {})?;
+    ///     assert_eq!(pool.state(), SupervisorState::Running);
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn state(&self) -> SupervisorState {
+        self.host.sup().state()
+    }
+
+    /// What worker `index` is doing, or `None` if there is no such worker.
     ///
     /// ```
     /// # use foreman_rt::host::processes::{Handler, Pool};
     /// # use foreman_rt::{policy::Policy, WorkerState};
-    /// static NOTHING: Handler<u32, (), ()> = Handler::new("doc-supervisor", |_, _| Ok(()));
+    /// static NOTHING: Handler<u32, (), ()> = Handler::new("doc-worker-state", |_, _| Ok(()));
     /// fn main() -> std::io::Result<()> {
     ///     NOTHING.serve_if_worker();
     ///     let pool = Pool::<u32, (), (), 4, 2>::start(Policy::DEFAULT, &NOTHING, |_| {})?;
-    ///     assert_eq!(pool.supervisor().worker_state(1), Some(WorkerState::Idle));
+    ///     assert_eq!(pool.worker_state(1), Some(WorkerState::Idle));
+    ///     assert_eq!(pool.worker_state(2), None);
     ///     Ok(())
     /// }
     /// ```
-    pub fn supervisor(&self) -> &Supervisor<T, N, W, ProcessPark> {
-        self.host.sup()
+    pub fn worker_state(&self, index: usize) -> Option<WorkerState> {
+        self.host.sup().worker_state(index)
+    }
+
+    /// Gives up on `run` — a task's run on a worker (a hung one, typically), named by the
+    /// [`Event::Hung`] that reported it or by [`current_run`](Self::current_run): its process
+    /// is killed at once (`SIGKILL`), with or without a watchdog; the task is recovered as
+    /// from a crash — retried, dead-lettered or reported lost per the delivery policy, in an
+    /// [`Event::Crashed`] — and a new process takes the slot per the restart policy. An answer
+    /// the task gives meanwhile is discarded.
+    ///
+    /// Fails with a [`WorkerError`] if that run has ended (its task finished first, say — even
+    /// if the worker started another task since, which is left alone) or the worker does not
+    /// exist; nothing changes then.
+    ///
+    /// ```
+    /// # use foreman_rt::host::processes::{Handler, Pool};
+    /// # use foreman_rt::{policy::Policy, WorkerState};
+    /// static NAP: Handler<u32, (), ()> = Handler::new("doc-condemn", |ctx, _| {
+    ///     if ctx.attempt() == 1 {
+    ///         std::thread::sleep(std::time::Duration::from_secs(5)); // too long
+    ///     }
+    ///     Ok(())
+    /// });
+    /// fn main() -> std::io::Result<()> {
+    ///     NAP.serve_if_worker();
+    ///     let pool = Pool::<u32, (), (), 4, 1>::start(Policy::DEFAULT, &NAP, |_| {})?;
+    ///     pool.submit(7).unwrap();
+    ///     let run = loop {
+    ///         if let Some(run) = pool.current_run(0) {
+    ///             break run;
+    ///         }
+    ///         std::thread::yield_now();
+    ///     };
+    ///     std::thread::sleep(std::time::Duration::from_millis(50)); // it starts the task
+    ///     pool.condemn(run).unwrap(); // no watchdog: the process is killed all the same
+    ///     let report = pool.drain(); // the retry ran in a new process
+    ///     assert_eq!((report.snapshot.completed, report.snapshot.crashes()), (1, 1));
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn condemn(&self, run: Run) -> Result<(), WorkerError> {
+        self.host.sup().condemn(run)?;
+        // The keeper may be parked with no timeout (no watchdog): ring it to do the killing.
+        futex::bump(self.host.mailbox(run.worker()).bell());
+        Ok(())
+    }
+
+    /// The run worker `index` is on, or `None` if it runs no task: see
+    /// [`Supervisor::current_run`].
+    ///
+    /// ```
+    /// # use foreman_rt::host::processes::{Handler, Pool};
+    /// # use foreman_rt::policy::Policy;
+    /// static NOTHING: Handler<u32, (), ()> = Handler::new("doc-current-run", |_, _| Ok(()));
+    /// fn main() -> std::io::Result<()> {
+    ///     NOTHING.serve_if_worker();
+    ///     let pool = Pool::<u32, (), (), 4, 1>::start(Policy::DEFAULT, &NOTHING, |_| {})?;
+    ///     assert_eq!(pool.current_run(0), None); // idle
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn current_run(&self, index: usize) -> Option<Run> {
+        self.host.sup().current_run(index)
+    }
+
+    /// Starts a graceful shutdown and returns at once: no more submissions; the workers run
+    /// everything queued. [`drain`](Self::drain), [`abort`](Self::abort) or dropping the pool
+    /// then waits for it. Idempotent; a no-op after an abort.
+    ///
+    /// ```
+    /// # use foreman_rt::host::processes::{Handler, Pool};
+    /// # use foreman_rt::{policy::Policy, SubmitError};
+    /// static NOTHING: Handler<u32, (), ()> = Handler::new("doc-begin-drain", |_, _| Ok(()));
+    /// fn main() -> std::io::Result<()> {
+    ///     NOTHING.serve_if_worker();
+    ///     let pool = Pool::<u32, (), (), 4, 1>::start(Policy::DEFAULT, &NOTHING, |_| {})?;
+    ///     pool.submit(1).unwrap();
+    ///     pool.begin_drain();
+    ///     assert_eq!(pool.submit(2), Err(SubmitError::Closed(2)));
+    ///     assert_eq!(pool.drain().snapshot.completed, 1);
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn begin_drain(&self) -> SupervisorState {
+        let state = self.host.sup().drain();
+        // Keepers waiting for work learn of it now, not at the next submission.
+        self.host.ring_all_idle();
+        state
+    }
+
+    /// Starts an immediate shutdown and returns at once: no more submissions, and no task
+    /// starts from now on; running ones finish. [`abort`](Self::abort) (or `drain`, or
+    /// dropping the pool) then waits for them and takes the queued tasks back. Idempotent.
+    ///
+    /// ```
+    /// # use foreman_rt::host::processes::{Handler, Pool};
+    /// # use foreman_rt::{policy::Policy, SupervisorState};
+    /// static NOTHING: Handler<u32, (), ()> = Handler::new("doc-begin-abort", |_, _| Ok(()));
+    /// fn main() -> std::io::Result<()> {
+    ///     NOTHING.serve_if_worker();
+    ///     let pool = Pool::<u32, (), (), 4, 1>::start(Policy::DEFAULT, &NOTHING, |_| {})?;
+    ///     pool.begin_abort();
+    ///     assert_ne!(pool.state(), SupervisorState::Running);
+    ///     assert_eq!(pool.abort().snapshot.completed, 0);
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn begin_abort(&self) -> SupervisorState {
+        let state = self.host.sup().abort();
+        self.host.ring_all_idle();
+        state
     }
 
     /// The process id of each worker process that is serving now (`None` for a slot between
@@ -455,6 +668,9 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Pool
     /// reaps every worker process, and reports. Tasks that could not run (every worker
     /// retired) are in the report, not sent to the sink.
     ///
+    /// Called in the sink, it cannot wait (see the [module docs](self)): it starts the drain
+    /// and returns the snapshot of that moment; what is left at the end goes to the sink.
+    ///
     /// ```
     /// # use foreman_rt::host::processes::{Handler, Pool};
     /// # use foreman_rt::policy::Policy;
@@ -475,6 +691,10 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Pool
 
     /// Immediate shutdown: stops accepting, lets running tasks finish, ends and reaps every
     /// worker process, and returns the queued tasks in the report.
+    ///
+    /// Called in the sink, it cannot wait (see the [module docs](self)): it starts the abort
+    /// and returns the snapshot of that moment; the queued tasks go to the sink once the last
+    /// keeper is out.
     ///
     /// ```
     /// # use foreman_rt::host::processes::{Handler, Pool};
@@ -500,9 +720,21 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Pool
 
     /// Waits for the supervisor to stop and every keeper to end, then takes back what is
     /// left. `to_sink`: send left-over tasks to the sink (on drop) instead of returning them.
+    /// On one of the pool's own threads (in the sink), leaves that to the last keeper out
+    /// instead: the left-over tasks go to the sink then.
     fn finish(&mut self, to_sink: bool) -> Report<T, W> {
         self.finished = true;
         let host = &self.host;
+        if host.on_own_thread() {
+            // The keepers and the watcher end on their own; their handles are let go.
+            self.keepers.clear();
+            self.watcher = None;
+            host.orphan();
+            return Report {
+                snapshot: host.sup().snapshot(),
+                handed_back: Vec::new(),
+            };
+        }
         host.ring_all_idle();
         host.sup().wait_stopped();
         for keeper in self.keepers.drain(..) {
@@ -581,7 +813,7 @@ enum Awaited<R, E> {
 enum Killed {
     /// The watchdog flagged it hung.
     Hung,
-    /// Someone condemned it through [`Pool::supervisor`].
+    /// Someone condemned it ([`Pool::condemn`]).
     Condemned,
 }
 
@@ -603,28 +835,77 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Host
         self.started.elapsed().as_millis() as Tick
     }
 
-    /// Feeds the supervisor's clock (`now`), reports the workers its watchdog flags hung and
-    /// rings their keepers. The watcher ticks every quarter deadline; crash recovery ticks
-    /// first, since restarts are timed by this clock.
+    /// Feeds the supervisor's clock (`now`) and rings the keepers of the workers its
+    /// watchdog flags hung: each reports its worker's hang and kills it (`await_answer`). The
+    /// watcher ticks every quarter deadline; crash recovery ticks first, since restarts are
+    /// timed by this clock. Runs no user code: the watcher must never block.
     fn tick(&self) {
         for run in self.sup().tick(self.now()) {
-            self.emit(Event::Hung {
-                worker: run.worker(),
-                run,
-            });
             futex::bump(self.mailbox(run.worker()).bell());
         }
     }
 
-    /// Sends an event. A panicking sink must not take the pool's bookkeeping down with it:
-    /// the panic is reported on stderr and the event is lost (the only way one can be).
+    /// Sends an event (on a keeper thread, or the owner's). A panicking sink must not take
+    /// the pool's bookkeeping down with it: the panic is caught (even one whose payload panics
+    /// again when dropped) and reported on stderr, and the event goes with it.
     fn emit(&self, event: Event<T, R, E, String>) {
-        if let Err(panic) = panic::catch_unwind(AssertUnwindSafe(|| (self.sink)(event))) {
+        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| (self.sink)(event))) {
             std::eprintln!(
-                "foreman: the event sink panicked ({}); an event was lost",
-                super::panic_message(&*panic)
+                "foreman: the event sink panicked ({}); the event it was given went with the \
+                 panic",
+                super::panic_message(&*payload)
             );
+            super::discard(payload);
         }
+    }
+
+    /// This pool's identity for `OWN_POOL`.
+    fn id(&self) -> *const () {
+        (self as *const Self).cast()
+    }
+
+    /// Whether the current thread is one of this pool's (a keeper or the watcher).
+    fn on_own_thread(&self) -> bool {
+        // A thread-local without a destructor is reachable even while a thread exits.
+        OWN_POOL
+            .try_with(Cell::get)
+            .is_ok_and(|own| own == self.id())
+    }
+
+    /// The shutdown was asked for on one of the pool's own threads, which cannot wait for the
+    /// others: leave the end to the last keeper out (`after_leaving`), or do it now if every
+    /// worker has left already.
+    fn orphan(&self) {
+        // Relaxed, with the fence in `after_leaving` (Dekker against the last keeper out's
+        // SeqCst leave and fence): either it sees the flag, or we see it stopped.
+        self.orphaned.store(true, Ordering::Relaxed);
+        self.ring_all_idle();
+        self.after_leaving();
+    }
+
+    /// Run by every keeper thread on its way out (and by `orphan`): if the pool was shut down
+    /// on one of its own threads and every worker has left, let the watcher go and hand what
+    /// is left to the sink. Several threads may do it: each task is handed back once.
+    fn after_leaving(&self) {
+        // SeqCst fence: see `orphan`.
+        fence(Ordering::SeqCst);
+        // Relaxed: ordered by the fence.
+        if self.orphaned.load(Ordering::Relaxed) && self.sup().is_stopped() {
+            // Release: the watcher's Acquire sees it after its next wake-up.
+            self.closing.store(true, Ordering::Release);
+            self.wake_watcher();
+            for task in self.sup().hand_back() {
+                self.emit(Event::HandedBack { task });
+            }
+        }
+    }
+
+    /// The stack of a keeper thread: the task, its outcome and the events that carry them
+    /// move by value on it.
+    fn stack_size() -> usize {
+        super::stack_size(
+            size_of::<T>() + size_of::<Result<R, E>>() + size_of::<Event<T, R, E, String>>(),
+        )
     }
 
     /// Wakes one keeper waiting for work, if any: after a submission.
@@ -851,7 +1132,7 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Host
                         self.ring_one_idle();
                     }
                     slept = false;
-                    last_order = mailbox.give(last_order, *job.task(), job.context().attempt());
+                    last_order = mailbox.give(last_order, job.task(), job.context().attempt());
                     match self.await_answer(index, &job, last_order, &process) {
                         Awaited::Answer(outcome) => match job.finish(outcome.is_err()) {
                             Ok(task) => self.emit(match outcome {
@@ -867,7 +1148,7 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Host
                                 },
                             }),
                             Err(_condemned) => {
-                                // Condemned through `Pool::supervisor` after the answer came:
+                                // Condemned (`Pool::condemn`) after the answer came:
                                 // the condemner meant the process to die.
                                 process.kill();
                                 self.await_death(index, &process, None);
@@ -884,6 +1165,9 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Host
                         },
                         Awaited::Died { killed } => {
                             let status = spawned.reap();
+                            // A worker that died before it took the order never began the
+                            // task: the run is not charged.
+                            let started = mailbox.took(last_order);
                             let cause = match killed {
                                 Some(Killed::Hung) => format!(
                                     "hung past the watchdog's deadline of {} ms; killed by the \
@@ -897,10 +1181,12 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Host
                             };
                             // Restarts are timed by the supervisor's clock: bring it up to date.
                             self.tick();
-                            return Served::Crashed {
-                                report: job.crash(),
-                                cause,
+                            let report = if started {
+                                job.crash()
+                            } else {
+                                job.crash_unstarted()
                             };
+                            return Served::Crashed { report, cause };
                         }
                     }
                     if sup.state() == SupervisorState::Draining {
@@ -968,6 +1254,13 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Host
                 }
             }
             if process.is_dead() {
+                // It may have answered between the look above and its death: an answer it
+                // published is its outcome, whatever happened to it after.
+                if killed.is_none() {
+                    if let Some(outcome) = mailbox.answer(number) {
+                        return Awaited::Answer(outcome);
+                    }
+                }
                 return Awaited::Died { killed };
             }
             if killed.is_none() {
@@ -980,7 +1273,7 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Host
                 }
                 // Only this keeper starts and ends tasks on this slot, so the task flagged
                 // hung is the one it is waiting for. Terminating: someone condemned it
-                // through `Pool::supervisor`, which means the same.
+                // through `Pool::condemn`, which means the same.
                 killed = match sup.worker_state(index) {
                     Some(WorkerState::Hung) if sup.condemn(job.context().run()).is_ok() => {
                         Some(Killed::Hung)
@@ -988,9 +1281,17 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Host
                     Some(WorkerState::Terminating) => Some(Killed::Condemned),
                     _ => None,
                 };
-                if killed.is_some() {
+                if let Some(why) = killed {
                     // Its answer, if it comes now, cannot be recorded: wait for its death.
                     process.kill();
+                    if let Killed::Hung = why {
+                        // Reported here, on the hung worker's own keeper, never on the
+                        // watcher: a sink that blocks must not stop death detection.
+                        self.emit(Event::Hung {
+                            worker: index,
+                            run: job.context().run(),
+                        });
+                    }
                     continue;
                 }
             }

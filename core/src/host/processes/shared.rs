@@ -23,6 +23,7 @@
 //! | word | written by | says |
 //! |---|---|---|
 //! | `order` | keeper | "run the task in `task` as order n", or "exit" |
+//! | `taken` | worker | "I took order n and start its task now" |
 //! | `answer` | worker | "`outcome` holds my answer to order n" |
 //! | `ready` | worker | "I am serving" (its pid) |
 //! | `bell` | anyone with news for the keeper | bumped; the keeper parks on it |
@@ -144,6 +145,7 @@ impl Region {
     pub(crate) fn create(layout: Layout) -> io::Result<(OwnedFd, Region)> {
         let fd =
             rustix::fs::memfd_create("foreman", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)?;
+        let fd = super::above_stdio(fd)?;
         rustix::fs::ftruncate(&fd, layout.len as u64)?;
         // A worker that truncated the file would make every access beyond the new end a
         // SIGBUS in the parent: no size change, ever.
@@ -310,6 +312,7 @@ pub(crate) struct Mailbox<T, R, E> {
     heartbeats: AtomicU32,
     ready: AtomicU32,
     cause_len: AtomicU32,
+    taken: AtomicU32,
     attempt: UnsafeCell<u32>,
     task: UnsafeCell<MaybeUninit<T>>,
     outcome: UnsafeCell<MaybeUninit<Result<R, E>>>,
@@ -321,9 +324,14 @@ pub(crate) struct Mailbox<T, R, E> {
 unsafe impl<T: Send, R: Send, E: Send> Sync for Mailbox<T, R, E> {}
 
 /// What a worker found in its mailbox.
-pub(crate) enum Order<T> {
-    /// Run `task` as run number `attempt`, then answer order `number`.
-    Run { number: u32, task: T, attempt: u32 },
+pub(crate) enum Order<'m, T> {
+    /// Run `task` (in the mailbox: the keeper leaves it alone until the answer) as run number
+    /// `attempt`, then answer order `number`.
+    Run {
+        number: u32,
+        task: &'m T,
+        attempt: u32,
+    },
     /// Leave.
     Exit,
 }
@@ -338,6 +346,7 @@ impl<T: Copy, R: Copy, E: Copy> Mailbox<T, R, E> {
         // call) orders these stores before anything the new worker does.
         self.order.store(0, Ordering::Relaxed);
         self.answer.store(0, Ordering::Relaxed);
+        self.taken.store(0, Ordering::Relaxed);
         self.heartbeats.store(0, Ordering::Relaxed);
         self.ready.store(0, Ordering::Relaxed);
         self.cause_len.store(0, Ordering::Relaxed);
@@ -359,16 +368,17 @@ impl<T: Copy, R: Copy, E: Copy> Mailbox<T, R, E> {
 
     /// Gives the worker a task; returns the order's number, for [`answer`](Self::answer).
     /// `previous` is the number of the last order (0 for none).
-    pub(crate) fn give(&self, previous: u32, task: T, attempt: u32) -> u32 {
+    pub(crate) fn give(&self, previous: u32, task: &T, attempt: u32) -> u32 {
         // Never 0 (an empty mailbox's order), and never `previous`.
         let number = match previous.wrapping_add(NEXT_ORDER) & !EXIT {
             0 => NEXT_ORDER,
             number => number,
         };
         // SAFETY: no order is outstanding (the caller's contract: the worker answered the
-        // previous one, or there was none), so the worker does not read these cells now.
+        // previous one, or there was none), so the worker does not read these cells now. The
+        // task is copied in place (it may be large: never through the stack); `T` is `Copy`.
         unsafe {
-            self.task.get().write(MaybeUninit::new(task));
+            core::ptr::copy_nonoverlapping(task, self.task.get().cast::<T>(), 1);
             self.attempt.get().write(attempt);
         }
         // Publishes the task and attempt to the worker's load in `next_order`.
@@ -390,6 +400,13 @@ impl<T: Copy, R: Copy, E: Copy> Mailbox<T, R, E> {
         // SAFETY: the worker wrote the outcome before answering `number` and writes it again
         // only for a later order, which the keeper has not given.
         Some(unsafe { self.outcome.get().read().assume_init() })
+    }
+
+    /// Whether the worker took order `number` (and so may have started its task). Read once
+    /// the worker is dead: a task whose order it never took never ran.
+    pub(crate) fn took(&self, number: u32) -> bool {
+        // Acquire: pairs with the Release in `next_order`.
+        self.taken.load(Ordering::Acquire) == number
     }
 
     /// How many heartbeats task code has sent since this worker started.
@@ -421,7 +438,7 @@ impl<T: Copy, R: Copy, E: Copy> Mailbox<T, R, E> {
     }
 
     /// Waits for the next order after order `seen`.
-    pub(crate) fn next_order(&self, seen: u32) -> Order<T> {
+    pub(crate) fn next_order(&self, seen: u32) -> Order<'_, T> {
         loop {
             // Acquire (in SeqCst): pairs with `give`: the task is whole.
             let order = futex::value(&self.order);
@@ -435,11 +452,14 @@ impl<T: Copy, R: Copy, E: Copy> Mailbox<T, R, E> {
             // A cause left by a panic that task code caught is not this task's.
             // Relaxed: the keeper reads it only after this process died.
             self.cause_len.store(0, Ordering::Relaxed);
+            // Release: the keeper learns the task may have started only after this process
+            // died, and reads it then (Acquire in `took`).
+            self.taken.store(order, Ordering::Release);
             // SAFETY: the keeper wrote these before the order and leaves them alone until we
-            // answer it.
+            // answer it; the reference to the task is not used after the answer (`serve`).
             let (task, attempt) = unsafe {
                 (
-                    self.task.get().read().assume_init(),
+                    (*self.task.get()).assume_init_ref(),
                     self.attempt.get().read(),
                 )
             };
@@ -510,7 +530,7 @@ mod tests {
         // SAFETY: the region was made for one mailbox of these types.
         let mailbox = unsafe { region.mailbox::<u32, u64, ()>(layout, 0) };
         assert!(mailbox.answer(2).is_none());
-        let number = mailbox.give(0, 21, 1);
+        let number = mailbox.give(0, &21, 1);
         let Order::Run {
             number: got,
             task,
@@ -519,7 +539,8 @@ mod tests {
         else {
             panic!("expected a task")
         };
-        assert_eq!((got, task, attempt), (number, 21, 1));
+        assert_eq!((got, *task, attempt), (number, 21, 1));
+        assert!(mailbox.took(number));
         mailbox.reply(number, Ok(42));
         assert_eq!(mailbox.answer(number), Some(Ok(42)));
         mailbox.order_exit(number);

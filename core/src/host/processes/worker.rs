@@ -188,7 +188,7 @@ impl<T: Portable, R: Portable, E: Portable> Handler<T, R, E> {
                     };
                     // A panic ends the worker: it is a crash like any other, and a fresh
                     // process replaces this one (its message is in the mailbox already).
-                    let outcome = panic::catch_unwind(AssertUnwindSafe(|| (self.run)(&ctx, &task)))
+                    let outcome = panic::catch_unwind(AssertUnwindSafe(|| (self.run)(&ctx, task)))
                         .unwrap_or_else(|_| std::process::exit(PANICKED));
                     mailbox.reply(number, outcome);
                 }
