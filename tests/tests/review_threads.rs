@@ -84,7 +84,6 @@ fn condemn_after_a_hang_report_never_hits_the_next_task() {
 }
 
 /// Bytes in a big task: 1 MiB.
-#[cfg(feature = "review-big-tasks")]
 const BIG: usize = 1 << 20;
 
 /// Review finding 7 (the thread host's side): the pool builds its supervisor in place (issue
@@ -92,26 +91,14 @@ const BIG: usize = 1 << 20;
 /// `Event` holds it, the sink takes the event) on a thread with the default stack (2 MiB). A
 /// task type of 1 MiB overflows it, which aborts the whole process. Worker threads could be
 /// spawned with a stack sized for `T`, `R` and `E` (or the docs could bound `T`).
-///
-/// Behind the `review-big-tasks` feature of `foreman-tests`: since the queue's inlined fast
-/// paths, a crate that instantiates the crash path for a big task type takes minutes to hours
-/// to compile (see `processes.rs`, finding 7).
-#[cfg(feature = "review-big-tasks")]
 #[test]
-#[ignore = "review finding 7: a 1 MiB task type overflows a worker thread's stack"]
 fn a_big_task_type_does_not_overflow_a_worker_thread() {
     const NAME: &str = "a_big_task_type_does_not_overflow_a_worker_thread";
     const CHILD: &str = "FOREMAN_REVIEW_CHILD";
     if std::env::var_os(CHILD).is_none() {
         // A stack overflow aborts the process: run the body in a child.
         let output = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                NAME,
-                "--exact",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
+            .args([NAME, "--exact", "--nocapture", "--test-threads=1"])
             .env(CHILD, "1")
             .output()
             .unwrap();
