@@ -1407,6 +1407,9 @@ mod linux {
                     60,
                     reopen_through_the_supervisor,
                 ),
+                // Still ignored: the parent trusts its workers' answer bytes, as `Portable`'s
+                // safety contract now says; validating them needs a decision on the bound
+                // (every bit pattern valid, or a checked type).
                 review(
                     6,
                     "a_spoiled_answer_never_reaches_the_parent_as_an_invalid_value",
@@ -1414,6 +1417,8 @@ mod linux {
                     spoiled_answer,
                 )
                 .with_ignored_flag(true),
+                // Still ignored: the core's `condemn` names a slot; the lead is changing it to
+                // name a run.
                 review(
                     8,
                     "condemn_after_a_task_finished_does_not_kill_the_next_task",

@@ -19,14 +19,14 @@
 use core::sync::atomic::{AtomicBool, Ordering};
 use std::format;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::string::String;
 use std::sync::Arc;
 
 use rustix::io::FdFlags;
-use rustix::process::{Pid, PidfdFlags, Signal};
+use rustix::process::{Pid, PidfdFlags, Signal, WaitId, WaitIdOptions};
 
 use super::worker::{worker_variable, PANICKED, SETUP_FAILED, WORKER_VAR};
 
@@ -143,9 +143,20 @@ impl Spawned {
     /// `None` if someone else reaped it.
     pub(crate) fn reap(mut self) -> Option<ExitStatus> {
         debug_assert!(self.process.is_dead());
-        // The group id is the worker's pid, which cannot be reused before the reaping below.
-        if let Some(group) = Pid::from_raw(self.process.pid as i32) {
-            let _ = rustix::process::kill_process_group(group, Signal::KILL);
+        // The group id is the worker's pid. While the worker is an unreaped zombie of ours,
+        // neither can be reused, so the group is its own; once something else reaped it (a
+        // parent that ignores SIGCHLD has its children reaped by the kernel), the number may
+        // be a stranger's: leave the group alone then. The look goes through the pidfd
+        // (`WNOWAIT`: the zombie stays for the reaping below).
+        let unreaped = rustix::process::waitid(
+            WaitId::PidFd(self.process.pidfd.as_fd()),
+            WaitIdOptions::EXITED | WaitIdOptions::NOWAIT,
+        )
+        .is_ok_and(|status| status.is_some());
+        if unreaped {
+            if let Some(group) = Pid::from_raw(self.process.pid as i32) {
+                let _ = rustix::process::kill_process_group(group, Signal::KILL);
+            }
         }
         self.child.wait().ok()
     }

@@ -98,8 +98,13 @@
 //! - **The supervisor lives in the shared mapping** (an anonymous memfd; see the `shared`
 //!   module), next to one *mailbox* per worker. Workers map it read-only except their own
 //!   mailbox: a wild write in task code faults in the worker instead of corrupting the
-//!   parent's bookkeeping. (Its own mailbox page stays writable to it: a wild write that lands
-//!   there can spoil that worker's own answer, nothing else.)
+//!   parent's bookkeeping. This guards against accidents, not against hostile task code (a
+//!   worker could `mprotect` the pages back: the descriptor was read-write when mapped).
+//!   Its own mailbox stays writable to it, and the parent reads the worker's answer from
+//!   there as a value of the output type: a wild write that lands in it can spoil that
+//!   answer, and bytes that are no valid `R` or `E` (a `bool` of 2, a surrogate `char`, an
+//!   enum tag out of range) would be undefined behaviour in the parent. The parent trusts its
+//!   workers that far (see [`Portable`]'s safety contract).
 //! - **The parent drives the state machine; workers only run tasks.** For each slot, a
 //!   *keeper* thread in the parent holds the core's [`Worker`] handle: it takes
 //!   a task (`try_next`), copies it into the worker's mailbox, and waits for the answer; then
@@ -1132,7 +1137,11 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Host
                         self.ring_one_idle();
                     }
                     slept = false;
-                    last_order = mailbox.give(last_order, job.task(), job.context().attempt());
+                    // SAFETY: this keeper is the slot's, and no order is outstanding: the
+                    // worker answered the last one (or there was none; a dead worker's slot
+                    // gets a new process and a reset mailbox first).
+                    last_order =
+                        unsafe { mailbox.give(last_order, job.task(), job.context().attempt()) };
                     match self.await_answer(index, &job, last_order, &process) {
                         Awaited::Answer(outcome) => match job.finish(outcome.is_err()) {
                             Ok(task) => self.emit(match outcome {
@@ -1249,7 +1258,9 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Host
             // SeqCst: see `serve`.
             let bell = futex::value(mailbox.bell());
             if killed.is_none() {
-                if let Some(outcome) = mailbox.answer(number) {
+                // SAFETY: the slot's keeper, for the order it gave last; the parent trusts
+                // its worker's answer bytes (`Portable`'s contract).
+                if let Some(outcome) = unsafe { mailbox.answer(number) } {
                     return Awaited::Answer(outcome);
                 }
             }
@@ -1257,7 +1268,8 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Host
                 // It may have answered between the look above and its death: an answer it
                 // published is its outcome, whatever happened to it after.
                 if killed.is_none() {
-                    if let Some(outcome) = mailbox.answer(number) {
+                    // SAFETY: as above.
+                    if let Some(outcome) = unsafe { mailbox.answer(number) } {
                         return Awaited::Answer(outcome);
                     }
                 }
@@ -1307,7 +1319,8 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Host
         status: Option<std::process::ExitStatus>,
     ) -> String {
         let ended = describe(status);
-        match mailbox.cause() {
+        // SAFETY: asked only about a worker process that is dead (and reaped).
+        match unsafe { mailbox.cause() } {
             Some(panic) => format!("{panic} ({ended})"),
             None => ended,
         }

@@ -36,6 +36,14 @@
 /// Implement it only for `Copy` types whose every field is portable by the rule above. A
 /// pointer copied into another process points into that process's memory: reading through it
 /// there is undefined behaviour.
+///
+/// The parent reads each answer (a `Result<R, E>`) from its worker's mailbox as a value, not
+/// checked: it trusts the worker process's memory that far. Task code that writes where it
+/// must not (unsafe code, FFI) and lands in its own mailbox may hand the parent bytes that
+/// are no valid value of the type (a `bool` of 2, a surrogate `char`, an enum tag out of
+/// range): undefined behaviour in the parent. Only types for which every bit pattern is
+/// valid (integers, floats, arrays and `repr(C)` structs of them) are immune; pick those for
+/// `R` and `E` where task code runs unsafe code you do not trust.
 pub unsafe trait Portable: Copy + Send + 'static {}
 
 macro_rules! portable {

@@ -368,14 +368,18 @@ impl<T: Copy, R: Copy, E: Copy> Mailbox<T, R, E> {
 
     /// Gives the worker a task; returns the order's number, for [`answer`](Self::answer).
     /// `previous` is the number of the last order (0 for none).
-    pub(crate) fn give(&self, previous: u32, task: &T, attempt: u32) -> u32 {
+    ///
+    /// # Safety
+    /// Only the slot's keeper calls it, and only while no order is outstanding: the worker
+    /// answered order `previous`, or is dead, or there was none.
+    pub(crate) unsafe fn give(&self, previous: u32, task: &T, attempt: u32) -> u32 {
         // Never 0 (an empty mailbox's order), and never `previous`.
         let number = match previous.wrapping_add(NEXT_ORDER) & !EXIT {
             0 => NEXT_ORDER,
             number => number,
         };
-        // SAFETY: no order is outstanding (the caller's contract: the worker answered the
-        // previous one, or there was none), so the worker does not read these cells now. The
+        // SAFETY: no order is outstanding (the contract), so the worker does not read these
+        // cells now. The
         // task is copied in place (it may be large: never through the stack); `T` is `Copy`.
         unsafe {
             core::ptr::copy_nonoverlapping(task, self.task.get().cast::<T>(), 1);
@@ -392,7 +396,14 @@ impl<T: Copy, R: Copy, E: Copy> Mailbox<T, R, E> {
     }
 
     /// The worker's answer to order `number`, if it gave one.
-    pub(crate) fn answer(&self, number: u32) -> Option<Result<R, E>> {
+    ///
+    /// # Safety
+    /// Only the slot's keeper calls it, for the order it gave last (so no later order lets
+    /// the worker write the outcome again). The parent trusts the worker's memory for the
+    /// answer's bytes: a worker that wrote bytes which are not a valid `Result<R, E>` into its
+    /// outcome cell (a stray write in its task code) makes this read undefined behaviour (see
+    /// [`Portable`](super::Portable)'s contract).
+    pub(crate) unsafe fn answer(&self, number: u32) -> Option<Result<R, E>> {
         // Acquire: pairs with the Release in `reply`: the outcome is whole.
         if self.answer.load(Ordering::Acquire) != number {
             return None;
@@ -416,14 +427,17 @@ impl<T: Copy, R: Copy, E: Copy> Mailbox<T, R, E> {
     }
 
     /// What the worker left as the cause of its death, if anything.
-    pub(crate) fn cause(&self) -> Option<String> {
+    ///
+    /// # Safety
+    /// Only once the worker process is dead (it writes the cause while dying).
+    pub(crate) unsafe fn cause(&self) -> Option<String> {
         // Acquire: pairs with `record_cause`.
         let len = self.cause_len.load(Ordering::Acquire) as usize;
         if len == 0 {
             return None;
         }
         // SAFETY: written before the Release store of its length, by a worker that is dead
-        // by the time the keeper asks.
+        // (the contract).
         let bytes = unsafe { &*self.cause.get() };
         Some(String::from_utf8_lossy(&bytes[..len.min(CAUSE_CAPACITY)]).into_owned())
     }
@@ -438,7 +452,11 @@ impl<T: Copy, R: Copy, E: Copy> Mailbox<T, R, E> {
     }
 
     /// Waits for the next order after order `seen`.
-    pub(crate) fn next_order(&self, seen: u32) -> Order<'_, T> {
+    ///
+    /// # Safety
+    /// Only the mailbox's worker calls it, after answering order `seen` (or with 0 before the
+    /// first); the task it returns must not be used after the answer to this order.
+    pub(crate) unsafe fn next_order(&self, seen: u32) -> Order<'_, T> {
         loop {
             // Acquire (in SeqCst): pairs with `give`: the task is whole.
             let order = futex::value(&self.order);
@@ -472,8 +490,12 @@ impl<T: Copy, R: Copy, E: Copy> Mailbox<T, R, E> {
     }
 
     /// Answers order `number` with `outcome`, and rings the keeper.
-    pub(crate) fn reply(&self, number: u32, outcome: Result<R, E>) {
-        // SAFETY: between an order and its answer the outcome cell is the worker's.
+    ///
+    /// # Safety
+    /// Only the mailbox's worker calls it, once, for the order it took last.
+    pub(crate) unsafe fn reply(&self, number: u32, outcome: Result<R, E>) {
+        // SAFETY: between an order and its answer the outcome cell is the worker's (the
+        // contract: this is the answer to the order it took).
         unsafe { self.outcome.get().write(MaybeUninit::new(outcome)) };
         // Release: the outcome is whole before the keeper sees the answer.
         self.answer.store(number, Ordering::Release);
@@ -488,13 +510,17 @@ impl<T: Copy, R: Copy, E: Copy> Mailbox<T, R, E> {
     }
 
     /// Leaves `cause` (cut to [`CAUSE_CAPACITY`] bytes) for the keeper to report.
-    pub(crate) fn record_cause(&self, cause: &str) {
+    ///
+    /// # Safety
+    /// Only the mailbox's worker calls it, from one thread at a time (its panic hook, on the
+    /// serving thread).
+    pub(crate) unsafe fn record_cause(&self, cause: &str) {
         let mut len = cause.len().min(CAUSE_CAPACITY);
         while !cause.is_char_boundary(len) {
             len -= 1;
         }
-        // SAFETY: only this (dying) worker writes the cause; the keeper reads it once the
-        // worker is dead.
+        // SAFETY: only this (dying) worker writes the cause, from one thread (the contract);
+        // the keeper reads it once the worker is dead.
         unsafe { (&mut *self.cause.get())[..len].copy_from_slice(&cause.as_bytes()[..len]) };
         // Release: pairs with the Acquire in `cause`.
         self.cause_len.store(len as u32, Ordering::Release);
@@ -529,23 +555,32 @@ mod tests {
         let (_fd, region) = Region::create(layout).unwrap();
         // SAFETY: the region was made for one mailbox of these types.
         let mailbox = unsafe { region.mailbox::<u32, u64, ()>(layout, 0) };
-        assert!(mailbox.answer(2).is_none());
-        let number = mailbox.give(0, &21, 1);
+        // SAFETY: this thread plays both sides, in the protocol's order.
+        assert!(unsafe { mailbox.answer(2) }.is_none());
+        // SAFETY: as above; no order is outstanding.
+        let number = unsafe { mailbox.give(0, &21, 1) };
+        // SAFETY: as above: the worker's side, before its first answer.
+        let order = unsafe { mailbox.next_order(0) };
         let Order::Run {
             number: got,
             task,
             attempt,
-        } = mailbox.next_order(0)
+        } = order
         else {
             panic!("expected a task")
         };
         assert_eq!((got, *task, attempt), (number, 21, 1));
         assert!(mailbox.took(number));
-        mailbox.reply(number, Ok(42));
-        assert_eq!(mailbox.answer(number), Some(Ok(42)));
+        // SAFETY: as above, the answer to the order taken.
+        unsafe { mailbox.reply(number, Ok(42)) };
+        // SAFETY: as above.
+        assert_eq!(unsafe { mailbox.answer(number) }, Some(Ok(42)));
         mailbox.order_exit(number);
-        assert!(matches!(mailbox.next_order(number), Order::Exit));
-        mailbox.record_cause("panicked: ünïcode is cut on a char boundary");
-        assert!(mailbox.cause().unwrap().starts_with("panicked"));
+        // SAFETY: as above, after the answer.
+        assert!(matches!(unsafe { mailbox.next_order(number) }, Order::Exit));
+        // SAFETY: one thread plays the worker's side.
+        unsafe { mailbox.record_cause("panicked: ünïcode is cut on a char boundary") };
+        // SAFETY: the "worker" wrote it before; nothing writes it now.
+        assert!(unsafe { mailbox.cause() }.unwrap().starts_with("panicked"));
     }
 }

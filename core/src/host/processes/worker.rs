@@ -7,11 +7,12 @@ use core::sync::atomic::AtomicU32;
 use std::boxed::Box;
 use std::ffi::OsStr;
 use std::format;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::panic::{self, AssertUnwindSafe};
 use std::string::String;
 
+use rustix::fs::SealFlags;
 use rustix::process::{Resource, Rlimit};
 
 use super::shared::{Mailbox, Order, Region};
@@ -128,6 +129,12 @@ impl<T: Portable, R: Portable, E: Portable> Handler<T, R, E> {
     /// variable that names the handler; this call finds it, maps the pool's memory and serves
     /// tasks until the pool lets the worker go, then exits the process. Everything `main`
     /// does before this call, every worker does too: keep it first.
+    ///
+    /// Call it before the program starts any thread: in a worker it removes the pool's
+    /// variable from the environment (`std::env::remove_var`, so that processes the tasks
+    /// start are not taken for workers), which is sound only while no other thread reads or
+    /// writes the environment. An async `main` (`#[tokio::main]`) starts its runtime's threads
+    /// first: call it in a plain `main` that then builds the runtime.
     pub fn serve_if_worker(&self) {
         let Some(value) = std::env::var_os(WORKER_VAR) else {
             return;
@@ -152,8 +159,19 @@ impl<T: Portable, R: Portable, E: Portable> Handler<T, R, E> {
         {
             std::process::exit(SETUP_FAILED);
         }
-        // SAFETY: the parent handed this descriptor over exec for exactly this; nothing else
-        // in this process owns it.
+        // Take ownership of the descriptor only if it is what a pool hands over: above the
+        // standard streams (a pool never passes 0-2), and a memfd sealed as `Region::create`
+        // seals it. A forged variable naming another descriptor of this process gets an error,
+        // not that descriptor closed behind its owner's back.
+        if request.fd <= 2 || !is_pool_memory(request.fd) {
+            fail(&format!(
+                "descriptor {} is not a pool's shared memory ({WORKER_VAR} names it)",
+                request.fd
+            ));
+        }
+        // SAFETY: a sealed memfd above 0-2 that this process did not open itself: the one
+        // the parent handed over exec for exactly this (see above); nothing else in this
+        // process owns it.
         let fd = unsafe { OwnedFd::from_raw_fd(request.fd) };
         let mailbox: &'static Mailbox<T, R, E> =
             match Region::open_mailbox::<T, R, E>(fd, self.name, request.worker) {
@@ -173,7 +191,8 @@ impl<T: Portable, R: Portable, E: Portable> Handler<T, R, E> {
         mailbox.announce(rustix::process::getpid().as_raw_nonzero().get() as u32);
         let mut seen = 0;
         loop {
-            match mailbox.next_order(seen) {
+            // SAFETY: this is the mailbox's worker, and it answered order `seen` (or it is 0).
+            match unsafe { mailbox.next_order(seen) } {
                 Order::Exit => std::process::exit(0),
                 Order::Run {
                     number,
@@ -190,7 +209,8 @@ impl<T: Portable, R: Portable, E: Portable> Handler<T, R, E> {
                     // process replaces this one (its message is in the mailbox already).
                     let outcome = panic::catch_unwind(AssertUnwindSafe(|| (self.run)(&ctx, task)))
                         .unwrap_or_else(|_| std::process::exit(PANICKED));
-                    mailbox.reply(number, outcome);
+                    // SAFETY: the answer to the order taken last; `task` is not used after it.
+                    unsafe { mailbox.reply(number, outcome) };
                 }
             }
         }
@@ -319,6 +339,21 @@ impl<'v> Request<'v> {
     }
 }
 
+/// Whether descriptor `fd` is an open memfd named as a pool's, sealed against resizing.
+fn is_pool_memory(fd: RawFd) -> bool {
+    // Open, and a memfd of ours: its link in /proc names it (`/memfd:foreman (deleted)`).
+    let named = std::fs::read_link(format!("/proc/self/fd/{fd}"))
+        .is_ok_and(|path| path.as_os_str().as_bytes().starts_with(b"/memfd:foreman"));
+    if !named {
+        return false;
+    }
+    // SAFETY: `fd` is open (above; `serve_if_worker` runs first in `main`, before any thread
+    // that could close it), and the borrow lasts for this call only.
+    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+    let sealed = SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL;
+    rustix::fs::fcntl_get_seals(fd).is_ok_and(|seals| seals.contains(sealed))
+}
+
 /// Gives up before serving: says why on stderr (inherited from the parent), exits.
 fn fail(why: &str) -> ! {
     std::eprintln!("foreman worker process: {why}");
@@ -337,7 +372,8 @@ fn record_panics<T: Portable, R: Portable, E: Portable>(mailbox: &'static Mailbo
                 Some(at) => format!("panicked at {at}: {message}"),
                 None => format!("panicked: {message}"),
             };
-            mailbox.record_cause(&cause);
+            // SAFETY: the mailbox's worker, on its serving thread only (checked above).
+            unsafe { mailbox.record_cause(&cause) };
         }
         previous(info);
     }));
