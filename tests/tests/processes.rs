@@ -1417,15 +1417,12 @@ mod linux {
                     spoiled_answer,
                 )
                 .with_ignored_flag(true),
-                // Still ignored: the core's `condemn` names a slot; the lead is changing it to
-                // name a run.
                 review(
                     8,
                     "condemn_after_a_task_finished_does_not_kill_the_next_task",
                     60,
                     condemn_hits_the_next_task,
-                )
-                .with_ignored_flag(true),
+                ),
                 review(
                     9,
                     "a_parent_whose_stderr_is_closed_keeps_its_supervisor_intact",
@@ -1918,14 +1915,20 @@ mod linux {
             log.saw(pool.pids());
             pool.submit(Probe::faulty(0, Fault::Sleep { ms: 100 }, 1))
                 .unwrap();
+            let task_0 = loop {
+                if let Some(run) = pool.current_run(0) {
+                    break run;
+                }
+                thread::yield_now();
+            };
             pool.submit(Probe::faulty(1, Fault::Sleep { ms: 2_000 }, 1))
                 .unwrap();
             assert!(within(Duration::from_secs(10), || {
                 let snap = pool.snapshot();
                 snap.completed == 1 && snap.workers[0].state == WorkerState::Busy
             }));
-            // The owner gives up on task 0, a moment too late.
-            let condemned = pool.condemn(0);
+            // The owner gives up on task 0's run, a moment too late.
+            let condemned = pool.condemn(task_0);
             log.saw(pool.pids());
             let report = pool.drain();
             let endings = endings(log.take());
@@ -1933,7 +1936,7 @@ mod linux {
             check_report(&report, &endings);
             assert!(
                 condemned.is_err() && endings.crashes.is_empty(),
-                "condemn(0), meant for task 0 (which had finished), returned {condemned:?} \
+                "condemn(run), meant for task 0 (which had finished), returned {condemned:?} \
                  and killed task 1's worker: {:?}",
                 endings.crashes
             );
@@ -2052,7 +2055,7 @@ mod linux {
             pool.submit(Probe::faulty(0, Fault::Sleep { ms: 600_000 }, 1))
                 .unwrap();
             busy_worker(&pool);
-            let condemned = pool.condemn(0);
+            let condemned = pool.condemn(pool.current_run(0).expect("busy"));
             let ended = within(Duration::from_secs(5), || {
                 log.events
                     .lock()

@@ -32,7 +32,6 @@ fn wait_until(what: &str, done: impl Fn() -> bool) {
 /// or reported lost (at-most-once). Either `condemn` should accept only Hung workers (the
 /// state a watchdog report is about), or `Event::Hung` should carry a ticket `condemn` checks.
 #[test]
-#[ignore = "review finding 8: condemn after Event::Hung can hit the worker's next task"]
 fn condemn_after_a_hang_report_never_hits_the_next_task() {
     let (condemned, events) = within(
         Duration::from_secs(30),
@@ -60,14 +59,16 @@ fn condemn_after_a_hang_report_never_hits_the_next_task() {
             pool.submit(0).unwrap();
             pool.submit(1).unwrap();
             let report = received.recv().unwrap();
-            assert!(matches!(report, Event::Hung { worker: 0 }), "{report:?}");
+            let Event::Hung { worker: 0, run } = report else {
+                panic!("expected worker 0's hang, got {report:?}")
+            };
             // Task 0 ends just as its hang is reported; the worker takes task 1.
             release.store(true, Ordering::Relaxed);
             wait_until("task 1 to start", || {
                 pool.snapshot().completed == 1 && pool.worker_state(0) == Some(WorkerState::Busy)
             });
             // The owner acts on the report it received.
-            let condemned = pool.condemn(0);
+            let condemned = pool.condemn(run);
             pool.drain();
             (condemned, received.try_iter().collect::<Vec<_>>())
         },
@@ -78,7 +79,7 @@ fn condemn_after_a_hang_report_never_hits_the_next_task() {
         .collect();
     assert!(
         condemned.is_err() && crashed.is_empty(),
-        "condemn(0) after task 0's hang report returned {condemned:?} and condemned task 1, \
+        "condemn(run) after task 0's hang report returned {condemned:?} and condemned task 1, \
          which never hung: {crashed:?}"
     );
 }
