@@ -1637,6 +1637,41 @@ mod tests {
     }
 
     #[test]
+    fn a_run_that_never_started_is_not_charged() {
+        use crate::policy::Delivery;
+        // At least once, one attempt: a crash after the run started dead-letters the task; a
+        // crash before it started (`crash_unstarted`) retries it as the same attempt.
+        let policy = Policy::DEFAULT.with_delivery(Delivery::at_least_once(1).unwrap());
+        let sup: Supervisor<u8, 2, 1> = Supervisor::new(policy, NoPark);
+        sup.try_submit(7).unwrap();
+        let mut worker = sup.attach(0).unwrap();
+        let Next::Run(job) = worker.try_next() else {
+            panic!("task 7 is queued")
+        };
+        let report = job.crash_unstarted();
+        assert!(matches!(
+            report.task,
+            Some(Disposition::Retried { attempt: 1 })
+        ));
+        drop(worker);
+        let mut replacement = sup.attach(0).unwrap();
+        let Next::Run(job) = replacement.try_next() else {
+            panic!("the retry is kept for the replacement")
+        };
+        assert_eq!((*job.task(), job.context().attempt()), (7, 1));
+        let report = job.crash();
+        assert!(matches!(
+            report.task,
+            Some(Disposition::DeadLettered {
+                task: 7,
+                attempts: 1
+            })
+        ));
+        let snap = sup.snapshot();
+        assert_eq!((snap.crashes(), snap.dead_lettered), (2, 1));
+    }
+
+    #[test]
     fn a_late_tick_neither_moves_the_clock_back_nor_flags_a_fresh_heartbeat() {
         let sup = watched();
         sup.tick(1_000);
