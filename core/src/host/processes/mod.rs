@@ -168,7 +168,7 @@
 //! # Limits
 //!
 //! A new worker process has 10 s to start serving; a slot whose replacement fails to start 3
-//! times in a row is retired (its retry, if it held one, goes to the sink as handed back). A
+//! times in a row (100 ms, then 200 ms apart) is retired (its retry, if it held one, goes to the sink as handed back). A
 //! worker told to exit (drain, abort) has 5 s before it is killed.
 //!
 //! Each worker has its own process group, so it is a background process for a terminal: with
@@ -222,6 +222,9 @@ const EXIT_GRACE: Duration = Duration::from_secs(5);
 /// Replacement processes for one slot that may fail to start in a row before the slot is
 /// given up (retired).
 const START_ATTEMPTS: u32 = 3;
+/// The pause before the second start of a replacement process; it doubles before each later
+/// one.
+const START_BACKOFF: Duration = Duration::from_millis(100);
 
 type Sink<T, R, E> = dyn Fn(Event<T, R, E, String>) + Send + Sync;
 
@@ -973,6 +976,9 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Host
                          of {START_ATTEMPTS}): {err}"
                     );
                     if failed_starts < START_ATTEMPTS && !sup.stops_workers() {
+                        // A cause that passes (out of processes or memory for a moment) gets
+                        // time to: 100 ms, then 200 ms.
+                        thread::sleep(START_BACKOFF * (1 << (failed_starts - 1)));
                         continue;
                     }
                     self.give_up(index);
