@@ -117,3 +117,69 @@ test('finding 3: every pool with a watchdog leaks its clock thread\'s stack (2 M
     assert.ok(grown < 2 * 1024 * 1024,
       `8 pools started and freed one after the other grew the shared heap by ${(grown / 1048576).toFixed(1)} MiB`);
   }));
+
+test('finding 8: a task killed because its pool was freed is reported as hung ("killed: its task hung …")',
+  finding('review finding 8: Threads::terminate_running stamps killed_at, and Inner::cause calls every killed thread hung'),
+  () => withApp(async (page) => {
+    const outcome = await page.evaluate(async () => {
+      const pool = window.words.startWords(1);
+      await pool.run({ name: 'warm', text: 'w' });
+      // A task of a few hundred milliseconds (far below the 1 s watchdog), then the pool is freed.
+      const run = pool.run({ name: 'long', text: 'word '.repeat(1_000_000) });
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      pool.free();
+      return run.then(() => ({ kind: 'resolved' }), (error) => ({ kind: error.kind, cause: error.cause }));
+    });
+    // Chromium lets the terminated thread finish the task (its grace period): it resolves.
+    // Firefox kills it at once: the task is handed back, with the cause of a hang it never had.
+    if (outcome.kind !== 'resolved') {
+      assert.doesNotMatch(outcome.cause, /hung/, `the cause given for a task of a freed pool: ${outcome.cause}`);
+    }
+  }));
+
+test('finding 9: freeing a pool while its clock thread\'s wake-up is on its way throws "closure invoked … after being dropped"',
+  finding('review finding 9: Pool::drop drops the Clock (its onmessage Closure) while the clock thread still runs and may have posted'),
+  () => withApp(async (page) => {
+    await page.evaluate(async () => {
+      const pool = window.words.startWords(1);
+      await pool.run({ name: 'warm', text: 'w' });
+      pool.run({ name: 'loop', text: '!hang' }).catch(() => {});
+      // Keep the page busy past the watchdog's deadline: the clock thread flags the hang and
+      // posts its wake-up, which waits in the page's task queue…
+      const until = performance.now() + 1_500;
+      while (performance.now() < until) { /* busy */ }
+      pool.free(); // …while the pool is dropped, in the same task.
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    });
+    // Chromium today: ["closure invoked recursively or after being dropped"].
+    assert.deepEqual(page.errors, []);
+  }));
+
+test('finding 10: a JsPool whose handle is garbage-collected aborts its pool: its tasks come back "handed back unrun"',
+  finding('review finding 10: wasm-bindgen\'s FinalizationRegistry frees an unreachable JsPool, and Pool::drop aborts'),
+  async (t) => {
+    if (process.env.FOREMAN_BROWSER !== 'chromium') {
+      t.skip('needs a forced garbage collection (Chromium --js-flags=--expose-gc)');
+      return;
+    }
+    const { chromium } = await import('playwright-core');
+    const args = (process.env.FOREMAN_CHROMIUM_ARGS ?? '--headless --no-sandbox').split(' ').concat(['--js-flags=--expose-gc']);
+    const gcBrowser = await chromium.launch({ executablePath: env('FOREMAN_BROWSER_PATH'), args, timeout: 60_000 });
+    try {
+      const page = await (await gcBrowser.newContext()).newPage();
+      await page.goto(WORDS);
+      await page.waitForFunction(() => window.words?.ready || window.words?.error, null, { timeout: 30_000 });
+      const outcomes = await page.evaluate(async () => {
+        // A pool per call; the caller keeps the promise, not the pool.
+        const summarize = (text) => window.words.startWords(1).run({ name: 'x', text });
+        const runs = [1, 2, 3].map(() => summarize('word '.repeat(300_000))
+          .then(() => 'resolved', (error) => `${error.kind}: ${error.message}`));
+        for (let i = 0; i < 10; i++) { gc(); await new Promise((resolve) => setTimeout(resolve, 10)); }
+        return Promise.all(runs);
+      });
+      // Today: three times "handed-back: the task was handed back unrun: the pool shut down".
+      assert.deepEqual(outcomes, ['resolved', 'resolved', 'resolved']);
+    } finally {
+      await gcBrowser.close();
+    }
+  });
