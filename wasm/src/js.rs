@@ -45,8 +45,8 @@ use crate::pool::{Config, Pool};
 /// |---|---|
 /// | `run(input)` | a `Promise` of the task's output; it waits for room in the queue. Rejects with an `Error` whose `kind` says why: `"failed"` (the handler's error is in `error`), `"dead-lettered"`, `"lost"`, `"handed-back"` (its `cause` says what crashed), `"closed"` (the pool shut down before accepting it) or `"invalid-input"` |
 /// | `trySubmit(input)` | `true` if the queue took the task, `false` if it is full; throws if the pool is closed. Its outcome goes to `onEvent` |
-/// | `onEvent(callback)` | receives every event that is not a `run` task's final one, as `{ kind, worker, task, output, error, cause, disposition, attempt, decision }` (console without a callback) |
-/// | `onNotice(callback)` | receives the host's notices as `{ problem, text }` (console without a callback) |
+/// | `onEvent(callback)` | receives every event that is not a `run` task's final one, as `{ kind, worker, task, output, error, cause, disposition, attempt, decision }` (console without a callback). A callback may call `onEvent` itself (to unsubscribe, say); what it throws is reported as uncaught (`reportError`), and the next event is delivered as usual |
+/// | `onNotice(callback)` | receives the host's notices as `{ problem, text }` (console without a callback); the same rules as `onEvent` |
 /// | `drain()`, `abort()` | a `Promise` of the final report `{ snapshot, handedBack }` once every thread is gone |
 /// | `reopen(workers)` | starts a stopped pool again |
 /// | `snapshot()` | the supervisor's counters and worker states |
@@ -149,10 +149,10 @@ impl JsPool {
         let events = Rc::clone(&on_event);
         let pool = Pool::<T, R, E, N, W>::start(config, handler, move |event| {
             let value = event_to_js(&event);
-            match events.borrow().as_ref() {
-                Some(callback) => {
-                    let _ = callback.call1(&JsValue::NULL, &value);
-                }
+            // Not borrowed during the call: the callback may replace itself (`onEvent`).
+            let callback = events.borrow().clone();
+            match callback {
+                Some(callback) => call(&callback, &value),
                 None => web_sys::console::info_2(&"foreman event".into(), &value),
             }
         })
@@ -278,10 +278,18 @@ where
                     ("problem", notice.is_problem().into()),
                     ("text", notice.to_string().into()),
                 ]);
-                let _ = callback.call1(&JsValue::NULL, &value);
+                call(&callback, &value);
             }),
             None => self.pool.on_notice(notice::to_console),
         }
+    }
+}
+
+/// Calls the app's `callback` with `value`; what it throws is reported as uncaught (as the
+/// browser does for an event listener), and the pool goes on.
+fn call(callback: &Function, value: &JsValue) {
+    if let Err(error) = callback.call1(&JsValue::NULL, value) {
+        crate::callback::report(&error);
     }
 }
 

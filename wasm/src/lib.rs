@@ -74,6 +74,7 @@ compile_error!(
      target feature): see the README's \"Use foreman in your web app\""
 );
 
+mod callback;
 mod clock;
 mod entry;
 mod feed;

@@ -36,6 +36,7 @@ use foreman_rt::{
     Context, Decision, Disposition, Run, Snapshot, SubmitError, SupervisorState, WorkerState,
 };
 
+use crate::callback;
 use crate::clock::Clock;
 use crate::entry::{self, Body};
 use crate::feed::{Feed, Submission, Tagged, TaskId};
@@ -209,8 +210,9 @@ struct Inner<T, R, E, const N: usize, const W: usize> {
     origin: f64,
     page: RefCell<Page<T, R, E, W>>,
     pending: RefCell<VecDeque<Out<T, R, E>>>,
-    sink: RefCell<Sink<T, R, E>>,
-    notices: RefCell<Box<dyn FnMut(Notice)>>,
+    /// The app's sinks: taken out while they run (see [`Inner::deliver`]).
+    sink: Cell<Option<Sink<T, R, E>>>,
+    notices: RefCell<Option<Box<dyn FnMut(Notice)>>>,
     busy: Cell<bool>,
     again: Cell<bool>,
 }
@@ -254,6 +256,10 @@ where
     /// and, with a watchdog in the policy, a clock thread. Every [`Event`] goes to `sink`,
     /// on this thread (except a [`submit`](Pool::submit)ted task's final one, which goes to
     /// its [`Submission`]).
+    ///
+    /// The sink may call back into the pool (submit, drain, …). A sink that panics (or
+    /// throws) loses only the event it was given: the panic is reported as an uncaught error
+    /// (the browser's console shows it) and the pool goes on delivering.
     ///
     /// Returns at once: tasks may be submitted right away, and run once the threads have
     /// loaded the module. A thread that fails to load is started again (up to three times in
@@ -311,8 +317,8 @@ where
                     dropped: None,
                 }),
                 pending: RefCell::new(VecDeque::new()),
-                sink: RefCell::new(Box::new(sink)),
-                notices: RefCell::new(Box::new(notice::to_console)),
+                sink: Cell::new(Some(Box::new(sink))),
+                notices: RefCell::new(Some(Box::new(notice::to_console))),
                 busy: Cell::new(false),
                 again: Cell::new(false),
             }
@@ -326,8 +332,9 @@ where
 
     /// Takes the pool's [`Notice`]s (host telemetry: start failures, terminations, heap
     /// repairs, a stalled clock) instead of the browser's console, which gets them by default.
+    /// May be called from inside the notice sink: the new sink takes the next notice.
     pub fn on_notice(&self, sink: impl FnMut(Notice) + 'static) {
-        *self.inner.notices.borrow_mut() = Box::new(sink);
+        *self.inner.notices.borrow_mut() = Some(Box::new(sink));
     }
 
     /// Submits a task without blocking. Its outcome goes to the sink. A task the queue cannot
@@ -899,8 +906,7 @@ where
             loop {
                 let next = self.pending.borrow_mut().pop_front();
                 match next {
-                    Some(Out::Event(event)) => (self.sink.borrow_mut())(event),
-                    Some(Out::Notice(notice)) => (self.notices.borrow_mut())(notice),
+                    Some(out) => self.deliver(out),
                     None => break,
                 }
             }
@@ -909,6 +915,41 @@ where
             }
         }
         self.busy.set(false);
+    }
+}
+
+impl<T, R, E, const N: usize, const W: usize> Inner<T, R, E, N, W>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+    E: Send + 'static,
+{
+    /// Gives the app one event or notice. Its sink runs behind a JavaScript frame
+    /// ([`callback::guarded`]): a sink that panics or throws loses only what it was given, and
+    /// is reported. No state is borrowed meanwhile: the sink may call back into the pool,
+    /// and the notice sink may replace itself ([`Pool::on_notice`]).
+    fn deliver(&self, out: Out<T, R, E>) {
+        match out {
+            Out::Event(event) => {
+                // Only `pump` takes the sink out, and it does not run twice at once.
+                let Some(mut sink) = self.sink.take() else {
+                    return;
+                };
+                callback::guarded(|| sink(event));
+                self.sink.set(Some(sink));
+            }
+            Out::Notice(notice) => {
+                let Some(mut sink) = self.notices.take() else {
+                    return;
+                };
+                callback::guarded(|| sink(notice));
+                // Unless the sink replaced itself meanwhile.
+                let mut notices = self.notices.borrow_mut();
+                if notices.is_none() {
+                    *notices = Some(sink);
+                }
+            }
+        }
     }
 }
 
@@ -1023,7 +1064,6 @@ mod tests {
     /// it was given".) Here the first event's sink call panics; the page survives the trap (it
     /// happens in a message handler), and a later submission never resolves.
     #[wasm_bindgen_test]
-    #[ignore = "review finding 11: a panicking sink wedges the pool (busy stays set): nothing is delivered again"]
     async fn a_sink_that_panics_loses_only_the_event_it_was_given() {
         let pool = Pool::<u32, u32, (), 8, 1>::start(
             Config::new(1),
