@@ -826,18 +826,17 @@ where
                     None => handed_back.push(task.task),
                 }
             }
-            let mut stops = std::mem::take(&mut page.stops).into_iter();
-            match stops.next() {
-                Some(first) => {
-                    finish(&first, sup.snapshot(), handed_back);
-                    stops.for_each(|stop| finish(&stop, sup.snapshot(), Vec::new()));
-                }
-                None => {
-                    let mut pending = self.pending.borrow_mut();
-                    for task in handed_back {
-                        pending.push_back(Out::Event(Event::HandedBack { task }));
-                    }
-                }
+            // The tasks go to the first shutdown future still held (the page's list holds
+            // the other reference); with none, to the sink.
+            let stops = std::mem::take(&mut page.stops);
+            let mut tasks = Some(handed_back);
+            for stop in &stops {
+                let held = Rc::strong_count(stop) > 1;
+                let tasks = if held { tasks.take() } else { None };
+                finish(stop, sup.snapshot(), tasks.unwrap_or_default());
+            }
+            if let Some(tasks) = tasks {
+                self.hand_back_to_sink(tasks);
             }
         }
         if page.dropped.is_some() && page.threads.settled() {
@@ -848,6 +847,14 @@ where
             }
             // The last reference may be this one: the caller still holds another.
             page.dropped = None;
+        }
+    }
+
+    /// Tasks nobody else will take: each goes to the sink as [`Event::HandedBack`].
+    fn hand_back_to_sink(&self, tasks: Vec<T>) {
+        let mut pending = self.pending.borrow_mut();
+        for task in tasks {
+            pending.push_back(Out::Event(Event::HandedBack { task }));
         }
     }
 
@@ -866,7 +873,10 @@ where
             }
         }
         self.pump();
-        Stopping { stop }
+        Stopping {
+            stop,
+            pool: Rc::clone(self) as Rc<dyn HandBack<T>>,
+        }
     }
 
     /// The clock watch: says once if the clock stopped ticking, and pumps in case a wake-up
@@ -964,14 +974,55 @@ fn finish<T, const W: usize>(stop: &RefCell<Stop<T, W>>, snapshot: Snapshot<W>, 
     }
 }
 
+/// Where the tasks of a [`Stopping`] go if it is dropped before its report is taken.
+trait HandBack<T> {
+    /// Gives `tasks` to the pool's sink as [`Event::HandedBack`].
+    fn hand_back(self: Rc<Self>, tasks: Vec<T>);
+}
+
+impl<T, R, E, const N: usize, const W: usize> HandBack<T> for Inner<T, R, E, N, W>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+    E: Send + 'static,
+{
+    fn hand_back(self: Rc<Self>, tasks: Vec<T>) {
+        self.hand_back_to_sink(tasks);
+        self.pump();
+    }
+}
+
 /// A pool stopping ([`Pool::drain`] or [`Pool::abort`]): a future of the final [`Report`],
 /// ready once the supervisor has stopped and every thread is gone.
 ///
 /// Several shutdowns may be pending at once (a drain, then an abort): they all resolve
-/// together, and the tasks handed back go to the first one started; the others get the same
-/// counters and no tasks.
+/// together, and the tasks handed back go to the first one started that is still held; the
+/// others get the same counters and no tasks.
+///
+/// No task is lost with a dropped `Stopping`: if none is held when the pool stops, the tasks
+/// go to the pool's sink as [`Event::HandedBack`]; and a `Stopping` dropped with its report
+/// not taken (never awaited to the end) gives its tasks to the sink then. (The sink outlives
+/// the pool for this: a `Stopping` keeps it.)
+#[must_use = "the final report (and the tasks handed back) comes with the future: await it, \
+              or the tasks go to the sink"]
 pub struct Stopping<T, const W: usize> {
     stop: Rc<RefCell<Stop<T, W>>>,
+    pool: Rc<dyn HandBack<T>>,
+}
+
+impl<T, const W: usize> Drop for Stopping<T, W> {
+    fn drop(&mut self) {
+        let unclaimed = self
+            .stop
+            .borrow_mut()
+            .report
+            .take()
+            .map(|report| report.handed_back)
+            .filter(|tasks| !tasks.is_empty());
+        if let Some(tasks) = unclaimed {
+            Rc::clone(&self.pool).hand_back(tasks);
+        }
+    }
 }
 
 impl<T, const W: usize> Future for Stopping<T, W> {
@@ -1016,7 +1067,6 @@ mod tests {
     /// `Stopping` started, dead or alive), and nobody ever sees them: not the sink, not a
     /// report. Every accepted task must end in one observable outcome.
     #[wasm_bindgen_test]
-    #[ignore = "review finding 7: tasks handed back into a dropped Stopping are lost without an outcome"]
     async fn tasks_handed_back_by_an_abort_nobody_awaits_reach_the_sink() {
         let handed_back = Rc::new(Cell::new(0));
         let seen = Rc::clone(&handed_back);
@@ -1044,8 +1094,8 @@ mod tests {
         while pool.snapshot().workers[0].state != WorkerState::Busy {
             sleep(10).await;
         }
-        // Fire and forget: compiles without a warning.
-        pool.abort();
+        // Fire and forget.
+        drop(pool.abort());
         sleep(1_000).await;
         let snapshot = pool.snapshot();
         drop(pool);
@@ -1055,6 +1105,51 @@ mod tests {
             "the supervisor counted three tasks handed back"
         );
         assert_eq!(handed_back.get(), 3, "…and the app received them");
+    }
+
+    /// Two shutdowns: the tasks go to the first, which is held but never awaited; dropped
+    /// later, it gives them to the sink.
+    #[wasm_bindgen_test]
+    async fn a_stopping_dropped_with_its_report_untaken_gives_its_tasks_to_the_sink() {
+        let handed_back = Rc::new(Cell::new(0));
+        let seen = Rc::clone(&handed_back);
+        let pool = Pool::<u32, u32, (), 8, 1>::start(
+            Config::new(1),
+            |_ctx, n| {
+                if *n == 0 {
+                    let until = entry::now() + 300.0;
+                    while entry::now() < until {}
+                }
+                Ok(*n)
+            },
+            move |event| {
+                if matches!(event, Event::HandedBack { .. }) {
+                    seen.set(seen.get() + 1);
+                }
+            },
+        )
+        .unwrap();
+        pool.on_notice(|_| {});
+        for n in 0..4 {
+            pool.try_submit(n).unwrap();
+        }
+        while pool.snapshot().workers[0].state != WorkerState::Busy {
+            sleep(10).await;
+        }
+        let first = pool.abort();
+        let report = futures_select(pool.drain(), 5_000)
+            .await
+            .expect("hung: drain");
+        assert!(report.handed_back.is_empty(), "the first shutdown has them");
+        assert_eq!(report.snapshot.handed_back, 3);
+        assert_eq!(handed_back.get(), 0, "not yet at the sink");
+        drop(first);
+        assert_eq!(
+            handed_back.get(),
+            3,
+            "the dropped report's tasks reach the sink"
+        );
+        drop(pool);
     }
 
     /// Review finding 11: a sink that panics traps the page's thread in the middle of
