@@ -36,7 +36,7 @@ extern "C" {
 /// A pool's clock thread and the page's watch over it. Dropping it ends the watch; the
 /// thread stops when the pool sets its stop word (see [`Body::clock_word`]).
 pub(crate) struct Clock {
-    _worker: Worker,
+    worker: Worker,
     interval: JsValue,
     _on_message: Closure<dyn FnMut(MessageEvent)>,
     _on_watch: Closure<dyn FnMut()>,
@@ -88,7 +88,7 @@ impl Clock {
         let every = i32::try_from(deadline.clamp(250, 1_000)).unwrap_or(1_000);
         let interval = set_interval(on_watch.as_ref(), every);
         Ok(Clock {
-            _worker: worker,
+            worker,
             interval,
             _on_message: on_message,
             _on_watch: on_watch,
@@ -121,5 +121,9 @@ impl Clock {
 impl Drop for Clock {
     fn drop(&mut self) {
         clear_interval(&self.interval);
+        // The clock thread runs until its next tick and may have posted a wake-up that waits
+        // in the page's event loop: it must find no handler rather than the closure dropped
+        // with this.
+        self.worker.set_onmessage(None);
     }
 }

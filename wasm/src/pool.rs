@@ -43,7 +43,7 @@ use crate::feed::{Feed, Submission, Tagged, TaskId};
 use crate::heap::{self, HeapId, HeapUsage, Repair};
 use crate::notice::{self, Notice};
 use crate::shared::{Record, Shared};
-use crate::threads::{Death, Listener, Report as ThreadReport, Signal, ThreadState, Threads};
+use crate::threads::{Death, Kill, Listener, Report as ThreadReport, Signal, ThreadState, Threads};
 
 /// Starts of one slot that may fail in a row before the pool gives the slot up.
 const START_ATTEMPTS: u32 = 3;
@@ -231,8 +231,10 @@ struct Inner<T, R, E, const N: usize, const W: usize> {
 ///   policy. The other workers keep working.
 /// - [`drain`](Pool::drain) and [`abort`](Pool::abort) resolve to the final [`Report`] once
 ///   every thread is gone; [`reopen`](Pool::reopen) starts a stopped pool again.
-/// - Dropping the pool aborts it: running threads are terminated, queued tasks go to the sink
-///   as [`Event::HandedBack`] once every thread is proven gone.
+/// - Dropping the pool aborts it: a worker running a task is condemned and its thread
+///   terminated (the task's [`Event::Crashed`] says "killed: its pool was dropped"), idle
+///   workers leave on their own, and queued tasks go to the sink as [`Event::HandedBack`] once
+///   every thread is proven gone.
 ///
 /// A pool is not `Send`: it belongs to the thread that started it, which must not block
 /// (browsers forbid it on a page). Its tasks, outputs and errors cross threads, so they are
@@ -443,10 +445,18 @@ where
         crate::park::notify_all(&inner.shared.clock);
         {
             let mut page = inner.page.borrow_mut();
-            // Threads still loading are not terminated: one may be allocating its stack from
-            // the shared heap, and killing it there would leave that heap locked. They leave
-            // on their own once loaded (the supervisor is aborted).
-            page.threads.terminate_running();
+            // Only a worker running a task is terminated, and only once condemned: from then
+            // on it can touch neither the queue nor its task, so wherever the thread stops it
+            // leaves nothing half-done. Every other thread leaves on its own (the abort wakes
+            // it): an idle one may be inside a queue operation or on its way out, and one
+            // still loading may be allocating its stack from the shared heap.
+            for slot in 0..W {
+                if page.threads.state(slot) == ThreadState::Running
+                    && inner.shared.sup.condemn(slot).is_ok()
+                {
+                    page.threads.terminate(slot, Kill::PoolDropped);
+                }
+            }
             page.clock = None;
             page.dropped = Some(Rc::clone(inner) as Rc<dyn core::any::Any>);
         }
@@ -666,7 +676,7 @@ where
         // worker.
         match self.shared.sup.condemn(run) {
             Ok(()) => {
-                page.threads.terminate(worker);
+                page.threads.terminate(worker, Kill::Hung);
                 self.notice(Notice::Terminating { worker });
             }
             Err(_) => self.notice(Notice::Spared { worker }),
@@ -677,7 +687,7 @@ where
     fn thread_gone(&self, page: &mut Page<T, R, E, W>, slot: usize, death: Death) {
         // What it reported before it died comes first.
         self.take_records(page);
-        if let Some(after_ms) = death.killed {
+        if let Some((_, after_ms)) = death.killed {
             self.notice(Notice::Gone {
                 worker: slot,
                 after_ms,
@@ -750,9 +760,13 @@ where
         if let Some(message) = &death.panic {
             return format!("panicked: {message}");
         }
-        if death.killed.is_some() {
-            let deadline = self.shared.sup.policy().watchdog().unwrap_or_default();
-            return format!("killed: its task hung (no heartbeat for more than {deadline} ms)");
+        match death.killed {
+            Some((Kill::Hung, _)) => {
+                let deadline = self.shared.sup.policy().watchdog().unwrap_or_default();
+                return format!("killed: its task hung (no heartbeat for more than {deadline} ms)");
+            }
+            Some((Kill::PoolDropped, _)) => return "killed: its pool was dropped".into(),
+            None => {}
         }
         match &death.message {
             Some(message) if !message.is_empty() => format!("its thread stopped: {message}"),

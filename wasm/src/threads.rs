@@ -75,11 +75,20 @@ pub(crate) enum Report {
     Zombie,
 }
 
+/// Why the page terminated a thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kill {
+    /// The supervisor condemned its worker as hung.
+    Hung,
+    /// Its pool was dropped while its worker ran a task (condemned first).
+    PoolDropped,
+}
+
 /// A thread that is gone, and what is known about its end.
 #[derive(Debug)]
 pub(crate) struct Death {
-    /// Milliseconds from its termination (as hung) to the proof of its death.
-    pub killed: Option<u32>,
+    /// Why it was terminated, and milliseconds from the termination to the proof of death.
+    pub killed: Option<(Kill, u32)>,
     /// What the thread script or the Web Worker reported (a trap, a load failure).
     pub message: Option<String>,
     /// The message of the panic that ended it, if one did.
@@ -97,7 +106,8 @@ pub enum ThreadState {
     Loading,
     /// It runs (holds its life lock).
     Running,
-    /// It was terminated as hung; the page waits for the proof of its death.
+    /// It was terminated (hung, or its pool dropped); the page waits for the proof of its
+    /// death.
     Terminating,
 }
 
@@ -131,12 +141,21 @@ struct Thread {
     heap: HeapId,
     worker: Worker,
     alive: Option<Stack>,
-    /// When (shared time line) it was terminated as hung.
-    killed_at: Option<f64>,
+    /// Why and when (shared time line) it was terminated.
+    killed: Option<(Kill, f64)>,
     /// What the thread script or the Web Worker said when it failed.
     message: Option<String>,
     _on_message: Closure<dyn FnMut(MessageEvent)>,
     _on_error: Closure<dyn FnMut(ErrorEvent)>,
+}
+
+impl Drop for Thread {
+    fn drop(&mut self) {
+        // A message or error the thread sent before it went may still wait in the page's
+        // event loop: it must find no handler rather than the closures dropped with this.
+        self.worker.set_onmessage(None);
+        self.worker.set_onerror(None);
+    }
 }
 
 /// A dead thread whose stack is reserved for the after-death check.
@@ -214,7 +233,7 @@ impl Threads {
             heap,
             worker,
             alive: None,
-            killed_at: None,
+            killed: None,
             message: None,
             _on_message: on_message,
             _on_error: on_error,
@@ -289,7 +308,7 @@ impl Threads {
     /// Thread `id` of `slot` is gone for good: repair its heap, reserve its stack for the
     /// after-death check, and say how it ended.
     fn gone(&mut self, slot: usize, id: u32) -> Option<Report> {
-        let thread = self.slots[slot].take_if(|thread| thread.id == id)?;
+        let mut thread = self.slots[slot].take_if(|thread| thread.id == id)?;
         thread.worker.terminate();
         let panic = crate::panic::take(thread.heap);
         // SAFETY: the thread runs no more code of this module: the browser released its life
@@ -305,9 +324,9 @@ impl Threads {
         set_timeout(&due, AFTER_DEATH_CHECK_MS);
         Some(Report::Gone(Death {
             killed: thread
-                .killed_at
-                .map(|at| (entry::now() - at).max(0.0) as u32),
-            message: thread.message,
+                .killed
+                .map(|(why, at)| (why, (entry::now() - at).max(0.0) as u32)),
+            message: thread.message.take(),
             panic,
             repair,
         }))
@@ -329,33 +348,23 @@ impl Threads {
         None
     }
 
-    /// Terminates the thread of `slot`, which the supervisor condemned as hung. Returns
-    /// `false` if the slot has no thread.
-    pub(crate) fn terminate(&mut self, slot: usize) -> bool {
+    /// Terminates the thread of `slot`, whose worker the supervisor condemned (so that
+    /// wherever the thread stops, it leaves nothing half-done). Returns `false` if the slot
+    /// has no thread.
+    pub(crate) fn terminate(&mut self, slot: usize, why: Kill) -> bool {
         let Some(thread) = self.slots[slot].as_mut() else {
             return false;
         };
-        thread.killed_at.get_or_insert_with(entry::now);
+        thread.killed.get_or_insert_with(|| (why, entry::now()));
         thread.worker.terminate();
         true
-    }
-
-    /// Terminates every thread that runs (the pool is dropped); their deaths are reported as
-    /// usual. Threads still loading are left to leave on their own: one may be allocating its
-    /// stack from the shared heap, and killing it there would leave that heap locked.
-    pub(crate) fn terminate_running(&mut self) {
-        for slot in 0..self.slots.len() {
-            if self.state(slot) == ThreadState::Running {
-                self.terminate(slot);
-            }
-        }
     }
 
     /// What the page knows of `slot`'s thread.
     pub(crate) fn state(&self, slot: usize) -> ThreadState {
         match &self.slots[slot] {
             None => ThreadState::None,
-            Some(thread) if thread.killed_at.is_some() => ThreadState::Terminating,
+            Some(thread) if thread.killed.is_some() => ThreadState::Terminating,
             Some(thread) if thread.alive.is_some() => ThreadState::Running,
             Some(_) => ThreadState::Loading,
         }

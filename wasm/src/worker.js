@@ -10,7 +10,8 @@
 //     browser releases only once this thread has left the module for good (the entry point
 //     returned or trapped) or the worker was terminated. The page waits for that lock before
 //     it recovers the slot and frees the thread's stack: the grant is the proof of death.
-//   - "clock": the pool's clock and watchdog, until the pool stops it.
+//   - "clock": the pool's clock and watchdog, until the pool stops it; then the thread frees
+//     its own stack and thread-local block.
 //
 // Other Web Workers of the app (a rayon pool's, say) import this module too, through the
 // glue; they ignore it: only a message of foreman's own type starts a thread.
@@ -35,8 +36,12 @@ async function run(init) {
   }
   if (init.role === 'clock') {
     try {
-      glue.initSync({ module: init.module, memory: init.memory });
+      const wasm = glue.initSync({ module: init.module, memory: init.memory });
       glue.__foreman_clock(init.body, init.origin, init.periodMs);
+      // The clock stopped for good: free this thread's stack and thread-local block (from the
+      // shared heap). Nothing else would: the page never learns where they are, and a clock
+      // that left them behind would cost every pool its stack (2 MiB) until the memory is full.
+      wasm.__wbindgen_thread_destroy();
     } catch (error) {
       postMessage({ kind: 'failed', message: String(error) });
     }
