@@ -33,6 +33,11 @@ extern "C" {
     fn clear_interval(handle: &JsValue);
 }
 
+/// The clock thread's stack: a tick is a shallow call (the supervisor's scan, a report to the
+/// outbox, a message to the page), far below this; a small stack is a small block of the
+/// shared heap per pool (the thread frees it when it stops).
+const STACK_SIZE: u32 = 256 * 1024;
+
 /// A pool's clock thread and the page's watch over it. Dropping it ends the watch; the
 /// thread stops when the pool sets its stop word (see [`Body::clock_word`]).
 pub(crate) struct Clock {
@@ -69,6 +74,7 @@ impl Clock {
             ("body", body.into()),
             ("origin", origin.into()),
             ("periodMs", period.into()),
+            ("stackSize", STACK_SIZE.into()),
         ]);
         let worker = match init.and_then(|init| entry::start_thread("foreman clock", &init)) {
             Ok(worker) => worker,

@@ -36,11 +36,11 @@ async function run(init) {
   }
   if (init.role === 'clock') {
     try {
-      const wasm = glue.initSync({ module: init.module, memory: init.memory });
+      const wasm = glue.initSync({ module: init.module, memory: init.memory, thread_stack_size: init.stackSize });
       glue.__foreman_clock(init.body, init.origin, init.periodMs);
       // The clock stopped for good: free this thread's stack and thread-local block (from the
       // shared heap). Nothing else would: the page never learns where they are, and a clock
-      // that left them behind would cost every pool its stack (2 MiB) until the memory is full.
+      // that left them behind would cost every pool its stack until the memory is full.
       wasm.__wbindgen_thread_destroy();
     } catch (error) {
       postMessage({ kind: 'failed', message: String(error) });
