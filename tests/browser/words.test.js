@@ -295,7 +295,7 @@ test('pools are independent, and dropping one with a hung worker harms nothing',
     const hang = settle(a.run({ name: 'loop', text: '!hang' }));
     await new Promise((resolve) => setTimeout(resolve, 200));
     const fromB = await b.run({ name: 'b', text: 'pool b works' });
-    a.free(); // dropped with a worker in its hanging task: it is terminated
+    a.free(); // its hanging run is pending: the pool lives until the watchdog dead-letters it
     const dropped = await hang;
     const afterDrop = await b.run({ name: 'b2', text: 'still works' });
     await b.drain();

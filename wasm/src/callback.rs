@@ -11,19 +11,13 @@
 //! fails loses only the call it was given.
 
 use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 
-#[wasm_bindgen(inline_js = "export function foreman_guarded(f) { f(); }
-export function foreman_report(error) {
-  if (typeof reportError === 'function') reportError(error); else console.error(error);
-}")]
+#[wasm_bindgen(inline_js = "export function foreman_guarded(f) { f(); }")]
 extern "C" {
     /// Calls `f` from a JavaScript frame: a trap or an exception inside it ends there.
     #[wasm_bindgen(js_name = foreman_guarded, catch)]
     fn call_from_js(f: &mut dyn FnMut()) -> Result<(), JsValue>;
-
-    /// Reports `error` as uncaught (the global `reportError`), without throwing.
-    #[wasm_bindgen(js_name = foreman_report)]
-    fn report_uncaught(error: &JsValue);
 }
 
 /// Runs `callback` (an app's callback, with its argument) so that a trap or exception in it
@@ -47,7 +41,15 @@ pub(crate) fn guarded(callback: impl FnOnce()) -> bool {
 /// Reports an error of the app's callback as uncaught: the browser's console shows it and the
 /// global `error` event carries it, as for an exception thrown by an event listener.
 pub(crate) fn report(error: &JsValue) {
-    report_uncaught(error);
+    let global = js_sys::global();
+    let report_error = js_sys::Reflect::get(&global, &JsValue::from_str("reportError"))
+        .ok()
+        .and_then(|value| value.dyn_into::<js_sys::Function>().ok());
+    // `reportError` does not throw; without it (an old browser), the console.
+    let reported = report_error.is_some_and(|report| report.call1(&global, error).is_ok());
+    if !reported {
+        web_sys::console::error_2(&"foreman: a callback failed:".into(), error);
+    }
 }
 
 #[cfg(test)]

@@ -51,7 +51,17 @@ use crate::pool::{Config, Pool};
 /// | `reopen(workers)` | starts a stopped pool again |
 /// | `snapshot()` | the supervisor's counters and worker states |
 /// | `threads()` | each slot's thread (`none`, `loading`, `running`, `terminating`) and heap bytes |
-/// | `free()` | drops the pool (an abort; running threads are terminated) |
+/// | `free()` | lets go of the pool: see below |
+///
+/// # Lifetime
+///
+/// A pool lives while its handle does *or* one of its promises (`run`, `drain`, `abort`) is
+/// pending: a page may keep only the promise (`startCounter(1).run(input)`), and the task
+/// still runs and the promise settles even if the handle is garbage-collected meanwhile. Once
+/// the handle is gone (`free()`, or collected) and no promise is pending, the pool is dropped:
+/// an abort (its threads leave, a thread running a task is terminated; tasks submitted with
+/// `trySubmit` that have not run are handed back to `onEvent`). To stop a pool at once, with
+/// `run` promises pending, call `abort()` (their tasks come back handed back) before `free()`.
 #[wasm_bindgen]
 pub struct JsPool {
     pool: Rc<dyn Erased>,
@@ -59,10 +69,11 @@ pub struct JsPool {
 
 /// The pool's methods on JavaScript values, for one `Pool<T, R, E, N, W>`.
 trait Erased {
-    fn run(&self, input: JsValue) -> Promise;
+    /// The promises hold the pool (`self`) until they settle: see [`JsPool`]'s lifetime.
+    fn run(self: Rc<Self>, input: JsValue) -> Promise;
     fn try_submit(&self, input: JsValue) -> Result<bool, JsValue>;
-    fn drain(&self) -> Promise;
-    fn abort(&self) -> Promise;
+    fn drain(self: Rc<Self>) -> Promise;
+    fn abort(self: Rc<Self>) -> Promise;
     fn reopen(&self, workers: usize) -> Result<(), JsError>;
     fn snapshot(&self) -> JsValue;
     fn threads(&self) -> JsValue;
@@ -85,7 +96,7 @@ where
 impl JsPool {
     /// See [`Pool::submit`]: a promise of the task's output.
     pub fn run(&self, input: JsValue) -> Promise {
-        self.pool.run(input)
+        Rc::clone(&self.pool).run(input)
     }
 
     /// See [`Pool::try_submit`]: `true` if accepted, `false` if the queue is full.
@@ -108,12 +119,12 @@ impl JsPool {
 
     /// See [`Pool::drain`]: a promise of the final report.
     pub fn drain(&self) -> Promise {
-        self.pool.drain()
+        Rc::clone(&self.pool).drain()
     }
 
     /// See [`Pool::abort`]: a promise of the final report.
     pub fn abort(&self) -> Promise {
-        self.pool.abort()
+        Rc::clone(&self.pool).abort()
     }
 
     /// See [`Pool::reopen`].
@@ -169,7 +180,7 @@ where
     R: Serialize + Send + 'static,
     E: Serialize + Send + 'static,
 {
-    fn run(&self, input: JsValue) -> Promise {
+    fn run(self: Rc<Self>, input: JsValue) -> Promise {
         let task: T = match serde_wasm_bindgen::from_value(input) {
             Ok(task) => task,
             Err(err) => {
@@ -182,7 +193,10 @@ where
         };
         let submission = self.pool.submit(task);
         future_to_promise(async move {
-            match submission.await {
+            let outcome = submission.await;
+            // The pool lived at least until now (see `JsPool`'s lifetime).
+            drop(self);
+            match outcome {
                 Ok(Event::Completed { output, .. }) => Ok(to_js(&output)),
                 Ok(Event::Failed { error, task, .. }) => Err(rejection(
                     "failed",
@@ -232,14 +246,22 @@ where
         }
     }
 
-    fn drain(&self) -> Promise {
+    fn drain(self: Rc<Self>) -> Promise {
         let shutdown = self.pool.drain();
-        future_to_promise(async move { Ok(report_to_js(&shutdown.await)) })
+        future_to_promise(async move {
+            let report = shutdown.await;
+            drop(self);
+            Ok(report_to_js(&report))
+        })
     }
 
-    fn abort(&self) -> Promise {
+    fn abort(self: Rc<Self>) -> Promise {
         let shutdown = self.pool.abort();
-        future_to_promise(async move { Ok(report_to_js(&shutdown.await)) })
+        future_to_promise(async move {
+            let report = shutdown.await;
+            drop(self);
+            Ok(report_to_js(&report))
+        })
     }
 
     fn reopen(&self, workers: usize) -> Result<(), JsError> {

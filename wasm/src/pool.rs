@@ -171,6 +171,9 @@ impl std::error::Error for StartError {}
 /// The app's sink of events.
 type Sink<T, R, E> = Box<dyn FnMut(Event<T, R, E, String>)>;
 
+/// The app's sink of notices.
+type NoticeSink = Box<dyn FnMut(Notice)>;
+
 /// Where a [`Stopping`]'s report lands.
 struct Stop<T, const W: usize> {
     report: Option<Report<T, W>>,
@@ -212,7 +215,7 @@ struct Inner<T, R, E, const N: usize, const W: usize> {
     pending: RefCell<VecDeque<Out<T, R, E>>>,
     /// The app's sinks: taken out while they run (see [`Inner::deliver`]).
     sink: Cell<Option<Sink<T, R, E>>>,
-    notices: RefCell<Option<Box<dyn FnMut(Notice)>>>,
+    notices: RefCell<Option<NoticeSink>>,
     busy: Cell<bool>,
     again: Cell<bool>,
 }
