@@ -15,9 +15,19 @@ use foreman_rt::park::{AtomicU32, Park};
 #[derive(Debug, Clone, Copy, Default)]
 pub struct WasmPark;
 
+/// The longest a worker sleeps without looking at its condition again. A wake-up can be lost
+/// for good when a thread is terminated half-way through a notify (it flagged a wake-up as on
+/// its way, then died before sending it; the flag then makes every later notifier skip):
+/// the pool terminates only condemned workers, but a worker is condemned while busy, and a
+/// busy worker passes work on (a notify) before it runs its task. Sleeping at most this long,
+/// the sleepers find the work anyway, and the first to wake clears the flag. Idle workers
+/// wake a few times a second for it: a few microseconds each.
+const PARK_BOUND_NS: i64 = 250_000_000;
+
 impl Park for WasmPark {
     fn park(&self, word: &AtomicU32, expected: u32) {
-        wait(word, expected, NO_TIMEOUT);
+        // A return on the timeout is a spurious wake-up, which `Park` allows.
+        wait(word, expected, PARK_BOUND_NS);
     }
 
     fn unpark_one(&self, word: &AtomicU32) {
@@ -56,4 +66,24 @@ pub fn notify_all(word: &AtomicU32) {
 /// The word's address as `memory.atomic.*` wants it.
 fn address(word: &AtomicU32) -> *mut i32 {
     word.as_ptr().cast::<i32>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    /// Review finding 14: a sleeper whose wake-up was lost (never notified) comes back by
+    /// itself, so it finds the work that is waiting.
+    #[wasm_bindgen_test]
+    fn a_parked_thread_whose_wake_up_is_lost_looks_again_within_the_bound() {
+        let word = AtomicU32::new(7);
+        let start = crate::entry::now();
+        WasmPark.park(&word, 7);
+        let slept = crate::entry::now() - start;
+        assert!(
+            (200.0..5_000.0).contains(&slept),
+            "hung or early: a park nobody notifies returned after {slept} ms"
+        );
+    }
 }
