@@ -83,6 +83,9 @@ impl Config {
     }
 
     /// The stack size of each worker thread, in bytes: a whole number of 64 KiB pages.
+    ///
+    /// Make it large enough for the deepest task: an overflow is not detected (wasm32 has no
+    /// guard page), and a task that runs on below its stack writes over the shared heap.
     pub const fn with_stack_size(mut self, bytes: u32) -> Config {
         self.stack_size = bytes;
         self
