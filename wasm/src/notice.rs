@@ -38,8 +38,8 @@ pub enum Notice {
         /// The slot.
         worker: usize,
     },
-    /// Worker `worker` was flagged as hung but finished its task before it could be
-    /// condemned: it is not killed.
+    /// Worker `worker` was flagged as hung but was no longer hung when the pool came to
+    /// condemn it (its task finished, or sent a heartbeat): it is not killed.
     Spared {
         /// The slot.
         worker: usize,
@@ -109,7 +109,11 @@ impl fmt::Display for Notice {
                 "worker {worker} was condemned; its Web Worker is being terminated"
             ),
             Notice::Spared { worker } => {
-                write!(f, "worker {worker} finished its task after all: not killed")
+                write!(
+                    f,
+                    "worker {worker} is no longer hung (its task finished or sent a heartbeat): \
+                     not killed"
+                )
             }
             Notice::Gone { worker, after_ms } => write!(
                 f,

@@ -236,7 +236,8 @@ struct Inner<T, R, E, const N: usize, const W: usize> {
 ///   proven dead, and replaced on the same memory; its task is retried or dead-lettered by the
 ///   policy. The other workers keep working.
 /// - [`drain`](Pool::drain) and [`abort`](Pool::abort) resolve to the final [`Report`] once
-///   every thread is gone; [`reopen`](Pool::reopen) starts a stopped pool again.
+///   every worker thread is gone (with a watchdog, the clock thread ticks on until the pool
+///   is dropped); [`reopen`](Pool::reopen) starts a stopped pool again.
 /// - Dropping the pool aborts it: a worker running a task is condemned and its thread
 ///   terminated (the task's [`Event::Crashed`] says "killed: its pool was dropped"), idle
 ///   workers leave on their own, and queued tasks go to the sink as [`Event::HandedBack`] once
@@ -371,7 +372,7 @@ where
     }
 
     /// Graceful shutdown: no new tasks; the workers finish everything queued, then leave.
-    /// Resolves to the final [`Report`] once every thread is gone. Idempotent; see
+    /// Resolves to the final [`Report`] once every worker thread is gone. Idempotent; see
     /// [`Stopping`] for several pending shutdowns.
     pub fn drain(&self) -> Stopping<T, W> {
         self.inner.shared.sup.drain();
@@ -379,7 +380,7 @@ where
     }
 
     /// Immediate shutdown: no new tasks; workers leave after their current task; the tasks
-    /// still queued are in the [`Report`] it resolves to once every thread is gone.
+    /// still queued are in the [`Report`] it resolves to once every worker thread is gone.
     pub fn abort(&self) -> Stopping<T, W> {
         self.inner.shared.sup.abort();
         self.inner.shutdown()
@@ -1013,7 +1014,7 @@ where
 }
 
 /// A pool stopping ([`Pool::drain`] or [`Pool::abort`]): a future of the final [`Report`],
-/// ready once the supervisor has stopped and every thread is gone.
+/// ready once the supervisor has stopped and every worker thread is gone.
 ///
 /// Several shutdowns may be pending at once (a drain, then an abort): they all resolve
 /// together, and the tasks handed back go to the first one started that is still held; the
