@@ -457,10 +457,14 @@ where
             // leaves nothing half-done. Every other thread leaves on its own (the abort wakes
             // it): an idle one may be inside a queue operation or on its way out, and one
             // still loading may be allocating its stack from the shared heap.
+            // (A run that ends between `current_run` and the condemnation is refused.)
+            let sup = &inner.shared.sup;
             for slot in 0..W {
-                if page.threads.state(slot) == ThreadState::Running
-                    && inner.shared.sup.condemn(slot).is_ok()
-                {
+                let condemned = page.threads.state(slot) == ThreadState::Running
+                    && sup
+                        .current_run(slot)
+                        .is_some_and(|run| sup.condemn(run).is_ok());
+                if condemned {
                     page.threads.terminate(slot, Kill::PoolDropped);
                 }
             }
