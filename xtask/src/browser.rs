@@ -160,7 +160,8 @@ pub fn end_to_end(nightly: &Nightly, browser: Browser) -> Result<Counts> {
         "--test-reporter=spec",
         "demo.test.js",
         "words.test.js",
-        // Findings of the review on branch review-rw: skipped until fixed (each says why).
+        // The findings of the foreman-wasm review (branch review-rw): fixed ones run, an open
+        // one is skipped and says why.
         "review.test.js",
     ])
     .current_dir(npm_project())
