@@ -1,16 +1,12 @@
 // Review findings against foreman-wasm (branch review-rw), as tests on the example app's page
-// (wasm/examples/words). Each test demonstrates one finding of the review. A finding not fixed
-// yet is skipped (`finding('review finding N: …')`, FOREMAN_REVIEW_UNSKIP=1 runs it and it
-// fails); a fixed one runs (`{ timeout: TIMEOUT }`) and must pass.
+// (wasm/examples/words). Each test demonstrates one finding of the review; each failed before
+// its fix (the comments say how) and must pass.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { env, launch } from './browser.js';
 
 const WORDS = env('FOREMAN_WORDS_URL');
 const TIMEOUT = 180_000;
-/** Set FOREMAN_REVIEW_UNSKIP=1 to run the findings' tests (they fail until fixed). */
-const UNSKIP = process.env.FOREMAN_REVIEW_UNSKIP === '1';
-const finding = (why) => ({ timeout: TIMEOUT, skip: UNSKIP ? false : why });
 
 let browser;
 before(async () => {
