@@ -74,6 +74,11 @@
 //!   down its worker process only.
 //! - `embassy`: the embassy host, [`host::embassy`]: workers as async tasks on embassy's
 //!   executor, woken through wakers, the watchdog fed from `embassy-time`. `no_std`, no alloc.
+//! - `cooperative`: the cooperative host, [`host::cooperative`]: one bare-metal main loop
+//!   drives every worker, takes tasks inside critical sections (the `critical-section` crate)
+//!   and sleeps with the firmware's `WFI` when idle. `no_std`, no alloc.
+//! - `defmt`: `defmt::Format` for what a firmware prints: snapshots, states, decisions,
+//!   dispositions, errors and events.
 //! - `portable-atomic`: atomics from the `portable-atomic` crate, for targets without
 //!   compare-and-swap (thumbv6m). Pick its `critical-section` or
 //!   `unsafe-assume-single-core` feature in the firmware.
@@ -85,7 +90,7 @@
 //! yet filled or emptied it makes others wait at that slot; a handler that interrupts the main
 //! loop in that window and waits for the same slot would wait forever. So on a single core the
 //! main loop takes tasks ([`Worker::try_next`]) inside a critical section (a few dozen
-//! instructions). Never call [`Supervisor::submit`] (it may park) or anything that recovers or
+//! instructions), as the cooperative host (feature `cooperative`) does. Never call [`Supervisor::submit`] (it may park) or anything that recovers or
 //! restarts workers (they take the restart-log lock) from an interrupt handler.
 
 #![no_std]

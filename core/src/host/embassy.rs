@@ -88,6 +88,7 @@ use embassy_sync::waitqueue::{AtomicWaker, MultiWakerRegistration};
 use embassy_time::{Duration, Instant, Timer};
 
 use crate::host::Event;
+pub use crate::host::{Cause, Failure};
 use crate::park::NoPark;
 use crate::policy::{Policy, Tick};
 use crate::sync::{fence, AtomicU32, Ordering};
@@ -111,27 +112,6 @@ pub enum Hangs {
     /// Report it ([`Event::Hung`]) and let it run: it may still finish, and a heartbeat
     /// ([`Context::heartbeat`]) clears the flag.
     Report,
-}
-
-/// How one run of a task went wrong; the task function returns it as `Err`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Failure<E> {
-    /// A final error (bad input, say): recorded as failed, not retried ([`Job::fail`](crate::Job::fail)).
-    Error(E),
-    /// A fault (a peripheral timed out, a check failed mid-way): running again may succeed. A
-    /// crash ([`Job::crash`](crate::Job::crash)): retried per the delivery policy, the worker
-    /// replaced per the restart policy.
-    Fault(E),
-}
-
-/// Why a worker crashed: the cause in this host's [`Event::Crashed`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Cause<E> {
-    /// The task function returned [`Failure::Fault`].
-    Fault(E),
-    /// The watchdog found the task hung, and its future was dropped ([`Hangs::Cancel`]).
-    Hung,
 }
 
 /// Why [`Host::run_worker`] returned.

@@ -5,7 +5,8 @@
 //!
 //! What a host knows of a crash's cause differs (a panic's message, a signal, a trap, a fault
 //! the task returned), so the cause is a type parameter, `C`: the hosts that allocate use a
-//! `String`, the embassy host a value ([`Cause`](crate::host::embassy::Cause)).
+//! `String`; the hosts without allocation (embassy, the cooperative main loop) a [`Cause`],
+//! from the [`Failure`] their task function returned.
 
 #[cfg(feature = "alloc")]
 use alloc::vec::Vec;
@@ -109,4 +110,56 @@ pub struct Report<T, const W: usize> {
     /// Accepted tasks that will not run (queued at an abort or escalation, or retries that
     /// lost their worker), in queue order. Each is counted in `snapshot.handed_back`.
     pub handed_back: Vec<T>,
+}
+
+/// How one run of a task went wrong, on the hosts whose task function returns its faults as
+/// values (embassy, the cooperative main loop): the function returns it as `Err`.
+///
+/// ```
+/// use foreman_rt::host::Failure;
+///
+/// fn parse(input: &[u8]) -> Result<u32, Failure<&'static str>> {
+///     match input {
+///         [] => Err(Failure::Error("empty")),       // bad input: final, not retried
+///         [0xff, ..] => Err(Failure::Fault("noise")), // a glitch: crash, retry per the policy
+///         [first, ..] => Ok(u32::from(*first)),
+///     }
+/// }
+/// assert_eq!(parse(&[7]), Ok(7));
+/// assert_eq!(parse(&[]), Err(Failure::Error("empty")));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Failure<E> {
+    /// A final error (bad input, say): recorded as failed, not retried ([`Job::fail`](crate::Job::fail)).
+    Error(E),
+    /// A fault (a peripheral timed out, a check failed mid-way): running again may succeed. A
+    /// crash ([`Job::crash`](crate::Job::crash)): retried per the delivery policy, the worker
+    /// replaced per the restart policy.
+    Fault(E),
+}
+
+/// Why a worker crashed: the cause in [`Event::Crashed`] on the hosts without allocation.
+///
+/// ```
+/// use foreman_rt::host::{Cause, Failure};
+///
+/// let failure: Failure<u8> = Failure::Fault(3);
+/// let cause = match failure {
+///     Failure::Fault(fault) => Cause::Fault(fault),
+///     Failure::Error(_) => unreachable!("an error is an outcome, not a crash"),
+/// };
+/// assert_eq!(cause, Cause::Fault(3));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Cause<E> {
+    /// The task function returned [`Failure::Fault`].
+    Fault(E),
+    /// The worker was condemned as hung while its task ran
+    /// ([`Supervisor::condemn`](crate::Supervisor::condemn)), so its outcome was not recorded:
+    /// the embassy host drops the task's future (`Hangs::Cancel`); on the cooperative host the
+    /// task ran to its end and its result was discarded.
+    Hung,
 }

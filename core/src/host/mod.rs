@@ -12,8 +12,10 @@
 //! | `processes` (feature `processes`, Linux) | worker processes over shared memory | shared futex | the death of a process: a signal, an abort, a panic; the process is replaced |
 //! | `foreman-wasm` (the `wasm/` crate) | browsers | `memory.atomic.wait32` | a trap; the Worker is replaced |
 //! | `embassy` (feature `embassy`) | async firmware on embassy | wakers (`embassy-sync`) | a fault returned, or a hung future dropped |
-//! | a main loop (see `embedded/`) | bare metal | nothing ([`NoPark`](crate::park::NoPark)), `WFI` | a fault returned, retried |
+//! | `cooperative` (feature `cooperative`) | a bare-metal main loop (Cortex-M, RISC-V) | the firmware's sleep (`WFI`) inside a critical section | a fault returned |
 
+#[cfg(feature = "cooperative")]
+pub mod cooperative;
 // Not under loom: the model checker's atomics are not `const`, and it models the core, not hosts.
 #[cfg(all(feature = "embassy", not(loom)))]
 pub mod embassy;
@@ -23,9 +25,9 @@ pub mod processes;
 #[cfg(feature = "std")]
 pub mod threads;
 
-pub use event::Event;
 #[cfg(feature = "alloc")]
 pub use event::Report;
+pub use event::{Cause, Event, Failure};
 
 /// The futex word behind a wake word (they are the same four bytes).
 #[cfg(feature = "std")]

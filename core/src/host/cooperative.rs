@@ -1,0 +1,832 @@
+//! The cooperative host: one main loop drives every worker slot, on bare metal (Cortex-M,
+//! RISC-V) or anywhere a single loop runs the work. `no_std`, no allocation.
+//!
+//! A [`Host`] holds a handle on every worker slot of a `static` [`Supervisor`] and is the main
+//! loop's side of it; interrupt handlers are the other side ([`Supervisor::try_submit`],
+//! [`Supervisor::tick`], [`Supervisor::drain`], all lock-free). The firmware supplies two
+//! functions: the *task function* (one run of one task) and the *sleep* (`cortex_m::asm::wfi`,
+//! `riscv::asm::wfi`). The host keeps the three rules a hand-written loop must get right:
+//!
+//! 1. **Tasks are taken inside a critical section** (`critical-section`, the ecosystem's
+//!    portable way to mask interrupts). The queue is lock-free, but a producer that finds the
+//!    queue full at the very slot a pop is emptying waits for the pop to finish; an interrupt
+//!    handler that preempted that pop would wait forever. Tasks run outside it: interrupts
+//!    keep submitting and the watchdog keeps watching while a task runs.
+//! 2. **The check and the sleep are one critical section.** When every worker is idle the
+//!    host calls the sleep inside the same critical section in which it found nothing to take.
+//!    An interrupt arriving after the check cannot run (and submit) before the core sleeps; it
+//!    stays pending, and a pending interrupt ends `WFI` even while masked (Cortex-M, and RISC-V
+//!    for every interrupt enabled in `mie`). Its handler runs when the critical section ends,
+//!    and the next step takes what it submitted. No submission is slept through.
+//! 3. **Every outcome is recorded, and crashed workers are replaced per the supervisor.** The
+//!    task function returns `Ok(output)` (completed), `Err(Failure::Error(_))` (failed, final)
+//!    or `Err(Failure::Fault(_))` (a crash: the task is retried, requeued, dead-lettered or
+//!    lost per the [`Delivery`](crate::policy::Delivery) policy); on
+//!    [`Decision::Replace`] the host attaches the replacement at once, and it runs the
+//!    crashed task's retry first.
+//!
+//! Each outcome reaches the firmware's sink as an [`Event`] (the vocabulary every host
+//! shares), on the main loop. A task the firmware condemned as hung while it ran
+//! ([`Supervisor::condemn`], from the tick handler say) runs to its end (code that does not
+//! return cannot be cancelled; a hardware watchdog is the backstop); its result is discarded
+//! and the task recovered as a crash with [`Cause::Hung`].
+//!
+//! Workers take turns: each step polls the slots round robin, starting after the one that ran
+//! last, and runs one task. [`Host::run`] steps until every worker has left (a drain that found
+//! the queue empty, an abort, an escalation); [`Host::step`] is one step, for a main loop that
+//! does other things between tasks.
+//!
+//! ```
+//! use foreman_rt::host::{cooperative::Host, Event, Failure};
+//! use foreman_rt::{park::NoPark, policy::Policy, Context, Supervisor};
+//!
+//! static SUPERVISOR: Supervisor<u32, 8, 2> = Supervisor::new(Policy::DEFAULT, NoPark);
+//!
+//! // The firmware's task function: one run of one task.
+//! fn square(n: &u32, _ctx: Context<'_>) -> Result<u32, Failure<()>> {
+//!     Ok(n * n)
+//! }
+//!
+//! // Attach the workers first: a drain with none attached stops the supervisor at once.
+//! let mut host = Host::new(&SUPERVISOR).unwrap();
+//! // Interrupt handlers would submit; here the main thread does, then drains.
+//! for n in 1..=8 {
+//!     SUPERVISOR.try_submit(n).unwrap();
+//! }
+//! SUPERVISOR.drain();
+//!
+//! let mut sum = 0;
+//! host.run(
+//!     square,
+//!     |event| {
+//!         if let Event::Completed { output, .. } = event {
+//!             sum += output;
+//!         }
+//!     },
+//!     || unreachable!("never idle: everything was queued"), // on a chip: cortex_m::asm::wfi
+//! );
+//! assert_eq!(sum, 204);
+//! assert!(SUPERVISOR.is_stopped());
+//! ```
+
+use core::fmt;
+
+use crate::host::{Cause, Event, Failure};
+use crate::park::NoPark;
+use crate::{Context, CrashReport, Decision, Job, Next, Supervisor, Worker, WorkerError};
+
+/// A worker handle of the host's supervisor.
+type Handle<'s, T, const N: usize, const W: usize> = Worker<'s, T, N, W, NoPark>;
+
+/// The main loop's side of a [`Supervisor`]: see the [module docs](self).
+///
+/// `T` is the task, `N` the queue's capacity, `W` the number of worker slots: those of the
+/// supervisor, whose every slot the host drives.
+pub struct Host<'s, T, const N: usize, const W: usize> {
+    sup: &'s Supervisor<T, N, W, NoPark>,
+    /// One handle per slot; `None` once its worker has left (or crashed for good).
+    workers: [Option<Handle<'s, T, N, W>>; W],
+    /// The slot polled first by the next step: the one after the slot that ran last.
+    first: usize,
+}
+
+/// What one [`Host::step`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Step {
+    /// A worker ran a task (whatever its outcome).
+    Ran {
+        /// The worker that ran it.
+        worker: usize,
+    },
+    /// Every worker was idle: the host slept (the sleep function returned).
+    Slept,
+    /// Every worker has left: nothing will ever run again on this host.
+    Finished,
+}
+
+/// What the critical section of a step found.
+enum Found<'h, T, const N: usize, const W: usize> {
+    /// A task, taken by worker `.0`.
+    Run(usize, Job<'h, T, N, W, NoPark>),
+    /// Worker `.0` must leave.
+    Exit(usize),
+    /// Every worker was idle; the host slept.
+    Slept,
+}
+
+impl<'s, T, const N: usize, const W: usize> Host<'s, T, N, W> {
+    /// Attaches a worker to every slot of `sup`.
+    ///
+    /// Fails if a slot is driven already, or the supervisor takes no workers (aborting,
+    /// escalated, stopped). The workers attached before the failing slot then exit again (a
+    /// normal exit: the restart policy decides, as when any handle is dropped).
+    ///
+    /// ```
+    /// use foreman_rt::host::cooperative::Host;
+    /// use foreman_rt::{park::NoPark, policy::Policy, Supervisor, WorkerError};
+    ///
+    /// let sup: Supervisor<u8, 4, 2> = Supervisor::new(Policy::DEFAULT, NoPark);
+    /// let host = Host::new(&sup).unwrap();
+    /// assert!(!host.is_finished());
+    /// // Every slot is the host's now.
+    /// assert!(matches!(sup.attach(1), Err(WorkerError::WrongState { index: 1, .. })));
+    /// ```
+    pub fn new(sup: &'s Supervisor<T, N, W, NoPark>) -> Result<Self, WorkerError> {
+        let mut workers = [const { None }; W];
+        for (index, slot) in workers.iter_mut().enumerate() {
+            *slot = Some(sup.attach(index)?);
+        }
+        Ok(Host {
+            sup,
+            workers,
+            first: 0,
+        })
+    }
+
+    /// The supervisor this host drives.
+    ///
+    /// ```
+    /// use foreman_rt::host::cooperative::Host;
+    /// use foreman_rt::{park::NoPark, policy::Policy, Supervisor};
+    ///
+    /// let sup: Supervisor<u8, 4, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
+    /// let host = Host::new(&sup).unwrap();
+    /// host.supervisor().try_submit(1).unwrap();
+    /// assert_eq!(sup.queued(), 1);
+    /// ```
+    pub fn supervisor(&self) -> &'s Supervisor<T, N, W, NoPark> {
+        self.sup
+    }
+
+    /// Whether every worker has left: [`step`](Host::step) would return [`Step::Finished`].
+    ///
+    /// ```
+    /// use foreman_rt::host::{cooperative::{Host, Step}, Failure};
+    /// use foreman_rt::{park::NoPark, policy::Policy, Context, Supervisor};
+    ///
+    /// let sup: Supervisor<u8, 4, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
+    /// let mut host = Host::new(&sup).unwrap();
+    /// sup.abort();
+    /// assert!(!host.is_finished()); // the worker leaves at its next step
+    /// let work = |_: &u8, _: Context<'_>| Ok::<(), Failure<()>>(());
+    /// assert_eq!(host.step(work, |_| {}, || {}), Step::Finished);
+    /// assert!(host.is_finished());
+    /// ```
+    pub fn is_finished(&self) -> bool {
+        self.workers.iter().all(Option::is_none)
+    }
+
+    /// Runs tasks until every worker has left, sleeping whenever none has anything to do.
+    ///
+    /// `work` is one run of one task (see [`Failure`] for what its errors mean); `sink` gets
+    /// an [`Event`] per outcome; `sleep` waits for an interrupt and is called inside a critical
+    /// section (see the [module docs](self)). Returns once a shutdown has sent every worker
+    /// away: a [drain](Supervisor::drain) once the queue is empty, an
+    /// [abort](Supervisor::abort), or an escalation.
+    ///
+    /// ```
+    /// use foreman_rt::host::{cooperative::Host, Cause, Event, Failure};
+    /// use foreman_rt::policy::{Delivery, Policy};
+    /// use foreman_rt::{park::NoPark, Context, Decision, Disposition, Supervisor};
+    ///
+    /// const POLICY: Policy = match Delivery::at_least_once(2) {
+    ///     Ok(delivery) => Policy::DEFAULT.with_delivery(delivery),
+    ///     Err(_) => panic!("invalid delivery"),
+    /// };
+    /// let sup: Supervisor<u32, 4, 1> = Supervisor::new(POLICY, NoPark);
+    ///
+    /// // Task 13 faults on its first run only.
+    /// let check = |n: &u32, ctx: Context<'_>| match (*n, ctx.attempt()) {
+    ///     (13, 1) => Err(Failure::Fault("unlucky")),
+    ///     (n, _) => Ok(n),
+    /// };
+    /// let mut host = Host::new(&sup).unwrap();
+    /// sup.try_submit(13).unwrap();
+    /// sup.drain();
+    /// let mut events = Vec::new();
+    /// host.run(check, |event| events.push(event), || {});
+    /// assert_eq!(
+    ///     events,
+    ///     [
+    ///         Event::Crashed {
+    ///             worker: 0,
+    ///             cause: Cause::Fault("unlucky"),
+    ///             task: Some(Disposition::Retried { attempt: 2 }),
+    ///             decision: Decision::Replace,
+    ///         },
+    ///         // The replacement ran the retry.
+    ///         Event::Completed { worker: 0, task: 13, output: 13 },
+    ///     ]
+    /// );
+    /// ```
+    pub fn run<R, E>(
+        &mut self,
+        mut work: impl FnMut(&T, Context<'_>) -> Result<R, Failure<E>>,
+        mut sink: impl FnMut(Event<T, R, E, Cause<E>>),
+        mut sleep: impl FnMut(),
+    ) {
+        while self.step(&mut work, &mut sink, &mut sleep) != Step::Finished {}
+    }
+
+    /// One step of the main loop: takes one task and runs it, or sleeps once if no worker has
+    /// anything to do, or reports that every worker has left. Workers that leave are let go
+    /// on the way. Arguments as for [`run`](Host::run).
+    ///
+    /// ```
+    /// use foreman_rt::host::{cooperative::{Host, Step}, Event, Failure};
+    /// use foreman_rt::{park::NoPark, policy::Policy, Context, Supervisor};
+    ///
+    /// let sup: Supervisor<u32, 4, 2> = Supervisor::new(Policy::DEFAULT, NoPark);
+    /// let mut host = Host::new(&sup).unwrap();
+    /// let double = |n: &u32, _: Context<'_>| Ok::<u32, Failure<()>>(n * 2);
+    /// let mut sleeps = 0;
+    ///
+    /// assert_eq!(host.step(double, |_| {}, || sleeps += 1), Step::Slept);
+    /// sup.try_submit(21).unwrap(); // an interrupt handler, say
+    /// let mut output = None;
+    /// let record = |event| {
+    ///     if let Event::Completed { output: o, .. } = event {
+    ///         output = Some(o);
+    ///     }
+    /// };
+    /// assert_eq!(host.step(double, record, || sleeps += 1), Step::Ran { worker: 0 });
+    /// assert_eq!((output, sleeps), (Some(42), 1));
+    /// sup.drain(); // the main loop decides there is no more work
+    /// assert_eq!(host.step(double, |_| {}, || sleeps += 1), Step::Finished);
+    /// assert!(sup.is_stopped());
+    /// ```
+    pub fn step<R, E>(
+        &mut self,
+        mut work: impl FnMut(&T, Context<'_>) -> Result<R, Failure<E>>,
+        mut sink: impl FnMut(Event<T, R, E, Cause<E>>),
+        mut sleep: impl FnMut(),
+    ) -> Step {
+        let sup = self.sup;
+        loop {
+            if self.is_finished() {
+                return Step::Finished;
+            }
+            let ran = match take(&mut self.workers, self.first, &mut sleep) {
+                Found::Run(index, job) => {
+                    // Interrupts enabled while the task runs.
+                    let outcome = work(job.task(), job.context());
+                    Ok((index, record(sup, index, job, outcome, &mut sink)))
+                }
+                Found::Exit(index) => Err(index),
+                Found::Slept => return Step::Slept,
+            };
+            match ran {
+                Ok((index, crash)) => {
+                    self.first = (index + 1) % W;
+                    if let Some((cause, report)) = crash {
+                        self.crashed(index, cause, report, &mut sink);
+                    }
+                    return Step::Ran { worker: index };
+                }
+                // A shutdown sent it away: Exiting → Exited as the handle drops.
+                Err(index) => self.workers[index] = None,
+            }
+        }
+    }
+
+    /// Reports a crash and carries out the supervisor's decision about the worker. The crashed
+    /// handle is dead (dropping it changes nothing); a replacement runs the retry first.
+    fn crashed<R, E>(
+        &mut self,
+        index: usize,
+        cause: Cause<E>,
+        report: CrashReport<T>,
+        sink: &mut impl FnMut(Event<T, R, E, Cause<E>>),
+    ) {
+        self.workers[index] = None;
+        if report.decision == Decision::Replace {
+            // Refused only if a shutdown began meanwhile (its workers leave anyway) or
+            // someone else attached the slot: it stays vacant either way.
+            self.workers[index] = self.sup.attach(index).ok();
+        }
+        sink(Event::Crashed {
+            worker: index,
+            cause,
+            task: report.task,
+            decision: report.decision,
+        });
+    }
+}
+
+/// The critical section of a step: polls the workers round robin from `first` and takes the
+/// first task found, or the first worker that must leave; if every worker is idle, sleeps
+/// before the critical section ends.
+fn take<'h, 's, T, const N: usize, const W: usize>(
+    workers: &'h mut [Option<Handle<'s, T, N, W>>; W],
+    first: usize,
+    sleep: &mut impl FnMut(),
+) -> Found<'h, T, N, W> {
+    critical_section::with(move |_| {
+        let (before, after) = workers.split_at_mut(first);
+        for (offset, slot) in after.iter_mut().chain(before).enumerate() {
+            let Some(worker) = slot else { continue };
+            match worker.try_next() {
+                Next::Run(job) => return Found::Run((first + offset) % W, job),
+                Next::Exit => return Found::Exit((first + offset) % W),
+                Next::Idle => {}
+            }
+        }
+        // Nothing found, and no interrupt handler can submit before the sleep: one that
+        // fires now stays pending and ends the sleep.
+        sleep();
+        Found::Slept
+    })
+}
+
+/// Records the outcome of the task `job` ran. `Some` if the worker crashed: its cause and
+/// the supervisor's report.
+fn record<T, const N: usize, const W: usize, R, E>(
+    sup: &Supervisor<T, N, W, NoPark>,
+    index: usize,
+    job: Job<'_, T, N, W, NoPark>,
+    outcome: Result<R, Failure<E>>,
+    sink: &mut impl FnMut(Event<T, R, E, Cause<E>>),
+) -> Option<(Cause<E>, CrashReport<T>)> {
+    let finished = match outcome {
+        Ok(output) => job.complete().map(|task| Event::Completed {
+            worker: index,
+            task,
+            output,
+        }),
+        Err(Failure::Error(error)) => job.fail().map(|task| Event::Failed {
+            worker: index,
+            task,
+            error,
+        }),
+        Err(Failure::Fault(fault)) => return Some((Cause::Fault(fault), job.crash())),
+    };
+    match finished {
+        Ok(event) => {
+            sink(event);
+            None
+        }
+        // Condemned while it ran: the slot is Crashed with the task in it, ours to recover.
+        // Refused only if someone else recovered it already (and reported it).
+        Err(_) => sup.recover(index).ok().map(|report| (Cause::Hung, report)),
+    }
+}
+
+impl<T, const N: usize, const W: usize> fmt::Debug for Host<'_, T, N, W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Host")
+            .field("workers", &self.workers)
+            .field("first", &self.first)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+    use std::vec::Vec;
+
+    use super::*;
+    use crate::policy::{Delivery, Intensity, Policy, Restart};
+    use crate::{Disposition, Shutdown, SubmitError, SupervisorState, WorkerState};
+
+    /// How long a test may wait for something that must happen; past it, it fails as hung.
+    const PATIENCE: Duration = Duration::from_secs(10);
+
+    type Events = Vec<Event<u32, u32, u32, Cause<u32>>>;
+
+    fn policy(attempts: u32) -> Policy {
+        Policy::DEFAULT.with_delivery(Delivery::at_least_once(attempts).unwrap())
+    }
+
+    fn never_sleeps() {
+        panic!("hung: the host slept with work to do or with every worker gone");
+    }
+
+    /// Attaches the host, submits `tasks` (then drains, if `drain`), and runs the host until it
+    /// finishes, collecting the events.
+    fn run_all<const N: usize, const W: usize>(
+        sup: &Supervisor<u32, N, W, NoPark>,
+        tasks: impl IntoIterator<Item = u32>,
+        drain: bool,
+        work: impl FnMut(&u32, Context<'_>) -> Result<u32, Failure<u32>>,
+    ) -> Events {
+        let mut events = Vec::new();
+        let mut host = Host::new(sup).unwrap();
+        for task in tasks {
+            sup.try_submit(task).unwrap();
+        }
+        if drain {
+            sup.drain();
+        }
+        host.run(work, |event| events.push(event), never_sleeps);
+        assert!(host.is_finished());
+        events
+    }
+
+    #[test]
+    fn records_completions_and_failures_and_stops_with_the_drain() {
+        let sup: Supervisor<u32, 8, 2> = Supervisor::new(Policy::DEFAULT, NoPark);
+        let events = run_all(&sup, 0..6, true, |n, _| {
+            if n % 3 == 0 {
+                Err(Failure::Error(n + 100))
+            } else {
+                Ok(n * 10)
+            }
+        });
+        let mut completed: Vec<_> = Vec::new();
+        let mut failed: Vec<_> = Vec::new();
+        for event in &events {
+            match *event {
+                Event::Completed { task, output, .. } => completed.push((task, output)),
+                Event::Failed { task, error, .. } => failed.push((task, error)),
+                ref other => panic!("unexpected event {other:?}"),
+            }
+        }
+        assert_eq!(completed, [(1, 10), (2, 20), (4, 40), (5, 50)]);
+        assert_eq!(failed, [(0, 100), (3, 103)]);
+        let snap = sup.snapshot();
+        assert!(snap.adds_up());
+        assert_eq!((snap.completed, snap.failed), (4, 2));
+        assert_eq!(snap.state, SupervisorState::Stopped(Shutdown::Drain));
+        assert!(snap.workers.iter().all(|w| w.state == WorkerState::Exited));
+    }
+
+    #[test]
+    fn workers_take_turns() {
+        let sup: Supervisor<u32, 8, 3> = Supervisor::new(Policy::DEFAULT, NoPark);
+        let workers: Vec<usize> = run_all(&sup, 0..7, true, |n, _| Ok(*n))
+            .iter()
+            .map(|event| match *event {
+                Event::Completed { worker, .. } => worker,
+                ref other => panic!("unexpected event {other:?}"),
+            })
+            .collect();
+        assert_eq!(workers, [0, 1, 2, 0, 1, 2, 0]);
+    }
+
+    #[test]
+    fn a_crash_is_retried_by_the_replacement_then_dead_lettered() {
+        let policy = policy(3).with_intensity(Intensity::new(10, 1_000).unwrap());
+        let sup: Supervisor<u32, 4, 1> = Supervisor::new(policy, NoPark);
+        let attempts = AtomicU32::new(0);
+        // 7 faults on every run; 8 on its first only.
+        let events = run_all(&sup, [7, 8], true, |n, ctx| {
+            attempts.fetch_add(1, Ordering::Relaxed);
+            match (*n, ctx.attempt()) {
+                (7, attempt) | (8, attempt @ 1) => Err(Failure::Fault(attempt)),
+                (n, _) => Ok(n),
+            }
+        });
+        let crash = |cause, task| Event::Crashed {
+            worker: 0,
+            cause: Cause::Fault(cause),
+            task: Some(task),
+            decision: Decision::Replace,
+        };
+        assert_eq!(
+            events,
+            [
+                crash(1, Disposition::Retried { attempt: 2 }),
+                crash(2, Disposition::Retried { attempt: 3 }),
+                crash(
+                    3,
+                    Disposition::DeadLettered {
+                        task: 7,
+                        attempts: 3
+                    }
+                ),
+                crash(1, Disposition::Retried { attempt: 2 }),
+                Event::Completed {
+                    worker: 0,
+                    task: 8,
+                    output: 8
+                },
+            ]
+        );
+        assert_eq!(attempts.load(Ordering::Relaxed), 5);
+        let snap = sup.snapshot();
+        assert!(snap.adds_up());
+        assert_eq!((snap.crashes(), snap.restarts()), (4, 4));
+        assert_eq!((snap.dead_lettered, snap.completed), (1, 1));
+    }
+
+    #[test]
+    fn a_retired_worker_leaves_its_slot_vacant_and_the_others_carry_on() {
+        let policy = policy(2).with_restart(Restart::Temporary);
+        let sup: Supervisor<u32, 8, 2> = Supervisor::new(policy, NoPark);
+        // Task 0 faults on its first run.
+        let events = run_all(&sup, 0..5, true, |n, ctx| {
+            if *n == 0 && ctx.attempt() == 1 {
+                Err(Failure::Fault(0))
+            } else {
+                Ok(*n)
+            }
+        });
+        assert_eq!(
+            events[0],
+            Event::Crashed {
+                worker: 0,
+                cause: Cause::Fault(0),
+                task: Some(Disposition::Requeued { attempt: 2 }),
+                decision: Decision::Retire,
+            }
+        );
+        // Worker 1 ran everything else, the requeued task included.
+        let mut rest: Vec<u32> = events[1..]
+            .iter()
+            .map(|event| match *event {
+                Event::Completed {
+                    worker: 1, task, ..
+                } => task,
+                ref other => panic!("unexpected event {other:?}"),
+            })
+            .collect();
+        rest.sort_unstable();
+        assert_eq!(rest, [0, 1, 2, 3, 4]);
+        assert_eq!(sup.worker_state(0), Some(WorkerState::Retired));
+    }
+
+    #[test]
+    fn an_escalation_ends_the_run_and_leaves_the_queue_for_hand_back() {
+        let policy = policy(5).with_intensity(Intensity::new(1, 1_000).unwrap());
+        let sup: Supervisor<u32, 8, 2> = Supervisor::new(policy, NoPark);
+        // No drain: only the escalation can end the run.
+        let events = run_all(&sup, 0..6, false, |n, _| Err(Failure::Fault(*n)));
+        // Worker 0 crashes on task 0 and is replaced; worker 1 crashes on task 1, beyond the
+        // intensity: the supervisor escalates. The replacement still runs the retry it was
+        // given (and crashes: no more replacements), then every worker leaves.
+        let mut accounted = Vec::new();
+        let decisions: Vec<(usize, Decision)> = events
+            .iter()
+            .map(|event| match event {
+                Event::Crashed {
+                    worker,
+                    task,
+                    decision,
+                    ..
+                } => {
+                    match task {
+                        Some(Disposition::HandedBack(task) | Disposition::Lost(task)) => {
+                            accounted.push(*task)
+                        }
+                        Some(Disposition::DeadLettered { task, .. }) => accounted.push(*task),
+                        _ => {}
+                    }
+                    (*worker, *decision)
+                }
+                other => panic!("unexpected event {other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            decisions,
+            [
+                (0, Decision::Replace),
+                (1, Decision::Escalate),
+                (0, Decision::Retire)
+            ]
+        );
+        assert_eq!(sup.state(), SupervisorState::Stopped(Shutdown::Escalation));
+        // Every task is accounted for: reported by a crash, or handed back now.
+        accounted.extend(sup.hand_back());
+        accounted.sort_unstable();
+        assert_eq!(accounted, [0, 1, 2, 3, 4, 5]);
+        assert!(sup.snapshot().adds_up());
+    }
+
+    #[test]
+    fn an_abort_sends_every_worker_away_and_hands_back_the_rest() {
+        let sup: Supervisor<u32, 8, 2> = Supervisor::new(Policy::DEFAULT, NoPark);
+        let events = run_all(&sup, 0..6, false, |n, _| {
+            if *n == 1 {
+                // A task may shut the supervisor down: the host lets every worker go.
+                sup.abort();
+            }
+            Ok(*n)
+        });
+        assert_eq!(events.len(), 2);
+        let back: Vec<u32> = sup.hand_back().collect();
+        assert_eq!(back, [2, 3, 4, 5]);
+        assert_eq!(sup.state(), SupervisorState::Stopped(Shutdown::Abort));
+    }
+
+    #[test]
+    fn tasks_may_submit_more_tasks() {
+        let sup: Supervisor<u32, 2, 2> = Supervisor::new(Policy::DEFAULT, NoPark);
+        // Each task submits its successor; the last one drains. No lock is held while a task
+        // runs, so calling back into the supervisor is fine.
+        let events = run_all(&sup, [10], false, |n, _| {
+            match n.checked_sub(1) {
+                Some(next) => sup.try_submit(next).unwrap(),
+                None => {
+                    sup.drain();
+                }
+            }
+            Ok(*n)
+        });
+        assert_eq!(events.len(), 11);
+        assert_eq!(sup.snapshot().completed, 11);
+        assert!(sup.is_stopped());
+    }
+
+    #[test]
+    fn a_task_condemned_while_it_ran_is_recovered_as_hung_and_retried() {
+        let sup: Supervisor<u32, 4, 1> = Supervisor::new(policy(2), NoPark);
+        let events = run_all(&sup, [5], true, |n, ctx| {
+            if ctx.attempt() == 1 {
+                // What a tick handler may do to a task past its deadline.
+                sup.condemn(ctx.worker()).unwrap();
+            }
+            Ok(*n)
+        });
+        assert_eq!(
+            events,
+            [
+                Event::Crashed {
+                    worker: 0,
+                    cause: Cause::Hung,
+                    task: Some(Disposition::Retried { attempt: 2 }),
+                    decision: Decision::Replace,
+                },
+                Event::Completed {
+                    worker: 0,
+                    task: 5,
+                    output: 5
+                },
+            ]
+        );
+        assert!(sup.snapshot().adds_up());
+    }
+
+    #[test]
+    fn a_new_host_needs_every_slot() {
+        let sup: Supervisor<u32, 4, 2> = Supervisor::new(Policy::DEFAULT, NoPark);
+        let taken = sup.attach(1).unwrap();
+        assert!(matches!(
+            Host::new(&sup),
+            Err(WorkerError::WrongState { index: 1, .. })
+        ));
+        drop(taken);
+        sup.abort();
+        assert_eq!(Host::new(&sup).unwrap_err(), WorkerError::ShuttingDown);
+    }
+
+    #[test]
+    fn step_reports_what_it_did() {
+        let sup: Supervisor<u32, 4, 2> = Supervisor::new(Policy::DEFAULT, NoPark);
+        let mut host = Host::new(&sup).unwrap();
+        let work = |n: &u32, _: Context<'_>| Ok::<u32, Failure<u32>>(*n);
+        let mut slept = 0;
+        assert_eq!(host.step(work, |_| {}, || slept += 1), Step::Slept);
+        assert_eq!(slept, 1);
+        sup.try_submit(1).unwrap();
+        sup.try_submit(2).unwrap();
+        assert_eq!(
+            host.step(work, |_| {}, never_sleeps),
+            Step::Ran { worker: 0 }
+        );
+        assert_eq!(
+            host.step(work, |_| {}, never_sleeps),
+            Step::Ran { worker: 1 }
+        );
+        sup.drain();
+        assert_eq!(host.step(work, |_| {}, never_sleeps), Step::Finished);
+        assert_eq!(host.step(work, |_| {}, never_sleeps), Step::Finished);
+        assert!(host.is_finished());
+        assert_eq!(sup.snapshot().completed, 2);
+    }
+
+    /// A simulated core: an interrupt line the "handler" thread raises and clears, and a
+    /// `WFI` that returns once an interrupt is pending. The handler runs only outside critical
+    /// sections, as a masked interrupt would.
+    struct Core {
+        pending: AtomicBool,
+    }
+
+    impl Core {
+        /// `WFI`: waits for a pending interrupt; fails as hung if none comes.
+        fn wait_for_interrupt(&self) {
+            let start = Instant::now();
+            while !self.pending.load(Ordering::SeqCst) {
+                assert!(
+                    start.elapsed() < PATIENCE,
+                    "hung: the host slept through a submission"
+                );
+                std::thread::yield_now();
+            }
+        }
+    }
+
+    #[test]
+    fn an_interrupt_between_the_check_and_the_sleep_is_not_slept_through() {
+        let sup: Supervisor<u32, 4, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
+        let core = Core {
+            pending: AtomicBool::new(false),
+        };
+        let (raise, raised) = mpsc::channel::<()>();
+        let (handled, handler_done) = mpsc::channel::<()>();
+        let mut events = Vec::new();
+        std::thread::scope(|s| {
+            // The interrupt handler: when the line is raised, it runs as soon as no critical
+            // section masks it, submits a task, ends the run and clears the line.
+            let (sup, core) = (&sup, &core);
+            s.spawn(move || {
+                raised.recv().unwrap();
+                core.pending.store(true, Ordering::SeqCst);
+                critical_section::with(|_| {
+                    sup.try_submit(42).unwrap();
+                    sup.drain();
+                    core.pending.store(false, Ordering::SeqCst);
+                });
+                handled.send(()).unwrap();
+            });
+
+            let mut host = Host::new(sup).unwrap();
+            let mut sleeps = 0;
+            host.run(
+                |n: &u32, _| Ok::<u32, Failure<u32>>(*n),
+                |event| events.push(event),
+                || {
+                    sleeps += 1;
+                    if sleeps == 1 {
+                        // The worst moment for an interrupt: the host found nothing and is
+                        // about to sleep. Give its handler every chance to run now (it must
+                        // not be able to), then sleep.
+                        raise.send(()).unwrap();
+                        let early = handler_done.recv_timeout(Duration::from_millis(50));
+                        assert!(
+                            early.is_err(),
+                            "an interrupt handler ran between the check and the sleep"
+                        );
+                    }
+                    // Later sleeps, until the handler has run, return at once: its interrupt
+                    // is still pending, as on a real core.
+                    core.wait_for_interrupt();
+                },
+            );
+        });
+        assert_eq!(
+            events,
+            [Event::Completed {
+                worker: 0,
+                task: 42,
+                output: 42
+            }]
+        );
+        assert!(sup.is_stopped());
+    }
+
+    #[test]
+    fn a_drain_from_an_interrupt_ends_the_run_once_the_queue_is_empty() {
+        let sup: Supervisor<u32, 4, 2> = Supervisor::new(Policy::DEFAULT, NoPark);
+        let core = Core {
+            pending: AtomicBool::new(false),
+        };
+        let done = AtomicU32::new(0);
+        std::thread::scope(|s| {
+            // The "interrupt": submits 20 tasks as room allows (each refusal handed back and
+            // offered again), then drains.
+            s.spawn(|| {
+                let start = Instant::now();
+                let mut next = 0;
+                while next < 20 {
+                    assert!(start.elapsed() < PATIENCE, "hung: the queue never had room");
+                    core.pending.store(true, Ordering::SeqCst);
+                    critical_section::with(|_| {
+                        match sup.try_submit(next) {
+                            Ok(()) => next += 1,
+                            Err(SubmitError::Full(task)) => assert_eq!(task, next),
+                            Err(err) => panic!("refused: {err:?}"),
+                        }
+                        core.pending.store(false, Ordering::SeqCst);
+                    });
+                    std::thread::yield_now();
+                }
+                core.pending.store(true, Ordering::SeqCst);
+                critical_section::with(|_| {
+                    sup.drain();
+                    core.pending.store(false, Ordering::SeqCst);
+                });
+            });
+            let mut host = Host::new(&sup).unwrap();
+            host.run(
+                |n: &u32, _| {
+                    done.fetch_add(1, Ordering::Relaxed);
+                    Ok::<u32, Failure<u32>>(*n)
+                },
+                |_| {},
+                || core.wait_for_interrupt(),
+            );
+        });
+        assert_eq!(done.load(Ordering::Relaxed), 20);
+        let snap = sup.snapshot();
+        assert!(snap.adds_up());
+        assert_eq!(snap.completed, 20);
+        assert_eq!(snap.state, SupervisorState::Stopped(Shutdown::Drain));
+    }
+}
