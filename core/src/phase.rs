@@ -54,6 +54,7 @@ const ACTIVE_ONE: u32 = 1 << ACTIVE_SHIFT;
 /// assert_eq!(sup.abort(), SupervisorState::Stopped(Shutdown::Abort));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum Shutdown {
     /// [`Supervisor::drain`](crate::Supervisor::drain): everything queued was run.
@@ -87,6 +88,7 @@ impl Shutdown {
 /// # drop(worker);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum SupervisorState {
     /// Accepting and running tasks.

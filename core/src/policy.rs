@@ -47,6 +47,7 @@ pub const MAX_DURATION: Tick = Tick::MAX / 2 - 1;
 /// assert!(!Restart::Transient.replaces(false));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Restart {
     /// Always replaced.
     Permanent,
@@ -85,6 +86,7 @@ impl Restart {
 /// # Ok::<(), PolicyError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Intensity {
     /// `None`: unlimited.
     limit: Option<(u8, NonZeroU32)>,
@@ -219,6 +221,7 @@ impl RestartWindow {
 /// # Ok::<(), foreman_rt::policy::PolicyError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Delivery {
     /// The task is reported lost: it may have had effects, it is not run again.
     AtMostOnce,
@@ -273,6 +276,7 @@ impl Delivery {
 /// assert_eq!(POLICY.delivery(), Delivery::AtMostOnce);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Policy {
     restart: Restart,
     intensity: Intensity,
@@ -401,6 +405,7 @@ impl Default for Policy {
 
 /// A policy value that makes no sense.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum PolicyError {
     /// At-least-once delivery with zero attempts would never run a task.

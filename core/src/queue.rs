@@ -60,6 +60,7 @@ impl<T> Slot<T> {
 
 /// Why [`Queue::try_push`] handed the value back.
 #[derive(Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum PushError<T> {
     /// The queue held `N` elements.
     Full(T),
@@ -108,6 +109,7 @@ impl<T> core::error::Error for PushError<T> {}
 
 /// Why [`Queue::try_pop`] returned nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum PopError {
     /// The queue held no element (and is still open).
     Empty,

@@ -138,6 +138,7 @@ const GEN_SHIFT: u32 = 8;
 /// # drop(worker);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum WorkerState {
     /// No worker, none expected.

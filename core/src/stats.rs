@@ -107,6 +107,7 @@ impl Counters {
 /// # drop(worker);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub struct WorkerSnapshot {
     /// Its state.
@@ -150,6 +151,7 @@ pub struct WorkerSnapshot {
 /// assert!(snap.adds_up());
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub struct Snapshot<const W: usize> {
     /// The supervisor's state.

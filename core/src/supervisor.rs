@@ -45,6 +45,7 @@ fn wrong_state(index: usize, found: Word) -> WorkerError {
 
 /// Why a submission was refused. The task comes back inside: nothing is dropped.
 #[derive(Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum SubmitError<T> {
     /// The queue is full: back-pressure. Retry later, or use [`Supervisor::submit`].
     Full(T),
@@ -90,6 +91,7 @@ impl<T> core::error::Error for SubmitError<T> {}
 
 /// Why an operation on a worker slot was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum WorkerError {
     /// The index is not below the number of worker slots.
@@ -146,6 +148,7 @@ impl core::error::Error for WorkerError {}
 
 /// Why [`Supervisor::reopen`] was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum ReopenError {
     /// Only a stopped supervisor can be reopened.
@@ -179,6 +182,7 @@ impl core::error::Error for ReopenError {}
 /// # drop(second);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum Decision {
     /// Start a replacement: attach a new worker to the same slot.
@@ -203,6 +207,7 @@ pub enum Decision {
 /// # drop(worker);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum Disposition<T> {
     /// Kept in the slot: the worker's replacement runs it first, as attempt `attempt`.
@@ -285,6 +290,7 @@ impl<T> Disposition<T> {
 /// # drop(worker);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 #[must_use = "the report may hold a task (dead-lettered, lost or handed back) and may ask for a replacement worker"]
 pub struct CrashReport<T> {

@@ -306,6 +306,7 @@ impl<T, const N: usize, const W: usize, P: Park> fmt::Debug for Worker<'_, T, N,
 /// ran ([`Supervisor::condemn`]). The supervisor recovers the task per its delivery policy;
 /// the worker must stop (its next [`Worker::try_next`] says [`Next::Exit`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Condemned;
 
 impl fmt::Display for Condemned {

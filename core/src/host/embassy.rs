@@ -102,6 +102,7 @@ const WAITERS: usize = 4;
 
 /// What the host does about a task the watchdog flags as hung.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum Hangs {
     /// Cancel it: the watchdog condemns the worker and wakes it, and the worker loop drops the
@@ -116,6 +117,7 @@ pub enum Hangs {
 
 /// Why [`Host::run_worker`] returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum Exit {
     /// The supervisor is shutting down (drain, abort, escalation): the worker left.

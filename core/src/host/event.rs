@@ -39,6 +39,7 @@ use crate::{Decision, Disposition, Run};
 /// assert_eq!(describe(&event), "1: 6 -> 36");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum Event<T, R, E, C> {
     /// The task ran to `Ok(output)`.
