@@ -121,6 +121,45 @@ pub mod host;
 #[doc = include_str!("../README.md")]
 struct ReadmeExamples;
 
+/// With feature `defmt`, everything a firmware prints implements `defmt::Format` (a missing
+/// derive fails to compile here).
+#[cfg(all(test, feature = "defmt"))]
+mod defmt_format {
+    use crate::host::{Cause, Event, Failure};
+    use crate::policy::{Delivery, Intensity, Policy, PolicyError, Restart};
+    use crate::queue::{PopError, PushError};
+    use crate::*;
+
+    fn implements<T: defmt::Format>() {}
+
+    #[test]
+    fn what_a_firmware_prints_implements_defmt_format() {
+        implements::<Snapshot<2>>();
+        implements::<WorkerSnapshot>();
+        implements::<SupervisorState>();
+        implements::<Shutdown>();
+        implements::<WorkerState>();
+        implements::<Decision>();
+        implements::<Disposition<u8>>();
+        implements::<CrashReport<u8>>();
+        implements::<SubmitError<u8>>();
+        implements::<WorkerError>();
+        implements::<ReopenError>();
+        implements::<Condemned>();
+        implements::<PushError<u8>>();
+        implements::<PopError>();
+        implements::<Policy>();
+        implements::<PolicyError>();
+        implements::<Restart>();
+        implements::<Intensity>();
+        implements::<Delivery>();
+        implements::<Event<u8, u16, u32, Cause<u32>>>();
+        implements::<Failure<u8>>();
+        #[cfg(feature = "cooperative")]
+        implements::<host::cooperative::Step>();
+    }
+}
+
 pub use phase::{Shutdown, SupervisorState};
 pub use slot::{Run, WorkerState};
 pub use stats::{Snapshot, WorkerSnapshot};

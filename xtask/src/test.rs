@@ -31,9 +31,17 @@ const CROSS_TARGETS: &[(&str, &str, &str, &[&str])] = &[
         "thumbv7em-none-eabihf",
         "core",
         "",
-        &["--features", "foreman-rt/embassy"],
+        &[
+            "--features",
+            "foreman-rt/embassy,foreman-rt/cooperative,foreman-rt/defmt",
+        ],
     ),
-    ("riscv32imac-unknown-none-elf", "core", "", &[]),
+    (
+        "riscv32imac-unknown-none-elf",
+        "core",
+        "",
+        &["--features", "foreman-rt/cooperative,foreman-rt/defmt"],
+    ),
     (
         "wasm32-unknown-unknown",
         "core",
@@ -55,7 +63,7 @@ const CROSS_TARGETS: &[(&str, &str, &str, &[&str])] = &[
         "",
         &[
             "--features",
-            "foreman-rt/portable-atomic,foreman-rt/embassy,portable-atomic/unsafe-assume-single-core",
+            "foreman-rt/portable-atomic,foreman-rt/embassy,foreman-rt/cooperative,portable-atomic/unsafe-assume-single-core",
         ],
     ),
 ];
@@ -98,6 +106,17 @@ pub fn run(args: Args) -> Result<()> {
             "-D",
             "warnings",
         ]));
+        counts += check(cargo().args([
+            "clippy",
+            "-p",
+            "foreman-rt",
+            "--all-targets",
+            "--features",
+            "cooperative,defmt",
+            "--",
+            "-D",
+            "warnings",
+        ]));
         Ok(counts)
     });
     suites.run("core, no features (unit + doc)", || {
@@ -109,6 +128,22 @@ pub fn run(args: Args) -> Result<()> {
     suites.run("core with the embassy host (unit + doc)", || {
         run_tests(cargo().args(["test", "-p", "foreman-rt", "--features", "embassy"]))
     });
+    suites.run(
+        "core with the cooperative host and defmt (unit + doc)",
+        || {
+            // The rest of the core ran in the suites above.
+            run_tests(cargo().args([
+                "test",
+                "-p",
+                "foreman-rt",
+                "--features",
+                "cooperative,defmt",
+                "--",
+                "host::",
+                "defmt",
+            ]))
+        },
+    );
     suites.run("core model (proptest vs a reference model)", || {
         let mut cmd = cargo();
         cmd.args(["test", "-p", "foreman-rt", "--test", "model", "--release"]);
