@@ -91,6 +91,21 @@ pub struct Host<'s, T, const N: usize, const W: usize> {
 }
 
 /// What one [`Host::step`] did.
+///
+/// ```
+/// use foreman_rt::host::cooperative::Step;
+///
+/// // A main loop that counts what its host did.
+/// let (mut ran, mut slept) = (0, 0);
+/// for step in [Step::Ran { worker: 1 }, Step::Slept, Step::Ran { worker: 0 }, Step::Finished] {
+///     match step {
+///         Step::Ran { .. } => ran += 1,
+///         Step::Slept => slept += 1,
+///         _ => break, // Finished (and kinds of steps added later)
+///     }
+/// }
+/// assert_eq!((ran, slept), (2, 1));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
