@@ -1,8 +1,10 @@
 //! `cargo xtask qemu`: the firmware in `embedded/` on both boards under QEMU, and its footprint.
 //!
-//! For each variant (board × how atomics are made): build the three images with the second
-//! toolchain — `supervised` (foreman with everything: watchdog, crash recovery with retries
-//! and dead letters, snapshot and its report), `minimal` (foreman as a minimal supervised
+//! First, foreman-rt itself is built for `thumbv7m-none-eabi` with its `defmt` feature (the
+//! firmware prints through semihosting, not defmt). Then for each variant (board × how atomics
+//! are made): build the three images with the second toolchain — `supervised` (foreman with
+//! everything, on its cooperative host: watchdog, crash recovery with retries and dead letters,
+//! snapshot and its report), `minimal` (foreman as a minimal supervised
 //! queue: submit from the interrupt, take, complete/fail, drain) and `baseline` (the same
 //! firmware without foreman) — run each under QEMU with semihosting, check its output line by
 //! line (not only its exit status), and measure its sections. Then print the footprint table,
@@ -163,6 +165,16 @@ fn run_all(nightly: &Nightly) -> Report {
     report
         .checks
         .push(("firmware: rustfmt + clippy".into(), lint_problems));
+    step(format!("foreman-rt with defmt for {DEFMT_TARGET}"));
+    let defmt_problems = build_defmt(nightly)
+        .err()
+        .map(|err| format!("{err:#}"))
+        .into_iter()
+        .collect();
+    report.checks.push((
+        format!("foreman-rt with defmt builds for {DEFMT_TARGET}"),
+        defmt_problems,
+    ));
     for variant in VARIANTS {
         step(format!(
             "firmware on {} ({}, atomics: {})",
@@ -331,6 +343,21 @@ fn lint() -> Result<()> {
             .args(["--all-targets", "--", "-D", "warnings"])
             .env("CARGO_TARGET_DIR", target_dir().join("embedded-lint")),
     )
+}
+
+/// The target [`build_defmt`] builds for.
+const DEFMT_TARGET: &str = "thumbv7m-none-eabi";
+
+/// Builds foreman-rt with `defmt` (and the hosts whose types derive `defmt::Format`) for a
+/// Cortex-M target, where defmt's derives expand to their real encoders. The firmware prints
+/// through semihosting, so this build is the check that foreman's `defmt` support compiles.
+fn build_defmt(nightly: &Nightly) -> Result<()> {
+    let mut cmd = nightly.cargo();
+    cmd.current_dir(root().join("core"))
+        .args(["build", "--release", "--lib", "--target", DEFMT_TARGET])
+        .arg("-Zbuild-std=core")
+        .args(["--features", "defmt,cooperative,embassy"]);
+    exec(&mut cmd)
 }
 
 /// `cargo fmt --check` and `cargo clippy -D warnings` on the embassy firmware. Clippy runs with
@@ -762,7 +789,7 @@ fn footprint_table(footprints: &[(&Variant, [Image; 3])]) -> String {
         "Bytes; opt-level \"s\", fat LTO, codegen-units 1, panic abort. flash = vector table + \
          .text + .rodata + .data; static RAM = .data + .bss (stack not included). minimal: \
          foreman as a minimal supervised queue; supervised: with the watchdog, crash recovery \
-         and the snapshot's report.\n\n\
+         and the snapshot's report, on foreman's cooperative host.\n\n\
          | board | atomics | image | .text | .rodata | .data | .bss | flash | static RAM |\n\
          |---|---|---|---:|---:|---:|---:|---:|---:|\n",
     );

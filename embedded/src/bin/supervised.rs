@@ -1,16 +1,18 @@
 //! foreman on bare metal: a `static` supervisor, fed by the SysTick interrupt, hosted by the
-//! main loop.
+//! main loop through foreman's cooperative host.
 //!
 //! - **Interrupt side.** Every tick, the SysTick handler feeds the supervisor's clock and runs
 //!   the watchdog ([`Supervisor::tick`]), then offers the next task with
 //!   [`Supervisor::try_submit`]. Both are lock-free. A refused task comes back and is offered
 //!   again at the next tick (see `foreman_firmware::producer`).
-//! - **Main loop: the cooperative host.** It polls each worker's step ([`Worker::try_next`])
-//!   with interrupts masked, runs the task with interrupts enabled, and records its outcome:
-//!   complete, fail (a final error), or crash (a fault: retried per the delivery policy by the
-//!   crashed worker's replacement, which the loop attaches at once). When no worker has
-//!   anything to do it sleeps with `WFI`. Once the handler has had every task accepted, the
-//!   loop drains the supervisor and keeps polling until every worker has left.
+//! - **Main loop: [`foreman_rt::host::cooperative::Host`].** The firmware gives it the task
+//!   function (`work`: one run of one task, a fault returned as [`Failure::Fault`]), the sink
+//!   for its events (`record`, which keeps the ledger) and the sleep (`WFI`). The host takes
+//!   tasks with interrupts masked, runs them with interrupts enabled, records each outcome
+//!   (complete, fail, or crash: retried per the delivery policy by the crashed worker's
+//!   replacement, which it attaches at once), and sleeps when no worker has anything to do,
+//!   checking and sleeping in one critical section. Once the handler has had every task
+//!   accepted, the loop drains the supervisor and steps the host until every worker has left.
 //! - **End.** The loop reads the supervisor's snapshot and checks it against its own ledger,
 //!   the handler's counts and the script, prints everything, and leaves QEMU with status 0
 //!   only if it all adds up.
@@ -27,11 +29,12 @@ use foreman_firmware::board;
 use foreman_firmware::ledger::{self, End, Ledger};
 use foreman_firmware::producer::{Producer, Refused};
 use foreman_firmware::workload::{self, kind, Kind, Outcome, Task, DEADLINE, TASKS};
+use foreman_rt::host::cooperative::{Host, Step};
+use foreman_rt::host::{Cause, Event, Failure};
 use foreman_rt::park::NoPark;
 use foreman_rt::policy::{Delivery, Intensity, Policy};
 use foreman_rt::{
-    Condemned, CrashReport, Decision, Disposition, Next, Shutdown, SubmitError, Supervisor,
-    SupervisorState, Worker, WorkerState,
+    Context, Decision, Disposition, Shutdown, SubmitError, Supervisor, SupervisorState, WorkerState,
 };
 
 /// Worker slots. On one core they take turns; a slot is what a crash takes down and a
@@ -65,7 +68,7 @@ const POLICY: Policy = {
     policy
 };
 
-/// The supervisor. `NoPark`: nothing blocks here; the main loop sleeps on its own (`WFI`).
+/// The supervisor. `NoPark`: nothing blocks here; the host sleeps on its own (`WFI`).
 static SUPERVISOR: Supervisor<Task, CAPACITY, WORKERS, NoPark> = Supervisor::new(POLICY, NoPark);
 
 /// The interrupt side's progress through the script.
@@ -73,9 +76,6 @@ static PRODUCER: Producer = Producer::new();
 
 /// Per worker, how often the watchdog flagged it. Written only by the SysTick handler.
 static HUNG_FLAGS: [AtomicU32; WORKERS] = [const { AtomicU32::new(0) }; WORKERS];
-
-/// The main loop's handle on one worker slot.
-type Host = Worker<'static, Task, CAPACITY, WORKERS, NoPark>;
 
 #[exception]
 fn SysTick() {
@@ -97,22 +97,21 @@ fn SysTick() {
     });
 }
 
-/// What one poll of a worker did.
-enum Step {
-    /// Nothing to do.
-    Idle,
-    /// The worker must leave (the supervisor is draining and the queue is empty).
-    Exit,
-    /// Ran a task that completed or failed.
-    Ran,
-    /// Ran a task that crashed the worker; the supervisor decided this about the worker.
-    Crashed(Decision),
+/// A run of a task that went wrong: the error value of the task function, so that the ledger
+/// can tell which task and which attempt.
+#[derive(Debug, Clone, Copy)]
+struct Attempt {
+    task: Task,
+    number: u32,
 }
 
 /// What the main loop saw of the watchdog.
 struct Watch {
     /// Tasks that were flagged hung while they ran, one bit per id.
     hung_tasks: u64,
+    /// Tasks whose hang did not look as the script says (each printed as it happened); the
+    /// ledger learns of them once the run is over.
+    anomalies: u32,
 }
 
 #[entry]
@@ -135,47 +134,32 @@ fn main() -> ! {
     );
 
     let mut ledger = Ledger::new();
-    let mut watch = Watch { hung_tasks: 0 };
-    let mut workers: [Option<Host>; WORKERS] =
-        core::array::from_fn(|index| attach(index, &mut ledger));
+    let mut watch = Watch {
+        hung_tasks: 0,
+        anomalies: 0,
+    };
+    // Borrowed where it was built, not moved out of the `Result` (a copy through `memcpy`).
+    let mut attached = Host::new(&SUPERVISOR);
+    let host = match &mut attached {
+        Ok(host) => host,
+        Err(_) => {
+            ledger.anomaly(format_args!("the workers cannot attach"));
+            board::finish(report(&ledger, &watch))
+        }
+    };
     if !board::start_ticks() {
         ledger.anomaly(format_args!("the core peripherals were taken already"));
     }
 
+    let mut run_task = |task: &Task, ctx: Context<'_>| work(*task, ctx, &mut watch);
+    let mut sink = |event| record(event, &mut ledger);
     let mut draining = false;
-    while workers.iter().any(Option::is_some) {
-        let mut ran = false;
-        for (index, slot) in workers.iter_mut().enumerate() {
-            let Some(worker) = slot else { continue };
-            match poll(worker, &mut ledger, &mut watch) {
-                Step::Idle => {}
-                Step::Exit => *slot = None,
-                Step::Ran => ran = true,
-                Step::Crashed(decision) => {
-                    ran = true;
-                    // The crashed handle is dead: dropping it changes nothing.
-                    *slot = None;
-                    if decision == Decision::Replace {
-                        // The replacement runs the crashed task's retry first.
-                        *slot = attach(index, &mut ledger);
-                    } else {
-                        ledger.anomaly(format_args!(
-                            "worker {index} not replaced: the supervisor retired it or escalated"
-                        ));
-                    }
-                }
-            }
-        }
+    while host.step(&mut run_task, &mut sink, cortex_m::asm::wfi) != Step::Finished {
         if !draining && PRODUCER.all_accepted() {
             // No more submissions: the workers finish the queue, then leave.
             SUPERVISOR.drain();
             PRODUCER.want_late();
             draining = true;
-        }
-        if !ran {
-            // Every worker was idle: sleep until the next interrupt, unless one just queued a
-            // task.
-            board::sleep_unless(|| SUPERVISOR.queued() > 0);
         }
     }
     if draining {
@@ -184,64 +168,32 @@ fn main() -> ! {
     } else {
         ledger.anomaly(format_args!("every worker left before the drain"));
     }
+    if watch.anomalies > 0 {
+        ledger.anomaly(format_args!(
+            "{} tasks hung unlike the script",
+            watch.anomalies
+        ));
+    }
 
     board::finish(report(&ledger, &watch))
 }
 
-/// Attaches a worker to slot `index` (a vacant slot, or one waiting for a replacement).
-fn attach(index: usize, ledger: &mut Ledger) -> Option<Host> {
-    match SUPERVISOR.attach(index) {
-        Ok(worker) => Some(worker),
-        Err(_) => {
-            ledger.anomaly(format_args!("worker {index} cannot attach"));
-            None
-        }
-    }
-}
-
-/// Takes the worker's next task, if any, and runs it.
-fn poll(worker: &mut Host, ledger: &mut Ledger, watch: &mut Watch) -> Step {
-    let index = worker.index();
-    // Interrupts masked while taking a task: the queue is lock-free, but a handler that
-    // interrupted a pop half-way and then found the queue full at that very slot would wait
-    // for the pop to finish, which cannot happen until the handler returns.
-    let next = critical_section::with(move |_| worker.try_next());
-    let job = match next {
-        Next::Run(job) => job,
-        Next::Idle => return Step::Idle,
-        Next::Exit => return Step::Exit,
+/// The task function: runs one attempt of `task` (interrupts enabled) and checks what the
+/// watchdog made of it.
+fn work(task: Task, ctx: Context<'_>, watch: &mut Watch) -> Result<u32, Failure<Attempt>> {
+    let index = ctx.worker();
+    let attempt = Attempt {
+        task,
+        number: ctx.attempt(),
     };
-    let task = *job.task();
-    let attempt = job.context().attempt();
-    let context = job.context();
     // Acquire: pairs with the handler's Release store.
     let flags_before = HUNG_FLAGS[index].load(Ordering::Acquire);
 
-    // Interrupts enabled: the handler keeps submitting and the watchdog keeps watching.
-    let outcome = workload::run(task, attempt, || context.heartbeat());
+    let outcome = workload::run(task, attempt.number, || ctx.heartbeat());
 
     // Acquire: pairs with the handler's Release store.
     let flagged = HUNG_FLAGS[index].load(Ordering::Acquire) - flags_before;
     let hung = SUPERVISOR.worker_state(index) == Some(WorkerState::Hung);
-    let step = match outcome {
-        Outcome::Done(result) => job.complete().map(|task| {
-            ledger.completed(task.id, result);
-            Step::Ran
-        }),
-        Outcome::Invalid => job.fail().map(|task| {
-            hprintln!(
-                "task {}: invalid input: failed (final, not retried)",
-                task.id
-            );
-            ledger.end(task.id, End::Failed);
-            Step::Ran
-        }),
-        Outcome::Fault => Ok(crashed(task, attempt, job.crash(), ledger)),
-    }
-    .unwrap_or_else(|Condemned| {
-        ledger.anomaly(format_args!("task {}: condemned", task.id));
-        Step::Ran
-    });
     if flagged > 0 || hung {
         hprintln!(
             "task {}: over its deadline on worker {}: flagged hung by the watchdog, then finished",
@@ -250,46 +202,78 @@ fn poll(worker: &mut Host, ledger: &mut Ledger, watch: &mut Watch) -> Step {
         );
         watch.hung_tasks |= 1 << task.id;
         if flagged != 1 || !hung || kind(task.id) != Kind::Slow {
-            ledger.anomaly(format_args!(
-                "task {}: flagged {flagged} times, state hung: {hung}",
-                task.id
-            ));
+            hprintln!(
+                "anomaly: task {}: flagged {} times, state hung: {}",
+                task.id,
+                flagged,
+                hung
+            );
+            watch.anomalies += 1;
         }
     }
-    step
+    match outcome {
+        Outcome::Done(result) => Ok(result),
+        Outcome::Invalid => Err(Failure::Error(attempt)),
+        Outcome::Fault => Err(Failure::Fault(attempt)),
+    }
 }
 
-/// Handles a task that crashed its worker, per the supervisor's report.
-fn crashed(task: Task, attempt: u32, report: CrashReport<Task>, ledger: &mut Ledger) -> Step {
-    match report.task {
-        Some(Disposition::Retried { attempt: retry }) if retry == attempt + 1 => {
+/// The sink: enters each outcome the host reports in the ledger, and checks each crash
+/// against the delivery policy.
+fn record(event: Event<Task, u32, Attempt, Cause<Attempt>>, ledger: &mut Ledger) {
+    match event {
+        Event::Completed { task, output, .. } => ledger.completed(task.id, output),
+        Event::Failed { task, .. } => {
             hprintln!(
-                "task {}: fault on attempt {} (worker {}): retried as attempt {} by the replacement",
-                task.id,
-                attempt,
-                report.worker,
-                retry
+                "task {}: invalid input: failed (final, not retried)",
+                task.id
             );
+            ledger.end(task.id, End::Failed);
         }
-        Some(Disposition::DeadLettered {
-            task: back,
-            attempts,
-        }) if back == task && attempts == MAX_ATTEMPTS => {
-            hprintln!(
-                "task {}: fault on attempt {} (worker {}): dead-lettered after {} attempts",
-                task.id,
-                attempt,
-                report.worker,
-                attempts
-            );
-            ledger.end(task.id, End::DeadLettered);
+        Event::Crashed {
+            worker,
+            cause: Cause::Fault(Attempt { task, number }),
+            task: disposition,
+            decision,
+        } => {
+            match disposition {
+                Some(Disposition::Retried { attempt: retry }) if retry == number + 1 => {
+                    hprintln!(
+                        "task {}: fault on attempt {} (worker {}): retried as attempt {} by the replacement",
+                        task.id,
+                        number,
+                        worker,
+                        retry
+                    );
+                }
+                Some(Disposition::DeadLettered {
+                    task: back,
+                    attempts,
+                }) if back == task && attempts == MAX_ATTEMPTS => {
+                    hprintln!(
+                        "task {}: fault on attempt {} (worker {}): dead-lettered after {} attempts",
+                        task.id,
+                        number,
+                        worker,
+                        attempts
+                    );
+                    ledger.end(task.id, End::DeadLettered);
+                }
+                _ => ledger.anomaly(format_args!(
+                    "task {}: fault on attempt {number}: not retried, not dead-lettered as expected",
+                    task.id
+                )),
+            }
+            if decision != Decision::Replace {
+                ledger.anomaly(format_args!(
+                    "worker {worker} not replaced: the supervisor retired it or escalated"
+                ));
+            }
         }
-        _ => ledger.anomaly(format_args!(
-            "task {}: fault on attempt {attempt}: not retried, not dead-lettered as expected",
-            task.id
-        )),
+        // Nothing condemns a worker here (a crash with `Cause::Hung`), and the host reports no
+        // other kind of event.
+        _ => ledger.anomaly(format_args!("unexpected event")),
     }
-    Step::Crashed(report.decision)
 }
 
 /// Prints the supervisor's counters, the handler's counts and the ledger, and checks them
