@@ -26,10 +26,13 @@
 //!    crashed task's retry first.
 //!
 //! Each outcome reaches the firmware's sink as an [`Event`] (the vocabulary every host
-//! shares), on the main loop. A task the firmware condemned as hung while it ran
-//! ([`Supervisor::condemn`], from the tick handler say) runs to its end (code that does not
-//! return cannot be cancelled; a hardware watchdog is the backstop); its result is discarded
-//! and the task recovered as a crash with [`Cause::Hung`].
+//! shares), on the main loop. The watchdog runs where the clock is fed: the tick handler's
+//! [`Supervisor::tick`] returns the workers it newly flagged as hung, so the host reports no
+//! [`Event::Hung`]. A task cannot be cancelled here (code that does not return is stopped only
+//! by a hardware watchdog): a hung task either finishes (a heartbeat,
+//! [`Context::heartbeat`], clears the flag) or, if the firmware condemned it
+//! ([`Supervisor::condemn`], from the tick handler say), runs to its end, its result is
+//! discarded, and the task is recovered as a crash with [`Cause::Hung`].
 //!
 //! Workers take turns: each step polls the slots round robin, starting after the one that ran
 //! last, and runs one task. [`Host::run`] steps until every worker has left (a drain that found
