@@ -290,17 +290,21 @@ impl<'s, T, const N: usize, const W: usize> Host<'s, T, N, W> {
                 Found::Run(index, job) => {
                     // Interrupts enabled while the task runs.
                     let outcome = work(job.task(), job.context());
-                    Ok((index, record(sup, index, job, outcome, &mut sink)))
+                    Ok((index, record(sup, index, job, outcome)))
                 }
                 Found::Exit(index) => Err(index),
                 Found::Slept => return Step::Slept,
             };
             match ran {
-                Ok((index, crash)) => {
+                Ok((index, recorded)) => {
                     self.first = (index + 1) % W;
-                    if let Some((cause, report)) = crash {
-                        self.crashed(index, cause, report, &mut sink);
-                    }
+                    let event = match recorded {
+                        Recorded::Finished(event) => event,
+                        Recorded::Crashed(cause, report) => self.crashed(index, cause, report),
+                        Recorded::Nothing => return Step::Ran { worker: index },
+                    };
+                    // One call site: the sink may be inlined here.
+                    sink(event);
                     return Step::Ran { worker: index };
                 }
                 // A shutdown sent it away: Exiting → Exited as the handle drops.
@@ -309,27 +313,27 @@ impl<'s, T, const N: usize, const W: usize> Host<'s, T, N, W> {
         }
     }
 
-    /// Reports a crash and carries out the supervisor's decision about the worker. The crashed
-    /// handle is dead (dropping it changes nothing); a replacement runs the retry first.
+    /// Carries out the supervisor's decision about a crashed worker, and returns the event
+    /// that reports it. The crashed handle is dead (dropping it changes nothing); a
+    /// replacement runs the retry first.
     fn crashed<R, E>(
         &mut self,
         index: usize,
         cause: Cause<E>,
         report: CrashReport<T>,
-        sink: &mut impl FnMut(Event<T, R, E, Cause<E>>),
-    ) {
+    ) -> Event<T, R, E, Cause<E>> {
         self.workers[index] = None;
         if report.decision == Decision::Replace {
             // Refused only if a shutdown began meanwhile (its workers leave anyway) or
             // someone else attached the slot: it stays vacant either way.
             self.workers[index] = self.sup.attach(index).ok();
         }
-        sink(Event::Crashed {
+        Event::Crashed {
             worker: index,
             cause,
             task: report.task,
             decision: report.decision,
-        });
+        }
     }
 }
 
@@ -358,15 +362,23 @@ fn take<'h, 's, T, const N: usize, const W: usize>(
     })
 }
 
-/// Records the outcome of the task `job` ran. `Some` if the worker crashed: its cause and
-/// the supervisor's report.
+/// What recording a task's outcome came to.
+enum Recorded<T, R, E> {
+    /// Completed or failed: the event to report.
+    Finished(Event<T, R, E, Cause<E>>),
+    /// The worker crashed: its cause and the supervisor's report.
+    Crashed(Cause<E>, CrashReport<T>),
+    /// Condemned, and recovered by someone else already (who reported it).
+    Nothing,
+}
+
+/// Records the outcome of the task `job` ran.
 fn record<T, const N: usize, const W: usize, R, E>(
     sup: &Supervisor<T, N, W, NoPark>,
     index: usize,
     job: Job<'_, T, N, W, NoPark>,
     outcome: Result<R, Failure<E>>,
-    sink: &mut impl FnMut(Event<T, R, E, Cause<E>>),
-) -> Option<(Cause<E>, CrashReport<T>)> {
+) -> Recorded<T, R, E> {
     let finished = match outcome {
         Ok(output) => job.complete().map(|task| Event::Completed {
             worker: index,
@@ -378,16 +390,16 @@ fn record<T, const N: usize, const W: usize, R, E>(
             task,
             error,
         }),
-        Err(Failure::Fault(fault)) => return Some((Cause::Fault(fault), job.crash())),
+        Err(Failure::Fault(fault)) => return Recorded::Crashed(Cause::Fault(fault), job.crash()),
     };
     match finished {
-        Ok(event) => {
-            sink(event);
-            None
-        }
+        Ok(event) => Recorded::Finished(event),
         // Condemned while it ran: the slot is Crashed with the task in it, ours to recover.
         // Refused only if someone else recovered it already (and reported it).
-        Err(_) => sup.recover(index).ok().map(|report| (Cause::Hung, report)),
+        Err(_) => match sup.recover(index) {
+            Ok(report) => Recorded::Crashed(Cause::Hung, report),
+            Err(_) => Recorded::Nothing,
+        },
     }
 }
 
