@@ -17,7 +17,10 @@
 //!    An interrupt arriving after the check cannot run (and submit) before the core sleeps; it
 //!    stays pending, and a pending interrupt ends `WFI` even while masked (Cortex-M, and RISC-V
 //!    for every interrupt enabled in `mie`). Its handler runs when the critical section ends,
-//!    and the next step takes what it submitted. No submission is slept through.
+//!    and the next step takes what it submitted. No submission is slept through. (Where the
+//!    critical section is a lock shared between cores, as on the RP2040, the other core waits
+//!    for it while this one sleeps: there, sleep with `WFE` and have producers on the other core
+//!    `SEV` after submitting.)
 //! 3. **Every outcome is recorded, and crashed workers are replaced per the supervisor.** The
 //!    task function returns `Ok(output)` (completed), `Err(Failure::Error(_))` (failed, final)
 //!    or `Err(Failure::Fault(_))` (a crash: the task is retried, requeued, dead-lettered or
