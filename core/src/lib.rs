@@ -146,6 +146,7 @@ mod defmt_format {
         implements::<WorkerError>();
         implements::<ReopenError>();
         implements::<Condemned>();
+        implements::<Run>();
         implements::<PushError<u8>>();
         implements::<PopError>();
         implements::<Policy>();

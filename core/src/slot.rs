@@ -215,6 +215,7 @@ impl fmt::Display for WorkerState {
 /// # job.complete().unwrap();
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Run {
     worker: usize,
     generation: u32,

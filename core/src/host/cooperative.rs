@@ -673,7 +673,7 @@ mod tests {
         let events = run_all(&sup, [5], true, |n, ctx| {
             if ctx.attempt() == 1 {
                 // What a tick handler may do to a task past its deadline.
-                sup.condemn(ctx.worker()).unwrap();
+                sup.condemn(ctx.run()).unwrap();
             }
             Ok(*n)
         });
