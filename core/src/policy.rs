@@ -1,5 +1,5 @@
 //! How the supervisor treats crashes: [`Restart`], [`Intensity`], [`Delivery`], the watchdog
-//! deadline, bundled in a [`Policy`].
+//! deadline, restart [`Backoff`] and worker recycling, bundled in a [`Policy`].
 //!
 //! The names and meanings follow Erlang/OTP supervisors. Every constructor is a `const fn`
 //! that validates its input and returns a typed [`PolicyError`]; in a `const` or `static`
@@ -260,10 +260,122 @@ impl Delivery {
     }
 }
 
+/// Restart backoff: a worker replaced after a crash is attached only once a delay has passed,
+/// and the delay grows with each crash in a row, so that a crash loop does not spin while the
+/// [`Intensity`] window fills. After the `n`-th crash in a row of a slot's workers the delay is
+/// `min(cap, initial × factor^(n−1))` ticks (Akka's `BackoffSupervisor`, without its random
+/// factor: the host's clock is the only source of time here).
+///
+/// *Reset*: the streak of a slot ends when one of its workers records an outcome
+/// ([`Job::complete`](crate::Job::complete) or [`Job::fail`](crate::Job::fail)): a worker that
+/// ran a task to its end is healthy, so the next crash waits `initial` again. (Akka resets
+/// after a quiet period instead; a task's outcome is the surer sign here, and needs no timer.)
+///
+/// The intensity limit still applies: it counts the crash when it happens, not the delayed
+/// restart. Recycled workers ([`Policy::with_recycling`]) and normal exits are replaced at once.
+///
+/// ```
+/// use foreman_rt::policy::{Backoff, PolicyError};
+///
+/// let backoff = Backoff::new(10, 2, 60)?; // 10, 20, 40, 60, 60, ... ticks
+/// let delays: Vec<_> = (0..5).scan(0, |last, _| { *last = backoff.after(*last); Some(*last) }).collect();
+/// assert_eq!(delays, [10, 20, 40, 60, 60]);
+/// assert_eq!(Backoff::new(10, 2, 5), Err(PolicyError::BackoffCapBelowInitial { initial: 10, cap: 5 }));
+/// # Ok::<(), PolicyError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    initial: NonZeroU32,
+    factor: NonZeroU32,
+    cap: NonZeroU32,
+}
+
+impl Backoff {
+    /// A delay of `initial` ticks (> 0) after a first crash, multiplied by `factor` (> 0; 1
+    /// keeps it constant) after each further crash in a row, up to `cap` ticks (≥ `initial`,
+    /// ≤ [`MAX_DURATION`]).
+    ///
+    /// ```
+    /// use foreman_rt::policy::{Backoff, PolicyError};
+    /// assert_eq!(Backoff::new(0, 2, 10), Err(PolicyError::ZeroBackoff));
+    /// assert_eq!(Backoff::new(1, 0, 10), Err(PolicyError::ZeroBackoff));
+    /// assert!(matches!(Backoff::new(1, 2, u32::MAX), Err(PolicyError::DeadlineTooLong { .. })));
+    /// ```
+    pub const fn new(initial: Tick, factor: u32, cap: Tick) -> Result<Self, PolicyError> {
+        if cap > MAX_DURATION {
+            return Err(PolicyError::DeadlineTooLong {
+                requested: cap,
+                limit: MAX_DURATION,
+            });
+        }
+        if cap < initial {
+            return Err(PolicyError::BackoffCapBelowInitial { initial, cap });
+        }
+        match (
+            NonZeroU32::new(initial),
+            NonZeroU32::new(factor),
+            NonZeroU32::new(cap),
+        ) {
+            (Some(initial), Some(factor), Some(cap)) => Ok(Backoff {
+                initial,
+                factor,
+                cap,
+            }),
+            _ => Err(PolicyError::ZeroBackoff),
+        }
+    }
+
+    /// The delay after a crash, given the delay of the previous crash in the streak (0 if this
+    /// is the first).
+    ///
+    /// ```
+    /// let backoff = foreman_rt::policy::Backoff::new(100, 3, 1_000).unwrap();
+    /// assert_eq!((backoff.after(0), backoff.after(100), backoff.after(900)), (100, 300, 1_000));
+    /// ```
+    pub const fn after(&self, previous: Tick) -> Tick {
+        if previous == 0 {
+            return self.initial.get();
+        }
+        let next = previous.saturating_mul(self.factor.get());
+        if next > self.cap.get() {
+            self.cap.get()
+        } else {
+            next
+        }
+    }
+
+    /// The first delay, in ticks.
+    ///
+    /// ```
+    /// assert_eq!(foreman_rt::policy::Backoff::new(5, 2, 50).unwrap().initial(), 5);
+    /// ```
+    pub const fn initial(&self) -> Tick {
+        self.initial.get()
+    }
+
+    /// What each further crash in a row multiplies the delay by.
+    ///
+    /// ```
+    /// assert_eq!(foreman_rt::policy::Backoff::new(5, 2, 50).unwrap().factor(), 2);
+    /// ```
+    pub const fn factor(&self) -> u32 {
+        self.factor.get()
+    }
+
+    /// The longest delay, in ticks.
+    ///
+    /// ```
+    /// assert_eq!(foreman_rt::policy::Backoff::new(5, 2, 50).unwrap().cap(), 50);
+    /// ```
+    pub const fn cap(&self) -> Tick {
+        self.cap.get()
+    }
+}
+
 /// The supervisor's rules: restart kind, intensity, delivery, and the watchdog deadline.
 ///
 /// [`Policy::DEFAULT`]: permanent workers, at most 3 restarts within 5 000 ticks, at-least-once
-/// delivery with 3 attempts, no watchdog.
+/// delivery with 3 attempts, no watchdog, no restart backoff, no recycling.
 ///
 /// ```
 /// use foreman_rt::policy::{Delivery, Intensity, Policy, Restart};
@@ -282,11 +394,13 @@ pub struct Policy {
     intensity: Intensity,
     delivery: Delivery,
     watchdog: Option<NonZeroU32>,
+    backoff: Option<Backoff>,
+    recycling: Option<NonZeroU32>,
 }
 
 impl Policy {
     /// Permanent workers, at most 3 restarts within 5 000 ticks, at-least-once with 3 attempts,
-    /// no watchdog.
+    /// no watchdog, no restart backoff, no recycling.
     pub const DEFAULT: Policy = Policy {
         restart: Restart::Permanent,
         intensity: Intensity {
@@ -296,6 +410,8 @@ impl Policy {
             max_attempts: NonZeroU32::new(3).unwrap(),
         },
         watchdog: None,
+        backoff: None,
+        recycling: None,
     };
 
     /// This policy with another restart kind.
@@ -357,6 +473,71 @@ impl Policy {
         }
     }
 
+    /// This policy with restart backoff: a worker replaced after a crash may be attached only
+    /// once its delay has passed (see [`Backoff`]). [`Supervisor::attach`](crate::Supervisor::attach)
+    /// refuses it earlier with [`WorkerError::BackingOff`](crate::WorkerError::BackingOff),
+    /// and the crash's [`CrashReport::delay`](crate::CrashReport::delay) tells the host how long
+    /// to wait.
+    ///
+    /// ```
+    /// use foreman_rt::policy::{Backoff, Policy};
+    /// let backoff = Backoff::new(10, 2, 1_000).unwrap();
+    /// assert_eq!(Policy::DEFAULT.with_backoff(backoff).backoff(), Some(backoff));
+    /// ```
+    pub const fn with_backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = Some(backoff);
+        self
+    }
+
+    /// This policy with worker recycling: a worker that has started `tasks` tasks (> 0) is
+    /// retired between tasks and replaced by a fresh one, as `maxtasksperchild` does for a
+    /// worker that leaks or fragments memory. A recycling is not a crash: it is not counted
+    /// against the [`Intensity`], waits for no [`Backoff`], and replaces even
+    /// [`Restart::Temporary`] workers. It happens only while the supervisor runs: a drain
+    /// finishes its queue with the workers it has.
+    ///
+    /// The host sees it when the worker's step ends ([`Worker::try_next`](crate::Worker::try_next)
+    /// returns [`Next::Exit`](crate::Next::Exit), [`Worker::next_blocking`](crate::Worker::next_blocking)
+    /// `None`) and [`Worker::exit`](crate::Worker::exit) returns
+    /// [`Decision::Recycle`](crate::Decision::Recycle): it attaches a fresh worker to the slot.
+    ///
+    /// ```
+    /// use foreman_rt::policy::{Policy, PolicyError};
+    /// assert_eq!(Policy::DEFAULT.with_recycling(100)?.recycling(), Some(100));
+    /// assert_eq!(Policy::DEFAULT.with_recycling(0), Err(PolicyError::ZeroTasks));
+    /// # Ok::<(), PolicyError>(())
+    /// ```
+    pub const fn with_recycling(mut self, tasks: u32) -> Result<Self, PolicyError> {
+        match NonZeroU32::new(tasks) {
+            Some(tasks) => {
+                self.recycling = Some(tasks);
+                Ok(self)
+            }
+            None => Err(PolicyError::ZeroTasks),
+        }
+    }
+
+    /// The restart backoff, if any.
+    ///
+    /// ```
+    /// assert_eq!(foreman_rt::policy::Policy::DEFAULT.backoff(), None);
+    /// ```
+    pub const fn backoff(&self) -> Option<Backoff> {
+        self.backoff
+    }
+
+    /// After how many tasks a worker is recycled, if it is.
+    ///
+    /// ```
+    /// assert_eq!(foreman_rt::policy::Policy::DEFAULT.recycling(), None);
+    /// ```
+    pub const fn recycling(&self) -> Option<u32> {
+        match self.recycling {
+            Some(tasks) => Some(tasks.get()),
+            None => None,
+        }
+    }
+
     /// The restart kind.
     ///
     /// ```
@@ -414,6 +595,17 @@ pub enum PolicyError {
     ZeroWindow,
     /// A watchdog deadline of zero ticks would flag every busy worker.
     ZeroDeadline,
+    /// Recycling a worker after zero tasks would never run one.
+    ZeroTasks,
+    /// A restart backoff with a zero initial delay, factor or cap.
+    ZeroBackoff,
+    /// A restart backoff whose cap is below its initial delay.
+    BackoffCapBelowInitial {
+        /// The initial delay asked for, in ticks.
+        initial: Tick,
+        /// The cap asked for, in ticks.
+        cap: Tick,
+    },
     /// More restarts per window than the restart log holds.
     TooManyRestarts {
         /// What was asked for.
@@ -450,6 +642,16 @@ impl fmt::Display for PolicyError {
             PolicyError::ZeroDeadline => {
                 f.write_str("the watchdog deadline must be at least one tick")
             }
+            PolicyError::ZeroTasks => {
+                f.write_str("a worker must run at least one task before it is recycled")
+            }
+            PolicyError::ZeroBackoff => f.write_str(
+                "a restart backoff needs an initial delay, a factor and a cap of at least 1",
+            ),
+            PolicyError::BackoffCapBelowInitial { initial, cap } => write!(
+                f,
+                "a restart backoff's cap ({cap} ticks) is below its initial delay ({initial} ticks)"
+            ),
             PolicyError::TooManyRestarts { requested, limit } => write!(
                 f,
                 "an intensity of {requested} restarts per window exceeds the limit of {limit} \
@@ -533,5 +735,40 @@ mod tests {
         for now in 0..100 {
             assert!(window.admit(Intensity::unlimited(), now));
         }
+    }
+
+    #[test]
+    fn backoff_grows_by_its_factor_to_its_cap_and_never_wraps() {
+        let backoff = Backoff::new(3, 10, 1_000).unwrap();
+        let mut delay = 0;
+        let mut seen = [0; 5];
+        for slot in &mut seen {
+            delay = backoff.after(delay);
+            *slot = delay;
+        }
+        assert_eq!(seen, [3, 30, 300, 1_000, 1_000]);
+        let constant = Backoff::new(7, 1, 7).unwrap();
+        assert_eq!(constant.after(constant.after(0)), 7);
+        // A product past u32::MAX saturates, then is capped.
+        let steep = Backoff::new(MAX_DURATION, u32::MAX, MAX_DURATION).unwrap();
+        assert_eq!(steep.after(MAX_DURATION), MAX_DURATION);
+    }
+
+    #[test]
+    fn policy_errors_for_the_new_options_explain_themselves() {
+        extern crate std;
+        use std::string::ToString;
+        assert!(PolicyError::ZeroTasks
+            .to_string()
+            .contains("at least one task"));
+        assert!(PolicyError::ZeroBackoff.to_string().contains("at least 1"));
+        assert_eq!(
+            PolicyError::BackoffCapBelowInitial { initial: 9, cap: 3 }.to_string(),
+            "a restart backoff's cap (3 ticks) is below its initial delay (9 ticks)"
+        );
+        assert_eq!(
+            Backoff::new(4, 2, 4).map(|b| (b.initial(), b.factor(), b.cap())),
+            Ok((4, 2, 4))
+        );
     }
 }

@@ -51,7 +51,7 @@
 //! | 14 | [`retire`](StateWord::retire) | Recovering → Retired | cleared | recovery without a replacement; [`Supervisor::retire`](crate::Supervisor::retire) |
 //! | 15 | [`leave`](StateWord::leave) | Idle without a task → Exiting | | the worker's step, finding a shutdown |
 //! | 16 | [`exit`](StateWord::exit) | Exiting, Idle → Exited | kept | dropping the [`Worker`](crate::Worker) (or [`Worker::exit`](crate::Worker::exit)) without a replacement |
-//! | 17 | [`exit_for_replacement`](StateWord::exit_for_replacement) | Idle → Restarting | kept | dropping the `Worker` while running, replaced per the restart policy |
+//! | 17 | [`exit_for_replacement`](StateWord::exit_for_replacement) | Idle → Restarting | kept | dropping the `Worker` while running, replaced per the restart policy; a worker recycled after its quota of tasks ([`Policy::with_recycling`](crate::policy::Policy::with_recycling)) |
 //! | 18 | [`cancel_restart`](StateWord::cancel_restart) | Restarting → Recovering | | [`Supervisor::retire`](crate::Supervisor::retire) (then 14) |
 //! | 19 | [`sweep`](StateWord::sweep) | Starting → Vacant; Restarting → Retired | kept | an abort or escalation: no start will come |
 //! | 20 | [`reopen`](StateWord::reopen) | Exited, Retired without a task → Vacant | | [`Supervisor::reopen`](crate::Supervisor::reopen) |
@@ -311,6 +311,10 @@ impl Word {
 
     pub(crate) const fn is_exiting(self) -> bool {
         self.code() == EXITING
+    }
+
+    pub(crate) const fn is_restarting(self) -> bool {
+        self.code() == RESTARTING
     }
 
     /// Whether the slot ended (Exited, Retired) holding a task nobody has claimed yet: a
@@ -751,6 +755,16 @@ pub(crate) struct WorkerSlot<T> {
     pub(crate) crashes: AtomicU32,
     /// Written only by the recoverer or by the exiting worker (one at a time).
     pub(crate) restarts: AtomicU32,
+    /// Workers of this slot recycled after their quota of tasks. Written only by the worker
+    /// being recycled (from Idle).
+    pub(crate) recycles: AtomicU32,
+    /// The restart backoff's last delay in the current streak of crashes (0: no streak).
+    /// Written by the recoverer (from Recovering) and by a worker that recorded an outcome
+    /// (from its own Idle slot, after 7): never both at once, ordered by the state word.
+    pub(crate) backoff: AtomicU32,
+    /// When the replacement after the last crash may attach (the supervisor's clock). Written
+    /// by the recoverer before the slot becomes Restarting (13), read by `attach` after.
+    pub(crate) ready_at: AtomicU32,
     task: UnsafeCell<MaybeUninit<Envelope<T>>>,
 }
 
@@ -769,6 +783,9 @@ impl<T> WorkerSlot<T> {
                 failed: AtomicUsize::new(0),
                 crashes: AtomicU32::new(0),
                 restarts: AtomicU32::new(0),
+                recycles: AtomicU32::new(0),
+                backoff: AtomicU32::new(0),
+                ready_at: AtomicU32::new(0),
                 task: UnsafeCell::new(MaybeUninit::uninit()),
             }
         }
@@ -788,6 +805,9 @@ impl<T> WorkerSlot<T> {
             (&raw mut (*place).failed).write(AtomicUsize::new(0));
             (&raw mut (*place).crashes).write(AtomicU32::new(0));
             (&raw mut (*place).restarts).write(AtomicU32::new(0));
+            (&raw mut (*place).recycles).write(AtomicU32::new(0));
+            (&raw mut (*place).backoff).write(AtomicU32::new(0));
+            (&raw mut (*place).ready_at).write(AtomicU32::new(0));
             init_empty_cell(&raw mut (*place).task);
         }
     }
@@ -873,6 +893,23 @@ impl<T> WorkerSlot<T> {
     #[inline]
     pub(crate) fn count_restart(&self) {
         bump_informational(&self.restarts);
+    }
+
+    /// Counts a recycling; the caller is the worker being recycled, the only writer.
+    #[inline]
+    pub(crate) fn count_recycle(&self) {
+        bump_informational(&self.recycles);
+    }
+
+    /// Ends the slot's streak of crashes: a worker recorded an outcome (see
+    /// [`Backoff`](crate::policy::Backoff)). The caller is the worker, its slot Idle after 7.
+    #[inline]
+    pub(crate) fn end_crash_streak(&self) {
+        // Relaxed: one writer at a time, ordered by the state word's transitions (the
+        // recoverer reads it from Recovering, after this worker's next transition 4 and 9/10).
+        if self.backoff.load(Ordering::Relaxed) != 0 {
+            self.backoff.store(0, Ordering::Relaxed);
+        }
     }
 }
 
@@ -1261,6 +1298,7 @@ mod tests {
             assert_eq!(word.is_idle(), code == IDLE);
             assert_eq!(word.is_busy(), code == BUSY);
             assert_eq!(word.is_exiting(), code == EXITING);
+            assert_eq!(word.is_restarting(), code == RESTARTING);
             assert_eq!(
                 word.task_may_return(),
                 matches!(code, BUSY | HUNG | TERMINATING | CRASHED | RECOVERING)

@@ -118,8 +118,11 @@ pub struct WorkerSnapshot {
     pub failed: usize,
     /// Times it crashed (or was killed as hung).
     pub crashes: u32,
-    /// Times a replacement was asked for.
+    /// Times a replacement was asked for (recyclings not included).
     pub restarts: u32,
+    /// Times a worker of this slot was recycled after its quota of tasks
+    /// ([`Policy::with_recycling`](crate::policy::Policy::with_recycling)).
+    pub recycles: u32,
 }
 
 /// The supervisor's counters and worker states, read without locks.
@@ -271,6 +274,8 @@ pub(crate) fn read<T, const N: usize, const W: usize>(
                 crashes: slot.crashes.load(Ordering::Relaxed),
                 // Relaxed: informational.
                 restarts: slot.restarts.load(Ordering::Relaxed),
+                // Relaxed: informational.
+                recycles: slot.recycles.load(Ordering::Relaxed),
             }
         });
         return Snapshot::derive(phase.load().state(), raw, workers);
@@ -359,6 +364,19 @@ impl<const W: usize> Snapshot<W> {
             .fold(0, |sum, worker| sum.wrapping_add(worker.restarts))
     }
 
+    /// Workers recycled after their quota of tasks, all slots together.
+    ///
+    /// ```
+    /// use foreman_rt::{park::NoPark, policy::Policy, Supervisor};
+    /// let sup: Supervisor<u8, 2, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
+    /// assert_eq!(sup.snapshot().recycles(), 0);
+    /// ```
+    pub fn recycles(&self) -> u32 {
+        self.workers
+            .iter()
+            .fold(0, |sum, worker| sum.wrapping_add(worker.recycles))
+    }
+
     /// Tasks that reached a final outcome: completed, failed, dead-lettered, lost or handed back.
     ///
     /// ```
@@ -407,6 +425,7 @@ mod tests {
             failed: 0,
             crashes: 0,
             restarts: 0,
+            recycles: 0,
         }
     }
 

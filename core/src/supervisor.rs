@@ -116,6 +116,15 @@ pub enum WorkerError {
         /// The worker the run was on.
         index: usize,
     },
+    /// The slot awaits a replacement after a crash, but its restart backoff has not passed
+    /// yet (see [`Backoff`](crate::policy::Backoff)): attach at `ready_at` or later, by the
+    /// supervisor's clock ([`Supervisor::tick`]).
+    BackingOff {
+        /// The slot.
+        index: usize,
+        /// The first tick at which a replacement may attach.
+        ready_at: Tick,
+    },
 }
 
 impl fmt::Display for WorkerError {
@@ -139,6 +148,11 @@ impl fmt::Display for WorkerError {
             WorkerError::RunEnded { index } => write!(
                 f,
                 "the run named on worker {index} has ended: its task finished, crashed or was killed"
+            ),
+            WorkerError::BackingOff { index, ready_at } => write!(
+                f,
+                "worker {index} crashed recently: its replacement may attach at tick {ready_at} \
+                 (restart backoff)"
             ),
         }
     }
@@ -191,6 +205,11 @@ pub enum Decision {
     Retire,
     /// The restart intensity was exceeded: no replacement, and the supervisor escalated.
     Escalate,
+    /// The worker was recycled after its quota of tasks
+    /// ([`Policy::with_recycling`](crate::policy::Policy::with_recycling)): attach a fresh
+    /// worker to the same slot, as for [`Replace`](Self::Replace). Not a crash: it is not
+    /// counted against the restart intensity. Only [`Worker::exit`] returns it.
+    Recycle,
 }
 
 /// What became of the task a crashed worker was running.
@@ -300,6 +319,10 @@ pub struct CrashReport<T> {
     pub task: Option<Disposition<T>>,
     /// Whether to replace it.
     pub decision: Decision,
+    /// With [`Decision::Replace`] and a restart [`Backoff`](crate::policy::Backoff): how many
+    /// ticks (of the supervisor's clock, from the crash) the host waits before it attaches the
+    /// replacement; [`Supervisor::attach`] refuses it earlier. 0 otherwise.
+    pub delay: Tick,
 }
 
 /// The runs one [`Supervisor::tick`] flagged hung: an iterator of them, in increasing order of
@@ -811,12 +834,26 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// ```
     pub fn attach(&self, index: usize) -> Result<Worker<'_, T, N, W, P>, WorkerError> {
         let slot = self.slot_checked(index)?;
-        if slot.state.load().is_vacant() {
+        let word = slot.state.load();
+        if word.is_vacant() {
             self.claim(index, slot, true)?;
+        } else if word.is_restarting() && self.policy.backoff().is_some() && !self.ready(slot) {
+            return Err(WorkerError::BackingOff {
+                index,
+                // Relaxed: ordered by the Acquire load of the word (see `back_off`).
+                ready_at: slot.ready_at.load(Ordering::Relaxed),
+            });
         } else if let Err(found) = slot.state.attach() {
             return Err(self.attach_refused(index, found));
         }
         Ok(Worker::new(self, slot, index))
+    }
+
+    /// Whether the backoff of Restarting `slot` has passed by the supervisor's clock.
+    fn ready(&self, slot: &WorkerSlot<T>) -> bool {
+        // Relaxed: ordered by the caller's Acquire load of the word (see `back_off`).
+        let ready_at = slot.ready_at.load(Ordering::Relaxed);
+        self.now().wrapping_sub(ready_at) < HALF_RANGE
     }
 
     /// Why `attach` was refused on slot `index`, which was in the `found` state.
@@ -1333,6 +1370,11 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     ) -> CrashReport<T> {
         slot.count_crash();
         let decision = self.decide(true);
+        let delay = if decision == Decision::Replace {
+            self.back_off(slot)
+        } else {
+            0
+        };
         let mut kept = false;
         let task = claimed.has_task().then(|| {
             // SAFETY: Recovering makes the cell ours, and the flag says it holds the crashed
@@ -1348,7 +1390,23 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
             worker: index,
             task,
             decision,
+            delay,
         }
+    }
+
+    /// With a restart backoff, the delay before the replacement of `slot`'s crashed worker
+    /// (held in Recovering by the caller) may attach, noted in the slot; 0 without.
+    fn back_off(&self, slot: &WorkerSlot<T>) -> Tick {
+        let Some(backoff) = self.policy.backoff() else {
+            return 0;
+        };
+        // Relaxed: the caller holds the slot in Recovering, which orders it after the last
+        // writer (see `WorkerSlot::backoff`); the transition to Restarting publishes both.
+        let delay = backoff.after(slot.backoff.load(Ordering::Relaxed));
+        slot.backoff.store(delay, Ordering::Relaxed);
+        slot.ready_at
+            .store(self.now().wrapping_add(delay), Ordering::Relaxed);
+        delay
     }
 
     /// Decides what happens to a crashed worker's task. Returns the disposition and whether
@@ -1383,7 +1441,8 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
         }
         let attempt = attempts + 1;
         match decision {
-            Decision::Replace => {
+            // (`decide` never recycles; a fresh worker would run the retry all the same.)
+            Decision::Replace | Decision::Recycle => {
                 // SAFETY: the caller holds the slot in Recovering and took the old envelope
                 // out: the cell is ours and empty.
                 unsafe { slot.put(envelope) };
@@ -1421,6 +1480,24 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
         let decision = self.decide(false);
         self.conclude(slot, decision, None);
         decision
+    }
+
+    /// Recycles the Idle worker of `slot`, which ran its quota of tasks: Idle → Restarting
+    /// (transition 17), not counted against the intensity. Refused (`false`) unless the
+    /// supervisor is running: a drain finishes the queue with the workers it has.
+    #[inline(never)]
+    pub(crate) fn recycle(&self, slot: &WorkerSlot<T>) -> bool {
+        if !self.phase.load().allows_restart(false) {
+            return false;
+        }
+        // Refused only if the host declared this worker dead.
+        if slot.state.exit_for_replacement().is_err() {
+            return false;
+        }
+        slot.count_recycle();
+        // An abort or escalation that swept the slots meanwhile sweeps this one too.
+        self.settle_start();
+        true
     }
 
     /// Carries out a `decision` about the worker of `slot` that ended: a crash being recovered

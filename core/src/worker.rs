@@ -61,9 +61,13 @@ pub struct Worker<'s, T, const N: usize, const W: usize, P: Park> {
     /// The slot at `index`, looked up once when attaching.
     slot: &'s WorkerSlot<T>,
     index: usize,
-    /// Set when this handle's job crashed or was condemned: the slot is no longer ours (a
-    /// replacement may already own it).
+    /// Set when this handle's job crashed or was condemned, or the worker was recycled: the
+    /// slot is no longer ours (a replacement may already own it).
     dead: bool,
+    /// Set when the worker was recycled (the slot awaits a fresh worker).
+    recycled: bool,
+    /// Tasks this worker started, for recycling.
+    started: u32,
 }
 
 /// What one step of a worker found; see [`Worker::try_next`].
@@ -79,7 +83,8 @@ pub enum Next<'w, T, const N: usize, const W: usize, P: Park> {
     Run(Job<'w, T, N, W, P>),
     /// Nothing to do now: try again later (a thread host uses [`Worker::next_blocking`]).
     Idle,
-    /// The worker is done: a shutdown asked it to leave, or it crashed. Drop the handle.
+    /// The worker is done: a shutdown asked it to leave, it crashed, or it was recycled
+    /// ([`Worker::exit`] then says [`Decision::Recycle`]). Drop (or exit) the handle.
     Exit,
 }
 
@@ -104,6 +109,8 @@ impl<'s, T, const N: usize, const W: usize, P: Park> Worker<'s, T, N, W, P> {
             slot,
             index,
             dead: false,
+            recycled: false,
+            started: 0,
         }
     }
 
@@ -206,6 +213,14 @@ impl<'s, T, const N: usize, const W: usize, P: Park> Worker<'s, T, N, W, P> {
             // Exiting: nothing more to do.
             return Step::Exit;
         }
+        if let Some(quota) = self.sup.policy().recycling() {
+            // Between tasks, its quota run: the slot goes to a fresh worker (17).
+            if self.started >= quota && !word.has_task() && self.sup.recycle(slot) {
+                self.dead = true;
+                self.recycled = true;
+                return Step::Exit;
+            }
+        }
         if !word.has_task() {
             if self.sup.stops_workers() {
                 return self.leave();
@@ -228,7 +243,10 @@ impl<'s, T, const N: usize, const W: usize, P: Park> Worker<'s, T, N, W, P> {
         slot::stamp(&slot.heartbeat, self.sup.now());
         // Refused only if the host declared this worker dead, promising it never runs again.
         match slot.state.start() {
-            Ok(_) => Step::Started,
+            Ok(_) => {
+                self.started = self.started.wrapping_add(1);
+                Step::Started
+            }
             Err(_) => Step::Exit,
         }
     }
@@ -250,6 +268,29 @@ impl<'s, T, const N: usize, const W: usize, P: Park> Worker<'s, T, N, W, P> {
         }
     }
 
+    /// Whether this worker was recycled after its quota of tasks
+    /// ([`Policy::with_recycling`](crate::policy::Policy::with_recycling)): its step ended
+    /// with [`Next::Exit`] and the slot awaits a fresh worker, which the host attaches (as
+    /// [`exit`](Self::exit) also says, with [`Decision::Recycle`]).
+    ///
+    /// ```
+    /// use foreman_rt::{park::NoPark, policy::Policy, Next, Supervisor};
+    /// let sup: Supervisor<u8, 2, 1> = Supervisor::new(Policy::DEFAULT.with_recycling(1)?, NoPark);
+    /// sup.try_submit(1).unwrap();
+    /// let mut worker = sup.attach(0).unwrap();
+    /// let Next::Run(job) = worker.try_next() else { unreachable!() };
+    /// job.complete().unwrap();
+    /// assert!(!worker.is_recycled());
+    /// assert!(matches!(worker.try_next(), Next::Exit));
+    /// assert!(worker.is_recycled());
+    /// let fresh = sup.attach(0).unwrap();
+    /// # drop(fresh);
+    /// # Ok::<(), foreman_rt::policy::PolicyError>(())
+    /// ```
+    pub fn is_recycled(&self) -> bool {
+        self.recycled
+    }
+
     /// Ends the worker while the supervisor runs (a *normal exit*) and returns what the
     /// [`Restart`](crate::policy::Restart) policy decided: [`Decision::Replace`] means the host
     /// should attach a new worker to this slot. Dropping the handle does the same, silently.
@@ -263,6 +304,33 @@ impl<'s, T, const N: usize, const W: usize, P: Park> Worker<'s, T, N, W, P> {
     /// assert_eq!(sup.worker_state(0), Some(WorkerState::Restarting));
     /// # drop(second);
     /// ```
+    ///
+    /// A worker recycled after its quota of tasks
+    /// ([`Policy::with_recycling`](crate::policy::Policy::with_recycling)) ends its step with
+    /// [`Next::Exit`], and `exit` returns [`Decision::Recycle`]: the host attaches a fresh
+    /// worker to the slot, whatever the restart policy, and no restart is counted.
+    ///
+    /// ```
+    /// use foreman_rt::{park::NoPark, policy::Policy, Decision, Next, Supervisor, WorkerState};
+    ///
+    /// let sup: Supervisor<u8, 4, 1> = Supervisor::new(Policy::DEFAULT.with_recycling(2)?, NoPark);
+    /// for n in 0..3 {
+    ///     sup.try_submit(n).unwrap();
+    /// }
+    /// let mut worker = sup.attach(0).unwrap();
+    /// while let Next::Run(job) = worker.try_next() {
+    ///     job.complete().unwrap(); // tasks 0 and 1, then the quota is run
+    /// }
+    /// assert_eq!(worker.exit(), Decision::Recycle);
+    /// assert_eq!(sup.worker_state(0), Some(WorkerState::Restarting));
+    /// let mut fresh = sup.attach(0).unwrap();
+    /// let Next::Run(job) = fresh.try_next() else { unreachable!() };
+    /// assert_eq!(job.complete(), Ok(2));
+    /// let snap = sup.snapshot();
+    /// assert_eq!((snap.recycles(), snap.restarts()), (1, 0));
+    /// # drop(fresh);
+    /// # Ok::<(), foreman_rt::policy::PolicyError>(())
+    /// ```
     pub fn exit(self) -> Decision {
         let this = ManuallyDrop::new(self);
         this.end()
@@ -270,6 +338,10 @@ impl<'s, T, const N: usize, const W: usize, P: Park> Worker<'s, T, N, W, P> {
 
     /// Ends the handle: the shared body of `exit` and `drop`.
     fn end(&self) -> Decision {
+        if self.recycled {
+            // The slot awaits a fresh worker (see `Supervisor::recycle`).
+            return Decision::Recycle;
+        }
         if self.dead {
             // The crash's recovery decided already.
             return Decision::Retire;
@@ -446,6 +518,7 @@ impl<'w, T, const N: usize, const W: usize, P: Park> Job<'w, T, N, W, P> {
         // task and, Idle being ours, nobody else can reach it.
         let envelope = unsafe { slot.take() };
         slot.count_outcome(failed);
+        slot.end_crash_streak();
         this.sup.task_returned();
         Ok(envelope.task)
     }
@@ -486,6 +559,7 @@ impl<'w, T, const N: usize, const W: usize, P: Park> Job<'w, T, N, W, P> {
                 worker: this.index,
                 task: None,
                 decision: Decision::Retire,
+                delay: 0,
             },
         }
     }

@@ -465,7 +465,22 @@ impl<T, const N: usize, const W: usize> Host<T, N, W> {
             Ok(worker) => worker,
             Err(err) => return Exit::Refused(err),
         };
-        let exit = loop {
+        // Set when a step ended the worker: it left, or was recycled.
+        let mut ended = false;
+        let exit = 'worker: loop {
+            if ended {
+                if !worker.is_recycled() {
+                    break Exit::Left;
+                }
+                // Its quota of tasks run: a fresh handle takes the slot over.
+                sink(Event::Recycled { worker: index });
+                worker = match self.sup.attach(index) {
+                    Ok(fresh) => fresh,
+                    Err(WorkerError::ShuttingDown) => break Exit::Left,
+                    Err(err) => break Exit::Refused(err),
+                };
+                ended = false;
+            }
             // SeqCst: read before looking at the queue; see `idle`.
             let seen = self.notified.load(Ordering::SeqCst);
             // Interrupts masked while taking a task: an interrupt's `try_submit` that found
@@ -476,7 +491,10 @@ impl<T, const N: usize, const W: usize> Host<T, N, W> {
                     self.idle(index, seen).await;
                     continue;
                 }
-                Next::Exit => break Exit::Left,
+                Next::Exit => {
+                    ended = true;
+                    continue;
+                }
             };
             self.took_task();
 
@@ -549,10 +567,25 @@ impl<T, const N: usize, const W: usize> Host<T, N, W> {
                 });
                 match decision {
                     // The crashed handle is dead; the replacement runs the retry first.
-                    Decision::Replace => match self.sup.attach(index) {
-                        Ok(replacement) => worker = replacement,
-                        Err(WorkerError::ShuttingDown) => break Exit::Left,
-                        Err(err) => break Exit::Refused(err),
+                    Decision::Replace | Decision::Recycle => loop {
+                        match self.sup.attach(index) {
+                            Ok(replacement) => {
+                                worker = replacement;
+                                break;
+                            }
+                            // Restart backoff: wait it out (a shutdown meanwhile is seen when
+                            // it has passed), then judge by the clock brought up to date.
+                            Err(WorkerError::BackingOff { ready_at, .. }) => {
+                                let now = Instant::now().as_millis() as Tick;
+                                let wait = ready_at.wrapping_sub(now);
+                                if wait <= crate::policy::MAX_DURATION {
+                                    Timer::after_millis(u64::from(wait)).await;
+                                }
+                                self.tick();
+                            }
+                            Err(WorkerError::ShuttingDown) => break 'worker Exit::Left,
+                            Err(err) => break 'worker Exit::Refused(err),
+                        }
                     },
                     Decision::Retire => break Exit::Retired,
                     Decision::Escalate => break Exit::Escalated,

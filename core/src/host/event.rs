@@ -87,6 +87,13 @@ pub enum Event<T, R, E, C> {
         /// The task.
         task: T,
     },
+    /// The worker ran its quota of tasks and was replaced by a fresh one between tasks
+    /// ([`Policy::with_recycling`](crate::policy::Policy::with_recycling)). Not a crash: no
+    /// task was affected, and no restart was counted.
+    Recycled {
+        /// The recycled worker's slot (its replacement takes the same index).
+        worker: usize,
+    },
 }
 
 /// What a shutdown leaves: the final counters and the tasks that were not run.

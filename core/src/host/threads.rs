@@ -544,6 +544,10 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
             if threads.is_empty() {
                 break;
             }
+            for thread in &threads {
+                // A replacement sleeping out its restart backoff sees the shutdown now.
+                thread.thread().unpark();
+            }
             for thread in threads {
                 // A worker thread's panics are caught inside it; a join error cannot happen.
                 let _ = thread.join();
@@ -727,7 +731,7 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
     /// worker.
     fn work(self: &Arc<Self>, index: usize) {
         // Fails only if a shutdown swept the reservation away: nothing to do then.
-        let Ok(mut worker) = self.sup.attach(index) else {
+        let Some(mut worker) = self.attach(index) else {
             return;
         };
         while let Some(job) = worker.next_blocking() {
@@ -768,6 +772,31 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
                     self.after_crash(index, cause, report);
                     return; // this thread ends; the replacement owns the slot
                 }
+            }
+        }
+        if worker.exit() == Decision::Recycle {
+            // Its quota of tasks run: a fresh thread takes the slot over.
+            self.emit(Event::Recycled { worker: index });
+            self.replace(index);
+        }
+    }
+
+    /// Attaches this thread to slot `index`. A replacement after a crash first sleeps out the
+    /// restart backoff, if the policy has one (a shutdown wakes it: `Pool::finish`). `None` if
+    /// a shutdown swept the slot away.
+    fn attach(&self, index: usize) -> Option<crate::Worker<'_, T, N, W, ThreadPark>> {
+        loop {
+            match self.sup.attach(index) {
+                Ok(worker) => return Some(worker),
+                Err(WorkerError::BackingOff { ready_at, .. }) => {
+                    let wait = ready_at.wrapping_sub(self.now());
+                    if wait <= crate::policy::MAX_DURATION {
+                        thread::park_timeout(Duration::from_millis(u64::from(wait)));
+                    }
+                    // The supervisor's clock decides: bring it up to date.
+                    self.tick();
+                }
+                Err(_) => return None,
             }
         }
     }
