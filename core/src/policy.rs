@@ -493,8 +493,8 @@ impl Policy {
     /// retired between tasks and replaced by a fresh one, as `maxtasksperchild` does for a
     /// worker that leaks or fragments memory. A recycling is not a crash: it is not counted
     /// against the [`Intensity`], waits for no [`Backoff`], and replaces even
-    /// [`Restart::Temporary`] workers. It happens only while the supervisor runs: a drain
-    /// finishes its queue with the workers it has.
+    /// [`Restart::Temporary`] workers. It happens while the supervisor runs, and during a
+    /// drain while tasks are still queued; not once workers must leave (abort, escalation).
     ///
     /// The host sees it when the worker's step ends ([`Worker::try_next`](crate::Worker::try_next)
     /// returns [`Next::Exit`](crate::Next::Exit), [`Worker::next_blocking`](crate::Worker::next_blocking)

@@ -1483,11 +1483,15 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     }
 
     /// Recycles the Idle worker of `slot`, which ran its quota of tasks: Idle → Restarting
-    /// (transition 17), not counted against the intensity. Refused (`false`) unless the
-    /// supervisor is running: a drain finishes the queue with the workers it has.
+    /// (transition 17), not counted against the intensity. Refused (`false`) once workers
+    /// must leave (abort, escalation), and during a drain once the queue is empty: the
+    /// worker leaves then, and a fresh one would only attach to leave.
     #[inline(never)]
     pub(crate) fn recycle(&self, slot: &WorkerSlot<T>) -> bool {
-        if !self.phase.load().allows_restart(false) {
+        let phase = self.phase.load();
+        // (`allows_restart(true)`: running or draining.) A task queued during a drain may be
+        // taken by a peer meanwhile: the fresh worker then attaches and leaves, nothing worse.
+        if !phase.allows_restart(true) || (phase.is_draining() && self.queue.is_empty()) {
             return false;
         }
         // Refused only if the host declared this worker dead.
@@ -1839,5 +1843,192 @@ mod tests {
             "101 ticks old"
         );
         job.complete().unwrap();
+    }
+
+    /// Runs every task `worker` can take now, completing each; returns how many.
+    fn run_all<const N: usize, const W: usize>(worker: &mut Worker<'_, u8, N, W, NoPark>) -> u32 {
+        let mut ran = 0;
+        while let Next::Run(job) = worker.try_next() {
+            job.complete().unwrap();
+            ran += 1;
+        }
+        ran
+    }
+
+    #[test]
+    fn a_worker_is_recycled_after_its_quota_whatever_the_restart_kind_and_intensity() {
+        use crate::policy::{Intensity, Restart};
+        // Temporary workers, and an intensity that escalates on the first restart: recycling
+        // is neither a restart nor a crash.
+        let policy = Policy::DEFAULT
+            .with_restart(Restart::Temporary)
+            .with_intensity(Intensity::new(0, 100).unwrap())
+            .with_recycling(3)
+            .unwrap();
+        let sup: Supervisor<u8, 16, 1> = Supervisor::new(policy, NoPark);
+        for n in 0..10 {
+            sup.try_submit(n).unwrap();
+        }
+        let mut runs = [0; 4];
+        for ran in &mut runs {
+            let mut worker = sup.attach(0).unwrap();
+            *ran = run_all(&mut worker);
+            let snap = sup.snapshot();
+            assert!(snap.adds_up(), "{snap:?}");
+            if sup.queued() > 0 {
+                assert!(worker.is_recycled());
+                assert_eq!(worker.exit(), Decision::Recycle);
+                assert_eq!(sup.worker_state(0), Some(WorkerState::Restarting));
+            } else {
+                // The last one ran one task and idles: not due yet.
+                assert!(!worker.is_recycled());
+                sup.drain();
+                assert!(matches!(worker.try_next(), Next::Exit));
+                assert_eq!(worker.exit(), Decision::Retire);
+            }
+        }
+        assert_eq!(runs, [3, 3, 3, 1]);
+        let snap = sup.snapshot();
+        assert_eq!(
+            (
+                snap.completed,
+                snap.recycles(),
+                snap.restarts(),
+                snap.crashes()
+            ),
+            (10, 3, 0, 0)
+        );
+        assert_eq!(sup.state(), SupervisorState::Stopped(Shutdown::Drain));
+        assert!(snap.adds_up());
+    }
+
+    #[test]
+    fn a_drain_finishes_its_queue_with_the_workers_it_has_and_an_abort_sweeps_a_recycled_slot() {
+        let policy = Policy::DEFAULT.with_recycling(1).unwrap();
+        let sup: Supervisor<u8, 8, 2> = Supervisor::new(policy, NoPark);
+        for n in 0..4 {
+            sup.try_submit(n).unwrap();
+        }
+        let mut worker = sup.attach(0).unwrap();
+        assert_eq!(run_all(&mut worker), 1);
+        assert!(worker.is_recycled());
+        drop(worker); // a host that forgets to ask still leaves the slot Restarting
+        assert_eq!(sup.worker_state(0), Some(WorkerState::Restarting));
+        assert_eq!(sup.drain(), SupervisorState::Draining);
+        // Draining: recycled while tasks are queued, not once the queue is empty.
+        for left in [2, 1, 0] {
+            let mut worker = sup.attach(0).unwrap();
+            assert_eq!(run_all(&mut worker), 1);
+            assert_eq!(sup.queued(), left);
+            assert_eq!(worker.is_recycled(), left > 0);
+            if left == 0 {
+                assert!(!sup.is_stopped(), "the worker has not left yet");
+            }
+        }
+        assert!(sup.is_stopped());
+        assert_eq!(sup.snapshot().recycles(), 3);
+
+        // A recycled slot that an abort finds Restarting is swept: the supervisor stops.
+        let sup: Supervisor<u8, 8, 2> = Supervisor::new(policy, NoPark);
+        sup.try_submit(1).unwrap();
+        sup.try_submit(2).unwrap();
+        let mut worker = sup.attach(0).unwrap();
+        run_all(&mut worker);
+        assert_eq!(worker.exit(), Decision::Recycle);
+        assert_eq!(sup.abort(), SupervisorState::Stopped(Shutdown::Abort));
+        assert_eq!(sup.worker_state(0), Some(WorkerState::Retired));
+        assert_eq!(sup.attach(0).unwrap_err(), WorkerError::ShuttingDown);
+        assert_eq!(sup.hand_back().collect::<std::vec::Vec<_>>(), [2]);
+        assert!(sup.snapshot().adds_up());
+    }
+
+    #[test]
+    fn a_replacement_attaches_after_a_growing_backoff_reset_by_an_outcome() {
+        extern crate std;
+        use crate::policy::{Backoff, Delivery, Intensity};
+        let policy = Policy::DEFAULT
+            .with_intensity(Intensity::unlimited())
+            .with_delivery(Delivery::at_least_once(10).unwrap())
+            .with_backoff(Backoff::new(10, 2, 30).unwrap());
+        let sup: Supervisor<u8, 4, 1> = Supervisor::new(policy, NoPark);
+        sup.tick(1_000);
+        sup.try_submit(1).unwrap();
+        sup.try_submit(2).unwrap();
+        let mut worker = sup.attach(0).unwrap();
+        let mut delays = std::vec::Vec::new();
+        for _ in 0..4 {
+            let Next::Run(job) = worker.try_next() else {
+                panic!("a task to crash")
+            };
+            assert_eq!(*job.task(), 1);
+            sup.tick(sup.now() + 1);
+            let crashed_at = sup.now();
+            let report = job.crash();
+            assert_eq!(report.decision, Decision::Replace);
+            delays.push(report.delay);
+            drop(worker);
+            let ready_at = crashed_at + report.delay;
+            sup.tick(ready_at - 1);
+            assert_eq!(
+                sup.attach(0).unwrap_err(),
+                WorkerError::BackingOff { index: 0, ready_at }
+            );
+            assert_eq!(sup.worker_state(0), Some(WorkerState::Restarting));
+            sup.tick(ready_at);
+            worker = sup.attach(0).unwrap();
+        }
+        assert_eq!(delays, [10, 20, 30, 30]);
+        // The retry runs, to an outcome: the streak ends, and the next crash waits 10 again.
+        let Next::Run(job) = worker.try_next() else {
+            panic!("the retry")
+        };
+        assert_eq!((*job.task(), job.context().attempt()), (1, 5));
+        job.fail().unwrap();
+        let Next::Run(job) = worker.try_next() else {
+            panic!("task 2")
+        };
+        assert_eq!(job.crash().delay, 10);
+        drop(worker);
+        let snap = sup.snapshot();
+        assert_eq!((snap.crashes(), snap.restarts(), snap.failed), (5, 5, 1));
+        assert!(snap.adds_up());
+    }
+
+    #[test]
+    fn backoff_leaves_the_intensity_limit_and_the_other_ways_out_as_they_were() {
+        use crate::policy::{Backoff, Intensity};
+        let policy = Policy::DEFAULT
+            .with_intensity(Intensity::new(1, 1_000).unwrap())
+            .with_backoff(Backoff::new(50, 2, 400).unwrap());
+        let sup: Supervisor<u8, 4, 2> = Supervisor::new(policy, NoPark);
+        let mut worker = sup.attach(0).unwrap();
+        sup.try_submit(1).unwrap();
+        let Next::Run(job) = worker.try_next() else {
+            panic!("task 1")
+        };
+        let _other = sup.attach(1).unwrap();
+        let report = job.crash();
+        assert_eq!((report.decision, report.delay), (Decision::Replace, 50));
+        drop(worker);
+        // The host cannot wait: it retires the slot, getting the retry back at once.
+        assert!(matches!(
+            sup.attach(0),
+            Err(WorkerError::BackingOff {
+                index: 0,
+                ready_at: 50
+            })
+        ));
+        assert_eq!(sup.retire(0), Ok(Some(1)));
+        // A second crash within the window escalates, with no delay to wait for.
+        sup.try_submit(2).unwrap();
+        let mut other = _other;
+        let Next::Run(job) = other.try_next() else {
+            panic!("task 2")
+        };
+        let report = job.crash();
+        assert_eq!((report.decision, report.delay), (Decision::Escalate, 0));
+        drop(other);
+        assert_eq!(sup.state(), SupervisorState::Stopped(Shutdown::Escalation));
+        assert!(sup.snapshot().adds_up());
     }
 }

@@ -12,6 +12,11 @@
 //!   thread-locals) and runs the crashed task again first (at-least-once).
 //! - With a watchdog in the [`Policy`], a watchdog thread ticks the clock (milliseconds since
 //!   the pool started) and reports [`Event::Hung`].
+//! - With restart [`Backoff`](crate::policy::Backoff), a crashed worker's replacement thread
+//!   starts at once but sleeps out the delay before it attaches (a shutdown wakes it).
+//! - With recycling ([`Policy::with_recycling`]), a worker thread that ran its quota of tasks
+//!   reports [`Event::Recycled`] and ends; a new thread takes its slot over (fresh stack,
+//!   fresh thread-locals).
 //!
 //! # What the pool promises, and how
 //!
@@ -1065,5 +1070,127 @@ mod tests {
             (1, 1, 1, 0)
         );
         assert!(snap.workers.iter().any(|w| w.state == WorkerState::Retired));
+    }
+
+    #[test]
+    fn a_recycled_worker_is_replaced_by_a_fresh_thread_between_tasks() {
+        let (sink, events) = mpsc::channel();
+        let policy = Policy::DEFAULT.with_recycling(3).unwrap();
+        let pool = Pool::<u32, thread::ThreadId, (), 16, 1>::start(
+            policy,
+            |_, _| Ok(thread::current().id()),
+            move |event| sink.send(event).unwrap(),
+        )
+        .unwrap();
+        for n in 0..10 {
+            pool.submit(n).unwrap();
+        }
+        let report = pool.drain();
+        let snap = report.snapshot;
+        assert_eq!(
+            (
+                snap.completed,
+                snap.recycles(),
+                snap.restarts(),
+                snap.crashes()
+            ),
+            (10, 3, 0, 0)
+        );
+        assert!(snap.adds_up());
+        let mut threads: Vec<thread::ThreadId> = Vec::new();
+        let mut log = Vec::new();
+        for event in events.try_iter() {
+            match event {
+                Event::Completed { output, .. } => {
+                    if threads.last() != Some(&output) {
+                        threads.push(output);
+                    }
+                    log.push('c');
+                }
+                Event::Recycled { worker: 0 } => log.push('R'),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        // Three tasks per thread, each thread a new one, the recycling between.
+        assert_eq!(log.iter().collect::<String>(), "cccRcccRcccRc");
+        let mut distinct = threads.clone();
+        distinct.sort_by_key(|id| format!("{id:?}"));
+        distinct.dedup();
+        assert_eq!((threads.len(), distinct.len()), (4, 4));
+    }
+
+    #[test]
+    fn a_crashed_workers_replacement_waits_out_a_growing_backoff() {
+        use crate::policy::Backoff;
+        let (sink, events) = mpsc::channel();
+        let policy = Policy::DEFAULT
+            .with_intensity(Intensity::unlimited())
+            .with_delivery(Delivery::at_least_once(3).unwrap())
+            .with_backoff(Backoff::new(40, 2, 1_000).unwrap());
+        let pool = Pool::<u32, Instant, Instant, 4, 1>::start(
+            policy,
+            |ctx, _| {
+                if ctx.attempt() < 3 {
+                    panic!("attempt {}", ctx.attempt());
+                }
+                Ok(Instant::now())
+            },
+            move |event| sink.send((Instant::now(), event)).unwrap(),
+        )
+        .unwrap();
+        let started = Instant::now();
+        pool.submit(0).unwrap();
+        let report = pool.drain();
+        assert_eq!(
+            (report.snapshot.completed, report.snapshot.crashes()),
+            (1, 2)
+        );
+        let events: Vec<_> = events.try_iter().collect();
+        let [(first, Event::Crashed { .. }), (second, Event::Crashed { .. }), (_, Event::Completed { output, .. })] =
+            events.as_slice()
+        else {
+            panic!("two crashes, then the result: {events:?}")
+        };
+        // Lower bounds only (a slow machine makes them longer, never shorter): 40 ms after
+        // the first crash, 80 after the second, less the clock's granularity (whole ms).
+        assert!(
+            *second - *first >= Duration::from_millis(39),
+            "the second run waited {:?}",
+            *second - *first
+        );
+        assert!(
+            *output - *second >= Duration::from_millis(79),
+            "the third run waited {:?}",
+            *output - *second
+        );
+        assert!(*first >= started);
+    }
+
+    #[test]
+    fn an_abort_does_not_wait_out_a_replacements_backoff() {
+        use crate::policy::Backoff;
+        let (sink, events) = mpsc::channel();
+        let policy = Policy::DEFAULT.with_backoff(Backoff::new(60_000, 2, 60_000).unwrap());
+        let pool = Pool::<u32, (), (), 4, 1>::start(
+            policy,
+            |_, _| panic!("always"),
+            move |event| sink.send(event).unwrap(),
+        )
+        .unwrap();
+        pool.submit(7).unwrap();
+        match events.recv_timeout(Duration::from_secs(30)) {
+            Ok(Event::Crashed { .. }) => {}
+            other => panic!("hung: no crash reported ({other:?})"),
+        }
+        assert_eq!(pool.worker_state(0), Some(WorkerState::Restarting));
+        let (done, aborted) = mpsc::channel();
+        let aborting = thread::spawn(move || done.send(pool.abort()).unwrap());
+        let report = aborted
+            .recv_timeout(Duration::from_secs(20))
+            .expect("hung: the abort waited out the 60 s backoff");
+        aborting.join().unwrap();
+        // The retry the slot kept for its replacement comes back.
+        assert_eq!(report.handed_back, [7]);
+        assert!(report.snapshot.adds_up());
     }
 }
