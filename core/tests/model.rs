@@ -8,7 +8,9 @@
 //! ended). The queue is FIFO (each started task is the model's next), a task ends at most
 //! once, and a task's attempt is the number of its runs that started. Each case ends by
 //! aborting, letting every worker go and recovering the crashed ones: then every accepted task
-//! has ended exactly once.
+//! has ended exactly once. Policies include worker recycling and restart backoff: the model
+//! predicts each recycling (and `Decision::Recycle`), each crash's delay, and the attaches
+//! refused with `BackingOff`.
 //!
 //! Cases: 5 000 in an optimized build (`cargo xtask test` runs it so, in a couple of
 //! seconds), 300 in a debug build (`cargo test -p foreman-rt`, where a case is some 50 times
@@ -22,7 +24,7 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 
 use foreman_rt::park::NoPark;
-use foreman_rt::policy::{Delivery, Intensity, Policy, Restart, Tick};
+use foreman_rt::policy::{Backoff, Delivery, Intensity, Policy, Restart, Tick};
 use foreman_rt::{
     Condemned, CrashReport, Decision, Disposition, Job, Next, ReopenError, Run, Shutdown, Snapshot,
     SubmitError, Supervisor, SupervisorState, Worker, WorkerError, WorkerSnapshot, WorkerState,
@@ -35,6 +37,7 @@ struct Crash {
     worker: usize,
     task: Option<Disposition<u32>>,
     decision: Decision,
+    delay: Tick,
 }
 
 impl Crash {
@@ -43,6 +46,7 @@ impl Crash {
             worker: report.worker,
             task: report.task,
             decision: report.decision,
+            delay: report.delay,
         }
     }
 }
@@ -55,6 +59,7 @@ struct WorkerCounts {
     failed: usize,
     crashes: u32,
     restarts: u32,
+    recycles: u32,
 }
 
 /// A snapshot as the model predicts it: every field of `Snapshot` (which is
@@ -99,6 +104,7 @@ impl Counts {
                 failed: worker.failed,
                 crashes: worker.crashes,
                 restarts: worker.restarts,
+                recycles: worker.recycles,
             }),
         }
     }
@@ -191,16 +197,32 @@ fn policy() -> impl Strategy<Value = Policy> {
         (1..=3u32).prop_map(|attempts| Delivery::at_least_once(attempts).unwrap()),
     ];
     let watchdog = prop_oneof![Just(None), (1..10u32).prop_map(Some)];
-    (restart, intensity, delivery, watchdog).prop_map(|(restart, intensity, delivery, watchdog)| {
-        let policy = Policy::DEFAULT
-            .with_restart(restart)
-            .with_intensity(intensity)
-            .with_delivery(delivery);
-        match watchdog {
-            Some(deadline) => policy.with_watchdog(deadline).unwrap(),
-            None => policy,
-        }
-    })
+    let recycling = prop_oneof![2 => Just(None), 1 => (1..=3u32).prop_map(Some)];
+    let backoff = prop_oneof![
+        2 => Just(None),
+        // Factors and caps that make a streak's delays differ (a constant delay hides
+        // whether the streak was reset).
+        1 => (1..5u32, 2..=3u32, 1..30u32)
+            .prop_map(|(initial, factor, more)| Some(Backoff::new(initial, factor, initial + more).unwrap())),
+    ];
+    (restart, intensity, delivery, watchdog, recycling, backoff).prop_map(
+        |(restart, intensity, delivery, watchdog, recycling, backoff)| {
+            let mut policy = Policy::DEFAULT
+                .with_restart(restart)
+                .with_intensity(intensity)
+                .with_delivery(delivery);
+            if let Some(deadline) = watchdog {
+                policy = policy.with_watchdog(deadline).unwrap();
+            }
+            if let Some(tasks) = recycling {
+                policy = policy.with_recycling(tasks).unwrap();
+            }
+            if let Some(backoff) = backoff {
+                policy = policy.with_backoff(backoff);
+            }
+            policy
+        },
+    )
 }
 
 // ----- the reference model ----------------------------------------------------------------
@@ -227,6 +249,19 @@ struct HandleState {
     dead: bool,
     /// It has a job out.
     job: bool,
+    /// Tasks it started, for recycling.
+    started: u32,
+    /// It was recycled (and is dead).
+    recycled: bool,
+}
+
+impl HandleState {
+    const FRESH: HandleState = HandleState {
+        dead: false,
+        job: false,
+        started: 0,
+        recycled: false,
+    };
 }
 
 #[derive(Debug, Clone)]
@@ -238,6 +273,11 @@ struct Slot {
     failed: usize,
     crashes: u32,
     restarts: u32,
+    recycles: u32,
+    /// The restart backoff's last delay in this slot's streak of crashes (0: none).
+    backoff: Tick,
+    /// When a replacement after the last crash may attach.
+    ready_at: Tick,
     handle: Option<HandleState>,
     /// Runs started on the slot: the latest run's number.
     runs: usize,
@@ -276,6 +316,9 @@ impl Model {
             failed: 0,
             crashes: 0,
             restarts: 0,
+            recycles: 0,
+            backoff: 0,
+            ready_at: 0,
             handle: None,
             runs: 0,
         };
@@ -461,6 +504,20 @@ impl Model {
     fn recover_claimed(&mut self, index: usize, now: Tick) -> Crash {
         self.slots[index].crashes += 1;
         let decision = self.decide(true, now);
+        let mut delay = 0;
+        if let (Decision::Replace, Some(backoff)) = (decision, self.policy.backoff()) {
+            // min(cap, initial × factor^(streak − 1)), the streak ended by an outcome.
+            let slot = &mut self.slots[index];
+            delay = if slot.backoff == 0 {
+                backoff.initial()
+            } else {
+                u32::try_from(u64::from(slot.backoff) * u64::from(backoff.factor()))
+                    .unwrap_or(u32::MAX)
+                    .min(backoff.cap())
+            };
+            slot.backoff = delay;
+            slot.ready_at = now.wrapping_add(delay);
+        }
         let task = self.slots[index].task.take();
         let (disposition, kept) = match task {
             Some(task) => {
@@ -485,6 +542,7 @@ impl Model {
             worker: index,
             task: disposition,
             decision,
+            delay,
         }
     }
 
@@ -542,15 +600,21 @@ impl Model {
         }
         match self.slots[index].state {
             WorkerState::Vacant => self.activate()?,
+            WorkerState::Restarting
+                if self.policy.backoff().is_some()
+                    && self.clock.wrapping_sub(self.slots[index].ready_at) >= HALF_RANGE =>
+            {
+                return Err(WorkerError::BackingOff {
+                    index,
+                    ready_at: self.slots[index].ready_at,
+                })
+            }
             WorkerState::Starting | WorkerState::Restarting => {}
             _ if self.stops_workers() => return Err(WorkerError::ShuttingDown),
             _ => return Err(self.wrong(index)),
         }
         self.slots[index].state = WorkerState::Idle;
-        self.slots[index].handle = Some(HandleState {
-            dead: false,
-            job: false,
-        });
+        self.slots[index].handle = Some(HandleState::FRESH);
         Ok(())
     }
 
@@ -585,6 +649,25 @@ impl Model {
         if handle.dead || self.slots[index].state != WorkerState::Idle {
             return Err(());
         }
+        if let Some(quota) = self.policy.recycling() {
+            // Its quota run, between tasks: recycled while running, and during a drain while
+            // tasks are queued.
+            let phase_allows = !self.stopped
+                && (self.phase == Phase::Running
+                    || (self.phase == Phase::Draining && !self.queue.is_empty()));
+            if handle.started >= quota && self.slots[index].task.is_none() && phase_allows {
+                let slot = &mut self.slots[index];
+                slot.state = WorkerState::Restarting;
+                slot.recycles += 1;
+                slot.handle = Some(HandleState {
+                    dead: true,
+                    recycled: true,
+                    ..handle
+                });
+                self.settle_restart();
+                return Err(());
+            }
+        }
         if self.slots[index].task.is_none() {
             if self.stops_workers() {
                 self.slots[index].state = WorkerState::Exiting;
@@ -608,8 +691,9 @@ impl Model {
         slot.state = WorkerState::Busy;
         slot.heartbeat = self.clock;
         slot.handle = Some(HandleState {
-            dead: false,
             job: true,
+            started: handle.started + 1,
+            ..handle
         });
         Ok(Some(started))
     }
@@ -617,9 +701,10 @@ impl Model {
     /// Busy/Hung/Terminating → Crashed: the handle's job let go of its task.
     fn let_go(&mut self, index: usize) {
         let slot = &mut self.slots[index];
-        slot.handle = Some(HandleState {
+        slot.handle = slot.handle.map(|handle| HandleState {
             dead: true,
             job: false,
+            ..handle
         });
         if matches!(
             slot.state,
@@ -640,10 +725,12 @@ impl Model {
         let slot = &mut self.slots[index];
         let task = slot.task.take().expect("a running task");
         slot.state = WorkerState::Idle;
-        slot.handle = Some(HandleState {
-            dead: false,
+        slot.handle = slot.handle.map(|handle| HandleState {
             job: false,
+            ..handle
         });
+        // An outcome ends the slot's streak of crashes (restart backoff).
+        slot.backoff = 0;
         if failed {
             slot.failed += 1;
             self.end(task.id, "failed");
@@ -655,9 +742,10 @@ impl Model {
     }
 
     fn crash(&mut self, index: usize) -> Crash {
-        self.slots[index].handle = Some(HandleState {
+        self.slots[index].handle = self.slots[index].handle.map(|handle| HandleState {
             dead: true,
             job: false,
+            ..handle
         });
         self.recover_claimed(index, self.clock)
     }
@@ -673,6 +761,9 @@ impl Model {
     /// Ends the handle (`exit`, or dropping it): what `exit` returns.
     fn end_handle(&mut self, index: usize) -> Decision {
         let handle = self.slots[index].handle.take().expect("a handle");
+        if handle.recycled {
+            return Decision::Recycle;
+        }
         if handle.dead {
             return Decision::Retire;
         }
@@ -825,6 +916,7 @@ impl Model {
                 failed: slot.failed,
                 crashes: slot.crashes,
                 restarts: slot.restarts,
+                recycles: slot.recycles,
             }
         });
         let sum = |f: fn(&Slot) -> usize| self.slots.iter().map(f).sum::<usize>();
@@ -1207,6 +1299,56 @@ fn fixed_sequences() {
             Op::Attach(0),
             Op::Next(0),
             Op::Complete(0),
+        ],
+    );
+    // Restart backoff: the streak grows with each crash and an outcome resets it; the
+    // replacement is refused until its delay has passed.
+    let backoff = at_least_twice.with_backoff(Backoff::new(2, 3, 50).unwrap());
+    run(
+        backoff,
+        &[
+            Op::TrySubmit,
+            Op::TrySubmit,
+            Op::TrySubmit,
+            Op::Attach(0),
+            Op::Next(0),
+            Op::Crash(0), // delay 2
+            Op::Attach(0),
+            Op::Tick(1),
+            Op::Attach(0),
+            Op::Tick(1),
+            Op::Attach(0),
+            Op::Next(0),
+            Op::Crash(0), // dead-lettered; delay 6
+            Op::Tick(6),
+            Op::Attach(0),
+            Op::Next(0),
+            Op::Complete(0), // the streak ends
+            Op::Next(0),
+            Op::Crash(0), // delay 2 again
+            Op::Tick(2),
+            Op::Attach(0),
+            Op::Next(0),
+            Op::Complete(0),
+        ],
+    );
+    // Recycling: after its quota, between tasks; during a drain only while tasks are queued.
+    run(
+        Policy::DEFAULT.with_recycling(1).unwrap(),
+        &[
+            Op::TrySubmit,
+            Op::TrySubmit,
+            Op::Attach(0),
+            Op::Next(0),
+            Op::Complete(0),
+            Op::Drain,
+            Op::Next(0), // recycled: a task is queued
+            Op::Exit(0),
+            Op::Attach(0),
+            Op::Next(0),
+            Op::Complete(0),
+            Op::Next(0), // the queue is empty: it leaves
+            Op::Exit(0),
         ],
     );
     // An abort with queued tasks: reopen is refused until they are handed back.
