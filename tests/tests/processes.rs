@@ -354,6 +354,21 @@ mod linux {
             ),
             trial("start_refuses_two_handlers_of_one_name", 60, name_clash),
             trial(
+                "a_worker_process_is_recycled_after_its_quota_of_tasks",
+                60,
+                recycles,
+            ),
+            trial(
+                "a_replacement_process_waits_out_the_restart_backoff",
+                60,
+                backs_off,
+            ),
+            trial(
+                "an_abort_does_not_wait_out_a_restart_backoff",
+                60,
+                abort_during_backoff,
+            ),
+            trial(
                 "a_parent_interrupted_by_ctrl_c_leaves_no_worker",
                 60,
                 || parent_dies("interrupt"),
@@ -456,6 +471,7 @@ mod linux {
         handed_back: Vec<u32>,
         crashes: Vec<(usize, String, Option<Disposition<Probe>>, Decision)>,
         hung: usize,
+        recycled: usize,
     }
 
     fn endings(events: Vec<Event<Probe, u64, u32, String>>) -> Endings {
@@ -466,6 +482,7 @@ mod linux {
             handed_back: Vec::new(),
             crashes: Vec::new(),
             hung: 0,
+            recycled: 0,
         };
         for event in events {
             match event {
@@ -491,6 +508,7 @@ mod linux {
                     endings.crashes.push((worker, cause, task, decision));
                 }
                 Event::Hung { .. } => endings.hung += 1,
+                Event::Recycled { .. } => endings.recycled += 1,
                 Event::HandedBack { task } => endings.handed_back.push(task.id),
                 other => panic!("an unexpected event: {other:?}"),
             }
@@ -1235,6 +1253,100 @@ mod linux {
             snap.dead_lettered
         );
         assert_gone(&pids);
+    }
+
+    /// Recycling: a new process every 5 tasks, none of it a crash or a restart.
+    fn recycles() {
+        let log = Arc::new(Log::default());
+        let policy = Policy::DEFAULT.with_recycling(5).unwrap();
+        let pool = start::<1>(policy, &PROBE, &log);
+        let mut pids = HashSet::new();
+        pids.extend(pool.pids()[0]);
+        for id in 0..20 {
+            pool.submit(Probe::ok(id)).unwrap();
+        }
+        // While running, the worker is recycled after its 20th task too: 4 in all.
+        log.wait_for("4 recyclings", |events| {
+            events
+                .iter()
+                .filter(|e| matches!(e, Event::Recycled { worker: 0 }))
+                .count()
+                == 4
+        });
+        while pool.pids()[0].is_none() {
+            thread::sleep(Duration::from_millis(2));
+        }
+        pids.extend(pool.pids()[0]);
+        log.saw(pool.pids());
+        let report = pool.drain();
+        let endings = endings(log.take());
+        endings.exactly_once(0..20);
+        check_report(&report, &endings);
+        assert_eq!(endings.recycled, 4);
+        let snap = &report.snapshot;
+        assert_eq!(
+            (snap.recycles(), snap.restarts(), snap.crashes()),
+            (4, 0, 0)
+        );
+        assert_eq!(pids.len(), 2, "the first and the last process differ");
+        assert_gone(&log.pids);
+    }
+
+    /// Restart backoff: the replacement after a crash starts no earlier than the delay.
+    fn backs_off() {
+        use foreman_rt::policy::Backoff;
+        let log = Arc::new(Log::default());
+        let policy = unlimited(3).with_backoff(Backoff::new(300, 2, 1_000).unwrap());
+        let pool = start::<1>(policy, &PROBE, &log);
+        pool.submit(Probe::faulty(1, Fault::Panic, 1)).unwrap();
+        log.wait_for("the crash", |events| {
+            events.iter().any(|e| matches!(e, Event::Crashed { .. }))
+        });
+        let crashed = Instant::now();
+        assert_eq!(
+            pool.supervisor().worker_state(0),
+            Some(WorkerState::Restarting)
+        );
+        log.wait_for("the retry's result", |events| {
+            events.iter().any(|e| matches!(e, Event::Completed { .. }))
+        });
+        // A lower bound only (the crash was seen up to a poll late, hence the margin).
+        let waited = crashed.elapsed();
+        assert!(
+            waited >= Duration::from_millis(250),
+            "the retry came after {waited:?}"
+        );
+        log.saw(pool.pids());
+        let report = pool.drain();
+        let endings = endings(log.take());
+        endings.exactly_once([1]);
+        check_report(&report, &endings);
+        assert_gone(&log.pids);
+    }
+
+    /// An abort while a replacement waits out a long backoff returns at once.
+    fn abort_during_backoff() {
+        use foreman_rt::policy::Backoff;
+        let log = Arc::new(Log::default());
+        let policy = unlimited(3).with_backoff(Backoff::new(60_000, 2, 60_000).unwrap());
+        let pool = start::<1>(policy, &PROBE, &log);
+        pool.submit(Probe::faulty(1, Fault::Panic, 1)).unwrap();
+        log.wait_for("the crash", |events| {
+            events.iter().any(|e| matches!(e, Event::Crashed { .. }))
+        });
+        let aborting = Instant::now();
+        let report = pool.abort();
+        assert!(
+            aborting.elapsed() < Duration::from_secs(20),
+            "hung: the abort waited out the backoff ({:?})",
+            aborting.elapsed()
+        );
+        assert_eq!(
+            report.handed_back.iter().map(|p| p.id).collect::<Vec<_>>(),
+            [1]
+        );
+        assert!(report.snapshot.adds_up());
+        assert_gone(&log.pids);
     }
 
     fn unserved() {

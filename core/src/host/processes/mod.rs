@@ -800,6 +800,9 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> fmt:
 enum Served<T> {
     /// A shutdown let it go; it exited and was reaped, and the slot is counted out.
     Exit,
+    /// It ran its quota of tasks: it was let go (exited and reaped), and the slot awaits a
+    /// fresh process.
+    Recycled,
     /// It died (or was killed); the crash is recorded.
     Crashed {
         report: CrashReport<T>,
@@ -986,7 +989,7 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Host
                 }
             };
             failed_starts = 0;
-            let worker = match sup.attach(index) {
+            let worker = match self.attach(index) {
                 Ok(worker) => worker,
                 Err(_) => {
                     // A shutdown swept the slot away meanwhile: no worker is wanted.
@@ -1011,6 +1014,10 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Host
                 .unwrap_or_else(PoisonError::into_inner) = None;
             match served {
                 Served::Exit => return,
+                Served::Recycled => {
+                    // Its quota of tasks run: a fresh process takes the slot over.
+                    self.emit(Event::Recycled { worker: index });
+                }
                 Served::Crashed { report, cause } => {
                     let decision = report.decision;
                     self.emit(Event::Crashed {
@@ -1024,7 +1031,40 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Host
                     if decision != Decision::Replace {
                         return;
                     }
+                    // Restart backoff: no new process before the delay has passed.
+                    self.sleep_out(Duration::from_millis(u64::from(report.delay)));
                 }
+            }
+        }
+    }
+
+    /// Attaches the new process's slot `index`, first sleeping out what is left of a restart
+    /// backoff (the clock is in whole milliseconds: up to one more).
+    fn attach(&self, index: usize) -> Result<Worker<'_, T, N, W, ProcessPark>, WorkerError> {
+        loop {
+            match self.sup().attach(index) {
+                Err(WorkerError::BackingOff { ready_at, .. }) => {
+                    let wait = ready_at.wrapping_sub(self.now());
+                    if wait <= crate::policy::MAX_DURATION {
+                        self.sleep_out(Duration::from_millis(u64::from(wait)));
+                    }
+                    // The supervisor's clock decides: bring it up to date.
+                    self.tick();
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Sleeps for `delay`, in slices, returning early once workers must leave (an abort or
+    /// escalation): a keeper backing off holds no process, and nothing rings it.
+    fn sleep_out(&self, delay: Duration) {
+        const SLICE: Duration = Duration::from_millis(20);
+        let until = Instant::now() + delay;
+        while !self.sup().stops_workers() {
+            match until.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => thread::sleep(left.min(SLICE)),
+                _ => return,
             }
         }
     }
@@ -1215,6 +1255,9 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Host
             if !idle {
                 keeper.idle.store(false, Ordering::Relaxed);
                 self.let_go(index, spawned, last_order);
+                if worker.is_recycled() {
+                    return Served::Recycled;
+                }
                 // Exiting → Exited, counted out: the last one stops the supervisor, after its
                 // process was reaped.
                 drop(worker);
