@@ -394,7 +394,9 @@ pub struct Policy {
     intensity: Intensity,
     delivery: Delivery,
     watchdog: Option<NonZeroU32>,
+    #[cfg(feature = "backoff")]
     backoff: Option<Backoff>,
+    #[cfg(feature = "recycling")]
     recycling: Option<NonZeroU32>,
 }
 
@@ -410,7 +412,9 @@ impl Policy {
             max_attempts: NonZeroU32::new(3).unwrap(),
         },
         watchdog: None,
+        #[cfg(feature = "backoff")]
         backoff: None,
+        #[cfg(feature = "recycling")]
         recycling: None,
     };
 
@@ -484,6 +488,9 @@ impl Policy {
     /// let backoff = Backoff::new(10, 2, 1_000).unwrap();
     /// assert_eq!(Policy::DEFAULT.with_backoff(backoff).backoff(), Some(backoff));
     /// ```
+    ///
+    /// (Cargo feature `backoff`, on by default.)
+    #[cfg(feature = "backoff")]
     pub const fn with_backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = Some(backoff);
         self
@@ -507,6 +514,9 @@ impl Policy {
     /// assert_eq!(Policy::DEFAULT.with_recycling(0), Err(PolicyError::ZeroTasks));
     /// # Ok::<(), PolicyError>(())
     /// ```
+    ///
+    /// (Cargo feature `recycling`, on by default.)
+    #[cfg(feature = "recycling")]
     pub const fn with_recycling(mut self, tasks: u32) -> Result<Self, PolicyError> {
         match NonZeroU32::new(tasks) {
             Some(tasks) => {
@@ -517,25 +527,32 @@ impl Policy {
         }
     }
 
-    /// The restart backoff, if any.
+    /// The restart backoff, if any (always `None` without the cargo feature `backoff`).
     ///
     /// ```
     /// assert_eq!(foreman_rt::policy::Policy::DEFAULT.backoff(), None);
     /// ```
     pub const fn backoff(&self) -> Option<Backoff> {
-        self.backoff
+        #[cfg(feature = "backoff")]
+        return self.backoff;
+        #[cfg(not(feature = "backoff"))]
+        None
     }
 
-    /// After how many tasks a worker is recycled, if it is.
+    /// After how many tasks a worker is recycled, if it is (always `None` without the cargo
+    /// feature `recycling`).
     ///
     /// ```
     /// assert_eq!(foreman_rt::policy::Policy::DEFAULT.recycling(), None);
     /// ```
     pub const fn recycling(&self) -> Option<u32> {
-        match self.recycling {
+        #[cfg(feature = "recycling")]
+        return match self.recycling {
             Some(tasks) => Some(tasks.get()),
             None => None,
-        }
+        };
+        #[cfg(not(feature = "recycling"))]
+        None
     }
 
     /// The restart kind.

@@ -1845,6 +1845,7 @@ mod tests {
         job.complete().unwrap();
     }
 
+    #[cfg(feature = "recycling")]
     /// Runs every task `worker` can take now, completing each; returns how many.
     fn run_all<const N: usize, const W: usize>(worker: &mut Worker<'_, u8, N, W, NoPark>) -> u32 {
         let mut ran = 0;
@@ -1855,6 +1856,7 @@ mod tests {
         ran
     }
 
+    #[cfg(feature = "recycling")]
     #[test]
     fn a_worker_is_recycled_after_its_quota_whatever_the_restart_kind_and_intensity() {
         use crate::policy::{Intensity, Restart};
@@ -1902,6 +1904,7 @@ mod tests {
         assert!(snap.adds_up());
     }
 
+    #[cfg(feature = "recycling")]
     #[test]
     fn a_drain_finishes_its_queue_with_the_workers_it_has_and_an_abort_sweeps_a_recycled_slot() {
         let policy = Policy::DEFAULT.with_recycling(1).unwrap();
@@ -1942,6 +1945,7 @@ mod tests {
         assert!(sup.snapshot().adds_up());
     }
 
+    #[cfg(feature = "backoff")]
     #[test]
     fn a_replacement_attaches_after_a_growing_backoff_reset_by_an_outcome() {
         extern crate std;
@@ -1994,6 +1998,7 @@ mod tests {
         assert!(snap.adds_up());
     }
 
+    #[cfg(feature = "backoff")]
     #[test]
     fn backoff_leaves_the_intensity_limit_and_the_other_ways_out_as_they_were() {
         use crate::policy::{Backoff, Intensity};

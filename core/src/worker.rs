@@ -244,7 +244,9 @@ impl<'s, T, const N: usize, const W: usize, P: Park> Worker<'s, T, N, W, P> {
         // Refused only if the host declared this worker dead, promising it never runs again.
         match slot.state.start() {
             Ok(_) => {
-                self.started = self.started.wrapping_add(1);
+                if cfg!(feature = "recycling") {
+                    self.started = self.started.wrapping_add(1);
+                }
                 Step::Started
             }
             Err(_) => Step::Exit,
@@ -288,7 +290,8 @@ impl<'s, T, const N: usize, const W: usize, P: Park> Worker<'s, T, N, W, P> {
     /// # Ok::<(), foreman_rt::policy::PolicyError>(())
     /// ```
     pub fn is_recycled(&self) -> bool {
-        self.recycled
+        // Constant without the feature: a host's recycling branch compiles away.
+        cfg!(feature = "recycling") && self.recycled
     }
 
     /// Ends the worker while the supervisor runs (a *normal exit*) and returns what the
@@ -338,7 +341,7 @@ impl<'s, T, const N: usize, const W: usize, P: Park> Worker<'s, T, N, W, P> {
 
     /// Ends the handle: the shared body of `exit` and `drop`.
     fn end(&self) -> Decision {
-        if self.recycled {
+        if self.is_recycled() {
             // The slot awaits a fresh worker (see `Supervisor::recycle`).
             return Decision::Recycle;
         }
@@ -518,7 +521,9 @@ impl<'w, T, const N: usize, const W: usize, P: Park> Job<'w, T, N, W, P> {
         // task and, Idle being ours, nobody else can reach it.
         let envelope = unsafe { slot.take() };
         slot.count_outcome(failed);
-        slot.end_crash_streak();
+        if cfg!(feature = "backoff") {
+            slot.end_crash_streak();
+        }
         this.sup.task_returned();
         Ok(envelope.task)
     }

@@ -215,14 +215,37 @@ fn policy() -> impl Strategy<Value = Policy> {
                 policy = policy.with_watchdog(deadline).unwrap();
             }
             if let Some(tasks) = recycling {
-                policy = policy.with_recycling(tasks).unwrap();
+                policy = with_recycling(policy, tasks);
             }
             if let Some(backoff) = backoff {
-                policy = policy.with_backoff(backoff);
+                policy = with_backoff(policy, backoff);
             }
             policy
         },
     )
+}
+
+/// `policy` recycling workers after `tasks` tasks, where the cargo feature `recycling` is on
+/// (the model reads the policy back, so it predicts either way).
+fn with_recycling(policy: Policy, tasks: u32) -> Policy {
+    #[cfg(feature = "recycling")]
+    return policy.with_recycling(tasks).unwrap();
+    #[cfg(not(feature = "recycling"))]
+    {
+        let _ = tasks;
+        policy
+    }
+}
+
+/// `policy` with a restart backoff, where the cargo feature `backoff` is on.
+fn with_backoff(policy: Policy, backoff: Backoff) -> Policy {
+    #[cfg(feature = "backoff")]
+    return policy.with_backoff(backoff);
+    #[cfg(not(feature = "backoff"))]
+    {
+        let _ = backoff;
+        policy
+    }
 }
 
 // ----- the reference model ----------------------------------------------------------------
@@ -1303,7 +1326,7 @@ fn fixed_sequences() {
     );
     // Restart backoff: the streak grows with each crash and an outcome resets it; the
     // replacement is refused until its delay has passed.
-    let backoff = at_least_twice.with_backoff(Backoff::new(2, 3, 50).unwrap());
+    let backoff = with_backoff(at_least_twice, Backoff::new(2, 3, 50).unwrap());
     run(
         backoff,
         &[
@@ -1334,7 +1357,7 @@ fn fixed_sequences() {
     );
     // Recycling: after its quota, between tasks; during a drain only while tasks are queued.
     run(
-        Policy::DEFAULT.with_recycling(1).unwrap(),
+        with_recycling(Policy::DEFAULT, 1),
         &[
             Op::TrySubmit,
             Op::TrySubmit,

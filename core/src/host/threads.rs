@@ -1072,6 +1072,7 @@ mod tests {
         assert!(snap.workers.iter().any(|w| w.state == WorkerState::Retired));
     }
 
+    #[cfg(feature = "recycling")]
     #[test]
     fn a_recycled_worker_is_replaced_by_a_fresh_thread_between_tasks() {
         let (sink, events) = mpsc::channel();
@@ -1119,6 +1120,7 @@ mod tests {
         assert_eq!((threads.len(), distinct.len()), (4, 4));
     }
 
+    #[cfg(feature = "backoff")]
     #[test]
     fn a_crashed_workers_replacement_waits_out_a_growing_backoff() {
         use crate::policy::Backoff;
@@ -1166,6 +1168,7 @@ mod tests {
         assert!(*first >= started);
     }
 
+    #[cfg(feature = "backoff")]
     #[test]
     fn an_abort_does_not_wait_out_a_replacements_backoff() {
         use crate::policy::Backoff;
