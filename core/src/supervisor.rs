@@ -1907,6 +1907,7 @@ mod tests {
     #[cfg(feature = "recycling")]
     #[test]
     fn a_drain_finishes_its_queue_with_the_workers_it_has_and_an_abort_sweeps_a_recycled_slot() {
+        extern crate std;
         let policy = Policy::DEFAULT.with_recycling(1).unwrap();
         let sup: Supervisor<u8, 8, 2> = Supervisor::new(policy, NoPark);
         for n in 0..4 {

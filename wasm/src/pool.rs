@@ -132,6 +132,9 @@ pub enum StartError {
     NotStopped(SupervisorState),
     /// [`Pool::reopen`]: threads of the last run are still leaving.
     ThreadsLeaving(usize),
+    /// The policy asks for something this host does not do yet: worker recycling or restart
+    /// backoff (the thread, process and embassy hosts do).
+    Unsupported(&'static str),
 }
 
 impl fmt::Display for StartError {
@@ -165,6 +168,10 @@ impl fmt::Display for StartError {
             StartError::ThreadsLeaving(count) => {
                 write!(f, "{count} threads of the last run are still leaving")
             }
+            StartError::Unsupported(option) => write!(
+                f,
+                "the Web Worker host does not support {option} yet: remove it from the policy"
+            ),
         }
     }
 }
@@ -297,6 +304,13 @@ where
             return Err(StartError::AllocatorNotInstalled);
         }
         check_workers(config.workers, W)?;
+        // Refused, not ignored: a recycled slot nobody restarts would hang the drain.
+        if config.policy.recycling().is_some() {
+            return Err(StartError::Unsupported("worker recycling (Policy::with_recycling)"));
+        }
+        if config.policy.backoff().is_some() {
+            return Err(StartError::Unsupported("restart backoff (Policy::with_backoff)"));
+        }
         if config.stack_size == 0 || !config.stack_size.is_multiple_of(PAGE) {
             return Err(StartError::StackSize(config.stack_size));
         }

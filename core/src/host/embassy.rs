@@ -899,6 +899,76 @@ mod tests {
             .collect()
     }
 
+    #[cfg(feature = "recycling")]
+    #[test]
+    fn a_worker_is_recycled_after_its_quota_and_a_fresh_handle_takes_over() {
+        let host = host::<8, 1>(Policy::DEFAULT.with_recycling(2).unwrap(), Hangs::Cancel);
+        let mut pool = LocalPool::new();
+        let events = Events::default();
+        let exit = spawn_worker(&pool, host, 0, &events, double);
+        for n in 0..5 {
+            host.try_submit(n).unwrap();
+        }
+        pool.run_until_stalled();
+        let kinds: std::string::String = events
+            .borrow()
+            .iter()
+            .map(|event| match event {
+                Event::Completed { .. } => 'c',
+                Event::Recycled { worker: 0 } => 'R',
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(kinds, "ccRccRc");
+        let drained = spawn(&pool, host.drain());
+        pool.run_until_stalled();
+        assert_eq!(*drained.borrow(), Some(Shutdown::Drain));
+        assert_eq!(exit.get(), Some(Exit::Left));
+        let snap = host.supervisor().snapshot();
+        assert_eq!(
+            (snap.recycles(), snap.restarts(), snap.completed),
+            (2, 0, 5)
+        );
+        assert!(snap.adds_up());
+    }
+
+    #[cfg(feature = "backoff")]
+    #[test]
+    fn a_replacement_waits_out_the_restart_backoff() {
+        use crate::policy::Backoff;
+        let policy = policy(3).with_backoff(Backoff::new(30, 2, 1_000).unwrap());
+        let host = host::<4, 1>(policy, Hangs::Cancel);
+        let mut pool = LocalPool::new();
+        let events = Events::default();
+        let exit = spawn_worker(
+            &pool,
+            host,
+            0,
+            &events,
+            async |n: &u32, ctx: Context<'_>| {
+                if ctx.attempt() == 1 {
+                    return Err(Failure::Fault(*n));
+                }
+                Ok(*n)
+            },
+        );
+        let started = std::time::Instant::now();
+        host.try_submit(7).unwrap();
+        run_until(&mut pool, "the retry's result", || {
+            completed(&events) == [7]
+        });
+        // A lower bound only: the clock counts whole milliseconds.
+        assert!(
+            started.elapsed() >= std::time::Duration::from_millis(29),
+            "the retry ran after {:?}",
+            started.elapsed()
+        );
+        assert_eq!(host.supervisor().snapshot().crashes(), 1);
+        let drained = spawn(&pool, host.drain());
+        run_until(&mut pool, "the drain", || drained.borrow().is_some());
+        assert_eq!(exit.get(), Some(Exit::Left));
+    }
+
     #[test]
     fn an_idle_worker_sleeps_until_a_submission_wakes_it() {
         let host = host::<4, 1>(Policy::DEFAULT, Hangs::Cancel);
