@@ -757,13 +757,16 @@ pub(crate) struct WorkerSlot<T> {
     pub(crate) restarts: AtomicU32,
     /// Workers of this slot recycled after their quota of tasks. Written only by the worker
     /// being recycled (from Idle).
+    #[cfg(feature = "recycling")]
     pub(crate) recycles: AtomicU32,
     /// The restart backoff's last delay in the current streak of crashes (0: no streak).
     /// Written by the recoverer (from Recovering) and by a worker that recorded an outcome
     /// (from its own Idle slot, after 7): never both at once, ordered by the state word.
+    #[cfg(feature = "backoff")]
     pub(crate) backoff: AtomicU32,
     /// When the replacement after the last crash may attach (the supervisor's clock). Written
     /// by the recoverer before the slot becomes Restarting (13), read by `attach` after.
+    #[cfg(feature = "backoff")]
     pub(crate) ready_at: AtomicU32,
     task: UnsafeCell<MaybeUninit<Envelope<T>>>,
 }
@@ -783,8 +786,11 @@ impl<T> WorkerSlot<T> {
                 failed: AtomicUsize::new(0),
                 crashes: AtomicU32::new(0),
                 restarts: AtomicU32::new(0),
+                #[cfg(feature = "recycling")]
                 recycles: AtomicU32::new(0),
+                #[cfg(feature = "backoff")]
                 backoff: AtomicU32::new(0),
+                #[cfg(feature = "backoff")]
                 ready_at: AtomicU32::new(0),
                 task: UnsafeCell::new(MaybeUninit::uninit()),
             }
@@ -805,8 +811,11 @@ impl<T> WorkerSlot<T> {
             (&raw mut (*place).failed).write(AtomicUsize::new(0));
             (&raw mut (*place).crashes).write(AtomicU32::new(0));
             (&raw mut (*place).restarts).write(AtomicU32::new(0));
+            #[cfg(feature = "recycling")]
             (&raw mut (*place).recycles).write(AtomicU32::new(0));
+            #[cfg(feature = "backoff")]
             (&raw mut (*place).backoff).write(AtomicU32::new(0));
+            #[cfg(feature = "backoff")]
             (&raw mut (*place).ready_at).write(AtomicU32::new(0));
             init_empty_cell(&raw mut (*place).task);
         }
@@ -898,7 +907,18 @@ impl<T> WorkerSlot<T> {
     /// Counts a recycling; the caller is the worker being recycled, the only writer.
     #[inline]
     pub(crate) fn count_recycle(&self) {
+        #[cfg(feature = "recycling")]
         bump_informational(&self.recycles);
+    }
+
+    /// Workers of this slot recycled so far (0 without the feature `recycling`).
+    #[inline]
+    pub(crate) fn recycles(&self) -> u32 {
+        #[cfg(feature = "recycling")]
+        // Relaxed: informational.
+        return self.recycles.load(Ordering::Relaxed);
+        #[cfg(not(feature = "recycling"))]
+        0
     }
 
     /// Ends the slot's streak of crashes: a worker recorded an outcome (see
@@ -907,6 +927,7 @@ impl<T> WorkerSlot<T> {
     pub(crate) fn end_crash_streak(&self) {
         // Relaxed: one writer at a time, ordered by the state word's transitions (the
         // recoverer reads it from Recovering, after this worker's next transition 4 and 9/10).
+        #[cfg(feature = "backoff")]
         if self.backoff.load(Ordering::Relaxed) != 0 {
             self.backoff.store(0, Ordering::Relaxed);
         }

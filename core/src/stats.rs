@@ -274,8 +274,7 @@ pub(crate) fn read<T, const N: usize, const W: usize>(
                 crashes: slot.crashes.load(Ordering::Relaxed),
                 // Relaxed: informational.
                 restarts: slot.restarts.load(Ordering::Relaxed),
-                // Relaxed: informational.
-                recycles: slot.recycles.load(Ordering::Relaxed),
+                recycles: slot.recycles(),
             }
         });
         return Snapshot::derive(phase.load().state(), raw, workers);

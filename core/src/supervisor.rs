@@ -840,8 +840,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
         } else if word.is_restarting() && self.policy.backoff().is_some() && !self.ready(slot) {
             return Err(WorkerError::BackingOff {
                 index,
-                // Relaxed: ordered by the Acquire load of the word (see `back_off`).
-                ready_at: slot.ready_at.load(Ordering::Relaxed),
+                ready_at: self.ready_at(slot),
             });
         } else if let Err(found) = slot.state.attach() {
             return Err(self.attach_refused(index, found));
@@ -851,9 +850,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
 
     /// Whether the backoff of Restarting `slot` has passed by the supervisor's clock.
     fn ready(&self, slot: &WorkerSlot<T>) -> bool {
-        // Relaxed: ordered by the caller's Acquire load of the word (see `back_off`).
-        let ready_at = slot.ready_at.load(Ordering::Relaxed);
-        self.now().wrapping_sub(ready_at) < HALF_RANGE
+        self.now().wrapping_sub(self.ready_at(slot)) < HALF_RANGE
     }
 
     /// Why `attach` was refused on slot `index`, which was in the `found` state.
@@ -1400,13 +1397,33 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
         let Some(backoff) = self.policy.backoff() else {
             return 0;
         };
-        // Relaxed: the caller holds the slot in Recovering, which orders it after the last
-        // writer (see `WorkerSlot::backoff`); the transition to Restarting publishes both.
-        let delay = backoff.after(slot.backoff.load(Ordering::Relaxed));
-        slot.backoff.store(delay, Ordering::Relaxed);
-        slot.ready_at
-            .store(self.now().wrapping_add(delay), Ordering::Relaxed);
-        delay
+        #[cfg(not(feature = "backoff"))]
+        let _ = (backoff, slot);
+        #[cfg(feature = "backoff")]
+        {
+            // Relaxed: the caller holds the slot in Recovering, which orders it after the last
+            // writer (see `WorkerSlot::backoff`); the transition to Restarting publishes both.
+            let delay = backoff.after(slot.backoff.load(Ordering::Relaxed));
+            slot.backoff.store(delay, Ordering::Relaxed);
+            slot.ready_at
+                .store(self.now().wrapping_add(delay), Ordering::Relaxed);
+            delay
+        }
+        #[cfg(not(feature = "backoff"))]
+        0
+    }
+
+    /// When the replacement of Restarting `slot`'s crashed worker may attach (0 without the
+    /// feature `backoff`).
+    fn ready_at(&self, slot: &WorkerSlot<T>) -> Tick {
+        #[cfg(feature = "backoff")]
+        // Relaxed: ordered by the caller's Acquire load of the word (see `back_off`).
+        return slot.ready_at.load(Ordering::Relaxed);
+        #[cfg(not(feature = "backoff"))]
+        {
+            let _ = slot;
+            0
+        }
     }
 
     /// Decides what happens to a crashed worker's task. Returns the disposition and whether

@@ -661,3 +661,42 @@ fn hand_backs_racing_a_reopen_and_a_new_task_take_the_retry_once() {
         assert!(snap.adds_up());
     });
 }
+
+/// A worker recycled after its quota races an abort: whichever wins, the slot ends retired or
+/// exited (never left Restarting for a replacement that no one will start), the supervisor
+/// stops, and the queued task is handed back once.
+#[test]
+fn a_recycling_racing_an_abort_never_leaves_the_slot_waiting_for_a_replacement() {
+    model(|| {
+        let policy = policy().with_recycling(1).unwrap();
+        let sup = Arc::new(Supervisor::<usize, 2, 1, NoPark>::new(policy, NoPark));
+        sup.try_submit(1).unwrap();
+        sup.try_submit(2).unwrap();
+        let mut worker = sup.attach(0).unwrap();
+        let Next::Run(job) = worker.try_next() else {
+            panic!("task 1 is queued")
+        };
+        assert_eq!(job.complete(), Ok(1));
+        let aborter = spawn_with(&sup, |sup| {
+            sup.abort();
+        });
+        // Its quota run: recycled, unless the abort came first (then it leaves).
+        assert!(matches!(worker.try_next(), Next::Exit));
+        let decision = worker.exit();
+        aborter.join().unwrap();
+        assert!(matches!(decision, Decision::Recycle | Decision::Retire));
+        assert!(
+            sup.is_stopped(),
+            "a recycled slot kept the supervisor from stopping"
+        );
+        assert!(matches!(
+            sup.worker_state(0),
+            Some(foreman_rt::WorkerState::Retired | foreman_rt::WorkerState::Exited)
+        ));
+        assert_eq!(sup.hand_back().collect::<Vec<_>>(), [2]);
+        let snap = sup.snapshot();
+        assert_eq!((snap.completed, snap.handed_back), (1, 1));
+        assert_eq!(snap.recycles(), u32::from(decision == Decision::Recycle));
+        assert!(snap.adds_up());
+    });
+}
