@@ -306,10 +306,14 @@ where
         check_workers(config.workers, W)?;
         // Refused, not ignored: a recycled slot nobody restarts would hang the drain.
         if config.policy.recycling().is_some() {
-            return Err(StartError::Unsupported("worker recycling (Policy::with_recycling)"));
+            return Err(StartError::Unsupported(
+                "worker recycling (Policy::with_recycling)",
+            ));
         }
         if config.policy.backoff().is_some() {
-            return Err(StartError::Unsupported("restart backoff (Policy::with_backoff)"));
+            return Err(StartError::Unsupported(
+                "restart backoff (Policy::with_backoff)",
+            ));
         }
         if config.stack_size == 0 || !config.stack_size.is_multiple_of(PAGE) {
             return Err(StartError::StackSize(config.stack_size));
