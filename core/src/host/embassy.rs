@@ -574,7 +574,9 @@ impl<T, const N: usize, const W: usize> Host<T, N, W> {
                                 break;
                             }
                             // Restart backoff: wait it out (a shutdown meanwhile is seen when
-                            // it has passed), then judge by the clock brought up to date.
+                            // it has passed), then judge by the clock brought up to date. (Not
+                            // compiled without the feature: the firmware's future stays small.)
+                            #[cfg(feature = "backoff")]
                             Err(WorkerError::BackingOff { ready_at, .. }) => {
                                 let now = Instant::now().as_millis() as Tick;
                                 let wait = ready_at.wrapping_sub(now);
