@@ -467,7 +467,7 @@ impl<T, const N: usize, const W: usize> Host<T, N, W> {
         };
         // Set when a step ended the worker: it left, or was recycled.
         let mut ended = false;
-        let exit = 'worker: loop {
+        let exit = loop {
             if ended {
                 if !worker.is_recycled() {
                     break Exit::Left;
@@ -567,27 +567,10 @@ impl<T, const N: usize, const W: usize> Host<T, N, W> {
                 });
                 match decision {
                     // The crashed handle is dead; the replacement runs the retry first.
-                    Decision::Replace | Decision::Recycle => loop {
-                        match self.sup.attach(index) {
-                            Ok(replacement) => {
-                                worker = replacement;
-                                break;
-                            }
-                            // Restart backoff: wait it out (a shutdown meanwhile is seen when
-                            // it has passed), then judge by the clock brought up to date. (Not
-                            // compiled without the feature: the firmware's future stays small.)
-                            #[cfg(feature = "backoff")]
-                            Err(WorkerError::BackingOff { ready_at, .. }) => {
-                                let now = Instant::now().as_millis() as Tick;
-                                let wait = ready_at.wrapping_sub(now);
-                                if wait <= crate::policy::MAX_DURATION {
-                                    Timer::after_millis(u64::from(wait)).await;
-                                }
-                                self.tick();
-                            }
-                            Err(WorkerError::ShuttingDown) => break 'worker Exit::Left,
-                            Err(err) => break 'worker Exit::Refused(err),
-                        }
+                    Decision::Replace | Decision::Recycle => match self.replacement(index).await {
+                        Ok(replacement) => worker = replacement,
+                        Err(WorkerError::ShuttingDown) => break Exit::Left,
+                        Err(err) => break Exit::Refused(err),
                     },
                     Decision::Retire => break Exit::Retired,
                     Decision::Escalate => break Exit::Escalated,
@@ -601,6 +584,31 @@ impl<T, const N: usize, const W: usize> Host<T, N, W> {
         drop(worker);
         self.worker_left();
         exit
+    }
+
+    /// Attaches the replacement of slot `index`'s crashed worker, first waiting out its
+    /// restart backoff (a shutdown meanwhile is seen once it has passed), the clock brought up
+    /// to date after. (The wait is not compiled without the feature `backoff`: the firmware's
+    /// worker future stays small.)
+    #[cfg_attr(not(feature = "backoff"), allow(clippy::never_loop))]
+    async fn replacement(
+        &self,
+        index: usize,
+    ) -> Result<crate::Worker<'_, T, N, W, NoPark>, WorkerError> {
+        loop {
+            match self.sup.attach(index) {
+                #[cfg(feature = "backoff")]
+                Err(WorkerError::BackingOff { ready_at, .. }) => {
+                    let now = Instant::now().as_millis() as Tick;
+                    let wait = ready_at.wrapping_sub(now);
+                    if wait <= crate::policy::MAX_DURATION {
+                        Timer::after_millis(u64::from(wait)).await;
+                    }
+                    self.tick();
+                }
+                attached => return attached,
+            }
+        }
     }
 
     /// Records a crash, the supervisor's clock brought up to date first: restarts are timed
