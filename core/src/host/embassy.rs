@@ -567,11 +567,18 @@ impl<T, const N: usize, const W: usize> Host<T, N, W> {
                 });
                 match decision {
                     // The crashed handle is dead; the replacement runs the retry first.
-                    Decision::Replace | Decision::Recycle => match self.replacement(index).await {
-                        Ok(replacement) => worker = replacement,
-                        Err(WorkerError::ShuttingDown) => break Exit::Left,
-                        Err(err) => break Exit::Refused(err),
-                    },
+                    Decision::Replace | Decision::Recycle => {
+                        // Without the feature no wait, and no future to hold across it.
+                        #[cfg(feature = "backoff")]
+                        let attached = self.replacement(index).await;
+                        #[cfg(not(feature = "backoff"))]
+                        let attached = self.sup.attach(index);
+                        match attached {
+                            Ok(replacement) => worker = replacement,
+                            Err(WorkerError::ShuttingDown) => break Exit::Left,
+                            Err(err) => break Exit::Refused(err),
+                        }
+                    }
                     Decision::Retire => break Exit::Retired,
                     Decision::Escalate => break Exit::Escalated,
                 }
@@ -590,14 +597,13 @@ impl<T, const N: usize, const W: usize> Host<T, N, W> {
     /// restart backoff (a shutdown meanwhile is seen once it has passed), the clock brought up
     /// to date after. (The wait is not compiled without the feature `backoff`: the firmware's
     /// worker future stays small.)
-    #[cfg_attr(not(feature = "backoff"), allow(clippy::never_loop))]
+    #[cfg(feature = "backoff")]
     async fn replacement(
         &self,
         index: usize,
     ) -> Result<crate::Worker<'_, T, N, W, NoPark>, WorkerError> {
         loop {
             match self.sup.attach(index) {
-                #[cfg(feature = "backoff")]
                 Err(WorkerError::BackingOff { ready_at, .. }) => {
                     let now = Instant::now().as_millis() as Tick;
                     let wait = ready_at.wrapping_sub(now);
