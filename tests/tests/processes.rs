@@ -1303,10 +1303,7 @@ mod linux {
             events.iter().any(|e| matches!(e, Event::Crashed { .. }))
         });
         let crashed = Instant::now();
-        assert_eq!(
-            pool.supervisor().worker_state(0),
-            Some(WorkerState::Restarting)
-        );
+        assert_eq!(pool.worker_state(0), Some(WorkerState::Restarting));
         log.wait_for("the retry's result", |events| {
             events.iter().any(|e| matches!(e, Event::Completed { .. }))
         });
