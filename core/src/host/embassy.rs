@@ -1437,7 +1437,9 @@ mod tests {
 
     #[test]
     fn a_reported_hang_runs_on_and_a_heartbeat_keeps_a_long_task_unflagged() {
-        let host = host::<4, 1>(watched(20, 2), Hangs::Report);
+        // Margins for a loaded machine: a heartbeat every 25 ms against a 100 ms deadline,
+        // and a silent task 3 deadlines long.
+        let host = host::<4, 1>(watched(100, 2), Hangs::Report);
         let mut pool = LocalPool::new();
         let events = Events::default();
         spawn_worker(
@@ -1447,9 +1449,9 @@ mod tests {
             &events,
             async |n: &u32, ctx: Context<'_>| {
                 for _ in 0..12 {
-                    Timer::after_millis(5).await;
+                    Timer::after_millis(25).await;
                     if *n == 2 {
-                        ctx.heartbeat(); // 60 ms in all, a heartbeat every 5
+                        ctx.heartbeat(); // 300 ms in all, a heartbeat every 25
                     }
                 }
                 Ok(*n)
