@@ -507,6 +507,22 @@ async function benchRunners(demo) {
   return driver;
 }
 
+/**
+ * The benchmark for `cargo xtask bench` (tests/browser/bench.js), without the panel: `prepare`
+ * restarts the pool with `threads` workers and starts a rayon pool of as many threads (once
+ * per page), then `run('foreman' | 'rayon')` draws the benchmark view once and resolves to
+ * its time in milliseconds, measured as the panel measures it.
+ */
+page.bench = {
+  async prepare(threads) {
+    const demo = page.demo;
+    await restartPool(demo, threads);
+    await startRayon(threads);
+    await benchRunners(demo);
+  },
+  run: (which) => driver.run(which),
+};
+
 function median(values) {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = sorted.length >> 1;

@@ -3,7 +3,9 @@
 //!
 //! Runs the three benchmark binaries of the `foreman-tests` crate (`instructions`: per
 //! operation, under valgrind; `peers`: queue, dispatch, latency, the Python seed, process
-//! workers, peak RSS; `memory`: allocations per task, `size_of`), judges every target, and writes `DIR/bench.json` — the run and a list of
+//! workers, peak RSS; `memory`: allocations per task, `size_of`) and the browser suite (the
+//! demo's workload against wasm-bindgen-rayon in Chromium and Firefox, see [`browser`]),
+//! judges every target, and writes `DIR/bench.json` — the run and a list of
 //! records (see [`Record`]) — and `DIR/bench.md`: the summary (the README's benchmark block,
 //! verbatim) and one table per suite. `--publish` also writes `docs/bench.{json,md}` and
 //! replaces the README's block, so the README states what the latest full run supports and
@@ -32,7 +34,10 @@ use bench_stats::{Estimate, Verdict};
 use serde::{Deserialize, Serialize};
 
 use crate::setup::{self, Need};
+use crate::toolchain::Nightly;
 use crate::util::{cargo, exec, root, step, target_dir};
+
+mod browser;
 
 /// Options of `cargo xtask bench`.
 #[derive(clap::Args, Default)]
@@ -42,7 +47,7 @@ pub struct Args {
     #[arg(long)]
     pub quick: bool,
     /// Run only the suites whose name contains this text (instructions, queue, dispatch,
-    /// latency, seed, processes, rss, allocs, size-of).
+    /// latency, seed, processes, rss, allocs, size-of, browser).
     #[arg(long)]
     pub only: Option<String>,
     /// Where to write bench.json and bench.md [default: target/bench].
@@ -155,16 +160,42 @@ struct Load {
 
 /// The benchmark binaries, in the order they run.
 const BINARIES: &[&str] = &["instructions", "peers", "memory"];
+/// The suites of the benchmark binaries (`--only` selects among them and `browser`).
+const BINARY_SUITES: &[&str] = &[
+    "instructions",
+    "queue",
+    "dispatch",
+    "latency",
+    "seed",
+    "processes",
+    "rss",
+    "allocs",
+    "size-of",
+];
+
+/// Whether `--only` selects a suite called `name`.
+fn selected(only: Option<&str>, name: &str) -> bool {
+    only.is_none_or(|only| name.contains(only))
+}
 
 /// `cargo xtask bench`: installs what is missing (Python for the seed, valgrind for the
-/// instruction counts), then measures.
+/// instruction counts, the browsers and the wasm tools for the browser suite), then measures.
 pub fn run(args: Args) -> Result<()> {
     if args.from.is_none() {
-        setup::ensure(Need {
+        let browsers = selected(args.only.as_deref(), browser::SUITE);
+        let need = Need {
             python: true,
             valgrind: true,
+            wasm_tools: browsers,
+            browsers,
+            npm: browsers,
             ..Need::default()
-        })?;
+        };
+        if browsers {
+            setup::ensure_nightly(need)?;
+        } else {
+            setup::ensure(need)?;
+        }
     }
     measure(args)
 }
@@ -220,7 +251,9 @@ fn take_measurements(args: &Args, out: &Path) -> Result<Report> {
     let average_before = load_average();
     let ticks_before = CpuTicks::now();
     let mut records = Vec::new();
-    for binary in BINARIES {
+    let only = args.only.as_deref();
+    let binaries = BINARY_SUITES.iter().any(|suite| selected(only, suite));
+    for binary in BINARIES.iter().filter(|_| binaries) {
         step(format!("bench: {binary}"));
         let file = raw.join(format!("{binary}.json"));
         let _ = fs::remove_file(&file);
@@ -239,6 +272,13 @@ fn take_measurements(args: &Args, out: &Path) -> Result<Report> {
         let mut some: Vec<Record> = serde_json::from_str(&text)
             .with_context(|| format!("{} is not a list of records", file.display()))?;
         records.append(&mut some);
+    }
+    if selected(only, browser::SUITE) {
+        let nightly = Nightly::detect().context(
+            "the browser suite builds the demo with a toolchain that can rebuild the standard \
+             library: run `cargo xtask setup`",
+        )?;
+        records.extend(browser::measure(args, &nightly)?);
     }
     let seconds = started.elapsed().as_secs_f64();
     let load = match (ticks_before, CpuTicks::now()) {
@@ -509,6 +549,16 @@ const TARGETS: &[Target] = &[
         rule: NOT_BELOW,
     },
     Target {
+        what: "browser: the demo's rows at 2 threads no slower than wasm-bindgen-rayon",
+        groups: &[
+            "browser/mandelbrot/2t/chromium",
+            "browser/mandelbrot/2t/firefox",
+        ],
+        metric: "ms",
+        reference: Reference::Impl("wasm-bindgen-rayon"),
+        rule: NOT_BELOW,
+    },
+    Target {
         what: "p99 wake-up latency no worse than the best peer",
         groups: &["latency/submit-start/2w", "latency/submit-complete/2w"],
         metric: "p99_ns",
@@ -604,6 +654,7 @@ fn unit(metric: &str, value: f64) -> (f64, &'static str) {
     match metric {
         "tasks_per_s" => pick(&[(1e6, " M/s"), (1e3, " k/s"), (1.0, " /s")]),
         m if m.ends_with("_ns") => pick(&[(1e6, " ms"), (1e3, " µs"), (1.0, " ns")]),
+        "ms" => (1.0, " ms"),
         "peak_rss_kib" => (1024.0, " MiB"),
         "bytes" => (1.0, " B"),
         _ => (1.0, ""),
@@ -924,6 +975,16 @@ const SUITES: &[(&str, &str, &str)] = &[
          (`foreman-processes`, Linux), 1 and 2 workers, a 1024-task queue; tasks per second \
          from the first submission until the pool drained (the workers' start not counted), \
          the median over paired rounds with its 95% interval. Information: no target.",
+    ),
+    (
+        "browser/",
+        "Browser",
+        "The demo's workload (`web/`): every row of one view of the Mandelbrot set, 400 tasks \
+         of about 1–3 ms, drawn by foreman's Web Workers (one task per row, submitted with \
+         `Pool::submit`) and by wasm-bindgen-rayon (`into_par_iter` over the rows), 2 threads \
+         each, in headless Chromium and Firefox; milliseconds from the call to the outcome the \
+         page receives, timed by the page. Paired rounds in rotating order after one unmeasured \
+         run of each; the ratio is rayon's time ÷ foreman's (above 1: foreman is faster).",
     ),
     (
         "memory/",

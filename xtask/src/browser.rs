@@ -45,14 +45,15 @@ pub enum Browser {
 
 impl Browser {
     /// Its name for the tests (`FOREMAN_BROWSER`) and in screenshot names.
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Browser::Chromium => "chromium",
             Browser::Firefox => "firefox",
         }
     }
 
-    fn executable(self) -> &'static str {
+    /// Where it is installed.
+    pub fn executable(self) -> &'static str {
         match self {
             Browser::Chromium => CHROMIUM,
             Browser::Firefox => FIREFOX,

@@ -317,6 +317,42 @@ pub fn run_rounds<const K: usize>(
     tracked: &[(usize, usize)],
     mut measure: impl FnMut(usize) -> [f64; K],
 ) -> Rounds<K> {
+    let rounds = try_run_rounds(contenders, plan, higher_is_better, tracked, |i| {
+        Ok::<_, std::convert::Infallible>(measure(i))
+    });
+    match rounds {
+        Ok(rounds) => rounds,
+        Err(never) => match never {},
+    }
+}
+
+/// [`run_rounds`] for a measurement that can fail (a browser that went away, say): the first
+/// error ends the rounds and is returned.
+///
+/// ```
+/// use std::time::Duration;
+/// use bench_stats::{try_run_rounds, Plan};
+///
+/// let plan = Plan { min_rounds: 3, max_rounds: 10, budget: Duration::from_secs(5), aim: 0.1 };
+/// let mut calls = 0;
+/// let failed = try_run_rounds(2, &plan, false, &[(0, 1)], |_| {
+///     calls += 1;
+///     if calls == 4 { Err("the browser closed") } else { Ok([1.0]) }
+/// });
+/// assert_eq!(failed.err(), Some("the browser closed"));
+/// assert_eq!(calls, 4);
+/// ```
+///
+/// # Panics
+///
+/// As [`run_rounds`].
+pub fn try_run_rounds<const K: usize, E>(
+    contenders: usize,
+    plan: &Plan,
+    higher_is_better: bool,
+    tracked: &[(usize, usize)],
+    mut measure: impl FnMut(usize) -> Result<[f64; K], E>,
+) -> Result<Rounds<K>, E> {
     assert!(contenders > 0, "nothing to measure");
     assert!(plan.max_rounds > 0, "a plan of no rounds");
     assert!(
@@ -337,7 +373,7 @@ pub fn run_rounds<const K: usize>(
     for round in 0.. {
         let mut results = vec![[0.0; K]; contenders];
         for i in order(contenders, round) {
-            results[i] = measure(i);
+            results[i] = measure(i)?;
         }
         for (samples, result) in rounds.samples.iter_mut().zip(results) {
             samples.push(result);
@@ -357,7 +393,7 @@ pub fn run_rounds<const K: usize>(
         }
     }
     rounds.elapsed = started.elapsed();
-    rounds
+    Ok(rounds)
 }
 
 impl<const K: usize> Rounds<K> {
