@@ -430,13 +430,15 @@ impl Op {
         (self.flags >> at) & (TASK | CLAIM)
     }
 
-    /// The word this transition makes of `word`, or `None` if it refuses it.
-    #[inline(always)]
+    /// The word this transition makes of `word`, or `None` if it refuses it. Inlined into
+    /// the hot transitions off bare metal (see `StateWord::apply_now_hot`); on bare metal
+    /// left to the compiler, which keeps the one copy in `StateWord::apply` as small as before.
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     fn next(&self, word: u32) -> Option<u32> {
-        let code = word & STATE_MASK;
+        let code = (word & STATE_MASK) as usize;
         let to = if cfg!(target_os = "none") {
             // Bare metal: one byte, no 64-bit shift (flash over instructions).
-            (*self.to.get(code as usize / 2)? >> (4 * (code % 2))) & REFUSED
+            (*self.to.get(code / 2)? >> (4 * (code % 2))) & REFUSED
         } else {
             // The nibbles as one number, refusing codes 12 to 15: a constant for an inlined
             // transition (see `StateWord::apply_now_hot`), so the lookup is a shift.
