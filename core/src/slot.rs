@@ -611,8 +611,8 @@ impl StateWord {
     /// word, for the two transitions every task takes (4 and 7). On bare metal, where flash
     /// is scarce, it calls the shared copy as every transition does; elsewhere it is inlined
     /// with `op` a constant, which folds its table lookup and flag rules into a few
-    /// instructions instead of a call of about 55 (a dispatched no-op task on the thread host:
-    /// 188 instructions instead of 294, `cargo xtask bench --only instructions`).
+    /// instructions instead of a call of about 55 (a dispatched no-op task on the thread host
+    /// costs about 105 instructions fewer, `cargo xtask bench --only instructions`).
     #[inline(always)]
     fn apply_now_hot(&self, number: u8, op: &'static Op) -> Moved {
         if cfg!(target_os = "none") {
