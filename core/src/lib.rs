@@ -154,6 +154,8 @@ mod defmt_format {
         implements::<Restart>();
         implements::<Intensity>();
         implements::<Delivery>();
+        #[cfg(feature = "backoff")]
+        implements::<crate::policy::Backoff>();
         implements::<Event<u8, u16, u32, Cause<u32>>>();
         implements::<Failure<u8>>();
         #[cfg(feature = "cooperative")]

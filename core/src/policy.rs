@@ -284,6 +284,7 @@ impl Delivery {
 /// # Ok::<(), PolicyError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Backoff {
     initial: NonZeroU32,
     factor: NonZeroU32,
