@@ -26,7 +26,13 @@
 //!    or `Err(Failure::Fault(_))` (a crash: the task is retried, requeued, dead-lettered or
 //!    lost per the [`Delivery`](crate::policy::Delivery) policy); on
 //!    [`Decision::Replace`] the host attaches the replacement at once, and it runs the
-//!    crashed task's retry first.
+//!    crashed task's retry first. With a restart backoff
+//!    ([`Policy::with_backoff`](crate::policy::Policy::with_backoff)) the replacement attaches
+//!    at the first step after its delay has passed by the supervisor's clock: the firmware
+//!    must then feed the clock ([`Supervisor::tick`]) from a timer interrupt, which also ends
+//!    the sleep. A worker recycled after its quota of tasks
+//!    ([`Policy::with_recycling`](crate::policy::Policy::with_recycling)) is reported as
+//!    [`Event::Recycled`] and a fresh one takes its slot over at once.
 //!
 //! Each outcome reaches the firmware's sink as an [`Event`] (the vocabulary every host
 //! shares), on the main loop. The watchdog runs where the clock is fed: the tick handler's
@@ -90,8 +96,14 @@ type Handle<'s, T, const N: usize, const W: usize> = Worker<'s, T, N, W, NoPark>
 /// supervisor, whose every slot the host drives.
 pub struct Host<'s, T, const N: usize, const W: usize> {
     sup: &'s Supervisor<T, N, W, NoPark>,
-    /// One handle per slot; `None` once its worker has left (or crashed for good).
+    /// One handle per slot; `None` once its worker has left (or crashed for good), or while
+    /// its replacement waits out a restart backoff.
     workers: [Option<Handle<'s, T, N, W>>; W],
+    /// The slots whose replacement waits out its restart backoff: each step tries to attach
+    /// it (in the critical section that may sleep, so a tick that ends the delay is not
+    /// slept through).
+    #[cfg(feature = "backoff")]
+    backing_off: [bool; W],
     /// The slot polled first by the next step: the one after the slot that ran last.
     first: usize,
 }
@@ -135,6 +147,9 @@ enum Found<'h, T, const N: usize, const W: usize> {
     Exit(usize),
     /// Every worker was idle; the host slept.
     Slept,
+    /// No worker is left, and no replacement waits: nothing to sleep for.
+    #[cfg(feature = "backoff")]
+    Gone,
 }
 
 impl<'s, T, const N: usize, const W: usize> Host<'s, T, N, W> {
@@ -162,6 +177,8 @@ impl<'s, T, const N: usize, const W: usize> Host<'s, T, N, W> {
         Ok(Host {
             sup,
             workers,
+            #[cfg(feature = "backoff")]
+            backing_off: [false; W],
             first: 0,
         })
     }
@@ -196,6 +213,10 @@ impl<'s, T, const N: usize, const W: usize> Host<'s, T, N, W> {
     /// assert!(host.is_finished());
     /// ```
     pub fn is_finished(&self) -> bool {
+        #[cfg(feature = "backoff")]
+        if self.backing_off.contains(&true) {
+            return false;
+        }
         self.workers.iter().all(Option::is_none)
     }
 
@@ -289,7 +310,14 @@ impl<'s, T, const N: usize, const W: usize> Host<'s, T, N, W> {
             if self.is_finished() {
                 return Step::Finished;
             }
-            let ran = match take(&mut self.workers, self.first, &mut sleep) {
+            let ran = match take(
+                sup,
+                &mut self.workers,
+                #[cfg(feature = "backoff")]
+                &mut self.backing_off,
+                self.first,
+                &mut sleep,
+            ) {
                 Found::Run(index, job) => {
                     // Interrupts enabled while the task runs.
                     let outcome = work(job.task(), job.context());
@@ -297,6 +325,8 @@ impl<'s, T, const N: usize, const W: usize> Host<'s, T, N, W> {
                 }
                 Found::Exit(index) => Err(index),
                 Found::Slept => return Step::Slept,
+                #[cfg(feature = "backoff")]
+                Found::Gone => continue,
             };
             match ran {
                 Ok((index, recorded)) => {
@@ -310,8 +340,20 @@ impl<'s, T, const N: usize, const W: usize> Host<'s, T, N, W> {
                     sink(event);
                     return Step::Ran { worker: index };
                 }
-                // A shutdown sent it away: Exiting → Exited as the handle drops.
-                Err(index) => self.workers[index] = None,
+                Err(index) => {
+                    let recycled = self.workers[index]
+                        .as_ref()
+                        .is_some_and(Worker::is_recycled);
+                    // A shutdown sent it away (Exiting → Exited as the handle drops), or it
+                    // was recycled (Restarting).
+                    self.workers[index] = None;
+                    // (A constant `false` without the feature `recycling`.)
+                    if recycled {
+                        // Its quota of tasks run: a fresh handle takes the slot over.
+                        self.replace(index);
+                        sink(Event::Recycled { worker: index });
+                    }
+                }
             }
         }
     }
@@ -327,9 +369,7 @@ impl<'s, T, const N: usize, const W: usize> Host<'s, T, N, W> {
     ) -> Event<T, R, E, Cause<E>> {
         self.workers[index] = None;
         if report.decision == Decision::Replace {
-            // Refused only if a shutdown began meanwhile (its workers leave anyway) or
-            // someone else attached the slot: it stays vacant either way.
-            self.workers[index] = self.sup.attach(index).ok();
+            self.replace(index);
         }
         Event::Crashed {
             worker: index,
@@ -338,17 +378,38 @@ impl<'s, T, const N: usize, const W: usize> Host<'s, T, N, W> {
             decision: report.decision,
         }
     }
+
+    /// Attaches the replacement of slot `index`'s worker (crashed or recycled), or notes that
+    /// it waits out its restart backoff.
+    fn replace(&mut self, index: usize) {
+        match self.sup.attach(index) {
+            Ok(worker) => self.workers[index] = Some(worker),
+            #[cfg(feature = "backoff")]
+            Err(WorkerError::BackingOff { .. }) => self.backing_off[index] = true,
+            // Refused only if a shutdown began meanwhile (its workers leave anyway) or
+            // someone else attached the slot: it stays vacant either way.
+            Err(_) => {}
+        }
+    }
 }
 
 /// The critical section of a step: polls the workers round robin from `first` and takes the
 /// first task found, or the first worker that must leave; if every worker is idle, sleeps
-/// before the critical section ends.
+/// before the critical section ends. Replacements whose backoff has passed attach first.
 fn take<'h, 's, T, const N: usize, const W: usize>(
+    sup: &'s Supervisor<T, N, W, NoPark>,
     workers: &'h mut [Option<Handle<'s, T, N, W>>; W],
+    #[cfg(feature = "backoff")] backing_off: &mut [bool; W],
     first: usize,
     sleep: &mut impl FnMut(),
 ) -> Found<'h, T, N, W> {
+    #[cfg(not(feature = "backoff"))]
+    let _ = sup;
     critical_section::with(move |_| {
+        #[cfg(feature = "backoff")]
+        if backoff_passed(sup, workers, backing_off) {
+            return Found::Gone;
+        }
         let (before, after) = workers.split_at_mut(first);
         for (offset, slot) in after.iter_mut().chain(before).enumerate() {
             let Some(worker) = slot else { continue };
@@ -363,6 +424,29 @@ fn take<'h, 's, T, const N: usize, const W: usize>(
         sleep();
         Found::Slept
     })
+}
+
+/// Attaches the replacements waiting in `backing_off` whose delay has passed (or lets go of
+/// those a shutdown swept away). Whether no worker is left and none waits.
+#[cfg(feature = "backoff")]
+fn backoff_passed<'s, T, const N: usize, const W: usize>(
+    sup: &'s Supervisor<T, N, W, NoPark>,
+    workers: &mut [Option<Handle<'s, T, N, W>>; W],
+    backing_off: &mut [bool; W],
+) -> bool {
+    for (index, waiting) in backing_off.iter_mut().enumerate() {
+        if !*waiting {
+            continue;
+        }
+        match sup.attach(index) {
+            Err(WorkerError::BackingOff { .. }) => {}
+            attached => {
+                *waiting = false;
+                workers[index] = attached.ok();
+            }
+        }
+    }
+    !backing_off.contains(&true) && workers.iter().all(Option::is_none)
 }
 
 /// What recording a task's outcome came to.
@@ -861,5 +945,113 @@ mod tests {
         assert!(snap.adds_up());
         assert_eq!(snap.completed, 20);
         assert_eq!(snap.state, SupervisorState::Stopped(Shutdown::Drain));
+    }
+
+    #[cfg(feature = "recycling")]
+    #[test]
+    fn a_recycled_worker_is_replaced_and_the_drain_runs_every_task() {
+        // One worker, recycled after every 2 tasks, a full queue drained: the slot must get a
+        // fresh worker each time, or the rest of the queue is stranded (neither run nor
+        // handed back) while the host reports itself finished.
+        let policy = Policy::DEFAULT.with_recycling(2).unwrap();
+        let sup: Supervisor<u32, 8, 1> = Supervisor::new(policy, NoPark);
+        let events = run_all(&sup, 0..8, true, |n, _| Ok(*n));
+        let completed: Vec<u32> = events
+            .iter()
+            .filter_map(|event| match *event {
+                Event::Completed { task, .. } => Some(task),
+                _ => None,
+            })
+            .collect();
+        let recycled = events
+            .iter()
+            .filter(|event| matches!(event, Event::Recycled { worker: 0 }))
+            .count();
+        assert_eq!(completed, [0, 1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(
+            recycled, 3,
+            "recycled after tasks 2, 4 and 6; not once the queue is empty"
+        );
+        let snap = sup.snapshot();
+        assert!(snap.adds_up());
+        assert_eq!(
+            (snap.completed, snap.recycles(), snap.restarts()),
+            (8, 3, 0)
+        );
+        assert_eq!(snap.state, SupervisorState::Stopped(Shutdown::Drain));
+    }
+
+    #[cfg(feature = "backoff")]
+    #[test]
+    fn a_replacement_waits_out_its_backoff_and_then_runs_the_retry() {
+        use crate::policy::Backoff;
+        let policy = policy(3).with_backoff(Backoff::new(10, 2, 100).unwrap());
+        let sup: Supervisor<u32, 4, 1> = Supervisor::new(policy, NoPark);
+        sup.tick(1_000);
+        let mut host = Host::new(&sup).unwrap();
+        sup.try_submit(5).unwrap();
+        sup.drain();
+        let mut events = Vec::new();
+        let mut sleeps = 0;
+        host.run(
+            |n: &u32, ctx| match ctx.attempt() {
+                1 => Err(Failure::Fault(0)),
+                _ => Ok::<u32, Failure<u32>>(*n),
+            },
+            |event| events.push(event),
+            // The tick interrupt that ends each sleep: 1 tick a time.
+            || {
+                sleeps += 1;
+                assert!(sleeps < 1_000, "hung: the replacement never attached");
+                sup.tick(sup.now() + 1);
+            },
+        );
+        assert_eq!(
+            events,
+            [
+                Event::Crashed {
+                    worker: 0,
+                    cause: Cause::Fault(0),
+                    task: Some(Disposition::Retried { attempt: 2 }),
+                    decision: Decision::Replace,
+                },
+                Event::Completed {
+                    worker: 0,
+                    task: 5,
+                    output: 5
+                },
+            ]
+        );
+        // The retry ran only once the delay had passed: 10 ticks, one per sleep.
+        assert_eq!(sleeps, 10);
+        let snap = sup.snapshot();
+        assert!(snap.adds_up());
+        assert_eq!(snap.state, SupervisorState::Stopped(Shutdown::Drain));
+    }
+
+    #[cfg(feature = "backoff")]
+    #[test]
+    fn an_abort_during_a_backoff_ends_the_run_and_hands_the_retry_back() {
+        use crate::policy::Backoff;
+        let policy = policy(3).with_backoff(Backoff::new(1_000, 2, 1_000).unwrap());
+        let sup: Supervisor<u32, 4, 1> = Supervisor::new(policy, NoPark);
+        let mut host = Host::new(&sup).unwrap();
+        sup.try_submit(5).unwrap();
+        let mut sleeps = 0;
+        host.run(
+            |_: &u32, _| Err::<u32, _>(Failure::Fault(0u32)),
+            |_| {},
+            // Backing off; the firmware aborts (from an interrupt, say).
+            || {
+                sleeps += 1;
+                assert!(sleeps < 10, "hung: the abort did not end the run");
+                sup.abort();
+            },
+        );
+        assert!(host.is_finished());
+        assert_eq!(sup.hand_back().collect::<Vec<_>>(), [5]);
+        let snap = sup.snapshot();
+        assert!(snap.adds_up());
+        assert_eq!(snap.state, SupervisorState::Stopped(Shutdown::Abort));
     }
 }
