@@ -848,9 +848,13 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
         Ok(Worker::new(self, slot, index))
     }
 
-    /// Whether the backoff of Restarting `slot` has passed by the supervisor's clock.
+    /// Whether the backoff of Restarting `slot` has passed by the supervisor's clock: its
+    /// "ready at" tick is not still to come within the backoff's cap. (A tick further ahead
+    /// than any delay can reach is one long past, read in wrapping order.)
     fn ready(&self, slot: &WorkerSlot<T>) -> bool {
-        self.now().wrapping_sub(self.ready_at(slot)) < HALF_RANGE
+        let cap = self.policy.backoff().map_or(0, |backoff| backoff.cap());
+        let wait = self.ready_at(slot).wrapping_sub(self.now());
+        wait == 0 || wait > cap
     }
 
     /// Why `attach` was refused on slot `index`, which was in the `found` state.
@@ -1413,6 +1417,20 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
         0
     }
 
+    /// The Idle worker of `slot` leaves without a crash (recycled, or a normal exit): its
+    /// replacement waits for no backoff. Its "ready at" tick becomes now, not the one an earlier
+    /// crash left, which half the clock's range later would read as a time to come.
+    fn ready_now(&self, slot: &WorkerSlot<T>) {
+        #[cfg(feature = "backoff")]
+        if self.policy.backoff().is_some() {
+            // Relaxed: the caller owns the Idle slot; its transition to Restarting publishes
+            // it (see `back_off`).
+            slot.ready_at.store(self.now(), Ordering::Relaxed);
+        }
+        #[cfg(not(feature = "backoff"))]
+        let _ = slot;
+    }
+
     /// When the replacement of Restarting `slot`'s crashed worker may attach (0 without the
     /// feature `backoff`).
     fn ready_at(&self, slot: &WorkerSlot<T>) -> Tick {
@@ -1494,6 +1512,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     /// it go.
     #[inline(never)]
     pub(crate) fn exit_running(&self, slot: &WorkerSlot<T>) -> Decision {
+        self.ready_now(slot);
         let decision = self.decide(false);
         self.conclude(slot, decision, None);
         decision
@@ -1511,6 +1530,7 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
         if !phase.allows_restart(true) || (phase.is_draining() && self.queue.is_empty()) {
             return false;
         }
+        self.ready_now(slot);
         // Refused only if the host declared this worker dead.
         if slot.state.exit_for_replacement().is_err() {
             return false;
@@ -2052,6 +2072,68 @@ mod tests {
         assert_eq!((report.decision, report.delay), (Decision::Escalate, 0));
         drop(other);
         assert_eq!(sup.state(), SupervisorState::Stopped(Shutdown::Escalation));
+        assert!(sup.snapshot().adds_up());
+    }
+
+    /// Moves the clock `ticks` forward, in steps the clock accepts (less than half its range).
+    #[cfg(feature = "backoff")]
+    fn advance<T, const N: usize, const W: usize>(sup: &Supervisor<T, N, W, NoPark>, ticks: u64) {
+        let mut left = ticks;
+        while left > 0 {
+            let step = left.min(u64::from(HALF_RANGE - 1));
+            sup.tick(sup.now().wrapping_add(step as Tick));
+            left -= step;
+        }
+    }
+
+    #[cfg(all(feature = "backoff", feature = "recycling"))]
+    #[test]
+    fn a_recycled_slot_is_never_held_back_by_a_backoff_long_past() {
+        use crate::policy::{Backoff, Intensity};
+        let policy = Policy::DEFAULT
+            .with_intensity(Intensity::unlimited())
+            .with_recycling(1)
+            .unwrap()
+            .with_backoff(Backoff::new(10, 2, 100).unwrap());
+        let sup: Supervisor<u8, 4, 1> = Supervisor::new(policy, NoPark);
+        // Half the clock's range and more after the start (25 days of milliseconds) or the
+        // last crash: the backoff's "ready at" tick, compared in wrapping order, must not
+        // read as a time to come.
+        advance(&sup, u64::from(HALF_RANGE) + 10);
+        sup.try_submit(1).unwrap();
+        sup.try_submit(2).unwrap();
+        let mut worker = sup.attach(0).unwrap();
+        let Next::Run(job) = worker.try_next() else {
+            panic!("task 1")
+        };
+        job.complete().unwrap();
+        assert!(matches!(worker.try_next(), Next::Exit));
+        assert_eq!(worker.exit(), Decision::Recycle);
+        let mut worker = sup
+            .attach(0)
+            .expect("a recycled slot's fresh worker attaches at once, whatever the clock");
+        // A crash now waits its delay, then attaches; much later its replacement is recycled.
+        let Next::Run(job) = worker.try_next() else {
+            panic!("task 2")
+        };
+        assert_eq!(job.crash().delay, 10);
+        drop(worker);
+        advance(&sup, 10);
+        let mut worker = sup.attach(0).unwrap();
+        let Next::Run(job) = worker.try_next() else {
+            panic!("the retry")
+        };
+        job.complete().unwrap();
+        advance(&sup, u64::from(HALF_RANGE) + 10);
+        assert!(matches!(worker.try_next(), Next::Exit));
+        assert_eq!(worker.exit(), Decision::Recycle);
+        let worker = sup.attach(0).expect("recycled: no backoff");
+        // A normal exit is replaced at once too.
+        drop(worker);
+        assert_eq!(sup.worker_state(0), Some(WorkerState::Restarting));
+        advance(&sup, u64::from(HALF_RANGE) + 10);
+        sup.attach(0)
+            .expect("a normal exit's replacement waits for no backoff");
         assert!(sup.snapshot().adds_up());
     }
 }
