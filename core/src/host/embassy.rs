@@ -594,8 +594,8 @@ impl<T, const N: usize, const W: usize> Host<T, N, W> {
     }
 
     /// Attaches the replacement of slot `index`'s crashed worker, first waiting out its
-    /// restart backoff (a shutdown meanwhile is seen once it has passed), the clock brought up
-    /// to date after. (The wait is not compiled without the feature `backoff`: the firmware's
+    /// restart backoff (an abort or escalation meanwhile ends the wait at once), the clock
+    /// brought up to date after. (The wait is not compiled without the feature `backoff`: the firmware's
     /// worker future stays small.)
     #[cfg(feature = "backoff")]
     async fn replacement(
@@ -608,7 +608,17 @@ impl<T, const N: usize, const W: usize> Host<T, N, W> {
                     let now = Instant::now().as_millis() as Tick;
                     let wait = ready_at.wrapping_sub(now);
                     if wait <= crate::policy::MAX_DURATION {
-                        Timer::after_millis(u64::from(wait)).await;
+                        let mut timer = pin!(Timer::after_millis(u64::from(wait)));
+                        poll_fn(|cx| {
+                            // Woken by a shutdown (`notify_all`): an abort or escalation that
+                            // swept the slot ends the wait, not the delay.
+                            self.workers[index].register(cx.waker());
+                            if self.sup.worker_state(index) != Some(WorkerState::Restarting) {
+                                return Poll::Ready(());
+                            }
+                            timer.as_mut().poll(cx)
+                        })
+                        .await;
                     }
                     self.tick();
                 }
@@ -983,6 +993,32 @@ mod tests {
         let drained = spawn(&pool, host.drain());
         run_until(&mut pool, "the drain", || drained.borrow().is_some());
         assert_eq!(exit.get(), Some(Exit::Left));
+    }
+
+    #[cfg(feature = "backoff")]
+    #[test]
+    fn an_abort_ends_a_replacements_backoff_wait_at_once() {
+        use crate::policy::Backoff;
+        // A minute's backoff: the abort, and the worker's loop, must not wait it out.
+        let policy = policy(3).with_backoff(Backoff::new(60_000, 2, 60_000).unwrap());
+        let host = host::<4, 1>(policy, Hangs::Cancel);
+        let mut pool = LocalPool::new();
+        let events = Events::default();
+        let exit = spawn_worker(&pool, host, 0, &events, async |_: &u32, _: Context<'_>| {
+            Err(Failure::Fault(0))
+        });
+        host.try_submit(7).unwrap();
+        run_until(&mut pool, "the crash", || {
+            host.supervisor().worker_state(0) == Some(WorkerState::Restarting)
+        });
+        let aborted = spawn(&pool, async { host.abort().await.collect::<Vec<_>>() });
+        run_until(&mut pool, "the abort", || aborted.borrow().is_some());
+        assert_eq!(aborted.borrow().as_deref(), Some(&[7][..]));
+        run_until(&mut pool, "the worker's loop after the abort", || {
+            exit.get().is_some()
+        });
+        assert_eq!(exit.get(), Some(Exit::Left));
+        assert!(host.supervisor().snapshot().adds_up());
     }
 
     #[test]
