@@ -2136,4 +2136,59 @@ mod tests {
             .expect("a normal exit's replacement waits for no backoff");
         assert!(sup.snapshot().adds_up());
     }
+
+    #[cfg(all(feature = "backoff", feature = "recycling"))]
+    #[test]
+    fn a_run_of_a_recycled_or_crashed_worker_cannot_be_condemned_on_its_successor() {
+        use crate::policy::{Backoff, Intensity};
+        let policy = Policy::DEFAULT
+            .with_intensity(Intensity::unlimited())
+            .with_recycling(1)
+            .unwrap()
+            .with_backoff(Backoff::new(10, 2, 100).unwrap());
+        let sup: Supervisor<u8, 4, 1> = Supervisor::new(policy, NoPark);
+        for task in 1..=3 {
+            sup.try_submit(task).unwrap();
+        }
+        let mut worker = sup.attach(0).unwrap();
+        let Next::Run(job) = worker.try_next() else {
+            panic!("task 1")
+        };
+        let first = job.context().run();
+        job.complete().unwrap();
+        assert!(matches!(worker.try_next(), Next::Exit));
+        assert_eq!(worker.exit(), Decision::Recycle);
+        // Restarting after the recycling: the old run is over.
+        assert_eq!(sup.condemn(first), Err(WorkerError::RunEnded { index: 0 }));
+        let mut worker = sup.attach(0).unwrap();
+        let Next::Run(job) = worker.try_next() else {
+            panic!("task 2")
+        };
+        let second = job.context().run();
+        assert_ne!(first, second);
+        // The fresh worker's run is not the recycled one's.
+        assert_eq!(sup.condemn(first), Err(WorkerError::RunEnded { index: 0 }));
+        assert_eq!(sup.current_run(0), Some(second));
+        let report = job.crash();
+        assert_eq!(report.delay, 10);
+        drop(worker);
+        // Backing off: no run to condemn, the crashed one included.
+        assert_eq!(sup.current_run(0), None);
+        assert_eq!(sup.condemn(second), Err(WorkerError::RunEnded { index: 0 }));
+        assert!(matches!(
+            sup.attach(0),
+            Err(WorkerError::BackingOff { index: 0, .. })
+        ));
+        sup.tick(sup.now() + 10);
+        let mut worker = sup.attach(0).unwrap();
+        let Next::Run(job) = worker.try_next() else {
+            panic!("the retry of task 2")
+        };
+        assert_eq!((*job.task(), job.context().attempt()), (2, 2));
+        assert_eq!(sup.condemn(second), Err(WorkerError::RunEnded { index: 0 }));
+        assert_eq!(sup.condemn(first), Err(WorkerError::RunEnded { index: 0 }));
+        job.complete().unwrap();
+        drop(worker);
+        assert!(sup.snapshot().adds_up());
+    }
 }

@@ -1054,4 +1054,64 @@ mod tests {
         assert!(snap.adds_up());
         assert_eq!(snap.state, SupervisorState::Stopped(Shutdown::Abort));
     }
+
+    #[cfg(all(feature = "backoff", feature = "recycling"))]
+    #[test]
+    fn a_task_that_condemns_itself_is_recovered_then_retried_after_the_backoff_on_a_recycled_slot()
+    {
+        use crate::policy::Backoff;
+        // Recycled after every task, a backoff after each crash, and a task that condemns its
+        // own run (a reentrant call into its supervisor) on its first attempt.
+        let policy = policy(3)
+            .with_intensity(Intensity::unlimited())
+            .with_recycling(1)
+            .unwrap()
+            .with_backoff(Backoff::new(4, 2, 8).unwrap());
+        let sup: Supervisor<u32, 4, 1> = Supervisor::new(policy, NoPark);
+        let mut host = Host::new(&sup).unwrap();
+        for n in [1, 2, 3] {
+            sup.try_submit(n).unwrap();
+        }
+        sup.drain();
+        let mut events = Vec::new();
+        let mut sleeps = 0;
+        host.run(
+            |n: &u32, ctx| {
+                if *n == 2 && ctx.attempt() == 1 {
+                    sup.condemn(ctx.run()).unwrap();
+                    // Condemned twice: refused.
+                    assert!(sup.condemn(ctx.run()).is_err());
+                }
+                Ok::<u32, Failure<u32>>(*n)
+            },
+            |event| events.push(event),
+            || {
+                sleeps += 1;
+                assert!(sleeps < 1_000, "hung: the replacement never attached");
+                sup.tick(sup.now() + 1);
+            },
+        );
+        let kinds: std::string::String = events
+            .iter()
+            .map(|event| match event {
+                Event::Completed { .. } => 'c',
+                Event::Recycled { .. } => 'R',
+                Event::Crashed {
+                    cause: Cause::Hung,
+                    task: Some(Disposition::Retried { attempt: 2 }),
+                    decision: Decision::Replace,
+                    ..
+                } => 'X',
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        // Task 1, recycled; task 2 condemned; its retry after 4 ticks, recycled; task 3 (the
+        // queue is empty after it: no recycling then).
+        assert_eq!(kinds, "cRXcRc");
+        assert_eq!(sleeps, 4);
+        let snap = sup.snapshot();
+        assert!(snap.adds_up());
+        assert_eq!((snap.completed, snap.recycles(), snap.crashes()), (3, 2, 1));
+        assert_eq!(snap.state, SupervisorState::Stopped(Shutdown::Drain));
+    }
 }
