@@ -267,3 +267,82 @@ fn dropping_a_pool_during_a_maximal_backoff_hands_the_retry_back() {
         assert_eq!(outcomes.get(&9), Some(&1), "{events:?}");
     });
 }
+
+/// Run identity across recycling and backoff on the thread host: a task that condemns its own
+/// run (a reentrant call into its pool) is recovered and retried after the backoff; the runs of
+/// recycled and crashed workers, condemned later, are refused as ended and touch no task.
+#[test]
+fn runs_condemned_across_recycling_and_backoff_hit_only_their_own_task() {
+    within(
+        LIMIT,
+        "condemning runs across recycling and backoff",
+        || {
+            type P = Pool<u32, u32, (), 8, 1>;
+            // The task reaches its pool through a weak reference (a strong one would be a cycle).
+            let shared: Arc<std::sync::OnceLock<std::sync::Weak<P>>> =
+                Arc::new(std::sync::OnceLock::new());
+            let runs: Arc<Mutex<Vec<foreman_rt::Run>>> = Arc::default();
+            let (send, events) = mpsc::channel();
+            let (in_task, seen) = (Arc::clone(&shared), Arc::clone(&runs));
+            let policy = Policy::DEFAULT
+                .with_intensity(Intensity::unlimited())
+                .with_recycling(1)
+                .unwrap()
+                .with_backoff(Backoff::new(5, 2, 20).unwrap());
+            let pool = Arc::new(
+                P::start(
+                    policy,
+                    move |ctx, &n| {
+                        seen.lock().unwrap().push(ctx.run());
+                        if n == 3 && ctx.attempt() == 1 {
+                            let pool = in_task
+                                .get()
+                                .and_then(std::sync::Weak::upgrade)
+                                .expect("the pool");
+                            pool.condemn(ctx.run()).unwrap();
+                            assert!(pool.condemn(ctx.run()).is_err(), "condemned twice");
+                        }
+                        Ok(n)
+                    },
+                    move |event| send.send(event).unwrap(),
+                )
+                .unwrap(),
+            );
+            assert!(shared.set(Arc::downgrade(&pool)).is_ok());
+            for n in 0..6 {
+                pool.submit(n).unwrap();
+            }
+            let started = Instant::now();
+            while pool.snapshot().completed < 6 {
+                assert!(
+                    started.elapsed() < LIMIT,
+                    "hung: the tasks did not all complete"
+                );
+                thread::sleep(Duration::from_millis(1));
+            }
+            // Every run so far has ended: condemning any of them is refused.
+            for run in runs.lock().unwrap().iter() {
+                assert_eq!(
+                    pool.condemn(*run),
+                    Err(foreman_rt::WorkerError::RunEnded { index: 0 })
+                );
+            }
+            let report = Arc::into_inner(pool).unwrap().drain();
+            let events = collect(&events);
+            let outcomes = outcomes(&events, &report.handed_back);
+            assert_eq!(outcomes.len(), 6);
+            assert!(outcomes.values().all(|&n| n == 1), "{outcomes:?}");
+            assert!(events.iter().any(|e| matches!(
+                e,
+                Event::Crashed {
+                    task: Some(Disposition::Retried { attempt: 2 }),
+                    decision: Decision::Replace,
+                    ..
+                }
+            )));
+            let snap = report.snapshot;
+            assert_eq!((snap.completed, snap.crashes()), (6, 1));
+            assert!(snap.adds_up());
+        },
+    );
+}
