@@ -789,4 +789,36 @@ mod tests {
             Ok((4, 2, 4))
         );
     }
+
+    #[test]
+    fn the_longest_durations_are_accepted_and_one_more_tick_is_refused() {
+        // Half the clock's range less one: a deadline compared in wrapping order is reachable.
+        assert_eq!(MAX_DURATION, (1 << 31) - 2);
+        assert_eq!(
+            Policy::DEFAULT
+                .with_watchdog(MAX_DURATION)
+                .map(|p| p.watchdog()),
+            Ok(Some(MAX_DURATION))
+        );
+        for too_long in [MAX_DURATION + 1, u32::MAX] {
+            assert_eq!(
+                Policy::DEFAULT.with_watchdog(too_long),
+                Err(PolicyError::DeadlineTooLong {
+                    requested: too_long,
+                    limit: MAX_DURATION
+                })
+            );
+        }
+        assert!(Backoff::new(1, 2, MAX_DURATION).is_ok());
+        assert!(Backoff::new(1, 2, MAX_DURATION + 1).is_err());
+        assert!(Intensity::new(1, MAX_DURATION).is_ok());
+        assert!(Intensity::new(1, MAX_DURATION + 1).is_err());
+    }
+
+    #[test]
+    fn restart_kinds_replace_the_workers_they_name() {
+        let kinds = [Restart::Permanent, Restart::Transient, Restart::Temporary];
+        let replaced = kinds.map(|kind| (kind.replaces(true), kind.replaces(false)));
+        assert_eq!(replaced, [(true, true), (true, false), (false, false)]);
+    }
 }

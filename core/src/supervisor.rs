@@ -2191,4 +2191,24 @@ mod tests {
         drop(worker);
         assert!(sup.snapshot().adds_up());
     }
+
+    #[test]
+    fn the_longest_watchdog_deadline_flags_a_hang_one_tick_past_it() {
+        extern crate std;
+        use crate::policy::MAX_DURATION;
+        let sup: Supervisor<u8, 2, 1> =
+            Supervisor::new(Policy::DEFAULT.with_watchdog(MAX_DURATION).unwrap(), NoPark);
+        sup.tick(1_000);
+        sup.try_submit(1).unwrap();
+        let mut worker = sup.attach(0).unwrap();
+        let Next::Run(job) = worker.try_next() else {
+            panic!("task 1")
+        };
+        assert_eq!(sup.tick(1_000 + MAX_DURATION).count(), 0);
+        assert_eq!(sup.worker_state(0), Some(WorkerState::Busy));
+        let hung: std::vec::Vec<Run> = sup.tick(1_000 + MAX_DURATION + 1).collect();
+        assert_eq!(hung, [job.context().run()]);
+        assert_eq!(sup.worker_state(0), Some(WorkerState::Hung));
+        job.complete().unwrap();
+    }
 }
