@@ -50,6 +50,41 @@ fn panic_message(payload: &(dyn core::any::Any + Send)) -> alloc::string::String
     }
 }
 
+#[cfg(feature = "std")]
+std::thread_local! {
+    /// The pool this thread works for (as a worker, keeper, watchdog or watcher): the address
+    /// of the pool's shared state, or null. Set for the thread's whole life (see `OwnThread`).
+    static OWN_POOL: core::cell::Cell<*const ()> = const { core::cell::Cell::new(core::ptr::null()) };
+}
+
+/// Marks the current thread as one of a pool's while it lives: the thread and process hosts
+/// ask it so that a call from their own threads never waits for those threads.
+#[cfg(feature = "std")]
+struct OwnThread;
+
+#[cfg(feature = "std")]
+impl OwnThread {
+    fn enter(pool: *const ()) -> OwnThread {
+        OWN_POOL.with(|own| own.set(pool));
+        OwnThread
+    }
+
+    /// Whether the current thread is one of the pool `pool`'s.
+    fn is(pool: *const ()) -> bool {
+        // A thread-local without a destructor is reachable even while a thread exits.
+        OWN_POOL
+            .try_with(core::cell::Cell::get)
+            .is_ok_and(|own| own == pool)
+    }
+}
+
+#[cfg(feature = "std")]
+impl Drop for OwnThread {
+    fn drop(&mut self) {
+        OWN_POOL.with(|own| own.set(core::ptr::null()));
+    }
+}
+
 /// Drops a value whose destructor is user code (a panic's payload, a discarded result)
 /// without letting a panic in it escape: the bookkeeping that follows must happen. A payload
 /// that panics again when dropped is forgotten instead.

@@ -99,7 +99,6 @@
 
 use std::any::Any;
 use std::boxed::Box;
-use std::cell::Cell;
 use std::fmt;
 use std::format;
 use std::io;
@@ -153,28 +152,6 @@ type Sink<T, R, E> = dyn Fn(Event<T, R, E, String>) + Send + Sync;
 
 /// The cause given in the [`Event::Crashed`] of a condemned worker's task.
 const CONDEMNED: &str = "condemned as hung; the outcome it returned late was discarded";
-
-std::thread_local! {
-    /// The pool this thread works for, as a worker or as its watchdog: the address of the
-    /// pool's shared state, or null. Set for the thread's whole life (see `OwnThread`).
-    static OWN_POOL: Cell<*const ()> = const { Cell::new(core::ptr::null()) };
-}
-
-/// Marks the current thread as one of a pool's while it lives.
-struct OwnThread;
-
-impl OwnThread {
-    fn enter(pool: *const ()) -> OwnThread {
-        OWN_POOL.with(|own| own.set(pool));
-        OwnThread
-    }
-}
-
-impl Drop for OwnThread {
-    fn drop(&mut self) {
-        OWN_POOL.with(|own| own.set(core::ptr::null()));
-    }
-}
 
 /// What the pool's threads share.
 struct Shared<T, R, E, const N: usize, const W: usize> {
@@ -648,17 +625,14 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
         )
     }
 
-    /// This pool's identity for `OWN_POOL`.
+    /// This pool's identity for `OwnThread`.
     fn id(&self) -> *const () {
         (self as *const Self).cast()
     }
 
     /// Whether the current thread is one of this pool's (a worker or the watchdog).
     fn on_own_thread(&self) -> bool {
-        // A thread-local without a destructor is reachable even while a thread exits.
-        OWN_POOL
-            .try_with(Cell::get)
-            .is_ok_and(|own| own == self.id())
+        super::OwnThread::is(self.id())
     }
 
     /// Milliseconds since the pool started, wrapping.
@@ -726,7 +700,7 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
 
     /// One worker thread: its tasks, then its part of an orphaned shutdown.
     fn run_worker(self: Arc<Self>, index: usize) {
-        let _own = OwnThread::enter(self.id());
+        let _own = super::OwnThread::enter(self.id());
         self.work(index);
         self.after_leaving();
     }
@@ -833,7 +807,7 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
     /// The watchdog thread: ticks the clock and reports hangs every `period` until the
     /// supervisor stops. A shutdown wakes it at once (`wake_watchdog`).
     fn watch(self: Arc<Self>, period: Duration) {
-        let _own = OwnThread::enter(self.id());
+        let _own = super::OwnThread::enter(self.id());
         loop {
             thread::park_timeout(period);
             if self.sup.is_stopped() {

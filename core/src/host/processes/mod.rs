@@ -184,7 +184,6 @@ mod portable;
 mod shared;
 mod worker;
 
-use core::cell::Cell;
 use core::mem::size_of;
 use core::sync::atomic::{fence, AtomicBool, Ordering};
 use std::boxed::Box;
@@ -227,28 +226,6 @@ const START_ATTEMPTS: u32 = 3;
 const START_BACKOFF: Duration = Duration::from_millis(100);
 
 type Sink<T, R, E> = dyn Fn(Event<T, R, E, String>) + Send + Sync;
-
-std::thread_local! {
-    /// The pool this thread works for, as a keeper or as its watcher: the address of the
-    /// pool's shared state, or null. Set for the thread's whole life (see `OwnThread`).
-    static OWN_POOL: Cell<*const ()> = const { Cell::new(core::ptr::null()) };
-}
-
-/// Marks the current thread as one of a pool's while it lives.
-struct OwnThread;
-
-impl OwnThread {
-    fn enter(pool: *const ()) -> OwnThread {
-        OWN_POOL.with(|own| own.set(pool));
-        OwnThread
-    }
-}
-
-impl Drop for OwnThread {
-    fn drop(&mut self) {
-        OWN_POOL.with(|own| own.set(core::ptr::null()));
-    }
-}
 
 /// Moves a new descriptor of the pool's above the standard streams. The kernel gives the
 /// lowest free number, which is 0, 1 or 2 in a program that closed its stdin, stdout or
@@ -390,7 +367,7 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Pool
             thread::Builder::new()
                 .name("foreman-watcher".into())
                 .spawn(move || {
-                    let _own = OwnThread::enter(host.id());
+                    let _own = super::OwnThread::enter(host.id());
                     host.watch();
                 })?,
         );
@@ -404,7 +381,7 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Pool
                 .name(format!("foreman-keeper-{index}"))
                 .stack_size(Host::<T, R, E, N, W>::stack_size())
                 .spawn(move || {
-                    let _own = OwnThread::enter(host.id());
+                    let _own = super::OwnThread::enter(host.id());
                     host.keep(index, Some(started));
                     host.after_leaving();
                 });
@@ -870,17 +847,14 @@ impl<T: Portable, R: Portable, E: Portable, const N: usize, const W: usize> Host
         }
     }
 
-    /// This pool's identity for `OWN_POOL`.
+    /// This pool's identity for `OwnThread`.
     fn id(&self) -> *const () {
         (self as *const Self).cast()
     }
 
     /// Whether the current thread is one of this pool's (a keeper or the watcher).
     fn on_own_thread(&self) -> bool {
-        // A thread-local without a destructor is reachable even while a thread exits.
-        OWN_POOL
-            .try_with(Cell::get)
-            .is_ok_and(|own| own == self.id())
+        super::OwnThread::is(self.id())
     }
 
     /// The shutdown was asked for on one of the pool's own threads, which cannot wait for the
