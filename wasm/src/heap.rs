@@ -934,17 +934,9 @@ mod tests {
         unlease(id);
     }
 
-    // ----- review findings (branch review-rw): these fail today, hence `#[ignore]` -----------
+    // ----- review findings (branch review-rw) ------------------------------------------------
 
-    /// A promise of `ms` milliseconds, as a future.
-    async fn sleep(ms: i32) {
-        let promise = js_sys::Promise::new(&mut |resolve, _| {
-            let global: web_sys::WorkerGlobalScope =
-                wasm_bindgen::JsCast::unchecked_into(js_sys::global());
-            let _ = global.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
-        });
-        let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
-    }
+    use crate::test_support::sleep;
 
     /// Review finding 5 (heap level): a slot's thread that dies within the after-death check
     /// of its predecessor (a task that panics at once, retried by the replacement) is buried

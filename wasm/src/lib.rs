@@ -86,6 +86,8 @@ mod panic;
 pub mod park;
 mod pool;
 mod shared;
+#[cfg(test)]
+mod test_support;
 mod threads;
 
 pub use feed::{Submission, TaskId};

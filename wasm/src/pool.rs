@@ -1094,30 +1094,18 @@ mod tests {
     use super::*;
     use wasm_bindgen_test::wasm_bindgen_test;
 
-    /// A promise of `ms` milliseconds, as a future.
-    async fn sleep(ms: i32) {
-        let promise = js_sys::Promise::new(&mut |resolve, _| {
-            let global: web_sys::WorkerGlobalScope =
-                wasm_bindgen::JsCast::unchecked_into(js_sys::global());
-            let _ = global.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
-        });
-        let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
-    }
+    use crate::test_support::sleep;
 
-    /// Review finding 7: `abort()` (or `drain()`) returns a `Stopping` that is a plain struct, not
-    /// `#[must_use]`, so `pool.abort();` compiles without a warning. The tasks still queued are
-    /// then handed back into that dropped future's report (`settle` gives them to the first
-    /// `Stopping` started, dead or alive), and nobody ever sees them: not the sink, not a
-    /// report. Every accepted task must end in one observable outcome.
-    #[wasm_bindgen_test]
-    async fn tasks_handed_back_by_an_abort_nobody_awaits_reach_the_sink() {
-        let handed_back = Rc::new(Cell::new(0));
-        let seen = Rc::clone(&handed_back);
+    /// A pool of one worker whose sink counts the tasks handed back to it, its worker busy
+    /// with task 0 (300 ms) and tasks 1-3 queued behind it.
+    async fn three_queued_behind_a_busy_worker(
+        handed_back: &Rc<Cell<u32>>,
+    ) -> Pool<u32, u32, (), 8, 1> {
+        let seen = Rc::clone(handed_back);
         let pool = Pool::<u32, u32, (), 8, 1>::start(
             Config::new(1),
             |_ctx, n| {
                 if *n == 0 {
-                    // Keeps the only worker busy while the others wait in the queue.
                     let until = entry::now() + 300.0;
                     while entry::now() < until {}
                 }
@@ -1137,6 +1125,18 @@ mod tests {
         while pool.snapshot().workers[0].state != WorkerState::Busy {
             sleep(10).await;
         }
+        pool
+    }
+
+    /// Review finding 7: `abort()` (or `drain()`) returns a `Stopping` that is a plain struct, not
+    /// `#[must_use]`, so `pool.abort();` compiles without a warning. The tasks still queued are
+    /// then handed back into that dropped future's report (`settle` gives them to the first
+    /// `Stopping` started, dead or alive), and nobody ever sees them: not the sink, not a
+    /// report. Every accepted task must end in one observable outcome.
+    #[wasm_bindgen_test]
+    async fn tasks_handed_back_by_an_abort_nobody_awaits_reach_the_sink() {
+        let handed_back = Rc::new(Cell::new(0));
+        let pool = three_queued_behind_a_busy_worker(&handed_back).await;
         // Fire and forget.
         drop(pool.abort());
         sleep(1_000).await;
@@ -1155,30 +1155,7 @@ mod tests {
     #[wasm_bindgen_test]
     async fn a_stopping_dropped_with_its_report_untaken_gives_its_tasks_to_the_sink() {
         let handed_back = Rc::new(Cell::new(0));
-        let seen = Rc::clone(&handed_back);
-        let pool = Pool::<u32, u32, (), 8, 1>::start(
-            Config::new(1),
-            |_ctx, n| {
-                if *n == 0 {
-                    let until = entry::now() + 300.0;
-                    while entry::now() < until {}
-                }
-                Ok(*n)
-            },
-            move |event| {
-                if matches!(event, Event::HandedBack { .. }) {
-                    seen.set(seen.get() + 1);
-                }
-            },
-        )
-        .unwrap();
-        pool.on_notice(|_| {});
-        for n in 0..4 {
-            pool.try_submit(n).unwrap();
-        }
-        while pool.snapshot().workers[0].state != WorkerState::Busy {
-            sleep(10).await;
-        }
+        let pool = three_queued_behind_a_busy_worker(&handed_back).await;
         let first = pool.abort();
         let report = futures_select(pool.drain(), 5_000)
             .await
