@@ -2086,16 +2086,23 @@ mod tests {
         }
     }
 
+    /// One worker, recycled after every task, its replacements after crashes backing off
+    /// 10, 20, 40, … up to 100 ticks; no restart limit.
     #[cfg(all(feature = "backoff", feature = "recycling"))]
-    #[test]
-    fn a_recycled_slot_is_never_held_back_by_a_backoff_long_past() {
+    fn recycled_after_each_task_with_backoff() -> Supervisor<u8, 4, 1> {
         use crate::policy::{Backoff, Intensity};
         let policy = Policy::DEFAULT
             .with_intensity(Intensity::unlimited())
             .with_recycling(1)
             .unwrap()
             .with_backoff(Backoff::new(10, 2, 100).unwrap());
-        let sup: Supervisor<u8, 4, 1> = Supervisor::new(policy, NoPark);
+        Supervisor::new(policy, NoPark)
+    }
+
+    #[cfg(all(feature = "backoff", feature = "recycling"))]
+    #[test]
+    fn a_recycled_slot_is_never_held_back_by_a_backoff_long_past() {
+        let sup = recycled_after_each_task_with_backoff();
         // Half the clock's range and more after the start (25 days of milliseconds) or the
         // last crash: the backoff's "ready at" tick, compared in wrapping order, must not
         // read as a time to come.
@@ -2140,13 +2147,7 @@ mod tests {
     #[cfg(all(feature = "backoff", feature = "recycling"))]
     #[test]
     fn a_run_of_a_recycled_or_crashed_worker_cannot_be_condemned_on_its_successor() {
-        use crate::policy::{Backoff, Intensity};
-        let policy = Policy::DEFAULT
-            .with_intensity(Intensity::unlimited())
-            .with_recycling(1)
-            .unwrap()
-            .with_backoff(Backoff::new(10, 2, 100).unwrap());
-        let sup: Supervisor<u8, 4, 1> = Supervisor::new(policy, NoPark);
+        let sup = recycled_after_each_task_with_backoff();
         for task in 1..=3 {
             sup.try_submit(task).unwrap();
         }
