@@ -85,12 +85,14 @@ impl Ledger {
     }
 
     /// Prints and counts something that should not have happened.
+    #[inline(never)]
     pub fn anomaly(&mut self, what: fmt::Arguments<'_>) {
         self.anomalies += 1;
         hprintln!("anomaly: {}", what);
     }
 
     /// How many tasks ended as `end`.
+    #[inline(never)]
     pub fn count(&self, end: End) -> u32 {
         self.ends[end as usize].count_ones()
     }
