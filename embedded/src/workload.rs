@@ -46,18 +46,6 @@ pub enum Kind {
     Steady,
 }
 
-impl Kind {
-    /// Every kind, in declaration order (`kind as usize` indexes it).
-    pub const ALL: [Kind; 6] = [
-        Kind::Compute,
-        Kind::Flaky,
-        Kind::Poison,
-        Kind::Invalid,
-        Kind::Slow,
-        Kind::Steady,
-    ];
-}
-
 /// The kind of task `id`.
 pub const fn kind(id: u32) -> Kind {
     match id {
@@ -68,6 +56,22 @@ pub const fn kind(id: u32) -> Kind {
         10 | 44 => Kind::Steady,
         _ => Kind::Compute,
     }
+}
+
+/// The ids of the script's tasks of kind `of`, one bit per id (bit `id` set for task `id`).
+///
+/// A `const fn`: what the script holds is known when the firmware is built, so a check
+/// against it costs no code.
+pub const fn ids(of: Kind) -> u64 {
+    let mut ids = 0u64;
+    let mut id = 0;
+    while id < TASKS {
+        if kind(id) as u8 == of as u8 {
+            ids |= 1 << id;
+        }
+        id += 1;
+    }
+    ids
 }
 
 /// How one run of a task ended.

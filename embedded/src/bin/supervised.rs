@@ -322,18 +322,11 @@ fn report(ledger: &Ledger, watch: &Watch) -> bool {
         watch.hung_tasks
     );
 
-    // How many tasks of each kind the script has, and which are slow.
-    let mut kinds = [0u32; Kind::ALL.len()];
-    let mut slow_ids = 0u64;
-    for id in 0..TASKS {
-        let of = kind(id);
-        kinds[of as usize] += 1;
-        if of == Kind::Slow {
-            slow_ids |= 1 << id;
-        }
-    }
-    let count = |wanted: Kind| kinds[wanted as usize];
-    let crashes = count(Kind::Flaky) + count(Kind::Poison) * MAX_ATTEMPTS;
+    // What the script makes happen, known when the firmware is built: which tasks are slow,
+    // and how many runs fault (a flaky task's first; each of a poison task's).
+    const SLOW_IDS: u64 = workload::ids(Kind::Slow);
+    const CRASHES: u32 = workload::ids(Kind::Flaky).count_ones()
+        + workload::ids(Kind::Poison).count_ones() * MAX_ATTEMPTS;
     let tally = |end: End| ledger.count(end) as usize;
 
     let ok = ledger.check(|kind| match kind {
@@ -372,11 +365,11 @@ fn report(ledger: &Ledger, watch: &Watch) -> bool {
         ),
         (
             "one crash per faulty run, each replaced",
-            snap.crashes() == crashes && snap.restarts() == crashes,
+            snap.crashes() == CRASHES && snap.restarts() == CRASHES,
         ),
         (
             "exactly the slow tasks flagged hung, once each",
-            flags == count(Kind::Slow) && watch.hung_tasks == slow_ids,
+            flags == SLOW_IDS.count_ones() && watch.hung_tasks == SLOW_IDS,
         ),
         (
             "every worker left",
