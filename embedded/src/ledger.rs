@@ -129,17 +129,30 @@ impl Ledger {
     }
 }
 
-/// Prints `check failed: ...` for each of `checks` (what is checked, whether it passed) that
-/// failed, and says whether they all passed.
-pub fn confirm(checks: &[(&str, bool)]) -> bool {
+/// Prints `check failed: ...` for each check that failed, and says whether they all passed:
+/// `what[i]` says what check `i` checks, `passed[i]` whether it passed. Called through
+/// [`confirm!`](crate::confirm), which keeps each description beside its condition.
+pub fn confirm<const K: usize>(what: &[&str; K], passed: [bool; K]) -> bool {
     let mut ok = true;
-    for &(what, passed) in checks {
+    for (what, passed) in what.iter().zip(passed) {
         if !passed {
             hprintln!("check failed: {}", what);
             ok = false;
         }
     }
     ok
+}
+
+/// Runs every check (`"what it checks" => condition`), prints each that failed, and says
+/// whether they all passed (see [`confirm`](crate::ledger::confirm)).
+///
+/// The descriptions form one table in flash, and each condition is one byte on the stack: a
+/// check costs its condition and nothing more at the call site.
+#[macro_export]
+macro_rules! confirm {
+    ($($what:literal => $passed:expr),+ $(,)?) => {
+        $crate::ledger::confirm(&[$($what),+], [$($passed),+])
+    };
 }
 
 impl Default for Ledger {

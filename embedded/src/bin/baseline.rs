@@ -20,7 +20,7 @@ use critical_section::Mutex;
 use heapless::Deque;
 
 use foreman_firmware::board;
-use foreman_firmware::ledger::{self, End, Ledger};
+use foreman_firmware::ledger::{End, Ledger};
 use foreman_firmware::producer::{Producer, Refused};
 use foreman_firmware::workload::{self, Kind, Outcome, Task, DEADLINE, TASKS};
 
@@ -121,18 +121,12 @@ fn report(ledger: &Ledger) -> bool {
         Kind::Invalid => End::Failed,
         Kind::Flaky | Kind::Poison => End::Crashed,
     });
-    let checks = [
-        (
-            "every task of the script accepted once",
-            isr.accepted == TASKS,
-        ),
-        ("the right task handed back", isr.mismatched == 0),
-        ("the queue was full at times", isr.full > 0),
-        (
-            "the late task refused as closed",
-            isr.closed == 1 && !isr.late_accepted,
-        ),
-    ];
+    let checks_ok = foreman_firmware::confirm! {
+        "every task of the script accepted once" => isr.accepted == TASKS,
+        "the right task handed back" => isr.mismatched == 0,
+        "the queue was full at times" => isr.full > 0,
+        "the late task refused as closed" => isr.closed == 1 && !isr.late_accepted,
+    };
     // Every check runs (and prints if it failed), whatever the ledger's verdict.
-    ledger::confirm(&checks) && ok
+    checks_ok && ok
 }

@@ -17,7 +17,7 @@ use core::mem::size_of_val;
 use cortex_m_rt::{entry, exception};
 use cortex_m_semihosting::hprintln;
 use foreman_firmware::board;
-use foreman_firmware::ledger::{self, End, Ledger};
+use foreman_firmware::ledger::{End, Ledger};
 use foreman_firmware::producer::{Producer, Refused};
 use foreman_firmware::workload::{self, Kind, Outcome, Task, DEADLINE, TASKS};
 use foreman_rt::park::NoPark;
@@ -112,20 +112,14 @@ fn report(ledger: &Ledger) -> bool {
         Kind::Invalid => End::Failed,
         Kind::Flaky | Kind::Poison => End::Crashed,
     });
-    let checks = [
-        (
-            "every task of the script accepted once",
-            isr.accepted == TASKS,
-        ),
-        ("the right task handed back", isr.mismatched == 0),
-        ("the queue was full at times", isr.full > 0),
-        (
-            "the late task refused as closed",
-            isr.closed == 1 && !isr.late_accepted,
-        ),
+    let checks_ok = foreman_firmware::confirm! {
+        "every task of the script accepted once" => isr.accepted == TASKS,
+        "the right task handed back" => isr.mismatched == 0,
+        "the queue was full at times" => isr.full > 0,
+        "the late task refused as closed" => isr.closed == 1 && !isr.late_accepted,
         // The drain is this firmware's only shutdown, and it runs everything queued first.
-        ("stopped by the drain", SUPERVISOR.is_stopped()),
-    ];
+        "stopped by the drain" => SUPERVISOR.is_stopped(),
+    };
     // Every check runs (and prints if it failed), whatever the ledger's verdict.
-    ledger::confirm(&checks) && ok
+    checks_ok && ok
 }

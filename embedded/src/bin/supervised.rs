@@ -26,7 +26,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use cortex_m_rt::{entry, exception};
 use cortex_m_semihosting::hprintln;
 use foreman_firmware::board;
-use foreman_firmware::ledger::{self, End, Ledger};
+use foreman_firmware::ledger::{End, Ledger};
 use foreman_firmware::producer::{Producer, Refused};
 use foreman_firmware::workload::{self, kind, Kind, Outcome, Task, DEADLINE, TASKS};
 use foreman_rt::host::cooperative::{Host, Step};
@@ -334,48 +334,31 @@ fn report(ledger: &Ledger, watch: &Watch) -> bool {
         Kind::Invalid => End::Failed,
         Kind::Poison => End::DeadLettered,
     });
-    let checks = [
-        ("the counters add up", snap.adds_up()),
-        (
-            "stopped by the drain",
-            snap.state == SupervisorState::Stopped(Shutdown::Drain),
-        ),
-        (
-            "every task of the script submitted once",
-            snap.submitted == TASKS as usize && isr.accepted == TASKS,
-        ),
-        (
-            "the supervisor's outcomes match the ledger",
+    let checks_ok = foreman_firmware::confirm! {
+        "the counters add up" => snap.adds_up(),
+        "stopped by the drain" => snap.state == SupervisorState::Stopped(Shutdown::Drain),
+        "every task of the script submitted once" =>
+            snap.submitted == TASKS as usize
+                && isr.accepted == TASKS,
+        "the supervisor's outcomes match the ledger" =>
             snap.completed == tally(End::Completed)
                 && snap.failed == tally(End::Failed)
                 && snap.dead_lettered == tally(End::DeadLettered),
-        ),
-        (
-            "nothing lost, handed back, queued or in flight",
+        "nothing lost, handed back, queued or in flight" =>
             snap.lost + snap.handed_back + snap.queued + snap.in_flight == 0,
-        ),
-        (
-            "every refusal counted on both sides, the right task handed back",
-            snap.rejected == isr.refused() as usize && isr.mismatched == 0,
-        ),
-        ("the queue was full at times", isr.full > 0),
-        (
-            "the late task refused as closed",
-            isr.closed == 1 && !isr.late_accepted,
-        ),
-        (
-            "one crash per faulty run, each replaced",
-            snap.crashes() == CRASHES && snap.restarts() == CRASHES,
-        ),
-        (
-            "exactly the slow tasks flagged hung, once each",
-            flags == SLOW_IDS.count_ones() && watch.hung_tasks == SLOW_IDS,
-        ),
-        (
-            "every worker left",
-            snap.workers.iter().all(|w| w.state == WorkerState::Exited),
-        ),
-    ];
+        "every refusal counted on both sides, the right task handed back" =>
+            snap.rejected == isr.refused() as usize
+                && isr.mismatched == 0,
+        "the queue was full at times" => isr.full > 0,
+        "the late task refused as closed" => isr.closed == 1 && !isr.late_accepted,
+        "one crash per faulty run, each replaced" =>
+            snap.crashes() == CRASHES
+                && snap.restarts() == CRASHES,
+        "exactly the slow tasks flagged hung, once each" =>
+            flags == SLOW_IDS.count_ones()
+                && watch.hung_tasks == SLOW_IDS,
+        "every worker left" => snap.workers.iter().all(|w| w.state == WorkerState::Exited),
+    };
     // Every check runs (and prints if it failed), whatever the ledger's verdict.
-    ledger::confirm(&checks) && ok
+    checks_ok && ok
 }

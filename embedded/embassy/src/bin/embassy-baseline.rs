@@ -22,7 +22,7 @@ use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use embassy_sync::channel::{Channel, TrySendError};
 use embassy_time::{with_timeout, Duration, Instant, Timer};
 use foreman_firmware::board;
-use foreman_firmware::ledger::{self, End, Ledger};
+use foreman_firmware::ledger::{End, Ledger};
 use foreman_firmware::producer::Refused;
 use foreman_firmware::workload::{Kind, Outcome, Task, DEADLINE, TASKS};
 use foreman_firmware_embassy::script::{self, read, update, Late, Offers, Submits, SPLIT};
@@ -225,22 +225,20 @@ fn report(ledger: &Ledger) -> bool {
         Kind::Invalid => End::Failed,
         Kind::Flaky | Kind::Poison | Kind::Slow => End::Crashed,
     });
-    let checks = [
-        (
-            "every task of the script accepted once",
-            isr.next == SPLIT && producer.accepted == TASKS - SPLIT,
-        ),
-        ("the right task handed back", isr.mismatched == 0),
-        (
-            "the channel was full for the interrupt, and the producer awaited room",
-            isr.full > 0 && producer.waited > 0,
-        ),
-        (
-            "both late tasks refused",
-            isr.late == Late::Refused && isr.closed == 1 && producer.closed == 1,
-        ),
-        ("every worker left", read(&LEFT) == WORKERS),
-    ];
+    let checks_ok = foreman_firmware::confirm! {
+        "every task of the script accepted once" =>
+            isr.next == SPLIT
+                && producer.accepted == TASKS - SPLIT,
+        "the right task handed back" => isr.mismatched == 0,
+        "the channel was full for the interrupt, and the producer awaited room" =>
+            isr.full > 0
+                && producer.waited > 0,
+        "both late tasks refused" =>
+            isr.late == Late::Refused
+                && isr.closed == 1
+                && producer.closed == 1,
+        "every worker left" => read(&LEFT) == WORKERS,
+    };
     // Every check runs (and prints if it failed), whatever the ledger's verdict.
-    ledger::confirm(&checks) && ok
+    checks_ok && ok
 }

@@ -31,7 +31,7 @@ use critical_section::Mutex;
 use embassy_executor::{SpawnError, SpawnToken, Spawner};
 use embassy_time::{Instant, Timer};
 use foreman_firmware::board;
-use foreman_firmware::ledger::{self, End, Ledger};
+use foreman_firmware::ledger::{End, Ledger};
 use foreman_firmware::producer::Refused;
 use foreman_firmware::workload::{kind, Kind, Outcome, Task, DEADLINE, TASKS};
 use foreman_firmware_embassy::script::{self, read, update, Late, Offers, Submits, SPLIT};
@@ -402,57 +402,42 @@ fn report(ledger: &Ledger, shutdown: Shutdown) -> bool {
         Kind::Invalid => End::Failed,
         Kind::Poison => End::DeadLettered,
     });
-    let checks = [
-        ("the counters add up", snap.adds_up()),
-        (
-            "stopped by the drain",
-            shutdown == Shutdown::Drain && snap.state == SupervisorState::Stopped(Shutdown::Drain),
-        ),
-        (
-            "every task of the script submitted once",
+    let checks_ok = foreman_firmware::confirm! {
+        "the counters add up" => snap.adds_up(),
+        "stopped by the drain" =>
+            shutdown == Shutdown::Drain
+                && snap.state == SupervisorState::Stopped(Shutdown::Drain),
+        "every task of the script submitted once" =>
             snap.submitted == TASKS as usize
                 && isr.next == SPLIT
                 && producer.accepted == TASKS - SPLIT,
-        ),
-        (
-            "the host's outcomes match the ledger",
+        "the host's outcomes match the ledger" =>
             snap.completed == tally(End::Completed)
                 && snap.failed == tally(End::Failed)
                 && snap.dead_lettered == tally(End::DeadLettered),
-        ),
-        (
-            "nothing lost, handed back, queued or in flight",
+        "nothing lost, handed back, queued or in flight" =>
             snap.lost + snap.handed_back + snap.queued + snap.in_flight == 0,
-        ),
-        (
-            "every refusal counted on both sides, awaiting room never",
+        "every refusal counted on both sides, awaiting room never" =>
             snap.rejected == (isr.full + isr.closed + producer.closed) as usize
                 && isr.mismatched == 0,
-        ),
-        (
-            "the queue was full for the interrupt, and the producer awaited room",
-            isr.full > 0 && producer.waited > 0,
-        ),
-        (
-            "both late tasks refused as closed",
-            isr.late == Late::Refused && isr.closed == 1 && producer.closed == 1,
-        ),
-        (
-            "one crash per faulty or hung run, each replaced",
+        "the queue was full for the interrupt, and the producer awaited room" =>
+            isr.full > 0
+                && producer.waited > 0,
+        "both late tasks refused as closed" =>
+            isr.late == Late::Refused
+                && isr.closed == 1
+                && producer.closed == 1,
+        "one crash per faulty or hung run, each replaced" =>
             crashes.faults == faults
                 && snap.crashes() == faults + hangs
                 && snap.restarts() == faults + hangs,
-        ),
-        (
-            "exactly the slow tasks cancelled as hung, once each",
-            crashes.hangs == hangs && crashes.hung_tasks == slow_ids,
-        ),
-        (
-            "every worker left after the drain",
+        "exactly the slow tasks cancelled as hung, once each" =>
+            crashes.hangs == hangs
+                && crashes.hung_tasks == slow_ids,
+        "every worker left after the drain" =>
             snap.workers.iter().all(|w| w.state == WorkerState::Exited)
                 && exits.iter().all(|exit| *exit == Some(Exit::Left)),
-        ),
-    ];
+    };
     // Every check runs (and prints if it failed), whatever the ledger's verdict.
-    ledger::confirm(&checks) && ok
+    checks_ok && ok
 }
