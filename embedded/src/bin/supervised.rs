@@ -82,7 +82,9 @@ fn SysTick() {
     board::tick(|now| {
         // Lock-free: feeds the clock and flags workers busy past their deadline.
         for run in SUPERVISOR.tick(now) {
-            let flags = &HUNG_FLAGS[run.worker()];
+            // A worker index is below WORKERS; `% WORKERS` tells the compiler so (no bounds
+            // check, no panic path).
+            let flags = &HUNG_FLAGS[run.worker() % WORKERS];
             // Relaxed load + Release store: single writer; `board::tick`'s Release store
             // publishes it too.
             flags.store(flags.load(Ordering::Relaxed) + 1, Ordering::Release);
@@ -182,17 +184,19 @@ fn main() -> ! {
 /// watchdog made of it.
 fn work(task: Task, ctx: Context<'_>, watch: &mut Watch) -> Result<u32, Failure<Attempt>> {
     let index = ctx.worker();
+    // Below WORKERS, as in the handler: `% WORKERS` spares the bounds check.
+    let flags = &HUNG_FLAGS[index % WORKERS];
     let attempt = Attempt {
         task,
         number: ctx.attempt(),
     };
     // Acquire: pairs with the handler's Release store.
-    let flags_before = HUNG_FLAGS[index].load(Ordering::Acquire);
+    let flags_before = flags.load(Ordering::Acquire);
 
     let outcome = workload::run(task, attempt.number, || ctx.heartbeat());
 
     // Acquire: pairs with the handler's Release store.
-    let flagged = HUNG_FLAGS[index].load(Ordering::Acquire) - flags_before;
+    let flagged = flags.load(Ordering::Acquire) - flags_before;
     let hung = SUPERVISOR.worker_state(index) == Some(WorkerState::Hung);
     if flagged > 0 || hung {
         hprintln!(
