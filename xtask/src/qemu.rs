@@ -897,7 +897,7 @@ isr: ticks=75 accepted=48 full=13 closed=1 mismatched=0 late_accepted=false
 counters: state=stopped submitted=48 completed=44 failed=2 dead_lettered=2 lost=0 handed_back=0 queued=0 in_flight=0 requeued=0 rejected=14 crashes=9 restarts=9 adds_up=true
 worker 0: state=exited completed=31 failed=1 crashes=9 restarts=9
 worker 1: state=exited completed=13 failed=1 crashes=0 restarts=0
-watchdog: flags=2 hung_tasks=0x8000020
+watchdog: flags=2 hung_tasks=0x008000020
 outcomes: tasks=48 completed=44 failed=2 dead_lettered=2 crashed=0 mismatched=0 duplicates=0 wrong_results=0 anomalies=0
 check: ok
 ";

@@ -320,10 +320,13 @@ fn report(ledger: &Ledger, watch: &Watch) -> bool {
             worker.restarts
         );
     }
+    // The bitmask in hex as two 32-bit halves: u32's formatter is in every image already,
+    // u64's would be added for this one number.
     hprintln!(
-        "watchdog: flags={} hung_tasks={:#x}",
+        "watchdog: flags={} hung_tasks={:#x}{:08x}",
         flags,
-        watch.hung_tasks
+        (watch.hung_tasks >> 32) as u32,
+        watch.hung_tasks as u32
     );
 
     // What the script makes happen, known when the firmware is built: which tasks are slow,
