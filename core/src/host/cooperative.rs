@@ -170,7 +170,10 @@ impl<'s, T, const N: usize, const W: usize> Host<'s, T, N, W> {
     /// assert!(matches!(sup.attach(1), Err(WorkerError::WrongState { index: 1, .. })));
     /// ```
     pub fn new(sup: &'s Supervisor<T, N, W, NoPark>) -> Result<Self, WorkerError> {
-        let mut workers = [const { None }; W];
+        // Built by `map`, not as `[const { None }; W]`: LLVM writes that constant whole, every
+        // byte set to `None`'s niche value, through a `memset` routine the firmware otherwise
+        // lacks (on a Cortex-M3, 52 bytes of flash more).
+        let mut workers: [Option<Handle<'s, T, N, W>>; W] = [(); W].map(|()| None);
         for (index, slot) in workers.iter_mut().enumerate() {
             fill(slot, sup.attach(index)?);
         }
