@@ -79,6 +79,14 @@
 //!   and sleeps with the firmware's `WFI` when idle. `no_std`, no alloc.
 //! - `defmt`: `defmt::Format` for what a firmware prints: snapshots, states, decisions,
 //!   dispositions, errors and events.
+//! - `cancellation` (default): [`Supervisor::cancel`] cancels a running task (cooperatively:
+//!   [`Context::is_cancelled`]), and `Ticket` (where the target has 64-bit atomics, or with
+//!   `portable-atomic`) cancels a queued one; a cancelled task ends as
+//!   [`Job::cancel`] records it, counted in [`Snapshot::cancelled`].
+//! - `deadlines` (default): `Job::set_deadline`, a deadline per run counted from its start,
+//!   which the watchdog ([`Supervisor::tick`]) honours with or without the policy's.
+//! - `recycling`, `backoff` (default): [`Policy::with_recycling`](policy::Policy::with_recycling)
+//!   and `Policy::with_backoff`.
 //! - `portable-atomic`: atomics from the `portable-atomic` crate, for targets without
 //!   compare-and-swap (thumbv6m). Pick its `critical-section` or
 //!   `unsafe-assume-single-core` feature in the firmware.
@@ -112,6 +120,11 @@ mod slot;
 mod stats;
 mod supervisor;
 mod sync;
+#[cfg(all(
+    feature = "cancellation",
+    any(loom, feature = "portable-atomic", target_has_atomic = "64")
+))]
+mod ticket;
 mod worker;
 
 pub mod host;
@@ -146,6 +159,10 @@ mod defmt_format {
         implements::<WorkerError>();
         implements::<ReopenError>();
         implements::<Condemned>();
+        #[cfg(feature = "cancellation")]
+        implements::<Cancel>();
+        #[cfg(feature = "cancellation")]
+        implements::<Cancelled>();
         implements::<Run>();
         implements::<PushError<u8>>();
         implements::<PopError>();
@@ -170,4 +187,9 @@ pub use supervisor::{
     CrashReport, Decision, Disposition, HandBack, NewlyHung, ReopenError, SubmitError, Supervisor,
     WorkerError,
 };
+#[cfg(all(
+    feature = "cancellation",
+    any(loom, feature = "portable-atomic", target_has_atomic = "64")
+))]
+pub use ticket::{Cancel, Cancelled, Ticket};
 pub use worker::{Condemned, Context, Job, Next, Worker};

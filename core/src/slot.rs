@@ -31,6 +31,10 @@
 //!
 //!  A retry left in an ended slot is handed back
 //!     Exited or Retired, with a task ──21──▶ the same, claimed ──22──▶ the same, no task
+//!
+//!  A run is cancelled (feature `cancellation`)
+//!     Busy, Hung, Terminating ──24──▶ the same, cancelled
+//!     Busy, Hung (cancelled or not) ──25──▶ Idle
 //! ```
 //!
 //! | # | function | from → to | task flag | who |
@@ -41,14 +45,14 @@
 //! | 4 | [`start`](StateWord::start) | Idle → Busy | set; generation + 1 | the worker's step ([`Worker::try_next`](crate::Worker::try_next)) |
 //! | 5 | [`flag_hung`](StateWord::flag_hung) | Busy → Hung, same generation only | | the watchdog ([`Supervisor::tick`](crate::Supervisor::tick)) |
 //! | 6 | [`heartbeat`](StateWord::heartbeat) | Hung → Busy | | [`Context::heartbeat`](crate::Context::heartbeat) |
-//! | 7 | [`finish`](StateWord::finish) | Busy, Hung → Idle | cleared | [`Job::complete`](crate::Job::complete), [`Job::fail`](crate::Job::fail) |
+//! | 7 | [`finish`](StateWord::finish) | Busy, Hung, not cancelled → Idle | cleared | [`Job::complete`](crate::Job::complete), [`Job::fail`](crate::Job::fail) |
 //! | 8 | [`condemn`](StateWord::condemn) | Busy, Hung → Terminating, one run only (its generation) | | [`Supervisor::condemn`](crate::Supervisor::condemn) |
 //! | 9 | [`abandon`](StateWord::abandon) | Busy, Hung, Terminating → Crashed | | dropping a [`Job`](crate::Job) unfinished; finishing a condemned one |
 //! | 10 | [`crash`](StateWord::crash) | Busy, Hung, Terminating → Recovering | | [`Job::crash`](crate::Job::crash) |
 //! | 11 | [`declare_dead`](StateWord::declare_dead) | Starting, Idle, Busy, Hung, Terminating, Crashed → Crashed; Exiting → Exited | | [`Supervisor::declare_dead`](crate::Supervisor::declare_dead) |
 //! | 12 | [`recover`](StateWord::recover) | Crashed → Recovering | | [`Supervisor::recover`](crate::Supervisor::recover) |
-//! | 13 | [`await_replacement`](StateWord::await_replacement) | Recovering → Restarting | set if a retry is kept, else cleared | recovery, [`Decision::Replace`](crate::Decision::Replace) |
-//! | 14 | [`retire`](StateWord::retire) | Recovering → Retired | cleared | recovery without a replacement; [`Supervisor::retire`](crate::Supervisor::retire) |
+//! | 13 | [`await_replacement`](StateWord::await_replacement) | Recovering → Restarting | set if a retry is kept, else cleared; cancelled cleared | recovery, [`Decision::Replace`](crate::Decision::Replace) |
+//! | 14 | [`retire`](StateWord::retire) | Recovering → Retired | cleared; cancelled cleared | recovery without a replacement; [`Supervisor::retire`](crate::Supervisor::retire) |
 //! | 15 | [`leave`](StateWord::leave) | Idle without a task → Exiting | | the worker's step, finding a shutdown |
 //! | 16 | [`exit`](StateWord::exit) | Exiting, Idle → Exited | kept | dropping the [`Worker`](crate::Worker) (or [`Worker::exit`](crate::Worker::exit)) without a replacement |
 //! | 17 | [`exit_for_replacement`](StateWord::exit_for_replacement) | Idle → Restarting | kept | dropping the `Worker` while running, replaced per the restart policy; a worker recycled after its quota of tasks ([`Policy::with_recycling`](crate::policy::Policy::with_recycling)) |
@@ -58,6 +62,11 @@
 //! | 21 | [`claim_leftover`](StateWord::claim_leftover) | Exited, Retired with an unclaimed task → the same, claimed | claim set | [`Supervisor::hand_back`](crate::Supervisor::hand_back) |
 //! | 22 | [`hand_back`](StateWord::hand_back) | Exited, Retired with a claimed task → the same | task and claim cleared | [`Supervisor::hand_back`](crate::Supervisor::hand_back) |
 //! | 23 | [`claim`](StateWord::claim) | Vacant → Idle | | [`Supervisor::attach`](crate::Supervisor::attach) of a vacant slot |
+//! | 24 | [`cancel`](StateWord::cancel) | Busy, Hung, Terminating → the same, one run only (its generation) | cancelled set | [`Supervisor::cancel`](crate::Supervisor::cancel) |
+//! | 25 | [`finish_cancelled`](StateWord::finish_cancelled) | Busy, Hung → Idle | cleared; cancelled cleared | [`Job::cancel`](crate::Job::cancel) |
+//!
+//! 24 and 25 exist with the feature `cancellation` only (without it, the `CANCELLED` bit is
+//! never set and no transition looks at it).
 //!
 //! `Recovering` is internal: [`WorkerState`] shows it as `Crashed`. Every pair of a state and
 //! a transition not in the table is refused, and the word is left as it was; the tests walk
@@ -70,6 +79,7 @@
 //! | 0–3 | the state |
 //! | 4 | `HAS_TASK`: the slot's task cell holds a task (running, or kept for a retry) |
 //! | 5 | `CLAIMED`: a hand-back is taking that task out of an ended slot (21, 22) |
+//! | 6 | `CANCELLED`: the run was cancelled (24); its outcome will not be recorded as completed or failed (7 refuses it), only as cancelled (25) or, if its worker dies, by the recovery, which neither retries the task nor charges the crash to the restart intensity. Set only in Busy, Hung, Terminating and the Crashed and Recovering states that follow them; cleared when the run's outcome is recorded (25, or recovery's 13 and 14) |
 //! | 8–31 | the *generation*, bumped at every task start |
 //!
 //! The generation names a *run* (one start of a task on a worker, [`Run`]): it lets the
@@ -125,6 +135,8 @@ const RETIRED: u32 = 11;
 const STATE_MASK: u32 = 0xF;
 const HAS_TASK: u32 = 1 << 4;
 const CLAIMED: u32 = 1 << 5;
+/// The run was cancelled: see the module docs.
+const CANCELLED: u32 = 1 << 6;
 const GEN_SHIFT: u32 = 8;
 
 /// What a worker is doing, as the supervisor sees it.
@@ -250,6 +262,17 @@ impl Run {
         self.worker
     }
 
+    /// The run named by a worker and a generation (as a [`Ticket`](crate::Ticket) keeps it).
+    #[cfg(feature = "cancellation")]
+    pub(crate) const fn from_parts(worker: usize, generation: u32) -> Run {
+        Run { worker, generation }
+    }
+
+    /// Which run of its worker's slot this is.
+    pub(crate) const fn generation(self) -> u32 {
+        self.generation
+    }
+
     /// Whether `word` (of this run's worker) is this run, still going.
     pub(crate) const fn is(self, word: Word) -> bool {
         word.is_running() && word.generation() == self.generation
@@ -323,6 +346,20 @@ impl Word {
         matches!(self.code(), EXITED | RETIRED) && self.0 & (HAS_TASK | CLAIMED) == HAS_TASK
     }
 
+    /// Whether the run was cancelled (the `CANCELLED` bit; never set without the feature
+    /// `cancellation`).
+    pub(crate) const fn is_cancelled(self) -> bool {
+        cfg!(feature = "cancellation") && self.0 & CANCELLED != 0
+    }
+
+    /// Whether the run of generation `generation` can no longer record a completion: it was
+    /// cancelled or condemned, or it ended (crashed, recovered, or the slot moved on).
+    pub(crate) const fn stops_run(self, generation: u32) -> bool {
+        self.generation() != generation
+            || !matches!(self.code(), BUSY | HUNG)
+            || self.is_cancelled()
+    }
+
     /// Whether the slot holds a task that may yet come back to the queue: running (it may
     /// crash), or crashed and not yet recovered.
     pub(crate) const fn task_may_return(self) -> bool {
@@ -337,9 +374,14 @@ impl fmt::Debug for Word {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "Word({:?}{}, generation {})",
+            "Word({:?}{}{}, generation {})",
             self.state(),
             if self.has_task() { " with task" } else { "" },
+            if self.is_cancelled() {
+                ", cancelled"
+            } else {
+                ""
+            },
             self.0 >> GEN_SHIFT
         )
     }
@@ -354,7 +396,8 @@ struct Op {
     to: [u8; 6],
     /// The flags it sets (bits 0–1), clears (2–3), requires (4–5) and forbids (6–7).
     flags: u8,
-    /// [`NEXT_GENERATION`], [`EXACT`].
+    /// [`NEXT_GENERATION`], [`EXACT`], and the rules for the flag `CANCELLED`:
+    /// [`SETS_CANCELLED`], [`CLEARS_CANCELLED`], [`FORBIDS_CANCELLED`].
     mode: u8,
 }
 
@@ -373,6 +416,12 @@ const FORBIDS: u32 = 6;
 const NEXT_GENERATION: u8 = 1;
 /// In [`Op::mode`]: it applies only to the word the caller saw (a changed word refuses).
 const EXACT: u8 = 2;
+/// In [`Op::mode`]: it sets the flag `CANCELLED`.
+const SETS_CANCELLED: u8 = 4;
+/// In [`Op::mode`]: it clears the flag `CANCELLED`.
+const CLEARS_CANCELLED: u8 = 8;
+/// In [`Op::mode`]: a word with the flag `CANCELLED` refuses it.
+const FORBIDS_CANCELLED: u8 = 16;
 
 impl Op {
     /// The transition taking each `(from, to)` pair, and no flag rule.
@@ -425,6 +474,12 @@ impl Op {
         self
     }
 
+    /// Adds `rule` (one of the `CANCELLED` rules) to [`mode`](Op::mode).
+    const fn cancelled(mut self, rule: u8) -> Op {
+        self.mode |= rule;
+        self
+    }
+
     /// The two flag bits at `at` in [`flags`](Op::flags).
     fn field(&self, at: u32) -> u8 {
         (self.flags >> at) & (TASK | CLAIM)
@@ -460,6 +515,18 @@ impl Op {
         if self.mode & NEXT_GENERATION != 0 {
             new = new.wrapping_add(1 << GEN_SHIFT);
         }
+        // Without the feature no transition sets `CANCELLED`: its rules compile away.
+        if cfg!(feature = "cancellation") {
+            if self.mode & FORBIDS_CANCELLED != 0 && word & CANCELLED != 0 {
+                return None;
+            }
+            if self.mode & CLEARS_CANCELLED != 0 {
+                new &= !CANCELLED;
+            }
+            if self.mode & SETS_CANCELLED != 0 {
+                new |= CANCELLED;
+            }
+        }
         Some(new)
     }
 }
@@ -471,7 +538,9 @@ const RELEASE: Op = Op::new(&[(STARTING, VACANT)]);
 const START: Op = Op::new(&[(IDLE, BUSY)]).sets(TASK).next_generation();
 const FLAG_HUNG: Op = Op::new(&[(BUSY, HUNG)]).exact();
 const HEARTBEAT: Op = Op::new(&[(HUNG, BUSY)]);
-const FINISH: Op = Op::new(&[(BUSY, IDLE), (HUNG, IDLE)]).clears(TASK);
+const FINISH: Op = Op::new(&[(BUSY, IDLE), (HUNG, IDLE)])
+    .clears(TASK)
+    .cancelled(FORBIDS_CANCELLED);
 const CONDEMN: Op = Op::new(&[(BUSY, TERMINATING), (HUNG, TERMINATING)]).exact();
 const ABANDON: Op = Op::new(&[(BUSY, CRASHED), (HUNG, CRASHED), (TERMINATING, CRASHED)]);
 const CRASH: Op = Op::new(&[
@@ -489,9 +558,15 @@ const DECLARE_DEAD: Op = Op::new(&[
     (EXITING, EXITED),
 ]);
 const RECOVER: Op = Op::new(&[(CRASHED, RECOVERING)]);
-const AWAIT_REPLACEMENT_WITH_RETRY: Op = Op::new(&[(RECOVERING, RESTARTING)]).sets(TASK);
-const AWAIT_REPLACEMENT: Op = Op::new(&[(RECOVERING, RESTARTING)]).clears(TASK);
-const RETIRE: Op = Op::new(&[(RECOVERING, RETIRED)]).clears(TASK);
+const AWAIT_REPLACEMENT_WITH_RETRY: Op = Op::new(&[(RECOVERING, RESTARTING)])
+    .sets(TASK)
+    .cancelled(CLEARS_CANCELLED);
+const AWAIT_REPLACEMENT: Op = Op::new(&[(RECOVERING, RESTARTING)])
+    .clears(TASK)
+    .cancelled(CLEARS_CANCELLED);
+const RETIRE: Op = Op::new(&[(RECOVERING, RETIRED)])
+    .clears(TASK)
+    .cancelled(CLEARS_CANCELLED);
 const LEAVE: Op = Op::new(&[(IDLE, EXITING)]).forbids(TASK);
 const EXIT: Op = Op::new(&[(EXITING, EXITED), (IDLE, EXITED)]);
 const EXIT_FOR_REPLACEMENT: Op = Op::new(&[(IDLE, RESTARTING)]);
@@ -506,10 +581,26 @@ const CLAIM_LEFTOVER: Op = Op::new(&[(EXITED, EXITED), (RETIRED, RETIRED)])
 const HAND_BACK: Op = Op::new(&[(EXITED, EXITED), (RETIRED, RETIRED)])
     .requires(TASK | CLAIM)
     .clears(TASK | CLAIM);
+#[cfg(feature = "cancellation")]
+const CANCEL: Op = Op::new(&[(BUSY, BUSY), (HUNG, HUNG), (TERMINATING, TERMINATING)])
+    .cancelled(SETS_CANCELLED)
+    .exact();
+#[cfg(feature = "cancellation")]
+const FINISH_CANCELLED: Op = Op::new(&[(BUSY, IDLE), (HUNG, IDLE)])
+    .clears(TASK)
+    .cancelled(CLEARS_CANCELLED);
 
-/// Every transition, at its number (13 twice: 24 is 13 with a retry kept). `StateWord::apply`
-/// takes the number, which a call site loads with one short instruction.
-static TRANSITIONS: [Op; 25] = [
+/// How many transitions [`TRANSITIONS`] holds: 0 to 23, 24 and 25 with the feature
+/// `cancellation`, and 13 with a retry kept, last.
+const TRANSITION_COUNT: usize = if cfg!(feature = "cancellation") {
+    27
+} else {
+    25
+};
+
+/// Every transition, at its number (13 twice: the last is 13 with a retry kept).
+/// `StateWord::apply` takes the number, which a call site loads with one short instruction.
+static TRANSITIONS: [Op; TRANSITION_COUNT] = [
     Op::new(&[]), // no transition 0: refuses everything
     RESERVE,
     ATTACH,
@@ -534,11 +625,15 @@ static TRANSITIONS: [Op; 25] = [
     CLAIM_LEFTOVER,
     HAND_BACK,
     CLAIM_VACANT,
+    #[cfg(feature = "cancellation")]
+    CANCEL,
+    #[cfg(feature = "cancellation")]
+    FINISH_CANCELLED,
     AWAIT_REPLACEMENT_WITH_RETRY,
 ];
 
-/// The number of 13 with a retry kept, in [`TRANSITIONS`].
-const AWAIT_REPLACEMENT_WITH_RETRY_NUMBER: u8 = 24;
+/// The number of 13 with a retry kept, in [`TRANSITIONS`]: the last.
+const AWAIT_REPLACEMENT_WITH_RETRY_NUMBER: u8 = TRANSITION_COUNT as u8 - 1;
 
 /// The outcome of a transition: `Ok(the word it replaced)`, or `Err(the word it found)` if
 /// the transition does not apply to it (the word is unchanged then).
@@ -660,7 +755,8 @@ impl StateWord {
         self.apply_now(6)
     }
 
-    /// 7: Busy or Hung → Idle, the task taken out. Refused once condemned (Terminating).
+    /// 7: Busy or Hung → Idle, the task taken out. Refused once condemned (Terminating) or
+    /// cancelled.
     #[inline]
     pub(crate) fn finish(&self) -> Moved {
         self.apply_now_hot(7, &FINISH)
@@ -756,6 +852,20 @@ impl StateWord {
     pub(crate) fn hand_back(&self) -> Moved {
         self.apply_now(22)
     }
+
+    /// 24: Busy, Hung or Terminating → the same, cancelled, only from `seen` (the word of the
+    /// run the host names). Idempotent: a cancelled run may be cancelled again.
+    #[cfg(feature = "cancellation")]
+    pub(crate) fn cancel(&self, seen: Word) -> Moved {
+        self.apply(seen.0, 24)
+    }
+
+    /// 25: Busy or Hung → Idle, the task taken out, to be recorded as cancelled (whether or
+    /// not 24 marked the run). Refused once condemned (Terminating).
+    #[cfg(feature = "cancellation")]
+    pub(crate) fn finish_cancelled(&self) -> Moved {
+        self.apply_now(25)
+    }
 }
 
 /// A task, with the number of its runs that started.
@@ -803,6 +913,19 @@ pub(crate) struct WorkerSlot<T> {
     /// by the recoverer before the slot becomes Restarting (13), read by `attach` after.
     #[cfg(feature = "backoff")]
     pub(crate) ready_at: AtomicU32,
+    /// Tasks whose run on this slot ended cancelled. Written by the worker (after 25, from its
+    /// Idle slot) or by the recoverer (from Recovering): one writer at a time, ordered by the
+    /// state word, read by snapshots.
+    #[cfg(feature = "cancellation")]
+    pub(crate) cancelled: AtomicUsize,
+    /// When the current run started (the supervisor's clock), for its deadline. Written by
+    /// the worker before 4, which publishes it.
+    #[cfg(feature = "deadlines")]
+    pub(crate) started: AtomicU32,
+    /// The current run's own deadline in ticks from its start, plus one (0: none, the policy's
+    /// watchdog judges it). Cleared by the worker before 4; set by `Job::set_deadline`.
+    #[cfg(feature = "deadlines")]
+    pub(crate) deadline: AtomicU32,
     task: UnsafeCell<MaybeUninit<Envelope<T>>>,
 }
 
@@ -827,6 +950,12 @@ impl<T> WorkerSlot<T> {
                 backoff: AtomicU32::new(0),
                 #[cfg(feature = "backoff")]
                 ready_at: AtomicU32::new(0),
+                #[cfg(feature = "cancellation")]
+                cancelled: AtomicUsize::new(0),
+                #[cfg(feature = "deadlines")]
+                started: AtomicU32::new(0),
+                #[cfg(feature = "deadlines")]
+                deadline: AtomicU32::new(0),
                 task: UnsafeCell::new(MaybeUninit::uninit()),
             }
         }
@@ -852,6 +981,12 @@ impl<T> WorkerSlot<T> {
             (&raw mut (*place).backoff).write(AtomicU32::new(0));
             #[cfg(feature = "backoff")]
             (&raw mut (*place).ready_at).write(AtomicU32::new(0));
+            #[cfg(feature = "cancellation")]
+            (&raw mut (*place).cancelled).write(AtomicUsize::new(0));
+            #[cfg(feature = "deadlines")]
+            (&raw mut (*place).started).write(AtomicU32::new(0));
+            #[cfg(feature = "deadlines")]
+            (&raw mut (*place).deadline).write(AtomicU32::new(0));
             init_empty_cell(&raw mut (*place).task);
         }
     }
@@ -926,6 +1061,29 @@ impl<T> WorkerSlot<T> {
         counter.store(value.wrapping_add(1), Ordering::Release);
     }
 
+    /// Counts a task ended cancelled. The caller is the worker (its slot Idle after 25) or the
+    /// recoverer (Recovering): the only writer at the moment.
+    #[cfg(feature = "cancellation")]
+    #[inline]
+    pub(crate) fn count_cancelled(&self) {
+        // Relaxed load: one writer at a time, ordered by the state word.
+        let value = self.cancelled.load(Ordering::Relaxed);
+        // Release: a snapshot that sees the count also sees the pop behind it.
+        self.cancelled
+            .store(value.wrapping_add(1), Ordering::Release);
+    }
+
+    /// Tasks ended cancelled on this slot, for a snapshot (0 without the feature
+    /// `cancellation`).
+    #[inline]
+    pub(crate) fn cancelled(&self) -> usize {
+        #[cfg(feature = "cancellation")]
+        // Acquire: pairs with `count_cancelled` (see `stats`).
+        return self.cancelled.load(Ordering::Acquire);
+        #[cfg(not(feature = "cancellation"))]
+        0
+    }
+
     /// Counts a crash; the caller recovers the slot (Recovering), so it is the only writer.
     #[inline]
     pub(crate) fn count_crash(&self) {
@@ -979,6 +1137,44 @@ fn bump_informational(counter: &AtomicU32) {
     );
 }
 
+/// Notes that a run starts at `now`, without a deadline of its own yet. The caller is the
+/// worker, before transition 4 publishes it.
+#[cfg(feature = "deadlines")]
+#[inline]
+pub(crate) fn start_deadline<T>(slot: &WorkerSlot<T>, now: Tick) {
+    // Relaxed: single writer (the worker); published by its transition 4.
+    slot.started.store(now, Ordering::Relaxed);
+    // Relaxed: as above.
+    slot.deadline.store(0, Ordering::Relaxed);
+}
+
+/// Gives the current run of `slot` a deadline of `ticks` from its start (cut to
+/// [`MAX_DURATION`](crate::policy::MAX_DURATION)). The caller is the worker running it.
+#[cfg(feature = "deadlines")]
+pub(crate) fn set_deadline<T>(slot: &WorkerSlot<T>, ticks: Tick) {
+    let ticks = if ticks > crate::policy::MAX_DURATION {
+        crate::policy::MAX_DURATION
+    } else {
+        ticks
+    };
+    // Relaxed: advisory, as a heartbeat is: a watchdog that reads it late judges this run by
+    // the policy's deadline once more (it read the word of this run, so never by another
+    // run's deadline: that one was cleared before 4).
+    slot.deadline.store(ticks + 1, Ordering::Relaxed);
+}
+
+/// The deadline of the run the caller saw starting (with an Acquire load of the word), as
+/// `(its start, ticks)`, if it has one of its own.
+#[cfg(feature = "deadlines")]
+#[inline]
+pub(crate) fn own_deadline<T>(slot: &WorkerSlot<T>) -> Option<(Tick, Tick)> {
+    // Relaxed: ordered after the run's transition 4 by the caller's Acquire load (see
+    // `start_deadline`); `set_deadline` is advisory.
+    let deadline = slot.deadline.load(Ordering::Relaxed);
+    // Relaxed: as above.
+    (deadline != 0).then(|| (slot.started.load(Ordering::Relaxed), deadline - 1))
+}
+
 /// Stamps a heartbeat: the task started, or showed progress, at `now`.
 #[inline]
 pub(crate) fn stamp(heartbeat: &AtomicU32, now: Tick) {
@@ -1023,6 +1219,9 @@ mod tests {
         requires: u32,
         forbids: u32,
         next_generation: bool,
+        /// Its rule for `CANCELLED`: 0 (kept), or one of `SETS_CANCELLED`,
+        /// `CLEARS_CANCELLED`, `FORBIDS_CANCELLED`.
+        cancelled: u8,
     }
 
     const fn row(
@@ -1041,6 +1240,7 @@ mod tests {
             requires: 0,
             forbids: 0,
             next_generation: false,
+            cancelled: 0,
         }
     }
 
@@ -1072,6 +1272,7 @@ mod tests {
             row(6, "heartbeat", |s, _| s.heartbeat(), &[(HUNG, BUSY)]),
             Row {
                 clears: HAS_TASK,
+                cancelled: FORBIDS_CANCELLED,
                 ..row(
                     7,
                     "finish",
@@ -1114,6 +1315,7 @@ mod tests {
             row(12, "recover", |s, _| s.recover(), &[(CRASHED, RECOVERING)]),
             Row {
                 sets: HAS_TASK,
+                cancelled: CLEARS_CANCELLED,
                 ..row(
                     13,
                     "await_replacement(with a retry)",
@@ -1123,6 +1325,7 @@ mod tests {
             },
             Row {
                 clears: HAS_TASK,
+                cancelled: CLEARS_CANCELLED,
                 ..row(
                     13,
                     "await_replacement(without)",
@@ -1132,6 +1335,7 @@ mod tests {
             },
             Row {
                 clears: HAS_TASK,
+                cancelled: CLEARS_CANCELLED,
                 ..row(14, "retire", |s, _| s.retire(), &[(RECOVERING, RETIRED)])
             },
             Row {
@@ -1188,7 +1392,38 @@ mod tests {
                 ..row(22, "hand_back", |s, _| s.hand_back(), ENDED_STAY)
             },
             row(23, "claim", |s, _| s.claim(), &[(VACANT, IDLE)]),
+            #[cfg(feature = "cancellation")]
+            Row {
+                cancelled: SETS_CANCELLED,
+                ..row(
+                    24,
+                    "cancel",
+                    |s, seen| s.cancel(seen),
+                    &[(BUSY, BUSY), (HUNG, HUNG), (TERMINATING, TERMINATING)],
+                )
+            },
+            #[cfg(feature = "cancellation")]
+            Row {
+                clears: HAS_TASK,
+                cancelled: CLEARS_CANCELLED,
+                ..row(
+                    25,
+                    "finish_cancelled",
+                    |s, _| s.finish_cancelled(),
+                    &[(BUSY, IDLE), (HUNG, IDLE)],
+                )
+            },
         ]
+    }
+
+    /// The flag combinations every transition is tried on: `CANCELLED` only with the feature
+    /// (without it, no transition ever sets the bit).
+    fn flag_combinations() -> Vec<u32> {
+        let mut flags = std::vec![0, HAS_TASK, CLAIMED, HAS_TASK | CLAIMED];
+        if cfg!(feature = "cancellation") {
+            flags.extend(flags.clone().iter().map(|flags| flags | CANCELLED));
+        }
+        flags
     }
 
     fn word_with(word: u32) -> StateWord {
@@ -1199,13 +1434,23 @@ mod tests {
     fn every_transition_against_every_state_does_what_the_table_says() {
         let table = table();
         let numbers: Vec<u32> = table.iter().map(|row| row.number).collect();
-        let mut expected: Vec<u32> = (1..=23).collect();
+        let last = if cfg!(feature = "cancellation") {
+            25
+        } else {
+            23
+        };
+        let mut expected: Vec<u32> = (1..=last).collect();
         expected.insert(13, 13); // 13 has two rows, with and without a retry
         assert_eq!(numbers, expected, "one row per number of the table");
+        assert_eq!(
+            TRANSITIONS.len(),
+            table.len() + 1,
+            "the table holds every transition (and no transition 0)"
+        );
         let mut pairs = 0;
         for row in &table {
             for from in STATES {
-                for flags in [0, HAS_TASK, CLAIMED, HAS_TASK | CLAIMED] {
+                for flags in flag_combinations() {
                     let generation = 0xAB_CD;
                     let before = (generation << GEN_SHIFT) | flags | from;
                     let word = word_with(before);
@@ -1214,8 +1459,9 @@ mod tests {
                     let what = std::format!("{} {} on {:?}", row.number, row.name, Word(before));
                     pairs += 1;
                     let arrow = row.arrows.iter().find(|(f, _)| *f == from);
-                    let flags_allow =
-                        flags & row.requires == row.requires && flags & row.forbids == 0;
+                    let flags_allow = flags & row.requires == row.requires
+                        && flags & row.forbids == 0
+                        && !(row.cancelled == FORBIDS_CANCELLED && flags & CANCELLED != 0);
                     let Some(&(_, to)) = arrow.filter(|_| flags_allow) else {
                         assert_eq!(result, Err(Word(before)), "{what}: refused");
                         assert_eq!(after, before, "{what}: a refusal leaves the word");
@@ -1223,9 +1469,14 @@ mod tests {
                     };
                     assert_eq!(result, Ok(Word(before)), "{what}: returns the old word");
                     assert_eq!(after & STATE_MASK, to, "{what}: the new state");
-                    let flags_after = (flags & !row.clears) | row.sets;
+                    let mut flags_after = (flags & !row.clears) | row.sets;
+                    match row.cancelled {
+                        SETS_CANCELLED => flags_after |= CANCELLED,
+                        CLEARS_CANCELLED => flags_after &= !CANCELLED,
+                        _ => {}
+                    }
                     assert_eq!(
-                        after & (HAS_TASK | CLAIMED),
+                        after & (HAS_TASK | CLAIMED | CANCELLED),
                         flags_after,
                         "{what}: the flags"
                     );
@@ -1236,14 +1487,19 @@ mod tests {
                         "{what}: the generation"
                     );
                     assert_eq!(
-                        after & !(STATE_MASK | HAS_TASK | CLAIMED | (u32::MAX << GEN_SHIFT)),
+                        after
+                            & !(STATE_MASK
+                                | HAS_TASK
+                                | CLAIMED
+                                | CANCELLED
+                                | (u32::MAX << GEN_SHIFT)),
                         0,
                         "{what}: no other bit"
                     );
                 }
             }
         }
-        assert_eq!(pairs, 24 * 12 * 4);
+        assert_eq!(pairs, table.len() * 12 * flag_combinations().len());
     }
 
     #[test]
@@ -1254,7 +1510,7 @@ mod tests {
         let hot: [(u8, Inlined); 2] = [(4, StateWord::start), (7, StateWord::finish)];
         for (number, inlined) in hot {
             for code in 0..=STATE_MASK {
-                for flags in [0, HAS_TASK, CLAIMED, HAS_TASK | CLAIMED] {
+                for flags in flag_combinations() {
                     let before = (0x12_34 << GEN_SHIFT) | flags | code;
                     let (by_number, by_op) = (word_with(before), word_with(before));
                     assert_eq!(
@@ -1297,6 +1553,38 @@ mod tests {
         assert_eq!(
             word.claim_leftover(Word(exited)),
             Err(Word(exited | CLAIMED))
+        );
+    }
+
+    #[cfg(feature = "cancellation")]
+    #[test]
+    fn a_cancellation_applies_only_to_the_run_it_names_and_stops_only_that_run() {
+        let busy = (5 << GEN_SHIFT) | HAS_TASK | BUSY;
+        let newer = busy + (1 << GEN_SHIFT);
+        let word = word_with(newer);
+        // The worker finished and started another task since the host looked.
+        assert_eq!(word.cancel(Word(busy)), Err(Word(newer)));
+        assert!(!word.load().stops_run(6));
+        assert_eq!(word.cancel(Word(newer)), Ok(Word(newer)));
+        assert_eq!(word.load(), Word(newer | CANCELLED));
+        assert!(word.load().stops_run(6) && word.load().is_cancelled());
+        // Idempotent, and condemnable still.
+        assert_eq!(
+            word.cancel(Word(newer | CANCELLED)),
+            Ok(Word(newer | CANCELLED))
+        );
+        // A cancelled run cannot finish, only end cancelled; then the flag is gone.
+        assert_eq!(word.finish(), Err(Word(newer | CANCELLED)));
+        assert_eq!(word.finish_cancelled(), Ok(Word(newer | CANCELLED)));
+        assert_eq!(word.load(), Word(IDLE | (6 << GEN_SHIFT)));
+        // Another run's generation, a condemned run and an idle slot stop a run too.
+        assert!(Word(newer).stops_run(5));
+        assert!(Word(newer - BUSY + TERMINATING).stops_run(6));
+        assert!(Word(IDLE | (6 << GEN_SHIFT)).stops_run(6));
+        assert!(!Word(newer - BUSY + HUNG).stops_run(6));
+        assert_eq!(
+            std::format!("{:?}", Word(newer | CANCELLED)),
+            "Word(Busy with task, cancelled, generation 6)"
         );
     }
 

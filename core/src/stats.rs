@@ -3,24 +3,25 @@
 //! # How a snapshot is counted
 //!
 //! Every count is derived from *monotonic* counters: the queue's pop and push positions, each
-//! worker's completed/failed counts (written only by that worker), and the shared counters of
-//! the rare events (requeues begun and refused, dead-lettered, lost, handed back). Every pop (a
-//! task leaving the queue for a worker) ends in exactly one of completed, failed, requeued,
-//! dead-lettered, lost or handed back — a retry kept in its slot for the replacement is still
+//! worker's completed/failed/cancelled counts (written only by that worker, or by the one
+//! recovering its slot), and the shared counters of the rare events (requeues begun and
+//! refused, dead-lettered, lost, handed back). Every pop (a task leaving the queue for a
+//! worker) ends in exactly one of completed, failed, cancelled, requeued, dead-lettered, lost
+//! or handed back — a retry kept in its slot for the replacement is still
 //! the same pop, in flight — so with
 //!
 //! ```text
 //! requeued  = requeues begun − requeues refused (the queue was full: handed back instead)
 //! submitted = pushes − requeued                 queued = pushes − pops
-//! in_flight = pops − (completed + failed + requeued + dead_lettered + lost + handed_back)
+//! in_flight = pops − (completed + failed + cancelled + requeued + dead_lettered + lost + handed_back)
 //! ```
 //!
-//! `submitted = completed + failed + dead_lettered + lost + handed_back + queued + in_flight`
+//! `submitted = completed + failed + cancelled + dead_lettered + lost + handed_back + queued + in_flight`
 //! holds by construction. What makes the parts *honest* — none negative, no task counted
 //! twice, `queued` never above the capacity — is the order of the reads, each `Acquire` (or
 //! `SeqCst`) against the `Release` of the event it counts:
 //!
-//! 1. The outcomes: each worker's completed and failed, dead-lettered, lost, handed back,
+//! 1. The outcomes: each worker's completed, failed and cancelled, dead-lettered, lost, handed back,
 //!    then requeues refused (a refusal is counted before its hand-back, so a reader that sees
 //!    the hand-back sees the refusal). A task's outcome is written after its pop, so every
 //!    outcome read here has its pop counted in step 3: `in_flight` is never negative.
@@ -123,12 +124,15 @@ pub struct WorkerSnapshot {
     /// Times a worker of this slot was recycled after its quota of tasks
     /// ([`Policy::with_recycling`](crate::policy::Policy::with_recycling)).
     pub recycles: u32,
+    /// Tasks whose run on it ended cancelled ([`Job::cancel`](crate::Job::cancel), or the
+    /// recovery of a cancelled run whose worker died). 0 without the feature `cancellation`.
+    pub cancelled: usize,
 }
 
 /// The supervisor's counters and worker states, read without locks.
 ///
 /// It always *adds up*:
-/// `submitted == completed + failed + dead_lettered + lost + handed_back + queued + in_flight`,
+/// `submitted == completed + failed + cancelled + dead_lettered + lost + handed_back + queued + in_flight`,
 /// and every part is honest: none is negative, no task is counted in two places, `queued`
 /// never exceeds the capacity. When no task ends while it is read (the supervisor tries a few
 /// times), it is the counts of one instant; otherwise it is assembled over the read, and
@@ -165,6 +169,10 @@ pub struct Snapshot<const W: usize> {
     pub completed: usize,
     /// Tasks that ran to an error.
     pub failed: usize,
+    /// Tasks that ended cancelled ([`Supervisor::cancel`](crate::Supervisor::cancel),
+    /// [`Job::cancel`](crate::Job::cancel)): all workers' [`WorkerSnapshot::cancelled`]
+    /// together. 0 without the feature `cancellation`.
+    pub cancelled: usize,
     /// Tasks whose every allowed attempt crashed (at-least-once).
     pub dead_lettered: usize,
     /// Tasks a crash interrupted under at-most-once delivery.
@@ -192,6 +200,7 @@ pub struct Snapshot<const W: usize> {
 struct Ends {
     completed: usize,
     failed: usize,
+    cancelled: usize,
     dead_lettered: usize,
     lost: usize,
     handed_back: usize,
@@ -199,9 +208,9 @@ struct Ends {
 }
 
 impl Ends {
-    /// Reads the shared counters of step 1 (the caller adds each worker's completed and
-    /// failed, read before).
-    fn read(counters: &Counters, completed: usize, failed: usize) -> Ends {
+    /// Reads the shared counters of step 1 (the caller adds each worker's completed, failed
+    /// and cancelled, read before).
+    fn read(counters: &Counters, [completed, failed, cancelled]: [usize; 3]) -> Ends {
         let dead_lettered = Counters::read(&counters.dead_lettered);
         let lost = Counters::read(&counters.lost);
         // A refusal is bumped before its hand-back: read the hand-back first.
@@ -210,6 +219,7 @@ impl Ends {
         Ends {
             completed,
             failed,
+            cancelled,
             dead_lettered,
             lost,
             handed_back,
@@ -238,8 +248,8 @@ pub(crate) fn read<T, const N: usize, const W: usize>(
     // Tries for the counts of one instant before settling for counts assembled over the read.
     const EXACT_TRIES: u32 = 4;
     let mut tries = 0;
-    // Each worker's completed and failed, as step 1 read them.
-    let mut ended = [(0, 0); W];
+    // Each worker's completed, failed and cancelled, as step 1 read them.
+    let mut ended = [[0; 3]; W];
     loop {
         // Step 1.
         let ends = read_ends(counters, slots, &mut ended);
@@ -253,7 +263,7 @@ pub(crate) fn read<T, const N: usize, const W: usize>(
         }
         tries += 1;
         // (Each worker's counts only grow: equal sums mean equal counts, so `ended` holds.)
-        if tries < EXACT_TRIES && read_ends(counters, slots, &mut [(0, 0); W]) != ends {
+        if tries < EXACT_TRIES && read_ends(counters, slots, &mut [[0; 3]; W]) != ends {
             continue; // a task ended meanwhile: try for one instant again
         }
         let raw = Raw {
@@ -268,8 +278,9 @@ pub(crate) fn read<T, const N: usize, const W: usize>(
             let slot = &slots[index];
             WorkerSnapshot {
                 state: slot.state.load().state(),
-                completed: ended[index].0,
-                failed: ended[index].1,
+                completed: ended[index][0],
+                failed: ended[index][1],
+                cancelled: ended[index][2],
                 // Relaxed: informational.
                 crashes: slot.crashes.load(Ordering::Relaxed),
                 // Relaxed: informational.
@@ -281,23 +292,27 @@ pub(crate) fn read<T, const N: usize, const W: usize>(
     }
 }
 
-/// Step 1: each worker's completed and failed (into `ended`), and the counts of ended pops.
+/// Step 1: each worker's completed, failed and cancelled (into `ended`), and the counts of
+/// ended pops.
 #[inline(never)]
 fn read_ends<T, const W: usize>(
     counters: &Counters,
     slots: &[CachePadded<WorkerSlot<T>>; W],
-    ended: &mut [(usize, usize); W],
+    ended: &mut [[usize; 3]; W],
 ) -> Ends {
-    let (mut completed, mut failed) = (0usize, 0usize);
+    let mut sums = [0usize; 3];
     for (slot, counts) in slots.iter().zip(ended) {
-        *counts = (
+        *counts = [
             Counters::read(&slot.completed),
             Counters::read(&slot.failed),
-        );
-        completed = completed.wrapping_add(counts.0);
-        failed = failed.wrapping_add(counts.1);
+            // (0 without the feature `cancellation`.)
+            slot.cancelled() & COUNT_MASK,
+        ];
+        for (sum, count) in sums.iter_mut().zip(*counts) {
+            *sum = sum.wrapping_add(count);
+        }
     }
-    Ends::read(counters, completed & COUNT_MASK, failed & COUNT_MASK)
+    Ends::read(counters, sums.map(|sum| sum & COUNT_MASK))
 }
 
 impl<const W: usize> Snapshot<W> {
@@ -309,6 +324,7 @@ impl<const W: usize> Snapshot<W> {
         let ended = ends
             .completed
             .wrapping_add(ends.failed)
+            .wrapping_add(ends.cancelled)
             .wrapping_add(requeued)
             .wrapping_add(ends.dead_lettered)
             .wrapping_add(ends.lost)
@@ -318,6 +334,7 @@ impl<const W: usize> Snapshot<W> {
             submitted: sub(raw.pushed, requeued),
             completed: ends.completed,
             failed: ends.failed,
+            cancelled: ends.cancelled,
             dead_lettered: ends.dead_lettered,
             lost: ends.lost,
             handed_back: ends.handed_back,
@@ -376,7 +393,8 @@ impl<const W: usize> Snapshot<W> {
             .fold(0, |sum, worker| sum.wrapping_add(worker.recycles))
     }
 
-    /// Tasks that reached a final outcome: completed, failed, dead-lettered, lost or handed back.
+    /// Tasks that reached a final outcome: completed, failed, cancelled, dead-lettered, lost or
+    /// handed back.
     ///
     /// ```
     /// use foreman_rt::{park::NoPark, policy::Policy, Supervisor};
@@ -386,6 +404,7 @@ impl<const W: usize> Snapshot<W> {
     pub fn finished(&self) -> usize {
         self.completed
             .wrapping_add(self.failed)
+            .wrapping_add(self.cancelled)
             .wrapping_add(self.dead_lettered)
             .wrapping_add(self.lost)
             .wrapping_add(self.handed_back)
@@ -425,6 +444,7 @@ mod tests {
             crashes: 0,
             restarts: 0,
             recycles: 0,
+            cancelled: 0,
         }
     }
 
@@ -434,6 +454,7 @@ mod tests {
             ends: Ends {
                 completed: 50,
                 failed: 5,
+                cancelled: 2,
                 dead_lettered: 2,
                 lost: 1,
                 handed_back: 3,
@@ -441,12 +462,13 @@ mod tests {
             },
             requeued: 5, // one of them refused: 4 went back into the queue
             rejected: 9,
-            popped: 70,
-            pushed: 84,
+            popped: 72,
+            pushed: 86,
         };
         let snap = Snapshot::derive(SupervisorState::Running, raw, [idle(); 2]);
         assert_eq!(snap.requeued, 4);
-        assert_eq!(snap.submitted, 80);
+        assert_eq!(snap.submitted, 82);
+        assert_eq!(snap.cancelled, 2);
         assert_eq!(snap.queued, 14);
         assert_eq!(snap.in_flight, 5);
         assert!(snap.adds_up());
@@ -459,6 +481,7 @@ mod tests {
             ends: Ends {
                 completed: COUNT_MASK - 1,
                 failed: 0,
+                cancelled: 0,
                 dead_lettered: 0,
                 lost: 0,
                 handed_back: 0,

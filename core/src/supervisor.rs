@@ -250,10 +250,27 @@ pub enum Disposition<T> {
     Lost(T),
     /// A retry was due but cannot happen (shutting down, or no room in the queue).
     HandedBack(T),
+    /// The run was cancelled ([`Supervisor::cancel`]) before its worker died: the task is not
+    /// run again, and the death is not charged to the restart intensity (feature
+    /// `cancellation`).
+    ///
+    /// ```
+    /// use foreman_rt::{park::NoPark, policy::Policy, Disposition, Next, Supervisor};
+    /// let sup: Supervisor<u8, 2, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
+    /// sup.try_submit(5).unwrap();
+    /// let mut worker = sup.attach(0).unwrap();
+    /// let Next::Run(job) = worker.try_next() else { unreachable!() };
+    /// sup.cancel(job.context().run()).unwrap();
+    /// assert_eq!(job.crash().task, Some(Disposition::Cancelled(5)));
+    /// assert_eq!(sup.snapshot().cancelled, 1);
+    /// # drop(worker);
+    /// ```
+    Cancelled(T),
 }
 
 impl<T> Disposition<T> {
-    /// The task, if this disposition gives it to the host (dead-lettered, lost, handed back);
+    /// The task, if this disposition gives it to the host (dead-lettered, lost, handed back,
+    /// cancelled);
     /// `None` while a retry keeps it (retried, requeued).
     ///
     /// ```
@@ -265,7 +282,8 @@ impl<T> Disposition<T> {
         match self {
             Disposition::DeadLettered { task, .. }
             | Disposition::Lost(task)
-            | Disposition::HandedBack(task) => Some(task),
+            | Disposition::HandedBack(task)
+            | Disposition::Cancelled(task) => Some(task),
             Disposition::Retried { .. } | Disposition::Requeued { .. } => None,
         }
     }
@@ -291,6 +309,7 @@ impl<T> Disposition<T> {
             },
             Disposition::Lost(task) => Disposition::Lost(f(task)),
             Disposition::HandedBack(task) => Disposition::HandedBack(f(task)),
+            Disposition::Cancelled(task) => Disposition::Cancelled(f(task)),
         }
     }
 }
@@ -1143,7 +1162,9 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
     // ----- the watchdog and crashes -------------------------------------------------------
 
     /// Feeds the host's clock and runs the watchdog: a worker Busy on one task for more than
-    /// the policy's deadline since its last heartbeat is flagged [`WorkerState::Hung`].
+    /// the policy's deadline since its last heartbeat, or for more than the run's own deadline
+    /// since it started ([`Job::set_deadline`](crate::Job::set_deadline)), is flagged
+    /// [`WorkerState::Hung`].
     /// Returns the workers flagged by this call (each hang is reported once).
     ///
     /// This is the supervisor's one clock: it stamps task starts and heartbeats, and times
@@ -1190,21 +1211,34 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
             }
         };
         let mut hung = NewlyHung::new();
-        let Some(deadline) = self.policy.watchdog() else {
+        let watchdog = self.policy.watchdog();
+        // Without a watchdog nothing is judged, unless a run has a deadline of its own.
+        if watchdog.is_none() && !cfg!(feature = "deadlines") {
             return hung;
-        };
+        }
         for (index, slot) in self.slots.iter().enumerate() {
             // Acquire (in `load`): pairs with the worker's transition 4, which follows its
-            // heartbeat stamp, so the heartbeat read below is this task's or newer.
+            // heartbeat stamp (and its start and deadline), so the heartbeat read below is this
+            // task's or newer.
             let word = slot.state.load();
             if !word.is_busy() {
                 continue;
             }
-            // Relaxed: ordered by the Acquire above.
-            let heartbeat = slot.heartbeat.load(Ordering::Relaxed);
+            // The run's own deadline counts from its start; the policy's from the last
+            // heartbeat.
+            #[cfg(feature = "deadlines")]
+            let own = crate::slot::own_deadline(slot);
+            #[cfg(not(feature = "deadlines"))]
+            let own = None;
+            let (since, deadline) = match (own, watchdog) {
+                (Some(own), _) => own,
+                // Relaxed: ordered by the Acquire above.
+                (None, Some(deadline)) => (slot.heartbeat.load(Ordering::Relaxed), deadline),
+                (None, None) => continue,
+            };
             // A heartbeat stamped after `now` (another thread ticked the clock further) is
             // fresh, not 4 billion ticks old.
-            let age = now.wrapping_sub(heartbeat);
+            let age = now.wrapping_sub(since);
             if age <= deadline || age >= HALF_RANGE {
                 continue;
             }
@@ -1264,6 +1298,60 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
                 // The same word, refused: the run is already being killed.
                 Err(found) if found == word => return Err(wrong_state(index, found)),
                 // A heartbeat (Hung → Busy) or the run's end since the look: look again.
+                Err(found) => word = found,
+            }
+        }
+    }
+
+    /// Cancels a run — a task running on a worker, busy, hung or condemned — so that its
+    /// outcome is *cancelled*: from now on [`Context::is_cancelled`](crate::Context::is_cancelled)
+    /// tells the task to stop, the host ends the run with [`Job::cancel`](crate::Job::cancel),
+    /// and the run can no longer be recorded as completed or failed. If its worker dies
+    /// instead (killed, as the Web Worker host does, or crashed), the recovery reports
+    /// [`Disposition::Cancelled`]: the task is not retried, and the death is charged neither to
+    /// the restart intensity nor to the backoff; the slot is replaced while the supervisor
+    /// runs (whatever the restart policy).
+    ///
+    /// `Ok` if `run` is the worker's current run; cancelling it again is `Ok` too. Fails with
+    /// [`WorkerError::RunEnded`] if that run has ended (its outcome was recorded, or it
+    /// crashed: a retry is a new run), exactly like [`condemn`](Self::condemn). Decides the
+    /// race with the run's end: exactly one of the two wins.
+    ///
+    /// What a cancelled run's `complete` or `fail` do: they are refused like a condemned
+    /// run's (`Err(Condemned)`), the task stays in the slot and the worker is crashed, so
+    /// [`recover`](Self::recover) reports it cancelled. A host that polls
+    /// [`Job::is_cancelled`](crate::Job::is_cancelled) and calls [`Job::cancel`](crate::Job::cancel)
+    /// keeps its worker; `complete`'s refusal only happens to a cancellation that lands after
+    /// that check.
+    ///
+    /// ```
+    /// use foreman_rt::{park::NoPark, policy::Policy, Next, Supervisor, WorkerError};
+    /// let sup: Supervisor<u8, 2, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
+    /// sup.try_submit(1).unwrap();
+    /// let mut worker = sup.attach(0).unwrap();
+    /// let Next::Run(job) = worker.try_next() else { unreachable!() };
+    /// let run = job.context().run();
+    /// assert!(!job.context().is_cancelled());
+    /// sup.cancel(run).unwrap();
+    /// assert!(job.context().is_cancelled()); // the task polls this, and returns early
+    /// assert_eq!(job.cancel(), Ok(1)); // the host ends the run as cancelled
+    /// assert_eq!(sup.cancel(run), Err(WorkerError::RunEnded { index: 0 }));
+    /// assert_eq!(sup.snapshot().cancelled, 1);
+    /// # drop(worker);
+    /// ```
+    #[cfg(feature = "cancellation")]
+    pub fn cancel(&self, run: Run) -> Result<(), WorkerError> {
+        let index = run.worker();
+        let slot = self.slot_checked(index)?;
+        // Acquire (in `load`): the word is only compared; nothing is read under it.
+        let mut word = slot.state.load();
+        loop {
+            if !run.is(word) {
+                return Err(WorkerError::RunEnded { index });
+            }
+            match slot.state.cancel(word) {
+                Ok(_) => return Ok(()),
+                // A heartbeat, condemnation or the run's end since the look: look again.
                 Err(found) => word = found,
             }
         }
@@ -1370,6 +1458,10 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
         claimed: Word,
     ) -> CrashReport<T> {
         slot.count_crash();
+        #[cfg(feature = "cancellation")]
+        if claimed.is_cancelled() && claimed.has_task() {
+            return self.recover_cancelled(slot, index);
+        }
         let decision = self.decide(true);
         let delay = if decision == Decision::Replace {
             self.back_off(slot)
@@ -1392,6 +1484,34 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
             task,
             decision,
             delay,
+        }
+    }
+
+    /// Recovery of a cancelled run (held in Recovering by the caller, with its task): the task
+    /// is not retried, and the death charges neither the intensity nor the backoff. The slot is
+    /// replaced while the supervisor runs, or drains with tasks left (as for a recycling).
+    #[cfg(feature = "cancellation")]
+    #[inline(never)]
+    fn recover_cancelled(&self, slot: &WorkerSlot<T>, index: usize) -> CrashReport<T> {
+        let phase = self.phase.load();
+        let replace = phase.allows_restart(true) && !(phase.is_draining() && self.queue.is_empty());
+        let decision = if replace {
+            self.ready_now(slot);
+            Decision::Replace
+        } else {
+            Decision::Retire
+        };
+        // SAFETY: Recovering makes the cell ours, and a cancelled run holds its task (the flag
+        // is set only while the run's task is in the cell, and cleared when it leaves).
+        let envelope = unsafe { slot.take() };
+        slot.count_cancelled();
+        self.conclude(slot, decision, Some(false));
+        self.task_returned();
+        CrashReport {
+            worker: index,
+            task: Some(Disposition::Cancelled(envelope.task)),
+            decision,
+            delay: 0,
         }
     }
 
@@ -2211,5 +2331,248 @@ mod tests {
         assert_eq!(hung, [job.context().run()]);
         assert_eq!(sup.worker_state(0), Some(WorkerState::Hung));
         job.complete().unwrap();
+    }
+
+    /// A supervisor whose restart intensity allows no crash at all, with a restart backoff:
+    /// a crash charged to either would show (an escalation, or a delay).
+    #[cfg(feature = "cancellation")]
+    fn strict<const W: usize>(restart: crate::policy::Restart) -> Supervisor<u8, 4, W> {
+        let mut policy = Policy::DEFAULT
+            .with_restart(restart)
+            .with_intensity(crate::policy::Intensity::new(0, 100).unwrap());
+        #[cfg(feature = "backoff")]
+        {
+            policy = policy.with_backoff(crate::policy::Backoff::new(50, 2, 400).unwrap());
+        }
+        Supervisor::new(policy, NoPark)
+    }
+
+    #[cfg(feature = "cancellation")]
+    #[test]
+    fn a_cancelled_runs_death_is_reported_cancelled_and_charged_nothing() {
+        use crate::policy::Restart;
+        for restart in [Restart::Permanent, Restart::Transient, Restart::Temporary] {
+            let sup = strict::<1>(restart);
+            sup.try_submit(1).unwrap();
+            sup.try_submit(2).unwrap();
+            let mut worker = sup.attach(0).unwrap();
+            let Next::Run(job) = worker.try_next() else {
+                panic!("task 1 is queued")
+            };
+            sup.cancel(job.context().run()).unwrap();
+            // Its late result is refused, and the worker crashed with the task in its slot.
+            assert_eq!(job.complete(), Err(Condemned));
+            assert!(matches!(worker.try_next(), Next::Exit));
+            drop(worker);
+            let report = sup.recover(0).unwrap();
+            assert_eq!(report.task, Some(Disposition::Cancelled(1)), "{restart:?}");
+            // Replaced at once (no backoff), whatever the restart kind, and no escalation
+            // though the intensity allows no restart.
+            assert_eq!((report.decision, report.delay), (Decision::Replace, 0));
+            assert_eq!(sup.state(), SupervisorState::Running);
+            let mut replacement = sup.attach(0).unwrap();
+            let Next::Run(job) = replacement.try_next() else {
+                panic!("task 2 is queued")
+            };
+            assert_eq!((*job.task(), job.context().attempt()), (2, 1));
+            // A crash of an uncancelled run is still charged: the intensity escalates.
+            let charged = job.crash();
+            assert_ne!(charged.decision, Decision::Replace, "{restart:?}");
+            drop(replacement);
+            let snap = sup.snapshot();
+            assert_eq!((snap.cancelled, snap.workers[0].cancelled), (1, 1));
+            assert!(snap.adds_up());
+        }
+    }
+
+    #[cfg(feature = "cancellation")]
+    #[test]
+    fn a_cancelled_run_ended_by_the_host_keeps_its_worker_and_ends_one_outcome() {
+        let sup = strict::<2>(crate::policy::Restart::Permanent);
+        for task in [1, 2, 3] {
+            sup.try_submit(task).unwrap();
+        }
+        let mut worker = sup.attach(1).unwrap();
+        let Next::Run(job) = worker.try_next() else {
+            panic!("task 1 is queued")
+        };
+        let run = job.context().run();
+        assert_eq!(sup.cancel(run), Ok(()));
+        assert_eq!(sup.cancel(run), Ok(()), "idempotent");
+        assert!(job.is_cancelled() && job.context().is_cancelled());
+        assert_eq!(job.cancel(), Ok(1));
+        assert_eq!(sup.cancel(run), Err(WorkerError::RunEnded { index: 1 }));
+        // The same worker goes on; its next run is not cancelled.
+        let Next::Run(job) = worker.try_next() else {
+            panic!("task 2 is queued")
+        };
+        assert!(!job.is_cancelled() && !job.context().is_cancelled());
+        // A run that was never cancelled may end cancelled too (its ticket was).
+        assert_eq!(job.cancel(), Ok(2));
+        let Next::Run(job) = worker.try_next() else {
+            panic!("task 3 is queued")
+        };
+        assert_eq!(job.complete(), Ok(3));
+        assert_eq!(sup.cancel(run), Err(WorkerError::RunEnded { index: 1 }));
+        assert_eq!(
+            sup.cancel(Run::from_parts(2, 0)),
+            Err(WorkerError::NoSuchWorker {
+                index: 2,
+                workers: 2
+            })
+        );
+        let snap = sup.snapshot();
+        assert_eq!(
+            (
+                snap.cancelled,
+                snap.completed,
+                snap.crashes(),
+                snap.restarts()
+            ),
+            (2, 1, 0, 0)
+        );
+        assert_eq!(
+            (snap.workers[0].cancelled, snap.workers[1].cancelled),
+            (0, 2)
+        );
+        assert!(snap.adds_up());
+        drop(worker);
+    }
+
+    #[cfg(feature = "cancellation")]
+    #[test]
+    fn a_condemned_run_may_be_cancelled_and_a_cancelled_one_condemned() {
+        for cancel_first in [false, true] {
+            let sup = strict::<1>(crate::policy::Restart::Permanent);
+            sup.try_submit(1).unwrap();
+            let mut worker = sup.attach(0).unwrap();
+            let Next::Run(job) = worker.try_next() else {
+                panic!("task 1 is queued")
+            };
+            let run = job.context().run();
+            if cancel_first {
+                sup.cancel(run).unwrap();
+                sup.condemn(run).unwrap();
+            } else {
+                sup.condemn(run).unwrap();
+                assert!(job.is_cancelled(), "a condemned run is told to stop");
+                sup.cancel(run).unwrap();
+            }
+            // Condemned: the host kills the worker; ending it cancelled is refused too.
+            assert_eq!(job.cancel(), Err(Condemned));
+            drop(worker);
+            let report = sup.recover(0).unwrap();
+            assert_eq!(report.task, Some(Disposition::Cancelled(1)));
+            assert_eq!((report.decision, report.delay), (Decision::Replace, 0));
+            assert_eq!(sup.state(), SupervisorState::Running);
+        }
+    }
+
+    #[cfg(feature = "cancellation")]
+    #[test]
+    fn a_cancelled_runs_death_during_a_shutdown_retires_its_slot() {
+        let sup = strict::<1>(crate::policy::Restart::Permanent);
+        sup.try_submit(1).unwrap();
+        let mut worker = sup.attach(0).unwrap();
+        let Next::Run(job) = worker.try_next() else {
+            panic!("task 1 is queued")
+        };
+        sup.cancel(job.context().run()).unwrap();
+        sup.drain(); // nothing left queued: no replacement is needed
+        drop(job);
+        drop(worker);
+        let report = sup.recover(0).unwrap();
+        assert_eq!(report.task, Some(Disposition::Cancelled(1)));
+        assert_eq!(report.decision, Decision::Retire);
+        assert!(sup.is_stopped());
+        let snap = sup.snapshot();
+        assert_eq!((snap.cancelled, snap.restarts()), (1, 0));
+        assert!(snap.adds_up());
+    }
+
+    #[cfg(feature = "deadlines")]
+    #[test]
+    fn a_runs_own_deadline_counts_from_its_start_and_overrides_the_watchdog() {
+        // No policy watchdog: only the run's own deadline flags it.
+        let sup: Supervisor<u8, 4, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
+        for task in [1, 2, 3] {
+            sup.try_submit(task).unwrap();
+        }
+        sup.tick(1_000);
+        let mut worker = sup.attach(0).unwrap();
+        let Next::Run(job) = worker.try_next() else {
+            panic!("task 1 is queued")
+        };
+        assert!(sup.tick(5_000).is_empty(), "no deadline, no watchdog");
+        job.set_deadline(4_010);
+        for now in [5_001, 5_005, 5_010] {
+            job.context().heartbeat(); // heartbeats do not extend it
+            assert!(sup.tick(now).is_empty(), "at {now}");
+        }
+        assert_eq!(sup.tick(5_011).as_slice(), [job.context().run()]);
+        job.complete().unwrap();
+        // A new run starts without one.
+        let Next::Run(job) = worker.try_next() else {
+            panic!("task 2 is queued")
+        };
+        assert!(sup.tick(100_000).is_empty());
+        job.complete().unwrap();
+        drop(worker);
+
+        // With a watchdog: a longer own deadline outlives it, a shorter one cuts it short.
+        let sup = watched();
+        sup.try_submit(1).unwrap();
+        sup.try_submit(2).unwrap();
+        let mut worker = sup.attach(0).unwrap();
+        let Next::Run(job) = worker.try_next() else {
+            panic!("task 1 is queued")
+        };
+        job.set_deadline(300);
+        assert!(
+            sup.tick(250).is_empty(),
+            "the watchdog's 100 ticks are overridden"
+        );
+        assert_eq!(sup.tick(301).len(), 1);
+        job.complete().unwrap();
+        let Next::Run(job) = worker.try_next() else {
+            panic!("task 2 is queued")
+        };
+        job.set_deadline(10);
+        assert_eq!(sup.tick(312).as_slice(), [job.context().run()]);
+        job.complete().unwrap();
+        drop(worker);
+    }
+
+    #[cfg(feature = "deadlines")]
+    #[test]
+    fn an_own_deadline_holds_across_the_clock_wrapping_and_is_cut_to_the_longest() {
+        let sup: Supervisor<u8, 4, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
+        advance(&sup, u64::from(Tick::MAX - 5));
+        assert_eq!(sup.now(), Tick::MAX - 5);
+        sup.try_submit(1).unwrap();
+        sup.try_submit(2).unwrap();
+        let mut worker = sup.attach(0).unwrap();
+        let Next::Run(job) = worker.try_next() else {
+            panic!("task 1 is queued")
+        };
+        job.set_deadline(10);
+        assert!(sup.tick(4).is_empty()); // 10 ticks after the start, across the wrap
+        assert_eq!(sup.tick(5).len(), 1);
+        job.complete().unwrap();
+        let Next::Run(job) = worker.try_next() else {
+            panic!("task 2 is queued")
+        };
+        job.set_deadline(Tick::MAX); // cut to MAX_DURATION: still a deadline, never "fresh"
+        let start = sup.now();
+        assert!(sup
+            .tick(start.wrapping_add(crate::policy::MAX_DURATION))
+            .is_empty());
+        assert_eq!(
+            sup.tick(start.wrapping_add(crate::policy::MAX_DURATION + 1))
+                .len(),
+            1
+        );
+        job.complete().unwrap();
+        drop(worker);
     }
 }

@@ -240,7 +240,10 @@ impl<'s, T, const N: usize, const W: usize, P: Park> Worker<'s, T, N, W, P> {
         // SAFETY: the slot is Idle and this thread holds its live Worker: the cell is ours,
         // and it holds the task (just put there, or a retry left for us).
         unsafe { slot.count_run() };
-        slot::stamp(&slot.heartbeat, self.sup.now());
+        let now = self.sup.now();
+        slot::stamp(&slot.heartbeat, now);
+        #[cfg(feature = "deadlines")]
+        slot::start_deadline(slot, now);
         // Refused only if the host declared this worker dead, promising it never runs again.
         match slot.state.start() {
             Ok(_) => {
@@ -378,8 +381,10 @@ impl<T, const N: usize, const W: usize, P: Park> fmt::Debug for Worker<'_, T, N,
 }
 
 /// Why a finished task could not be recorded: the host condemned the worker as hung while it
-/// ran ([`Supervisor::condemn`]). The supervisor recovers the task per its delivery policy;
-/// the worker must stop (its next [`Worker::try_next`] says [`Next::Exit`]).
+/// ran ([`Supervisor::condemn`]), or (for [`Job::complete`] and [`Job::fail`]) cancelled its run
+/// ([`Supervisor::cancel`]). The supervisor recovers the task per its delivery policy (a
+/// cancelled run's as [`Disposition::Cancelled`](crate::Disposition::Cancelled)); the worker
+/// must stop (its next [`Worker::try_next`] says [`Next::Exit`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Condemned;
@@ -474,8 +479,10 @@ impl<'w, T, const N: usize, const W: usize, P: Park> Job<'w, T, N, W, P> {
 
     /// Records that the task ran to a result, and hands the task back.
     ///
-    /// `Err(Condemned)` if the host condemned this worker as hung meanwhile: the supervisor
-    /// then owns the task and the outcome is not recorded.
+    /// `Err(Condemned)` if the host condemned this worker as hung meanwhile, or cancelled
+    /// this run ([`Supervisor::cancel`]; call [`cancel`](Job::cancel) instead when
+    /// [`is_cancelled`](Job::is_cancelled) says so): the supervisor then owns the task, the
+    /// outcome is not recorded, and the worker is crashed, for [`Supervisor::recover`].
     ///
     /// ```
     /// # use foreman_rt::{park::NoPark, policy::Policy, Next, Supervisor};
@@ -513,7 +520,7 @@ impl<'w, T, const N: usize, const W: usize, P: Park> Job<'w, T, N, W, P> {
         let mut this = ManuallyDrop::new(self);
         let slot = this.slot();
         if slot.state.finish().is_err() {
-            // Terminating: condemned. Let go of the task for the recoverer.
+            // Terminating (condemned) or cancelled. Let go of the task for the recoverer.
             this.abandon();
             return Err(Condemned);
         }
@@ -526,6 +533,102 @@ impl<'w, T, const N: usize, const W: usize, P: Park> Job<'w, T, N, W, P> {
         }
         this.sup.task_returned();
         Ok(envelope.task)
+    }
+
+    /// Whether this run was cancelled ([`Supervisor::cancel`]) or condemned, or has otherwise
+    /// ended: its result will not be recorded as completed. A host checks it when the task
+    /// returns and calls [`cancel`](Job::cancel) instead of [`complete`](Job::complete). Always
+    /// `false` without the feature `cancellation`, unless condemned. The same as
+    /// [`Context::is_cancelled`].
+    ///
+    /// ```
+    /// use foreman_rt::{park::NoPark, policy::Policy, Next, Supervisor};
+    /// let sup: Supervisor<u8, 2, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
+    /// sup.try_submit(1).unwrap();
+    /// let mut worker = sup.attach(0).unwrap();
+    /// let Next::Run(job) = worker.try_next() else { unreachable!() };
+    /// let run = job.context().run();
+    /// assert!(!job.is_cancelled());
+    /// sup.cancel(run).unwrap();
+    /// assert!(job.is_cancelled());
+    /// assert_eq!(job.cancel(), Ok(1));
+    /// # drop(worker);
+    /// ```
+    pub fn is_cancelled(&self) -> bool {
+        // Acquire (in `load`): only the word is looked at.
+        let word = self.slot().state.load();
+        word.stops_run(word.generation())
+    }
+
+    /// Records that the run ended *cancelled* — its ticket was cancelled before it ran
+    /// ([`Ticket::claim`](crate::Ticket::claim) refused), or it was cancelled while it ran and
+    /// the task returned — and hands the task back. Busy or Hung → Idle (transition 25),
+    /// counted in [`Snapshot::cancelled`](crate::Snapshot::cancelled). Final: not retried. The
+    /// worker goes on with its next task. (Whether or not [`Supervisor::cancel`] marked the run.)
+    ///
+    /// `Err(Condemned)` if the host condemned this worker meanwhile: the supervisor then owns
+    /// the task and the worker is crashed, as for [`complete`](Job::complete).
+    ///
+    /// ```
+    /// use foreman_rt::{park::NoPark, policy::Policy, Next, Supervisor, Ticket};
+    /// static TICKET: Ticket = Ticket::new();
+    /// let sup: Supervisor<u8, 2, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
+    /// sup.try_submit(1).unwrap();
+    /// TICKET.cancel(); // cancelled while queued
+    /// let mut worker = sup.attach(0).unwrap();
+    /// let Next::Run(job) = worker.try_next() else { unreachable!() };
+    /// assert!(TICKET.claim(job.context().run()).is_err()); // so it never runs
+    /// assert_eq!(job.cancel(), Ok(1));
+    /// TICKET.end();
+    /// assert_eq!(sup.snapshot().cancelled, 1);
+    /// # drop(worker);
+    /// ```
+    #[cfg(feature = "cancellation")]
+    pub fn cancel(self) -> Result<T, Condemned> {
+        let mut this = ManuallyDrop::new(self);
+        let slot = this.slot();
+        if slot.state.finish_cancelled().is_err() {
+            // Terminating: condemned. Let go of the task for the recoverer.
+            this.abandon();
+            return Err(Condemned);
+        }
+        // SAFETY: transition 25 moved our own Busy/Hung slot to Idle: the cell still holds the
+        // task and, Idle being ours, nobody else can reach it.
+        let envelope = unsafe { slot.take() };
+        slot.count_cancelled();
+        if cfg!(feature = "backoff") {
+            slot.end_crash_streak();
+        }
+        this.sup.task_returned();
+        Ok(envelope.task)
+    }
+
+    /// Gives this run a deadline of its own: the watchdog ([`Supervisor::tick`]) flags it
+    /// hung once `ticks` have passed since the run *started* (more than `ticks`, as for the
+    /// policy's watchdog). Heartbeats do not extend it. It replaces the policy's watchdog
+    /// deadline for this run, and works without one. A host sets it after the task starts,
+    /// from the options it was submitted with, and again on every retry: a new run starts
+    /// without one. Deadlines of `Tick::MAX / 2` ticks or more are cut to `Tick::MAX / 2 - 1`
+    /// (see [`Tick`](crate::policy::Tick)).
+    ///
+    /// ```
+    /// use foreman_rt::{park::NoPark, policy::Policy, Next, Supervisor, WorkerState};
+    /// let sup: Supervisor<u8, 2, 1> = Supervisor::new(Policy::DEFAULT, NoPark); // no watchdog
+    /// sup.tick(100);
+    /// sup.try_submit(1).unwrap();
+    /// let mut worker = sup.attach(0).unwrap();
+    /// let Next::Run(job) = worker.try_next() else { unreachable!() };
+    /// job.set_deadline(10);
+    /// assert!(sup.tick(105).is_empty());
+    /// job.context().heartbeat(); // does not extend the deadline
+    /// assert!(sup.tick(110).is_empty());
+    /// assert_eq!(sup.tick(111).as_slice(), [job.context().run()]);
+    /// assert_eq!(sup.worker_state(0), Some(WorkerState::Hung));
+    /// # job.complete().unwrap();
+    /// ```
+    #[cfg(feature = "deadlines")]
+    pub fn set_deadline(&self, ticks: crate::policy::Tick) {
+        slot::set_deadline(self.slot(), ticks);
     }
 
     /// Records that the task crashed the worker (the host caught a panic, say), recovers the
@@ -700,6 +803,41 @@ impl Context<'_> {
         slot::stamp(self.heartbeat, self.clock.load(Ordering::Relaxed));
         // Hung → Busy (transition 6); refused (no CAS) unless the watchdog flagged us.
         let _ = self.state.heartbeat();
+    }
+
+    /// Whether this run was cancelled ([`Supervisor::cancel`](crate::Supervisor::cancel)) or
+    /// condemned (hung, or past its deadline, and the host is killing it), or has otherwise
+    /// ended: its result will not be recorded as completed. Task code that runs long polls it
+    /// and returns early: on threads and bare metal this is the only way to stop a running
+    /// task. Always `false` without the feature `cancellation`, unless condemned.
+    ///
+    /// ```
+    /// use foreman_rt::{park::NoPark, policy::Policy, Context, Next, Supervisor};
+    ///
+    /// fn count_to(limit: u32, ctx: &Context<'_>) -> Option<u32> {
+    ///     for n in 0..limit {
+    ///         if ctx.is_cancelled() {
+    ///             return None; // stop early: the result would be discarded anyway
+    ///         }
+    ///         if n == 3 {
+    ///             // (Another thread cancels the run here, in real life.)
+    ///         }
+    ///     }
+    ///     Some(limit)
+    /// }
+    /// let sup: Supervisor<u32, 2, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
+    /// sup.try_submit(10).unwrap();
+    /// let mut worker = sup.attach(0).unwrap();
+    /// let Next::Run(job) = worker.try_next() else { unreachable!() };
+    /// let ctx = job.context();
+    /// sup.cancel(ctx.run()).unwrap();
+    /// assert_eq!(count_to(*job.task(), &ctx), None);
+    /// assert_eq!(job.cancel(), Ok(10));
+    /// # drop(worker);
+    /// ```
+    pub fn is_cancelled(&self) -> bool {
+        // Acquire (in `load`): only the word is looked at.
+        self.state.load().stops_run(self.run.generation())
     }
 }
 

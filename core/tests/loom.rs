@@ -700,3 +700,139 @@ fn a_recycling_racing_an_abort_never_leaves_the_slot_waiting_for_a_replacement()
         assert!(snap.adds_up());
     });
 }
+
+// ----- cancellation ---------------------------------------------------------------------
+
+/// How the worker ends the run it claimed, in [`cancel_race`].
+#[derive(Clone, Copy, Debug)]
+enum RunEnd {
+    /// It records a result (`Job::complete`), without looking whether it was cancelled.
+    Complete,
+    /// It crashes (`Job::crash`): its retry, on a replacement, claims the ticket again.
+    Crash,
+}
+
+/// The one outcome of the task, as the hosts saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    Completed,
+    Cancelled,
+}
+
+/// The worker's side of a cancellable task: takes it, claims its ticket, and ends the run
+/// as `end` says (or cancelled, if the claim is refused). `None`: the run crashed and its
+/// retry is in the slot.
+fn run_cancellable(
+    sup: &Supervisor<usize, 2, 1, NoPark>,
+    ticket: &foreman_rt::Ticket,
+    end: RunEnd,
+) -> Option<Outcome> {
+    let mut worker = sup.attach(0).unwrap();
+    let Next::Run(job) = worker.try_next() else {
+        panic!("the task is queued, or kept for its retry")
+    };
+    if ticket.claim(job.context().run()).is_err() {
+        assert_eq!(job.cancel(), Ok(7));
+        return Some(Outcome::Cancelled);
+    }
+    match end {
+        RunEnd::Complete => match job.complete() {
+            Ok(task) => {
+                assert_eq!(task, 7);
+                Some(Outcome::Completed)
+            }
+            // Cancelled before it could record its result: the worker is crashed, and the
+            // recovery reports the task cancelled.
+            Err(Condemned) => {
+                drop(worker);
+                let report = sup.recover(0).unwrap();
+                assert_eq!(report.task, Some(Disposition::Cancelled(7)));
+                assert_eq!((report.decision, report.delay), (Decision::Replace, 0));
+                Some(Outcome::Cancelled)
+            }
+        },
+        RunEnd::Crash => match job.crash().task {
+            Some(Disposition::Cancelled(7)) => Some(Outcome::Cancelled),
+            Some(Disposition::Retried { attempt: 2 }) => None,
+            other => panic!("a crash of a cancellable task ended as {other:?}"),
+        },
+    }
+}
+
+/// A submitter cancels task 7 (its ticket, then the run the ticket names) while a worker
+/// claims it and ends its run as `end` says: the task has exactly one outcome, the one the
+/// canceller's answers promise.
+fn cancel_race(end: RunEnd) {
+    model(move || {
+        let sup = Arc::new(Supervisor::<usize, 2, 1, NoPark>::new(policy(), NoPark));
+        let ticket = Arc::new(foreman_rt::Ticket::new());
+        sup.try_submit(7).unwrap();
+        let worker = {
+            let (sup, ticket) = (Arc::clone(&sup), Arc::clone(&ticket));
+            thread::spawn(move || run_cancellable(&sup, &ticket, end))
+        };
+        let canceller = {
+            let (sup, ticket) = (Arc::clone(&sup), Arc::clone(&ticket));
+            thread::spawn(move || {
+                let answer = ticket.cancel();
+                let cancelled_run = match answer {
+                    foreman_rt::Cancel::Running(run) => Some(sup.cancel(run)),
+                    _ => None,
+                };
+                (answer, cancelled_run)
+            })
+        };
+        let (answer, cancelled_run) = canceller.join().unwrap();
+        let outcome = match worker.join().unwrap() {
+            Some(outcome) => outcome,
+            // The crash's retry, on a replacement: the canceller is done by now.
+            None => run_cancellable(&sup, &ticket, RunEnd::Complete).unwrap(),
+        };
+        ticket.end();
+        match (answer, cancelled_run) {
+            (foreman_rt::Cancel::Pending, None)
+            | (foreman_rt::Cancel::Running(_), Some(Ok(()))) => {
+                assert_eq!(
+                    outcome,
+                    Outcome::Cancelled,
+                    "{end:?}: the cancellation was promised"
+                )
+            }
+            (
+                foreman_rt::Cancel::Running(_),
+                Some(Err(foreman_rt::WorkerError::RunEnded { index: 0 })),
+            ) => {
+                // The run ended first: with its result, or with a crash whose retry found the
+                // ticket cancelled.
+                match end {
+                    RunEnd::Complete => assert_eq!(outcome, Outcome::Completed),
+                    RunEnd::Crash => assert_eq!(outcome, Outcome::Cancelled),
+                }
+            }
+            other => panic!("{end:?}: the canceller saw {other:?} before the task ended"),
+        }
+        let snap = sup.snapshot();
+        assert_eq!(
+            (snap.completed, snap.cancelled, snap.in_flight, snap.queued),
+            (
+                usize::from(outcome == Outcome::Completed),
+                usize::from(outcome == Outcome::Cancelled),
+                0,
+                0
+            )
+        );
+        assert!(snap.adds_up());
+        // A crash of a cancelled run is never charged: at most one restart, for a retry.
+        assert_eq!(sup.state(), SupervisorState::Running);
+    });
+}
+
+#[test]
+fn a_cancel_racing_a_claim_and_a_completion_gives_exactly_one_outcome() {
+    cancel_race(RunEnd::Complete);
+}
+
+#[test]
+fn a_cancel_racing_a_claim_and_a_crash_gives_exactly_one_outcome() {
+    cancel_race(RunEnd::Crash);
+}

@@ -94,6 +94,23 @@ pub enum Event<T, R, E, C> {
         /// The recycled worker's slot (its replacement takes the same index).
         worker: usize,
     },
+    /// The task was cancelled (feature `cancellation`): its ticket
+    /// ([`Ticket::cancel`](crate::Ticket::cancel)) or its run
+    /// ([`Supervisor::cancel`](crate::Supervisor::cancel)). Final: not retried, and its result,
+    /// if it ran to one, was discarded.
+    ///
+    /// ```
+    /// use foreman_rt::host::Event;
+    /// let event: Event<u8, (), (), ()> = Event::Cancelled { worker: None, task: 4 };
+    /// assert!(matches!(event, Event::Cancelled { worker: None, task: 4 })); // never ran
+    /// ```
+    Cancelled {
+        /// The worker whose run of it was cancelled, or `None` if it was cancelled while
+        /// queued and never ran.
+        worker: Option<usize>,
+        /// The task.
+        task: T,
+    },
 }
 
 /// What a shutdown leaves: the final counters and the tasks that were not run.
