@@ -37,11 +37,18 @@
 //! Each outcome reaches the firmware's sink as an [`Event`] (the vocabulary every host
 //! shares), on the main loop. The watchdog runs where the clock is fed: the tick handler's
 //! [`Supervisor::tick`] returns the workers it newly flagged as hung, so the host reports no
-//! [`Event::Hung`]. A task cannot be cancelled here (code that does not return is stopped only
-//! by a hardware watchdog): a hung task either finishes (a heartbeat,
+//! [`Event::Hung`]. A running task is stopped only by its own code (code that does not return
+//! is stopped only by a hardware watchdog): a hung task either finishes (a heartbeat,
 //! [`Context::heartbeat`], clears the flag) or, if the firmware condemned it
 //! ([`Supervisor::condemn`], from the tick handler say), runs to its end, its result is
 //! discarded, and the task is recovered as a crash with [`Cause::Hung`].
+//!
+//! **Cancellation** (feature `cancellation`) is cooperative: once the firmware cancels a run
+//! (`Supervisor::cancel`, lock-free, so from an interrupt handler too), the task function sees
+//! [`Context::is_cancelled`] and may return early; whatever it returns is discarded, the worker
+//! goes on, and the task ends as [`Event::Cancelled`] (never retried). A task function that
+//! finds its own task cancelled before it began (its `Ticket` refuses the claim) cancels its
+//! run itself, and returns at once.
 //!
 //! Workers take turns: each step polls the slots round robin, starting after the one that ran
 //! last, and runs one task. [`Host::run`] steps until every worker has left (a drain that found
@@ -85,6 +92,8 @@ use core::fmt;
 
 use crate::host::{Cause, Event, Failure};
 use crate::park::NoPark;
+#[cfg(feature = "cancellation")]
+use crate::Condemned;
 use crate::{Context, CrashReport, Decision, Job, Next, Supervisor, Worker, WorkerError};
 
 /// A worker handle of the host's supervisor.
@@ -374,12 +383,8 @@ impl<'s, T, const N: usize, const W: usize> Host<'s, T, N, W> {
         if report.decision == Decision::Replace {
             self.replace(index);
         }
-        Event::Crashed {
-            worker: index,
-            cause,
-            task: report.task,
-            decision: report.decision,
-        }
+        // A cancelled run's worker that crashed: the task ends cancelled.
+        Event::of_crash(index, cause, report.task, report.decision)
     }
 
     /// Attaches the replacement of slot `index`'s worker (crashed or recycled), or notes that
@@ -482,6 +487,19 @@ fn record<T, const N: usize, const W: usize, R, E>(
     job: Job<'_, T, N, W, NoPark>,
     outcome: Result<R, Failure<E>>,
 ) -> Recorded<T, R, E> {
+    // Cancelled while it ran: whatever it returned is discarded. (A fault is still a crash:
+    // its recovery reports the task cancelled.)
+    #[cfg(feature = "cancellation")]
+    if job.is_cancelled() && !matches!(outcome, Err(Failure::Fault(_))) {
+        return match job.cancel() {
+            Ok(task) => Recorded::Finished(Event::Cancelled {
+                worker: Some(index),
+                task,
+            }),
+            // Condemned: as below.
+            Err(Condemned) => recover_condemned(sup, index),
+        };
+    }
     let finished = match outcome {
         Ok(output) => job.complete().map(|task| Event::Completed {
             worker: index,
@@ -497,12 +515,20 @@ fn record<T, const N: usize, const W: usize, R, E>(
     };
     match finished {
         Ok(event) => Recorded::Finished(event),
-        // Condemned while it ran: the slot is Crashed with the task in it, ours to recover.
-        // Refused only if someone else recovered it already (and reported it).
-        Err(_) => match sup.recover(index) {
-            Ok(report) => Recorded::Crashed(Cause::Hung, report),
-            Err(_) => Recorded::Nothing,
-        },
+        Err(_) => recover_condemned(sup, index),
+    }
+}
+
+/// Recovers worker `index`, whose run was condemned (or cancelled) while it ran: the slot is
+/// Crashed with the task in it, ours to recover. Refused only if someone else recovered it
+/// already (and reported it).
+fn recover_condemned<T, const N: usize, const W: usize, R, E>(
+    sup: &Supervisor<T, N, W, NoPark>,
+    index: usize,
+) -> Recorded<T, R, E> {
+    match sup.recover(index) {
+        Ok(report) => Recorded::Crashed(Cause::Hung, report),
+        Err(_) => Recorded::Nothing,
     }
 }
 
@@ -1129,5 +1155,156 @@ mod tests {
         assert!(snap.adds_up());
         assert_eq!((snap.completed, snap.recycles(), snap.crashes()), (3, 2, 1));
         assert_eq!(snap.state, SupervisorState::Stopped(Shutdown::Drain));
+    }
+
+    /// A supervisor whose intensity allows no restart: a crash charged to it escalates.
+    #[cfg(feature = "cancellation")]
+    fn unforgiving<const W: usize>() -> Supervisor<u32, 8, W> {
+        Supervisor::new(
+            policy(3).with_intensity(Intensity::new(0, 1_000).unwrap()),
+            NoPark,
+        )
+    }
+
+    #[cfg(feature = "cancellation")]
+    #[test]
+    fn a_task_cancelled_while_it_runs_sees_it_and_ends_cancelled_on_the_same_worker() {
+        let sup = unforgiving::<1>();
+        let polls = AtomicU32::new(0);
+        let events = run_all(&sup, [1, 2, 3], true, |n, ctx| {
+            if *n == 2 {
+                // An interrupt handler cancels the run while the task works, say.
+                sup.cancel(ctx.run()).unwrap();
+                while !ctx.is_cancelled() {
+                    polls.fetch_add(1, Ordering::Relaxed);
+                }
+                return Ok(999); // discarded
+            }
+            assert!(!ctx.is_cancelled());
+            Ok(*n)
+        });
+        assert_eq!(
+            events,
+            [
+                Event::Completed {
+                    worker: 0,
+                    task: 1,
+                    output: 1
+                },
+                Event::Cancelled {
+                    worker: Some(0),
+                    task: 2
+                },
+                Event::Completed {
+                    worker: 0,
+                    task: 3,
+                    output: 3
+                },
+            ]
+        );
+        assert_eq!(polls.load(Ordering::Relaxed), 0, "seen at the first poll");
+        let snap = sup.snapshot();
+        assert!(snap.adds_up());
+        assert_eq!(
+            (
+                snap.completed,
+                snap.cancelled,
+                snap.crashes(),
+                snap.restarts()
+            ),
+            (2, 1, 0, 0)
+        );
+        assert_eq!(snap.state, SupervisorState::Stopped(Shutdown::Drain));
+    }
+
+    #[cfg(feature = "cancellation")]
+    #[test]
+    fn a_cancelled_task_that_faults_or_fails_ends_cancelled_and_charges_nothing() {
+        let sup = unforgiving::<1>();
+        let events = run_all(&sup, [1, 2, 3], true, |n, ctx| {
+            if *n < 3 {
+                sup.cancel(ctx.run()).unwrap();
+            }
+            match *n {
+                1 => Err(Failure::Fault(1)), // a crash of a cancelled run: not charged
+                2 => Err(Failure::Error(2)), // an error of a cancelled run: discarded
+                n => Ok(n),
+            }
+        });
+        assert_eq!(
+            events,
+            [
+                Event::Cancelled {
+                    worker: Some(0),
+                    task: 1
+                },
+                Event::Cancelled {
+                    worker: Some(0),
+                    task: 2
+                },
+                Event::Completed {
+                    worker: 0,
+                    task: 3,
+                    output: 3
+                },
+            ]
+        );
+        let snap = sup.snapshot();
+        assert!(snap.adds_up());
+        // The fault crashed the worker (replaced at once, not escalated), the error did not.
+        assert_eq!(
+            (snap.cancelled, snap.failed, snap.crashes(), snap.restarts()),
+            (2, 0, 1, 1)
+        );
+        assert_eq!(snap.state, SupervisorState::Stopped(Shutdown::Drain));
+    }
+
+    #[cfg(all(feature = "cancellation", target_has_atomic = "64"))]
+    #[test]
+    fn a_task_cancelled_while_queued_never_runs() {
+        use crate::{Cancel, Ticket};
+        static TICKETS: [Ticket; 3] = [const { Ticket::new() }; 3];
+        let sup = unforgiving::<2>();
+        let mut host = Host::new(&sup).unwrap();
+        for task in 0..3 {
+            sup.try_submit(task).unwrap();
+        }
+        assert_eq!(TICKETS[1].cancel(), Cancel::Pending);
+        sup.drain();
+        let ran = core::cell::RefCell::new(Vec::new());
+        let mut events: Events = Vec::new();
+        host.run(
+            |n: &u32, ctx| {
+                let ticket = &TICKETS[*n as usize];
+                if ticket.claim(ctx.run()).is_err() {
+                    // Cancelled before it began: end the run cancelled, without running it.
+                    sup.cancel(ctx.run()).unwrap();
+                    return Ok(0);
+                }
+                ran.borrow_mut().push(*n);
+                Ok(*n)
+            },
+            |event| {
+                match &event {
+                    Event::Completed { task, .. } | Event::Cancelled { task, .. } => {
+                        TICKETS[*task as usize].end();
+                    }
+                    other => panic!("unexpected {other:?}"),
+                }
+                events.push(event);
+            },
+            never_sleeps,
+        );
+        assert_eq!(*ran.borrow(), [0, 2]);
+        assert!(events.contains(&Event::Cancelled {
+            worker: Some(1),
+            task: 1
+        }));
+        assert!(TICKETS
+            .iter()
+            .all(|ticket| ticket.cancel() == Cancel::Ended));
+        let snap = sup.snapshot();
+        assert!(snap.adds_up());
+        assert_eq!((snap.completed, snap.cancelled), (2, 1));
     }
 }

@@ -113,6 +113,32 @@ pub enum Event<T, R, E, C> {
     },
 }
 
+impl<T, R, E, C> Event<T, R, E, C> {
+    /// The event that reports a crashed worker: [`Event::Crashed`], or, if its run had been
+    /// cancelled ([`Disposition::Cancelled`]), [`Event::Cancelled`]: the task's end is a
+    /// cancellation, however its worker died.
+    #[cfg(any(feature = "cooperative", feature = "embassy"))]
+    pub(crate) fn of_crash(
+        worker: usize,
+        cause: C,
+        task: Option<Disposition<T>>,
+        decision: Decision,
+    ) -> Self {
+        match task {
+            Some(Disposition::Cancelled(task)) => Event::Cancelled {
+                worker: Some(worker),
+                task,
+            },
+            task => Event::Crashed {
+                worker,
+                cause,
+                task,
+                decision,
+            },
+        }
+    }
+}
+
 /// What a shutdown leaves: the final counters and the tasks that were not run.
 ///
 /// A host builds it once every worker has left (the thread host's `drain` returns one):
