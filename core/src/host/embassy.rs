@@ -25,6 +25,7 @@
 //! | the task reports a fault, `Err(Failure::Fault(_))` | a crash: the task is retried, requeued, dead-lettered or reported lost per the [`Delivery`](crate::policy::Delivery) policy, and the worker replaced per the restart policy and intensity |
 //! | the task reports an error, `Err(Failure::Error(_))` | a final outcome (`failed`), not retried |
 //! | the task's future awaits past the deadline (a peripheral that never answers) | [`Hangs::Cancel`]: the watchdog condemns the worker and wakes it; the worker loop **drops the task's future** (cancels it) and recovers the task as a crash with [`Cause::Hung`]. [`Hangs::Report`]: an [`Event::Hung`], and the task runs on |
+//! | the host cancels the run ([`Host::cancel`], feature `cancellation`) | the worker is woken and the worker loop **drops the task's future** (cancels it) at once; the task ends as [`Event::Cancelled`], not retried, and the same worker goes on |
 //! | the task panics | nothing: embassy targets build with `panic = "abort"`, so a panic ends the firmware. Report faults as values; a hardware watchdog is the backstop |
 //! | the task never yields (a busy loop with no `.await`) | nothing on the same executor: it blocks the executor, the watchdog task included. A watchdog on a higher-priority `InterruptExecutor` still flags it, but a future can only be dropped between polls: a hardware watchdog is the backstop |
 //!
@@ -96,6 +97,17 @@ use crate::{
     Condemned, Context, CrashReport, Decision, Disposition, HandBack, Next, Shutdown, Snapshot,
     SubmitError, Supervisor, SupervisorState, WorkerError, WorkerState,
 };
+
+/// How the task's future of one run ended.
+enum Ran<R, E> {
+    /// It returned.
+    Returned(Result<R, Failure<E>>),
+    /// The watchdog condemned the run: the future was dropped.
+    Hung,
+    /// The run was cancelled: the future was dropped (or its result is discarded).
+    #[cfg(feature = "cancellation")]
+    Cancelled,
+}
 
 /// Wakers a [`WaitList`] keeps before it wakes them all to make room (they register again).
 const WAITERS: usize = 4;
@@ -506,7 +518,10 @@ impl<T, const N: usize, const W: usize> Host<T, N, W> {
                     self.workers[index].register(cx.waker());
                     match self.sup.worker_state(index) {
                         // Condemned by the watchdog: drop the task's future (cancel it).
-                        Some(WorkerState::Terminating) => return Poll::Ready(None),
+                        Some(WorkerState::Terminating) => return Poll::Ready(Ran::Hung),
+                        // Cancelled: drop the task's future too.
+                        #[cfg(feature = "cancellation")]
+                        _ if job.is_cancelled() => return Poll::Ready(Ran::Cancelled),
                         Some(WorkerState::Hung) if !reported => {
                             reported = true;
                             sink(Event::Hung {
@@ -516,13 +531,32 @@ impl<T, const N: usize, const W: usize> Host<T, N, W> {
                         }
                         _ => {}
                     }
-                    run.as_mut().poll(cx).map(Some)
+                    run.as_mut().poll(cx).map(Ran::Returned)
                 })
                 .await
             };
+            // Cancelled while it ran, whatever it returned: it ends cancelled. (A fault is
+            // still a crash, whose recovery reports the task cancelled.)
+            #[cfg(feature = "cancellation")]
+            let outcome = match outcome {
+                Ran::Returned(Err(Failure::Fault(_))) => outcome,
+                _ if job.is_cancelled() => Ran::Cancelled,
+                _ => outcome,
+            };
 
             let crash = match outcome {
-                Some(Ok(output)) => match job.complete() {
+                #[cfg(feature = "cancellation")]
+                Ran::Cancelled => match job.cancel() {
+                    Ok(task) => {
+                        sink(Event::Cancelled {
+                            worker: Some(index),
+                            task,
+                        });
+                        None
+                    }
+                    Err(Condemned) => Some((Cause::Hung, self.recover(index))),
+                },
+                Ran::Returned(Ok(output)) => match job.complete() {
                     Ok(task) => {
                         sink(Event::Completed {
                             worker: index,
@@ -533,7 +567,7 @@ impl<T, const N: usize, const W: usize> Host<T, N, W> {
                     }
                     Err(Condemned) => Some((Cause::Hung, self.recover(index))),
                 },
-                Some(Err(Failure::Error(error))) => match job.fail() {
+                Ran::Returned(Err(Failure::Error(error))) => match job.fail() {
                     Ok(task) => {
                         sink(Event::Failed {
                             worker: index,
@@ -544,10 +578,10 @@ impl<T, const N: usize, const W: usize> Host<T, N, W> {
                     }
                     Err(Condemned) => Some((Cause::Hung, self.recover(index))),
                 },
-                Some(Err(Failure::Fault(error))) => {
+                Ran::Returned(Err(Failure::Fault(error))) => {
                     Some((Cause::Fault(error), Ok(self.crash(job))))
                 }
-                None => Some((Cause::Hung, Ok(self.crash(job)))),
+                Ran::Hung => Some((Cause::Hung, Ok(self.crash(job)))),
             };
 
             if let Some((cause, report)) = crash {
@@ -559,12 +593,8 @@ impl<T, const N: usize, const W: usize> Host<T, N, W> {
                 if matches!(report.task, Some(Disposition::Requeued { .. })) {
                     self.notify_one();
                 }
-                sink(Event::Crashed {
-                    worker: index,
-                    cause,
-                    task: report.task,
-                    decision,
-                });
+                // (A cancelled run's worker that crashed: the task ends cancelled.)
+                sink(Event::of_crash(index, cause, report.task, decision));
                 match decision {
                     // The crashed handle is dead; the replacement runs the retry first.
                     Decision::Replace | Decision::Recycle => {
@@ -676,6 +706,59 @@ impl<T, const N: usize, const W: usize> Host<T, N, W> {
             Timer::after(period).await;
             self.tick();
         }
+    }
+
+    /// Cancels a run ([`Supervisor::cancel`]) and wakes its worker, whose loop then drops the
+    /// task's future at once (it is not polled again) and reports [`Event::Cancelled`]; the
+    /// worker goes on with its next task. The run is named as for `Supervisor::cancel` (a
+    /// task's [`Context::run`], or [`Supervisor::current_run`]); `Err(RunEnded)` if it has
+    /// ended.
+    ///
+    /// ```
+    /// use foreman_rt::host::{embassy::{Failure, Hangs, Host}, Event};
+    /// use foreman_rt::{policy::Policy, Context};
+    /// use futures_util::future::join;
+    ///
+    /// static HOST: Host<u32, 4, 1> = Host::new(Policy::DEFAULT, Hangs::Cancel);
+    ///
+    /// // Task 1 waits forever (for a peripheral that never answers), unless cancelled.
+    /// async fn work(n: &u32, _ctx: Context<'_>) -> Result<u32, Failure<()>> {
+    ///     if *n == 1 {
+    ///         core::future::pending::<()>().await;
+    ///     }
+    ///     Ok(*n)
+    /// }
+    ///
+    /// let mut events = Vec::new();
+    /// futures_executor::block_on(join(
+    ///     HOST.run_worker(0, work, |event| events.push(event)),
+    ///     async {
+    ///         HOST.submit(1).await.unwrap();
+    ///         // Let the worker start task 1, then cancel it.
+    ///         let run = loop {
+    ///             match HOST.supervisor().current_run(0) {
+    ///                 Some(run) => break run,
+    ///                 None => futures_util::pending!(),
+    ///             }
+    ///         };
+    ///         HOST.cancel(run).unwrap();
+    ///         HOST.submit(2).await.unwrap();
+    ///         HOST.drain().await;
+    ///     },
+    /// ));
+    /// assert_eq!(
+    ///     events,
+    ///     [
+    ///         Event::Cancelled { worker: Some(0), task: 1 },
+    ///         Event::Completed { worker: 0, task: 2, output: 2 },
+    ///     ]
+    /// );
+    /// ```
+    #[cfg(feature = "cancellation")]
+    pub fn cancel(&self, run: crate::Run) -> Result<(), WorkerError> {
+        self.sup.cancel(run)?;
+        self.workers[run.worker()].wake();
+        Ok(())
     }
 
     /// Feeds the clock and acts on the workers it flags hung.
@@ -1571,5 +1654,82 @@ mod tests {
             ]
         );
         assert!(host.snapshot().adds_up());
+    }
+
+    #[cfg(feature = "cancellation")]
+    #[test]
+    fn a_cancelled_run_has_its_future_dropped_and_the_worker_goes_on_uncharged() {
+        // No restart allowed: a cancellation charged as a crash would escalate.
+        let policy = policy(3).with_intensity(Intensity::new(0, 1_000).unwrap());
+        let host = host::<4, 1>(policy, Hangs::Cancel);
+        let mut pool = LocalPool::new();
+        let events = Events::default();
+        let drops = Rc::new(Cell::new(0));
+        let counted = drops.clone();
+        let exit = spawn_worker(
+            &pool,
+            host,
+            0,
+            &events,
+            async move |n: &u32, ctx: Context<'_>| {
+                if *n == 1 {
+                    let _guard = DropCount(counted.clone());
+                    core::future::pending::<()>().await; // never answers
+                }
+                if *n == 2 {
+                    // Cancelled, then faults: still cancelled, not charged.
+                    host.sup.cancel(ctx.run()).unwrap();
+                    return Err(Failure::Fault(2));
+                }
+                Ok(*n)
+            },
+        );
+        host.try_submit(1).unwrap();
+        pool.run_until_stalled();
+        let run = host.supervisor().current_run(0).expect("task 1 runs");
+        assert_eq!(host.cancel(run), Ok(()));
+        pool.run_until_stalled(); // woken by the cancel: nothing else wakes it
+        assert_eq!(drops.get(), 1, "the cancelled run's future was dropped");
+        assert_eq!(
+            host.cancel(run),
+            Err(WorkerError::RunEnded { index: 0 }),
+            "the run ended"
+        );
+        host.try_submit(2).unwrap();
+        host.try_submit(3).unwrap();
+        let drained = spawn(&pool, host.drain());
+        pool.run_until_stalled();
+        assert!(drained.borrow().is_some(), "hung: the drain");
+        assert_eq!(
+            *events.borrow(),
+            [
+                Event::Cancelled {
+                    worker: Some(0),
+                    task: 1
+                },
+                Event::Cancelled {
+                    worker: Some(0),
+                    task: 2
+                },
+                Event::Completed {
+                    worker: 0,
+                    task: 3,
+                    output: 3
+                },
+            ]
+        );
+        assert_eq!(exit.get(), Some(Exit::Left));
+        let snap = host.snapshot();
+        assert!(snap.adds_up());
+        // Task 2's fault crashed the worker: replaced, not escalated.
+        assert_eq!(
+            (
+                snap.cancelled,
+                snap.completed,
+                snap.crashes(),
+                snap.restarts()
+            ),
+            (2, 1, 1, 1)
+        );
     }
 }
