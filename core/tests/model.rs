@@ -10,7 +10,11 @@
 //! aborting, letting every worker go and recovering the crashed ones: then every accepted task
 //! has ended exactly once. Policies include worker recycling and restart backoff: the model
 //! predicts each recycling (and `Decision::Recycle`), each crash's delay, and the attaches
-//! refused with `BackingOff`.
+//! refused with `BackingOff`. With the features `cancellation` and `deadlines` (on by
+//! default), runs are cancelled (`Supervisor::cancel`, `Job::cancel`, and a cancelled run that
+//! completes, fails, crashes or dies) and given deadlines of their own (`Job::set_deadline`):
+//! the model predicts each `RunEnded`, each `Disposition::Cancelled` and its uncharged
+//! replacement, `is_cancelled` after every step, and which runs the watchdog flags.
 //!
 //! Cases: 5 000 in an optimized build (`cargo xtask test` runs it so, in a couple of
 //! seconds), 300 in a debug build (`cargo test -p foreman-rt`, where a case is some 50 times
@@ -60,6 +64,7 @@ struct WorkerCounts {
     crashes: u32,
     restarts: u32,
     recycles: u32,
+    cancelled: usize,
 }
 
 /// A snapshot as the model predicts it: every field of `Snapshot` (which is
@@ -70,6 +75,7 @@ struct Counts {
     submitted: usize,
     completed: usize,
     failed: usize,
+    cancelled: usize,
     dead_lettered: usize,
     lost: usize,
     handed_back: usize,
@@ -89,6 +95,7 @@ impl Counts {
             submitted: snap.submitted,
             completed: snap.completed,
             failed: snap.failed,
+            cancelled: snap.cancelled,
             dead_lettered: snap.dead_lettered,
             lost: snap.lost,
             handed_back: snap.handed_back,
@@ -105,6 +112,7 @@ impl Counts {
                 crashes: worker.crashes,
                 restarts: worker.restarts,
                 recycles: worker.recycles,
+                cancelled: worker.cancelled,
             }),
         }
     }
@@ -142,6 +150,12 @@ enum Op {
     Exit(usize),
     /// Condemns a run of slot `.0`: its latest (0), or one `.1` runs before it.
     Condemn(usize, usize),
+    /// Cancels a run of slot `.0` (`Supervisor::cancel`), named as for `Condemn`.
+    Cancel(usize, usize),
+    /// Ends slot `.0`'s job cancelled (`Job::cancel`).
+    CancelJob(usize),
+    /// Gives slot `.0`'s running job a deadline of `.1` ticks (`Job::set_deadline`).
+    SetDeadline(usize, Tick),
     DeclareDead(usize),
     Recover(usize),
     Retire(usize),
@@ -170,6 +184,9 @@ fn op() -> impl Strategy<Value = Op> {
         2 => slot().prop_map(Op::DropWorker),
         1 => slot().prop_map(Op::Exit),
         1 => (slot(), 0..3usize).prop_map(|(slot, age)| Op::Condemn(slot, age)),
+        2 => (slot(), 0..3usize).prop_map(|(slot, age)| Op::Cancel(slot, age)),
+        1 => slot().prop_map(Op::CancelJob),
+        1 => (slot(), 0..12u32).prop_map(|(slot, ticks)| Op::SetDeadline(slot, ticks)),
         1 => slot().prop_map(Op::DeclareDead),
         2 => slot().prop_map(Op::Recover),
         1 => slot().prop_map(Op::Retire),
@@ -297,6 +314,13 @@ struct Slot {
     crashes: u32,
     restarts: u32,
     recycles: u32,
+    /// Tasks whose run on this slot ended cancelled.
+    cancelled: usize,
+    /// The current run was cancelled (`Supervisor::cancel`).
+    cancelling: bool,
+    /// When the current run started, and its own deadline, if it has one.
+    started: Tick,
+    deadline: Option<Tick>,
     /// The restart backoff's last delay in this slot's streak of crashes (0: none).
     backoff: Tick,
     /// When a replacement after the last crash may attach.
@@ -340,6 +364,10 @@ impl Model {
             crashes: 0,
             restarts: 0,
             recycles: 0,
+            cancelled: 0,
+            cancelling: false,
+            started: 0,
+            deadline: None,
             backoff: 0,
             ready_at: 0,
             handle: None,
@@ -526,6 +554,9 @@ impl Model {
     /// Recovery of slot `index`, which crashed holding `task`.
     fn recover_claimed(&mut self, index: usize, now: Tick) -> Crash {
         self.slots[index].crashes += 1;
+        if mem::take(&mut self.slots[index].cancelling) {
+            return self.recover_cancelled(index, now);
+        }
         let decision = self.decide(true, now);
         let mut delay = 0;
         if let (Decision::Replace, Some(backoff)) = (decision, self.policy.backoff()) {
@@ -566,6 +597,38 @@ impl Model {
             task: disposition,
             decision,
             delay,
+        }
+    }
+
+    /// Recovery of slot `index`, whose cancelled run crashed: the task ends cancelled, the
+    /// slot is replaced while running (or draining with tasks queued), at once, whatever the
+    /// restart kind, and nothing is charged.
+    fn recover_cancelled(&mut self, index: usize, now: Tick) -> Crash {
+        let replace = !self.stopped
+            && (self.phase == Phase::Running
+                || (self.phase == Phase::Draining && !self.queue.is_empty()));
+        let task = self.slots[index]
+            .task
+            .take()
+            .expect("a cancelled run's task");
+        self.slots[index].cancelled += 1;
+        self.end(task.id, "cancelled (crashed)");
+        let decision = if replace {
+            self.slots[index].ready_at = now;
+            self.slots[index].restarts += 1;
+            self.slots[index].state = WorkerState::Restarting;
+            self.settle_restart();
+            Decision::Replace
+        } else {
+            self.slots[index].state = WorkerState::Retired;
+            self.deactivate();
+            Decision::Retire
+        };
+        Crash {
+            worker: index,
+            task: Some(Disposition::Cancelled(task.id)),
+            decision,
+            delay: 0,
         }
     }
 
@@ -713,6 +776,8 @@ impl Model {
         slot.runs += 1;
         slot.state = WorkerState::Busy;
         slot.heartbeat = self.clock;
+        slot.started = self.clock;
+        slot.deadline = None;
         slot.handle = Some(HandleState {
             job: true,
             started: handle.started + 1,
@@ -738,10 +803,13 @@ impl Model {
     }
 
     fn finish(&mut self, index: usize, failed: bool) -> Result<u32, Condemned> {
-        if !matches!(
-            self.slots[index].state,
-            WorkerState::Busy | WorkerState::Hung
-        ) {
+        // A cancelled run's result is refused like a condemned one's.
+        if self.slots[index].cancelling
+            || !matches!(
+                self.slots[index].state,
+                WorkerState::Busy | WorkerState::Hung
+            )
+        {
             self.let_go(index);
             return Err(Condemned);
         }
@@ -762,6 +830,49 @@ impl Model {
             self.end(task.id, "completed");
         }
         Ok(task.id)
+    }
+
+    /// `Job::cancel`: the run ends cancelled, unless condemned.
+    fn cancel_job(&mut self, index: usize) -> Result<u32, Condemned> {
+        if !matches!(
+            self.slots[index].state,
+            WorkerState::Busy | WorkerState::Hung
+        ) {
+            self.let_go(index);
+            return Err(Condemned);
+        }
+        let slot = &mut self.slots[index];
+        let task = slot.task.take().expect("a running task");
+        slot.state = WorkerState::Idle;
+        slot.handle = slot.handle.map(|handle| HandleState {
+            job: false,
+            ..handle
+        });
+        slot.backoff = 0;
+        slot.cancelling = false;
+        slot.cancelled += 1;
+        self.end(task.id, "cancelled");
+        Ok(task.id)
+    }
+
+    /// Whether the job out on slot `index` is told to stop (`is_cancelled`).
+    fn stops(&self, index: usize) -> bool {
+        let slot = &self.slots[index];
+        slot.cancelling || !matches!(slot.state, WorkerState::Busy | WorkerState::Hung)
+    }
+
+    /// `Supervisor::cancel` of run number `run` (from 1) of slot `index`.
+    fn cancel(&mut self, index: usize, run: usize) -> Result<(), WorkerError> {
+        let slot = &self.slots[index];
+        let running = matches!(
+            slot.state,
+            WorkerState::Busy | WorkerState::Hung | WorkerState::Terminating
+        );
+        if run != slot.runs || !running {
+            return Err(WorkerError::RunEnded { index });
+        }
+        self.slots[index].cancelling = true;
+        Ok(())
     }
 
     fn crash(&mut self, index: usize) -> Crash {
@@ -875,12 +986,16 @@ impl Model {
         }
         // A tick behind the clock judges by the clock: the supervisor's one clock.
         let now = self.clock;
-        let Some(deadline) = self.policy.watchdog() else {
-            return Vec::new();
-        };
+        let watchdog = self.policy.watchdog();
         let mut hung = Vec::new();
         for (index, slot) in self.slots.iter_mut().enumerate() {
-            let age = now.wrapping_sub(slot.heartbeat);
+            // A run's own deadline counts from its start; the policy's from its heartbeat.
+            let (since, deadline) = match (slot.deadline, watchdog) {
+                (Some(own), _) => (slot.started, own),
+                (None, Some(deadline)) => (slot.heartbeat, deadline),
+                (None, None) => continue,
+            };
+            let age = now.wrapping_sub(since);
             if slot.state == WorkerState::Busy && age > deadline && age < HALF_RANGE {
                 slot.state = WorkerState::Hung;
                 hung.push(index);
@@ -940,6 +1055,7 @@ impl Model {
                 crashes: slot.crashes,
                 restarts: slot.restarts,
                 recycles: slot.recycles,
+                cancelled: slot.cancelled,
             }
         });
         let sum = |f: fn(&Slot) -> usize| self.slots.iter().map(f).sum::<usize>();
@@ -948,6 +1064,7 @@ impl Model {
             submitted: self.submitted,
             completed: sum(|slot| slot.completed),
             failed: sum(|slot| slot.failed),
+            cancelled: sum(|slot| slot.cancelled),
             dead_lettered: self.dead_lettered,
             lost: self.lost,
             handed_back: self.handed_back,
@@ -1205,6 +1322,36 @@ fn step(sup_h: &mut Harness, model: &mut Model, op: &Op) {
             let run = runs[number - 1];
             assert_eq!(sup.condemn(run), model.condemn(i, number));
         }
+        #[cfg(feature = "cancellation")]
+        Op::Cancel(i, age) => {
+            let Some(runs) = sup_h.runs.get(i) else {
+                return;
+            };
+            let Some(number) = runs.len().checked_sub(age).filter(|&n| n > 0) else {
+                return;
+            };
+            let run = runs[number - 1];
+            assert_eq!(sup.cancel(run), model.cancel(i, number));
+        }
+        #[cfg(feature = "cancellation")]
+        Op::CancelJob(i) => {
+            if !has_job(model, i) {
+                return;
+            }
+            let expected = model.cancel_job(i);
+            let job = sup_h.jobs[i].take().unwrap();
+            assert_eq!(job.cancel(), expected);
+        }
+        #[cfg(not(feature = "cancellation"))]
+        Op::Cancel(..) | Op::CancelJob(_) => {}
+        Op::SetDeadline(i, ticks) => {
+            if !has_job(model, i) || !cfg!(feature = "deadlines") {
+                return;
+            }
+            model.slots[i].deadline = Some(ticks);
+            #[cfg(feature = "deadlines")]
+            sup_h.jobs[i].as_ref().unwrap().set_deadline(ticks);
+        }
         Op::DeclareDead(i) => {
             // The "thread" holding the slot's handles dies: they are never touched again.
             if i < W {
@@ -1244,6 +1391,15 @@ fn compare(harness: &Harness, model: &Model) {
     assert_eq!(sup.queued(), model.queue.len());
     for index in 0..W {
         assert_eq!(sup.worker_state(index), Some(model.slots[index].state));
+        if let Some(job) = &harness.jobs[index] {
+            let stops = model.stops(index);
+            assert_eq!(job.is_cancelled(), stops, "slot {index}: is_cancelled");
+            assert_eq!(
+                job.context().is_cancelled(),
+                stops,
+                "slot {index}: the context's"
+            );
+        }
     }
     assert_eq!(sup.worker_state(W), None);
 }
@@ -1374,6 +1530,66 @@ fn fixed_sequences() {
             Op::Exit(0),
         ],
     );
+    // Cancellation: a cancelled run's result is refused and its recovery reports it
+    // cancelled, uncharged (the intensity allows no restart); a cancelled run ended by the
+    // host keeps its worker; during a drain, a cancelled run's worker that dies is replaced
+    // only while tasks are queued.
+    let strict = Policy::DEFAULT.with_intensity(Intensity::new(0, 10).unwrap());
+    run(
+        strict,
+        &[
+            Op::TrySubmit,
+            Op::TrySubmit,
+            Op::TrySubmit,
+            Op::TrySubmit,
+            Op::Attach(0),
+            Op::Next(0),
+            Op::Cancel(0, 0),
+            Op::Cancel(0, 0),
+            Op::Complete(0), // refused: the worker crashed
+            Op::Recover(0),  // cancelled, replaced
+            Op::Attach(0),
+            Op::Next(0),
+            Op::Cancel(0, 0),
+            Op::CancelJob(0), // the same worker goes on
+            Op::Cancel(0, 0), // that run ended
+            Op::Next(0),
+            Op::Cancel(0, 0),
+            Op::Drain, // a task is still queued: replaced
+            Op::Crash(0),
+            Op::Attach(0),
+            Op::Next(0),
+            Op::Cancel(0, 0),
+            Op::DropJob(0), // the queue is empty: retired
+            Op::Recover(0),
+        ],
+    );
+    // Deadlines of a run's own: from its start, heartbeats notwithstanding, with or without
+    // the watchdog; a new run starts without one.
+    for watchdog in [None, Some(3)] {
+        let policy = match watchdog {
+            Some(deadline) => Policy::DEFAULT.with_watchdog(deadline).unwrap(),
+            None => Policy::DEFAULT,
+        };
+        run(
+            policy,
+            &[
+                Op::TrySubmit,
+                Op::TrySubmit,
+                Op::Attach(0),
+                Op::Next(0),
+                Op::SetDeadline(0, 5),
+                Op::Tick(4),
+                Op::Heartbeat(0),
+                Op::Tick(1),
+                Op::Tick(1), // flagged: 6 ticks after the start
+                Op::Complete(0),
+                Op::Next(0),
+                Op::Tick(4), // the watchdog's 3 ticks, if any
+                Op::Complete(0),
+            ],
+        );
+    }
     // An abort with queued tasks: reopen is refused until they are handed back.
     run(
         Policy::DEFAULT,
