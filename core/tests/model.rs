@@ -151,8 +151,10 @@ enum Op {
     /// Condemns a run of slot `.0`: its latest (0), or one `.1` runs before it.
     Condemn(usize, usize),
     /// Cancels a run of slot `.0` (`Supervisor::cancel`), named as for `Condemn`.
+    #[cfg_attr(not(feature = "cancellation"), allow(dead_code))]
     Cancel(usize, usize),
     /// Ends slot `.0`'s job cancelled (`Job::cancel`).
+    #[cfg_attr(not(feature = "cancellation"), allow(dead_code))]
     CancelJob(usize),
     /// Gives slot `.0`'s running job a deadline of `.1` ticks (`Job::set_deadline`).
     SetDeadline(usize, Tick),
@@ -833,6 +835,7 @@ impl Model {
     }
 
     /// `Job::cancel`: the run ends cancelled, unless condemned.
+    #[cfg(feature = "cancellation")]
     fn cancel_job(&mut self, index: usize) -> Result<u32, Condemned> {
         if !matches!(
             self.slots[index].state,
@@ -862,6 +865,7 @@ impl Model {
     }
 
     /// `Supervisor::cancel` of run number `run` (from 1) of slot `index`.
+    #[cfg(feature = "cancellation")]
     fn cancel(&mut self, index: usize, run: usize) -> Result<(), WorkerError> {
         let slot = &self.slots[index];
         let running = matches!(
