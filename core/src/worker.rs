@@ -814,25 +814,27 @@ impl Context<'_> {
     /// ```
     /// use foreman_rt::{park::NoPark, policy::Policy, Context, Next, Supervisor};
     ///
-    /// fn count_to(limit: u32, ctx: &Context<'_>) -> Option<u32> {
-    ///     for n in 0..limit {
+    /// // A long task: it checks between steps whether to go on.
+    /// fn sum_to(limit: u32, ctx: &Context<'_>, cancel_at: u32, sup: &Supervisor<u32, 2, 1>) -> Option<u32> {
+    ///     let mut sum = 0;
+    ///     for n in 1..=limit {
+    ///         if n == cancel_at {
+    ///             sup.cancel(ctx.run()).unwrap(); // another thread, in real life
+    ///         }
     ///         if ctx.is_cancelled() {
     ///             return None; // stop early: the result would be discarded anyway
     ///         }
-    ///         if n == 3 {
-    ///             // (Another thread cancels the run here, in real life.)
-    ///         }
+    ///         sum += n;
     ///     }
-    ///     Some(limit)
+    ///     Some(sum)
     /// }
     /// let sup: Supervisor<u32, 2, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
-    /// sup.try_submit(10).unwrap();
+    /// sup.try_submit(100).unwrap();
     /// let mut worker = sup.attach(0).unwrap();
     /// let Next::Run(job) = worker.try_next() else { unreachable!() };
-    /// let ctx = job.context();
-    /// sup.cancel(ctx.run()).unwrap();
-    /// assert_eq!(count_to(*job.task(), &ctx), None);
-    /// assert_eq!(job.cancel(), Ok(10));
+    /// assert_eq!(sum_to(*job.task(), &job.context(), 4, &sup), None);
+    /// assert!(job.is_cancelled());
+    /// assert_eq!(job.cancel(), Ok(100)); // the host records it cancelled
     /// # drop(worker);
     /// ```
     pub fn is_cancelled(&self) -> bool {
