@@ -95,14 +95,14 @@
 //! into the cell, its heartbeat, its last reads of the cell) to whoever next reads the word;
 //! `Acquire` makes what the previous mover did visible to this one; and the total order is
 //! what a draining worker's re-check (`Supervisor::tasks_out`, a `SeqCst` load) needs against
-//! tasks coming back (transitions 7, 13, 14). Loads are `Acquire`. One ordering for every
+//! tasks coming back (transitions 7, 13, 14, 25). Loads are `Acquire`. One ordering for every
 //! transition costs nothing on the targets we know: a `SeqCst` compare-and-swap compiles to the
 //! same instructions as an `AcqRel` one on x86, Arm (v6-M to v8) and RISC-V.
 //!
 //! # Who owns the task cell
 //!
 //! 1. The thread holding a slot's [`Worker`](crate::Worker) writes the cell only while the
-//!    state is `Idle` (taking a task, before 4) or its own `Busy`/`Hung` (finishing, after 7).
+//!    state is `Idle` (taking a task, before 4) or its own `Busy`/`Hung` (finishing, after 7 or 25).
 //! 2. Anyone else touches the cell only from `Recovering` (after 10, 12 or 18), from an ended
 //!    slot whose task it claimed (21, until 22), or with `&mut` to the supervisor. A slot only becomes `Crashed` once its worker has let go of the task: by
 //!    9, or by 11 for a thread that is dead, as the host promises when it calls
