@@ -411,6 +411,11 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_claim_says_why() {
+        assert_eq!(std::format!("{Cancelled}"), "the task was cancelled");
+    }
+
+    #[test]
     fn a_ticket_debugs_as_its_state() {
         let ticket = Ticket::new();
         assert_eq!(std::format!("{ticket:?}"), "Ticket(\"pending\")");
