@@ -432,5 +432,8 @@ mod tests {
         );
         ticket.end();
         assert_eq!(std::format!("{ticket:?}"), "Ticket(\"ended\")");
+        let never_ran = Ticket::new();
+        never_ran.cancel();
+        assert_eq!(std::format!("{never_ran:?}"), "Ticket(\"cancelled\")");
     }
 }
