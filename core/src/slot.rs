@@ -1073,17 +1073,6 @@ impl<T> WorkerSlot<T> {
             .store(value.wrapping_add(1), Ordering::Release);
     }
 
-    /// Tasks ended cancelled on this slot, for a snapshot (0 without the feature
-    /// `cancellation`).
-    #[inline]
-    pub(crate) fn cancelled(&self) -> usize {
-        #[cfg(feature = "cancellation")]
-        // Acquire: pairs with `count_cancelled` (see `stats`).
-        return self.cancelled.load(Ordering::Acquire);
-        #[cfg(not(feature = "cancellation"))]
-        0
-    }
-
     /// Counts a crash; the caller recovers the slot (Recovering), so it is the only writer.
     #[inline]
     pub(crate) fn count_crash(&self) {

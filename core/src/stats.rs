@@ -125,7 +125,8 @@ pub struct WorkerSnapshot {
     /// ([`Policy::with_recycling`](crate::policy::Policy::with_recycling)).
     pub recycles: u32,
     /// Tasks whose run on it ended cancelled ([`Job::cancel`](crate::Job::cancel), or the
-    /// recovery of a cancelled run whose worker died). 0 without the feature `cancellation`.
+    /// recovery of a cancelled run whose worker died). Feature `cancellation`.
+    #[cfg(feature = "cancellation")]
     pub cancelled: usize,
 }
 
@@ -171,7 +172,8 @@ pub struct Snapshot<const W: usize> {
     pub failed: usize,
     /// Tasks that ended cancelled ([`Supervisor::cancel`](crate::Supervisor::cancel),
     /// [`Job::cancel`](crate::Job::cancel)): all workers' [`WorkerSnapshot::cancelled`]
-    /// together. 0 without the feature `cancellation`.
+    /// together. Feature `cancellation` (without it, no task ends so).
+    #[cfg(feature = "cancellation")]
     pub cancelled: usize,
     /// Tasks whose every allowed attempt crashed (at-least-once).
     pub dead_lettered: usize,
@@ -200,6 +202,7 @@ pub struct Snapshot<const W: usize> {
 struct Ends {
     completed: usize,
     failed: usize,
+    #[cfg(feature = "cancellation")]
     cancelled: usize,
     dead_lettered: usize,
     lost: usize,
@@ -210,16 +213,17 @@ struct Ends {
 impl Ends {
     /// Reads the shared counters of step 1 (the caller adds each worker's completed, failed
     /// and cancelled, read before).
-    fn read(counters: &Counters, [completed, failed, cancelled]: [usize; 3]) -> Ends {
+    fn read(counters: &Counters, sums: Outcomes) -> Ends {
         let dead_lettered = Counters::read(&counters.dead_lettered);
         let lost = Counters::read(&counters.lost);
         // A refusal is bumped before its hand-back: read the hand-back first.
         let handed_back = Counters::read(&counters.handed_back);
         let requeue_refused = Counters::read(&counters.requeue_refused);
         Ends {
-            completed,
-            failed,
-            cancelled,
+            completed: sums[0],
+            failed: sums[1],
+            #[cfg(feature = "cancellation")]
+            cancelled: sums[2],
             dead_lettered,
             lost,
             handed_back,
@@ -227,6 +231,13 @@ impl Ends {
         }
     }
 }
+
+/// One worker's counts of ended runs: completed, failed, and (feature `cancellation`)
+/// cancelled.
+type Outcomes = [usize; OUTCOMES];
+
+/// How many kinds of ended runs a worker counts.
+const OUTCOMES: usize = if cfg!(feature = "cancellation") { 3 } else { 2 };
 
 /// The raw counts a snapshot is derived from, read in the order the module docs require.
 struct Raw {
@@ -249,7 +260,7 @@ pub(crate) fn read<T, const N: usize, const W: usize>(
     const EXACT_TRIES: u32 = 4;
     let mut tries = 0;
     // Each worker's completed, failed and cancelled, as step 1 read them.
-    let mut ended = [[0; 3]; W];
+    let mut ended: [Outcomes; W] = [[0; OUTCOMES]; W];
     loop {
         // Step 1.
         let ends = read_ends(counters, slots, &mut ended);
@@ -263,7 +274,7 @@ pub(crate) fn read<T, const N: usize, const W: usize>(
         }
         tries += 1;
         // (Each worker's counts only grow: equal sums mean equal counts, so `ended` holds.)
-        if tries < EXACT_TRIES && read_ends(counters, slots, &mut [[0; 3]; W]) != ends {
+        if tries < EXACT_TRIES && read_ends(counters, slots, &mut [[0; OUTCOMES]; W]) != ends {
             continue; // a task ended meanwhile: try for one instant again
         }
         let raw = Raw {
@@ -280,6 +291,7 @@ pub(crate) fn read<T, const N: usize, const W: usize>(
                 state: slot.state.load().state(),
                 completed: ended[index][0],
                 failed: ended[index][1],
+                #[cfg(feature = "cancellation")]
                 cancelled: ended[index][2],
                 // Relaxed: informational.
                 crashes: slot.crashes.load(Ordering::Relaxed),
@@ -298,21 +310,34 @@ pub(crate) fn read<T, const N: usize, const W: usize>(
 fn read_ends<T, const W: usize>(
     counters: &Counters,
     slots: &[CachePadded<WorkerSlot<T>>; W],
-    ended: &mut [[usize; 3]; W],
+    ended: &mut [Outcomes; W],
 ) -> Ends {
-    let mut sums = [0usize; 3];
+    let (mut completed, mut failed) = (0usize, 0usize);
+    #[cfg(feature = "cancellation")]
+    let mut cancelled = 0usize;
     for (slot, counts) in slots.iter().zip(ended) {
         *counts = [
             Counters::read(&slot.completed),
             Counters::read(&slot.failed),
-            // (0 without the feature `cancellation`.)
-            slot.cancelled() & COUNT_MASK,
+            #[cfg(feature = "cancellation")]
+            Counters::read(&slot.cancelled),
         ];
-        for (sum, count) in sums.iter_mut().zip(*counts) {
-            *sum = sum.wrapping_add(count);
+        completed = completed.wrapping_add(counts[0]);
+        failed = failed.wrapping_add(counts[1]);
+        #[cfg(feature = "cancellation")]
+        {
+            cancelled = cancelled.wrapping_add(counts[2]);
         }
     }
-    Ends::read(counters, sums.map(|sum| sum & COUNT_MASK))
+    Ends::read(
+        counters,
+        [
+            completed & COUNT_MASK,
+            failed & COUNT_MASK,
+            #[cfg(feature = "cancellation")]
+            (cancelled & COUNT_MASK),
+        ],
+    )
 }
 
 impl<const W: usize> Snapshot<W> {
@@ -324,16 +349,18 @@ impl<const W: usize> Snapshot<W> {
         let ended = ends
             .completed
             .wrapping_add(ends.failed)
-            .wrapping_add(ends.cancelled)
             .wrapping_add(requeued)
             .wrapping_add(ends.dead_lettered)
             .wrapping_add(ends.lost)
             .wrapping_add(ends.handed_back);
+        #[cfg(feature = "cancellation")]
+        let ended = ended.wrapping_add(ends.cancelled);
         Snapshot {
             state,
             submitted: sub(raw.pushed, requeued),
             completed: ends.completed,
             failed: ends.failed,
+            #[cfg(feature = "cancellation")]
             cancelled: ends.cancelled,
             dead_lettered: ends.dead_lettered,
             lost: ends.lost,
@@ -402,13 +429,15 @@ impl<const W: usize> Snapshot<W> {
     /// assert_eq!(sup.snapshot().finished(), 0);
     /// ```
     pub fn finished(&self) -> usize {
-        self.completed
+        let finished = self
+            .completed
             .wrapping_add(self.failed)
-            .wrapping_add(self.cancelled)
             .wrapping_add(self.dead_lettered)
             .wrapping_add(self.lost)
-            .wrapping_add(self.handed_back)
-            & COUNT_MASK
+            .wrapping_add(self.handed_back);
+        #[cfg(feature = "cancellation")]
+        let finished = finished.wrapping_add(self.cancelled);
+        finished & COUNT_MASK
     }
 
     /// Whether `submitted == finished + queued + in_flight` (modulo the counters' range):
@@ -444,6 +473,7 @@ mod tests {
             crashes: 0,
             restarts: 0,
             recycles: 0,
+            #[cfg(feature = "cancellation")]
             cancelled: 0,
         }
     }
@@ -454,6 +484,7 @@ mod tests {
             ends: Ends {
                 completed: 50,
                 failed: 5,
+                #[cfg(feature = "cancellation")]
                 cancelled: 2,
                 dead_lettered: 2,
                 lost: 1,
@@ -462,12 +493,28 @@ mod tests {
             },
             requeued: 5, // one of them refused: 4 went back into the queue
             rejected: 9,
-            popped: 72,
-            pushed: 86,
+            popped: if cfg!(feature = "cancellation") {
+                72
+            } else {
+                70
+            },
+            pushed: if cfg!(feature = "cancellation") {
+                86
+            } else {
+                84
+            },
         };
         let snap = Snapshot::derive(SupervisorState::Running, raw, [idle(); 2]);
         assert_eq!(snap.requeued, 4);
-        assert_eq!(snap.submitted, 82);
+        assert_eq!(
+            snap.submitted,
+            if cfg!(feature = "cancellation") {
+                82
+            } else {
+                80
+            }
+        );
+        #[cfg(feature = "cancellation")]
         assert_eq!(snap.cancelled, 2);
         assert_eq!(snap.queued, 14);
         assert_eq!(snap.in_flight, 5);
@@ -481,6 +528,7 @@ mod tests {
             ends: Ends {
                 completed: COUNT_MASK - 1,
                 failed: 0,
+                #[cfg(feature = "cancellation")]
                 cancelled: 0,
                 dead_lettered: 0,
                 lost: 0,

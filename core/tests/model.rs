@@ -95,7 +95,10 @@ impl Counts {
             submitted: snap.submitted,
             completed: snap.completed,
             failed: snap.failed,
+            #[cfg(feature = "cancellation")]
             cancelled: snap.cancelled,
+            #[cfg(not(feature = "cancellation"))]
+            cancelled: 0,
             dead_lettered: snap.dead_lettered,
             lost: snap.lost,
             handed_back: snap.handed_back,
@@ -112,7 +115,10 @@ impl Counts {
                 crashes: worker.crashes,
                 restarts: worker.restarts,
                 recycles: worker.recycles,
+                #[cfg(feature = "cancellation")]
                 cancelled: worker.cancelled,
+                #[cfg(not(feature = "cancellation"))]
+                cancelled: 0,
             }),
         }
     }

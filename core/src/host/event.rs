@@ -125,6 +125,7 @@ impl<T, R, E, C> Event<T, R, E, C> {
         decision: Decision,
     ) -> Self {
         match task {
+            #[cfg(feature = "cancellation")]
             Some(Disposition::Cancelled(task)) => Event::Cancelled {
                 worker: Some(worker),
                 task,
