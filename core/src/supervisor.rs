@@ -1212,10 +1212,13 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
         };
         let mut hung = NewlyHung::new();
         let watchdog = self.policy.watchdog();
-        // Without a watchdog nothing is judged, unless a run has a deadline of its own.
-        if watchdog.is_none() && !cfg!(feature = "deadlines") {
+        // Without a watchdog nothing is judged (with the feature `deadlines`: unless a run has
+        // a deadline of its own).
+        #[cfg(not(feature = "deadlines"))]
+        let Some(watchdog) = watchdog
+        else {
             return hung;
-        }
+        };
         for (index, slot) in self.slots.iter().enumerate() {
             // Acquire (in `load`): pairs with the worker's transition 4, which follows its
             // heartbeat stamp (and its start and deadline), so the heartbeat read below is this
@@ -1225,17 +1228,15 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
                 continue;
             }
             // The run's own deadline counts from its start; the policy's from the last
-            // heartbeat.
+            // heartbeat. (Relaxed: ordered by the Acquire above.)
             #[cfg(feature = "deadlines")]
-            let own = crate::slot::own_deadline(slot);
-            #[cfg(not(feature = "deadlines"))]
-            let own = None;
-            let (since, deadline) = match (own, watchdog) {
-                (Some(own), _) => own,
-                // Relaxed: ordered by the Acquire above.
-                (None, Some(deadline)) => (slot.heartbeat.load(Ordering::Relaxed), deadline),
-                (None, None) => continue,
+            let Some((since, deadline)) = crate::slot::own_deadline(slot).or_else(|| {
+                watchdog.map(|deadline| (slot.heartbeat.load(Ordering::Relaxed), deadline))
+            }) else {
+                continue;
             };
+            #[cfg(not(feature = "deadlines"))]
+            let (since, deadline) = (slot.heartbeat.load(Ordering::Relaxed), watchdog);
             // A heartbeat stamped after `now` (another thread ticked the clock further) is
             // fresh, not 4 billion ticks old.
             let age = now.wrapping_sub(since);

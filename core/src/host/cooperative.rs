@@ -92,8 +92,6 @@ use core::fmt;
 
 use crate::host::{Cause, Event, Failure};
 use crate::park::NoPark;
-#[cfg(feature = "cancellation")]
-use crate::Condemned;
 use crate::{Context, CrashReport, Decision, Job, Next, Supervisor, Worker, WorkerError};
 
 /// A worker handle of the host's supervisor.
@@ -487,20 +485,16 @@ fn record<T, const N: usize, const W: usize, R, E>(
     job: Job<'_, T, N, W, NoPark>,
     outcome: Result<R, Failure<E>>,
 ) -> Recorded<T, R, E> {
-    // Cancelled while it ran: whatever it returned is discarded. (A fault is still a crash:
-    // its recovery reports the task cancelled.)
-    #[cfg(feature = "cancellation")]
-    if job.is_cancelled() && !matches!(outcome, Err(Failure::Fault(_))) {
-        return match job.cancel() {
-            Ok(task) => Recorded::Finished(Event::Cancelled {
+    let finished = match outcome {
+        // Cancelled while it ran: whatever it returned is discarded. (A fault is still a
+        // crash: its recovery reports the task cancelled.)
+        #[cfg(feature = "cancellation")]
+        _ if job.is_cancelled() && !matches!(outcome, Err(Failure::Fault(_))) => {
+            job.cancel().map(|task| Event::Cancelled {
                 worker: Some(index),
                 task,
-            }),
-            // Condemned: as below.
-            Err(Condemned) => recover_condemned(sup, index),
-        };
-    }
-    let finished = match outcome {
+            })
+        }
         Ok(output) => job.complete().map(|task| Event::Completed {
             worker: index,
             task,
@@ -515,20 +509,12 @@ fn record<T, const N: usize, const W: usize, R, E>(
     };
     match finished {
         Ok(event) => Recorded::Finished(event),
-        Err(_) => recover_condemned(sup, index),
-    }
-}
-
-/// Recovers worker `index`, whose run was condemned (or cancelled) while it ran: the slot is
-/// Crashed with the task in it, ours to recover. Refused only if someone else recovered it
-/// already (and reported it).
-fn recover_condemned<T, const N: usize, const W: usize, R, E>(
-    sup: &Supervisor<T, N, W, NoPark>,
-    index: usize,
-) -> Recorded<T, R, E> {
-    match sup.recover(index) {
-        Ok(report) => Recorded::Crashed(Cause::Hung, report),
-        Err(_) => Recorded::Nothing,
+        // Condemned (or cancelled) while it ran: the slot is Crashed with the task in it, ours
+        // to recover. Refused only if someone else recovered it already (and reported it).
+        Err(_) => match sup.recover(index) {
+            Ok(report) => Recorded::Crashed(Cause::Hung, report),
+            Err(_) => Recorded::Nothing,
+        },
     }
 }
 
