@@ -80,8 +80,8 @@
 //! - `defmt`: `defmt::Format` for what a firmware prints: snapshots, states, decisions,
 //!   dispositions, errors and events.
 //! - `cancellation` (default): [`Supervisor::cancel`] cancels a running task (cooperatively:
-//!   [`Context::is_cancelled`]), and `Ticket` (where the target has 64-bit atomics, or with
-//!   `portable-atomic`) cancels a queued one; a cancelled task ends as
+//!   [`Context::is_cancelled`]), and `Ticket` (where the target has 64-bit atomics: not yet
+//!   on 32-bit microcontrollers) cancels a queued one; a cancelled task ends as
 //!   [`Job::cancel`] records it, counted in [`Snapshot::cancelled`].
 //! - `deadlines` (default): `Job::set_deadline`, a deadline per run counted from its start,
 //!   which the watchdog ([`Supervisor::tick`]) honours with or without the policy's.
@@ -120,10 +120,7 @@ mod slot;
 mod stats;
 mod supervisor;
 mod sync;
-#[cfg(all(
-    feature = "cancellation",
-    any(loom, feature = "portable-atomic", target_has_atomic = "64")
-))]
+#[cfg(all(feature = "cancellation", any(loom, target_has_atomic = "64")))]
 mod ticket;
 mod worker;
 
@@ -187,9 +184,6 @@ pub use supervisor::{
     CrashReport, Decision, Disposition, HandBack, NewlyHung, ReopenError, SubmitError, Supervisor,
     WorkerError,
 };
-#[cfg(all(
-    feature = "cancellation",
-    any(loom, feature = "portable-atomic", target_has_atomic = "64")
-))]
+#[cfg(all(feature = "cancellation", any(loom, target_has_atomic = "64")))]
 pub use ticket::{Cancel, Cancelled, Ticket};
 pub use worker::{Condemned, Context, Job, Next, Worker};

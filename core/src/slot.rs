@@ -263,7 +263,7 @@ impl Run {
     }
 
     /// The run named by a worker and a generation (as a [`Ticket`](crate::Ticket) keeps it).
-    #[cfg(feature = "cancellation")]
+    #[cfg(all(feature = "cancellation", any(loom, target_has_atomic = "64")))]
     pub(crate) const fn from_parts(worker: usize, generation: u32) -> Run {
         Run { worker, generation }
     }

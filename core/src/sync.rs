@@ -30,18 +30,13 @@ pub use core::sync::atomic::AtomicU32;
 #[cfg(all(not(loom), not(feature = "portable-atomic")))]
 pub(crate) use core::sync::atomic::{fence, AtomicUsize, Ordering};
 
-#[cfg(all(
-    feature = "cancellation",
-    not(loom),
-    not(feature = "portable-atomic"),
-    target_has_atomic = "64"
-))]
+#[cfg(all(feature = "cancellation", not(loom), target_has_atomic = "64"))]
 pub(crate) use core::sync::atomic::AtomicU64;
-/// The word of a [`Ticket`](crate::Ticket): 64-bit, from the same source as the other atomics.
+/// The word of a [`Ticket`](crate::Ticket): 64-bit, where the target has such atomics (not
+/// from `portable-atomic`, whose 64-bit atomics need its `fallback` feature on targets without
+/// them).
 #[cfg(all(feature = "cancellation", loom))]
 pub(crate) use loom::sync::atomic::AtomicU64;
-#[cfg(all(feature = "cancellation", not(loom), feature = "portable-atomic"))]
-pub(crate) use portable_atomic::AtomicU64;
 
 /// Declares a function that is `const` except under loom.
 macro_rules! loom_const_fn {
