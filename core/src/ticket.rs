@@ -118,6 +118,16 @@ const fn unpack(word: u64) -> Run {
 pub struct Ticket(AtomicU64);
 
 /// What [`Ticket::cancel`] found.
+///
+/// ```
+/// use foreman_rt::{Cancel, Ticket};
+/// let ticket = Ticket::new();
+/// match ticket.cancel() {
+///     Cancel::Pending => {} // it will never run: nothing more to do
+///     Cancel::Running(run) => unreachable!("no run claimed it: {run:?}"),
+///     Cancel::Ended => unreachable!("it has no outcome yet"),
+/// }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Cancel {
