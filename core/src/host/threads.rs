@@ -112,6 +112,10 @@ use std::time::{Duration, Instant};
 use std::vec::Vec;
 
 use super::{discard, futex, panic_message as message, stack_size, Event, Report};
+pub use handle::TaskHandle;
+use handle::{split, Entry, Ticket};
+
+mod handle;
 use crate::park::{AtomicU32, Park};
 use crate::policy::{Policy, Tick};
 use crate::{
@@ -155,7 +159,8 @@ const CONDEMNED: &str = "condemned as hung; the outcome it returned late was dis
 
 /// What the pool's threads share.
 struct Shared<T, R, E, const N: usize, const W: usize> {
-    sup: Supervisor<T, N, W, ThreadPark>,
+    /// Its tasks, each with the ticket of its handle if it has one.
+    sup: Supervisor<Entry<T, R, E>, N, W, ThreadPark>,
     handler: Box<Handler<T, R, E>>,
     sink: Box<Sink<T, R, E>>,
     /// Worker threads, replacements included, until joined (threads that ended are dropped
@@ -298,10 +303,7 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn submit(&self, task: T) -> Result<(), SubmitError<T>> {
-        if self.shared.on_own_thread() {
-            return self.shared.sup.try_submit(task);
-        }
-        self.shared.sup.submit(task)
+        self.shared.submit(Entry::plain(task)).map_err(untag)
     }
 
     /// Submits a task without blocking; a refused task comes back in the error.
@@ -317,7 +319,67 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn try_submit(&self, task: T) -> Result<(), SubmitError<T>> {
-        self.shared.sup.try_submit(task)
+        self.shared
+            .sup
+            .try_submit(Entry::plain(task))
+            .map_err(untag)
+    }
+
+    /// Submits a task as [`submit`](Pool::submit) does (parking while the queue is full, but
+    /// never on one of the pool's own threads), and returns a [`TaskHandle`] to its one
+    /// outcome: its final [`Event`], which goes to the handle instead of the sink. A refused
+    /// task comes back in the error, and no handle is made.
+    ///
+    /// Costs one allocation (the handle's), which tasks submitted without a handle do not pay.
+    ///
+    /// ```
+    /// use foreman_rt::host::{threads::Pool, Event};
+    /// use foreman_rt::policy::Policy;
+    ///
+    /// let pool = Pool::<u64, u64, (), 8, 2>::start(Policy::DEFAULT, |_, n| Ok(n * n), |_| {})?;
+    /// let handles: Vec<_> = (1..=4).map(|n| pool.submit_with_handle(n).unwrap()).collect();
+    /// let squares: Vec<u64> = handles
+    ///     .into_iter()
+    ///     .map(|handle| match handle.wait() {
+    ///         Ok(Event::Completed { output, .. }) => output,
+    ///         other => panic!("unexpected {other:?}"),
+    ///     })
+    ///     .collect();
+    /// assert_eq!(squares, [1, 4, 9, 16]);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn submit_with_handle(&self, task: T) -> Result<TaskHandle<T, R, E>, SubmitError<T>>
+    where
+        R: Send,
+        E: Send,
+    {
+        let (handle, entry) = TaskHandle::new(task, self.shared.id());
+        self.shared.submit(entry).map_err(untag)?;
+        Ok(handle)
+    }
+
+    /// Submits a task without blocking, as [`try_submit`](Pool::try_submit) does, and returns
+    /// a [`TaskHandle`] to its one outcome (see
+    /// [`submit_with_handle`](Pool::submit_with_handle)). A refused task comes back in the
+    /// error.
+    ///
+    /// ```
+    /// # use foreman_rt::{host::{threads::Pool, Event}, policy::Policy, SubmitError};
+    /// let pool = Pool::<u32, u32, (), 4, 1>::start(Policy::DEFAULT, |_, n| Ok(*n), |_| {})?;
+    /// match pool.try_submit_with_handle(7) {
+    ///     Ok(handle) => assert!(matches!(handle.wait(), Ok(Event::Completed { output: 7, .. }))),
+    ///     Err(SubmitError::Full(task) | SubmitError::Closed(task)) => assert_eq!(task, 7),
+    /// }
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn try_submit_with_handle(&self, task: T) -> Result<TaskHandle<T, R, E>, SubmitError<T>>
+    where
+        R: Send,
+        E: Send,
+    {
+        let (handle, entry) = TaskHandle::new(task, self.shared.id());
+        self.shared.sup.try_submit(entry).map_err(untag)?;
+        Ok(handle)
     }
 
     /// The supervisor's counters and worker states.
@@ -541,7 +603,14 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
             let _ = watchdog.join();
         }
         let mut handed_back = Vec::new();
-        for task in shared.sup.hand_back() {
+        for entry in shared.sup.hand_back() {
+            let event = Event::HandedBack { task: entry.task };
+            // A task with a handle goes back to it; without one (or with one dropped), here.
+            let Some(Event::HandedBack { task }) =
+                Shared::<T, R, E, N, W>::to_handle(entry.ticket, event)
+            else {
+                continue;
+            };
             match leftovers {
                 Leftovers::ToSink => shared.emit(Event::HandedBack { task }),
                 Leftovers::InReport => handed_back.push(task),
@@ -599,7 +668,8 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
         // memory is made.
         unsafe {
             Supervisor::init(
-                &mut *(&raw mut (*this).sup).cast::<MaybeUninit<Supervisor<T, N, W, ThreadPark>>>(),
+                &mut *(&raw mut (*this).sup)
+                    .cast::<MaybeUninit<Supervisor<Entry<T, R, E>, N, W, ThreadPark>>>(),
                 policy,
                 ThreadPark,
             );
@@ -651,6 +721,42 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
         }
     }
 
+    /// Sends a task's final event to its handle, or to the sink if it has none (or the
+    /// handle was dropped). Inlined: without a handle, it is `emit`.
+    #[inline]
+    fn deliver(&self, ticket: Option<Ticket<T, R, E>>, event: Event<T, R, E, String>) {
+        match ticket {
+            None => self.emit(event),
+            Some(ticket) => {
+                if let Some(event) = ticket.resolve(event) {
+                    self.emit(event);
+                }
+            }
+        }
+    }
+
+    /// Gives `event` to the handle of `ticket`, if any and not dropped; otherwise gives it
+    /// back.
+    fn to_handle(
+        ticket: Option<Ticket<T, R, E>>,
+        event: Event<T, R, E, String>,
+    ) -> Option<Event<T, R, E, String>> {
+        match ticket {
+            None => Some(event),
+            Some(ticket) => ticket.resolve(event),
+        }
+    }
+
+    /// Submits an entry; on one of the pool's own threads without parking (see
+    /// [`Pool::submit`]).
+    #[inline]
+    fn submit(&self, entry: Entry<T, R, E>) -> Result<(), SubmitError<Entry<T, R, E>>> {
+        if self.on_own_thread() {
+            return self.sup.try_submit(entry);
+        }
+        self.sup.submit(entry)
+    }
+
     /// The shutdown was asked for on one of the pool's own threads, which cannot wait for the
     /// others: leave the end to the last thread out (`after_leaving`), or do it now if every
     /// worker has left already.
@@ -670,8 +776,8 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
         // Relaxed: ordered by the fence.
         if self.orphaned.load(Ordering::Relaxed) && self.sup.is_stopped() {
             self.wake_watchdog();
-            for task in self.sup.hand_back() {
-                self.emit(Event::HandedBack { task });
+            for entry in self.sup.hand_back() {
+                self.deliver(entry.ticket, Event::HandedBack { task: entry.task });
             }
         }
     }
@@ -714,20 +820,23 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
         };
         while let Some(job) = worker.next_blocking() {
             let ctx = job.context();
-            match panic::catch_unwind(AssertUnwindSafe(|| (self.handler)(&ctx, job.task()))) {
+            match panic::catch_unwind(AssertUnwindSafe(|| (self.handler)(&ctx, &job.task().task))) {
                 Ok(result) => match job.finish(result.is_err()) {
-                    Ok(task) => self.emit(match result {
-                        Ok(output) => Event::Completed {
-                            worker: index,
-                            task,
-                            output,
+                    Ok(Entry { task, ticket }) => self.deliver(
+                        ticket,
+                        match result {
+                            Ok(output) => Event::Completed {
+                                worker: index,
+                                task,
+                                output,
+                            },
+                            Err(error) => Event::Failed {
+                                worker: index,
+                                task,
+                                error,
+                            },
                         },
-                        Err(error) => Event::Failed {
-                            worker: index,
-                            task,
-                            error,
-                        },
-                    }),
+                    ),
                     Err(Condemned) => {
                         // Condemned while it ran: the late outcome is discarded, and the task
                         // waits in the slot for the recovery a crash would get.
@@ -762,7 +871,7 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
     /// Attaches this thread to slot `index`. A replacement after a crash first sleeps out the
     /// restart backoff, if the policy has one (a shutdown wakes it: `Pool::finish`). `None` if
     /// a shutdown swept the slot away.
-    fn attach(&self, index: usize) -> Option<crate::Worker<'_, T, N, W, ThreadPark>> {
+    fn attach(&self, index: usize) -> Option<crate::Worker<'_, Entry<T, R, E>, N, W, ThreadPark>> {
         loop {
             match self.sup.attach(index) {
                 Ok(worker) => return Some(worker),
@@ -780,14 +889,26 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
     }
 
     /// Reports a crash (or condemnation) and starts the replacement the supervisor asked for.
-    fn after_crash(self: &Arc<Self>, index: usize, cause: String, report: CrashReport<T>) {
+    fn after_crash(
+        self: &Arc<Self>,
+        index: usize,
+        cause: String,
+        report: CrashReport<Entry<T, R, E>>,
+    ) {
         let replace = report.decision == Decision::Replace;
-        self.emit(Event::Crashed {
-            worker: index,
-            cause,
-            task: report.task,
-            decision: report.decision,
-        });
+        let (task, ticket) = match report.task.map(split) {
+            Some((task, ticket)) => (Some(task), ticket),
+            None => (None, None),
+        };
+        self.deliver(
+            ticket,
+            Event::Crashed {
+                worker: index,
+                cause,
+                task,
+                decision: report.decision,
+            },
+        );
         if replace {
             self.replace(index);
         }
@@ -798,8 +919,8 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
     fn replace(self: &Arc<Self>, index: usize) {
         if let Err(err) = Self::spawn_worker(self, index) {
             std::eprintln!("foreman: cannot start a replacement for worker {index}: {err}");
-            if let Ok(Some(task)) = self.sup.retire(index) {
-                self.emit(Event::HandedBack { task });
+            if let Ok(Some(entry)) = self.sup.retire(index) {
+                self.deliver(entry.ticket, Event::HandedBack { task: entry.task });
             }
         }
     }
@@ -828,6 +949,14 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
                 run,
             });
         }
+    }
+}
+
+/// A refused entry's task, for the caller (a refused entry's handle was never given out).
+fn untag<T, R, E>(err: SubmitError<Entry<T, R, E>>) -> SubmitError<T> {
+    match err {
+        SubmitError::Full(entry) => SubmitError::Full(entry.task),
+        SubmitError::Closed(entry) => SubmitError::Closed(entry.task),
     }
 }
 

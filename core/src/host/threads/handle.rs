@@ -1,0 +1,353 @@
+//! [`TaskHandle`]: one task's outcome, for whoever submitted it with
+//! [`Pool::submit_with_handle`](super::Pool::submit_with_handle).
+//!
+//! The pool's queue holds each task as an [`Entry`]: the task and, for a task submitted with a
+//! handle, the [`Ticket`] its final event goes to. The ticket and the handle share one
+//! allocation (made by `submit_with_handle`, the only place a ticket is made): a task
+//! submitted without a handle carries `None` and costs no allocation and no atomic.
+//!
+//! The final event is the task's last: [`Event::Completed`], [`Event::Failed`], an
+//! [`Event::Crashed`] whose task is dead-lettered, lost or handed back, or
+//! [`Event::HandedBack`] at a shutdown. A crash whose task is retried is not final: it goes
+//! to the sink, and the handle waits for the retry's outcome. A handle dropped before its
+//! outcome arrived leaves it to the sink (or to a `drain`'s or `abort`'s report), as if the
+//! task had been submitted without one.
+
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll, Waker};
+use std::fmt;
+use std::string::String;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use super::{Event, OWN_POOL};
+use crate::Disposition;
+
+/// A task as the pool's queue holds it: the task and, if it was submitted with a handle, the
+/// ticket its final event goes to.
+pub(super) struct Entry<T, R, E> {
+    pub(super) task: T,
+    pub(super) ticket: Option<Ticket<T, R, E>>,
+}
+
+// SAFETY: an entry moves between threads with its task (`T: Send`) and its ticket. A ticket
+// holds an `Event<T, R, E, String>` sent from a worker thread to the handle's; it is made
+// only by `TaskHandle::new`, which requires `R: Send` and `E: Send`, so an entry that holds
+// one holds only `Send` parts. An entry without a ticket holds only its task.
+unsafe impl<T: Send, R, E> Send for Entry<T, R, E> {}
+
+impl<T, R, E> Entry<T, R, E> {
+    /// A task without a handle: its events go to the sink.
+    #[inline]
+    pub(super) fn plain(task: T) -> Self {
+        Entry { task, ticket: None }
+    }
+}
+
+/// The disposition of a crashed entry, split into the task's disposition and, if it is the
+/// task's final one (dead-lettered, lost, handed back), the ticket it goes to.
+pub(super) fn split<T, R, E>(
+    disposition: Disposition<Entry<T, R, E>>,
+) -> (Disposition<T>, Option<Ticket<T, R, E>>) {
+    match disposition {
+        Disposition::Retried { attempt } => (Disposition::Retried { attempt }, None),
+        Disposition::Requeued { attempt } => (Disposition::Requeued { attempt }, None),
+        Disposition::DeadLettered { task, attempts } => (
+            Disposition::DeadLettered {
+                task: task.task,
+                attempts,
+            },
+            task.ticket,
+        ),
+        Disposition::Lost(task) => (Disposition::Lost(task.task), task.ticket),
+        Disposition::HandedBack(task) => (Disposition::HandedBack(task.task), task.ticket),
+    }
+}
+
+/// Where a handle's outcome lands (shared by the handle and its task's ticket).
+struct Landing<T, R, E> {
+    state: Mutex<State<T, R, E>>,
+    /// Notified when the outcome lands, for a blocking [`TaskHandle::wait`].
+    landed: Condvar,
+}
+
+struct State<T, R, E> {
+    outcome: Option<Event<T, R, E, String>>,
+    /// The task of the last `poll` that found no outcome.
+    waker: Option<Waker>,
+    /// Set when the outcome landed (it may have been taken since).
+    landed: bool,
+    /// Set when the handle was dropped: the outcome goes back to the pool, for the sink.
+    dropped: bool,
+}
+
+impl<T, R, E> Landing<T, R, E> {
+    /// Locks the state. No user code runs under the lock (wakers are woken and dropped
+    /// after it), so a poisoned lock only means a thread panicked elsewhere: the state is whole.
+    fn lock(&self) -> MutexGuard<'_, State<T, R, E>> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The pool's side of a [`TaskHandle`]: travels with its task, and takes its final event.
+pub(super) struct Ticket<T, R, E>(Arc<Landing<T, R, E>>);
+
+impl<T, R, E> Ticket<T, R, E> {
+    /// Gives the handle its task's final event, and wakes whoever waits for it. If the handle
+    /// was dropped, gives the event back (for the sink).
+    #[cold]
+    #[inline(never)]
+    pub(super) fn resolve(self, event: Event<T, R, E, String>) -> Option<Event<T, R, E, String>> {
+        let waker = {
+            let mut state = self.0.lock();
+            if state.dropped {
+                return Some(event);
+            }
+            state.outcome = Some(event);
+            state.landed = true;
+            state.waker.take()
+        };
+        self.0.landed.notify_all();
+        // After the lock: a waker is user code.
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        None
+    }
+}
+
+/// A task submitted with [`Pool::submit_with_handle`](super::Pool::submit_with_handle): its
+/// one outcome, the task's final [`Event`], to [`wait`](TaskHandle::wait) for or to `.await`.
+///
+/// The final event is the one the sink would have had last for this task:
+/// [`Event::Completed`], [`Event::Failed`], [`Event::Crashed`] with the task dead-lettered,
+/// lost or handed back (a crash whose task is retried is not final: the sink gets it, and the
+/// handle waits on), or [`Event::HandedBack`] when a shutdown leaves the task unrun — the task
+/// comes back in it. It goes to the handle *instead of* the sink; every other event of the
+/// task (crashes before a retry, hangs) still goes to the sink.
+///
+/// Dropping the handle before the outcome arrived gives the outcome back to the pool: it
+/// goes to the sink (or, for a task left at a `drain` or `abort`, into its
+/// [`Report`](crate::host::Report)), as if the task had no handle. Dropping it after the
+/// outcome arrived drops the outcome. Nothing waits on a dropped handle.
+///
+/// ```
+/// use foreman_rt::host::{threads::Pool, Event};
+/// use foreman_rt::policy::Policy;
+///
+/// let pool = Pool::<u32, u32, String, 8, 2>::start(Policy::DEFAULT, |_, n| Ok(n * 2), |_| {})?;
+/// let handle = pool.submit_with_handle(21).unwrap();
+/// match handle.wait() {
+///     Ok(Event::Completed { output, .. }) => assert_eq!(output, 42),
+///     other => panic!("unexpected {other:?}"),
+/// }
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
+/// A handle is a [`Future`]: an async program can hand blocking work to the pool and
+/// `.await` it (any executor; no runtime is needed):
+///
+/// ```
+/// # use foreman_rt::host::{threads::Pool, Event};
+/// # use foreman_rt::policy::Policy;
+/// let pool = Pool::<u32, u32, (), 8, 2>::start(Policy::DEFAULT, |_, n| Ok(n + 1), |_| {})?;
+/// let handle = pool.submit_with_handle(1).unwrap();
+/// let event = futures_executor::block_on(async { handle.await });
+/// assert!(matches!(event, Event::Completed { output: 2, .. }));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct TaskHandle<T, R, E> {
+    landing: Arc<Landing<T, R, E>>,
+    /// The address of its pool's shared state (`OWN_POOL`'s value on its threads).
+    pool: usize,
+}
+
+impl<T: Send, R: Send, E: Send> TaskHandle<T, R, E> {
+    /// A handle, and the ticket that goes with its task into the queue of pool `pool`.
+    pub(super) fn new(task: T, pool: *const ()) -> (TaskHandle<T, R, E>, Entry<T, R, E>) {
+        let landing = Arc::new(Landing {
+            state: Mutex::new(State {
+                outcome: None,
+                waker: None,
+                landed: false,
+                dropped: false,
+            }),
+            landed: Condvar::new(),
+        });
+        let ticket = Ticket(Arc::clone(&landing));
+        let handle = TaskHandle {
+            landing,
+            pool: pool as usize,
+        };
+        (
+            handle,
+            Entry {
+                task,
+                ticket: Some(ticket),
+            },
+        )
+    }
+}
+
+impl<T, R, E> TaskHandle<T, R, E> {
+    /// Whether the outcome has arrived (a [`wait`](TaskHandle::wait) would return at once).
+    ///
+    /// ```
+    /// # use foreman_rt::{host::threads::Pool, policy::Policy};
+    /// let pool = Pool::<u32, (), (), 8, 1>::start(Policy::DEFAULT, |_, _| Ok(()), |_| {})?;
+    /// let handle = pool.submit_with_handle(1).unwrap();
+    /// pool.drain(); // runs every task
+    /// assert!(handle.is_finished());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn is_finished(&self) -> bool {
+        self.landing.lock().landed
+    }
+
+    /// Waits for the task's final event and returns it.
+    ///
+    /// On one of its pool's own threads (inside a task, or in the sink) it does not block:
+    /// the thread waiting could be the one that has to run the task (a task waiting for its
+    /// own handle, or every worker waiting for a task still queued), and then nothing —
+    /// not even a shutdown, which waits for running tasks — would ever return. There, if the
+    /// outcome has not arrived, the handle comes back at once in `Err`: keep it, and
+    /// [`wait_timeout`](TaskHandle::wait_timeout) (which returns after its timeout) or check
+    /// [`is_finished`](TaskHandle::is_finished) later. Anywhere else, `Err` never happens.
+    ///
+    /// ```
+    /// use foreman_rt::host::{threads::Pool, Event};
+    /// use foreman_rt::policy::Policy;
+    ///
+    /// let pool = Pool::<u32, (), String, 8, 1>::start(
+    ///     Policy::DEFAULT,
+    ///     |_, n| Err(format!("{n} failed")),
+    ///     |_| {},
+    /// )?;
+    /// let handle = pool.submit_with_handle(7).unwrap();
+    /// // From another thread, too: the handle is `Send`.
+    /// let event = std::thread::spawn(move || handle.wait()).join().unwrap();
+    /// assert!(matches!(event, Ok(Event::Failed { task: 7, .. })));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn wait(self) -> Result<Event<T, R, E, String>, Self> {
+        if self.on_own_thread() {
+            return self.take().ok_or(self);
+        }
+        let outcome = {
+            let mut state = self.landing.lock();
+            while !state.landed {
+                state = self
+                    .landing
+                    .landed
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+            state.outcome.take()
+        };
+        Ok(outcome.expect("a handle's outcome is taken once, by the handle's owner"))
+    }
+
+    /// Waits at most `timeout` for the task's final event; if it has not arrived by then, the
+    /// handle comes back in `Err` (wait again, or drop it: the outcome then goes to the
+    /// sink). Bounded, it may be called anywhere, on the pool's own threads too.
+    ///
+    /// ```
+    /// # use foreman_rt::{host::threads::Pool, policy::Policy};
+    /// use std::time::Duration;
+    ///
+    /// let (go, gate) = std::sync::mpsc::channel::<()>();
+    /// let gate = std::sync::Mutex::new(gate);
+    /// let pool = Pool::<u32, (), (), 8, 1>::start(
+    ///     Policy::DEFAULT,
+    ///     move |_, _| Ok(gate.lock().unwrap().recv().unwrap()),
+    ///     |_| {},
+    /// )?;
+    /// let handle = pool.submit_with_handle(1).unwrap();
+    /// let handle = handle.wait_timeout(Duration::from_millis(10)).unwrap_err(); // still running
+    /// go.send(()).unwrap();
+    /// assert!(handle.wait_timeout(Duration::from_secs(60)).is_ok());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn wait_timeout(self, timeout: Duration) -> Result<Event<T, R, E, String>, Self> {
+        let deadline = Instant::now().checked_add(timeout);
+        let outcome = {
+            let mut state = self.landing.lock();
+            while !state.landed {
+                let left = match deadline {
+                    Some(deadline) => deadline.saturating_duration_since(Instant::now()),
+                    None => Duration::MAX,
+                };
+                if left.is_zero() {
+                    break;
+                }
+                state = self
+                    .landing
+                    .landed
+                    .wait_timeout(state, left)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
+            state.outcome.take()
+        };
+        outcome.ok_or(self)
+    }
+
+    /// The outcome, if it has arrived and was not taken yet.
+    fn take(&self) -> Option<Event<T, R, E, String>> {
+        self.landing.lock().outcome.take()
+    }
+
+    /// Whether the current thread is one of this handle's pool's.
+    fn on_own_thread(&self) -> bool {
+        OWN_POOL
+            .try_with(|own| own.get() as usize == self.pool)
+            .unwrap_or(false)
+    }
+}
+
+/// Resolves to the task's final event. Polled again after that, it panics (as a future
+/// may): the outcome was given once.
+impl<T, R, E> Future for TaskHandle<T, R, E> {
+    type Output = Event<T, R, E, String>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.landing.lock();
+        if let Some(outcome) = state.outcome.take() {
+            return Poll::Ready(outcome);
+        }
+        assert!(
+            !state.landed,
+            "a TaskHandle polled after it returned its outcome"
+        );
+        let old = match &state.waker {
+            Some(waker) if waker.will_wake(cx.waker()) => None,
+            _ => state.waker.replace(cx.waker().clone()),
+        };
+        drop(state);
+        // After the lock: a waker's drop is user code.
+        drop(old);
+        Poll::Pending
+    }
+}
+
+impl<T, R, E> Drop for TaskHandle<T, R, E> {
+    fn drop(&mut self) {
+        let (outcome, waker) = {
+            let mut state = self.landing.lock();
+            state.dropped = true;
+            (state.outcome.take(), state.waker.take())
+        };
+        // After the lock: a task's, output's or waker's drop is user code.
+        drop(outcome);
+        drop(waker);
+    }
+}
+
+impl<T, R, E> fmt::Debug for TaskHandle<T, R, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskHandle")
+            .field("finished", &self.is_finished())
+            .finish_non_exhaustive()
+    }
+}
