@@ -727,11 +727,17 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
     fn deliver(&self, ticket: Option<Ticket<T, R, E>>, event: Event<T, R, E, String>) {
         match ticket {
             None => self.emit(event),
-            Some(ticket) => {
-                if let Some(event) = ticket.resolve(event) {
-                    self.emit(event);
-                }
-            }
+            Some(ticket) => self.resolve(ticket, event),
+        }
+    }
+
+    /// Gives a task's final event to the handle of `ticket`, or to the sink if the handle
+    /// was dropped. Out of line: tasks without a handle never come here.
+    #[cold]
+    #[inline(never)]
+    fn resolve(&self, ticket: Ticket<T, R, E>, event: Event<T, R, E, String>) {
+        if let Some(event) = ticket.resolve(event) {
+            self.emit(event);
         }
     }
 
@@ -822,21 +828,13 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
             let ctx = job.context();
             match panic::catch_unwind(AssertUnwindSafe(|| (self.handler)(&ctx, &job.task().task))) {
                 Ok(result) => match job.finish(result.is_err()) {
-                    Ok(Entry { task, ticket }) => self.deliver(
-                        ticket,
-                        match result {
-                            Ok(output) => Event::Completed {
-                                worker: index,
-                                task,
-                                output,
-                            },
-                            Err(error) => Event::Failed {
-                                worker: index,
-                                task,
-                                error,
-                            },
-                        },
-                    ),
+                    // Without a handle (the hot path), the event is built where the sink
+                    // reads it, as `emit` inlined does; with one, out of line.
+                    Ok(Entry { task, ticket: None }) => self.emit(outcome(index, task, result)),
+                    Ok(Entry {
+                        task,
+                        ticket: Some(ticket),
+                    }) => self.resolve(ticket, outcome(index, task, result)),
                     Err(Condemned) => {
                         // Condemned while it ran: the late outcome is discarded, and the task
                         // waits in the slot for the recovery a crash would get.
@@ -952,11 +950,35 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
     }
 }
 
+/// A finished task's event.
+#[inline(always)]
+fn outcome<T, R, E>(worker: usize, task: T, result: Result<R, E>) -> Event<T, R, E, String> {
+    match result {
+        Ok(output) => Event::Completed {
+            worker,
+            task,
+            output,
+        },
+        Err(error) => Event::Failed {
+            worker,
+            task,
+            error,
+        },
+    }
+}
+
 /// A refused entry's task, for the caller (a refused entry's handle was never given out).
 fn untag<T, R, E>(err: SubmitError<Entry<T, R, E>>) -> SubmitError<T> {
-    match err {
-        SubmitError::Full(entry) => SubmitError::Full(entry.task),
-        SubmitError::Closed(entry) => SubmitError::Closed(entry.task),
+    let (entry, full) = match err {
+        SubmitError::Full(entry) => (entry, true),
+        SubmitError::Closed(entry) => (entry, false),
+    };
+    if let Some(ticket) = entry.ticket {
+        ticket.discard();
+    }
+    match full {
+        true => SubmitError::Full(entry.task),
+        false => SubmitError::Closed(entry.task),
     }
 }
 
