@@ -16,7 +16,7 @@ use std::task::{Context as TaskContext, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 use std::time::Duration;
 
-use foreman_rt::host::threads::{Pool, TaskHandle};
+use foreman_rt::host::threads::{Handles, Pool, TaskHandle};
 use foreman_rt::host::Event;
 use foreman_rt::policy::{Delivery, Intensity, Policy};
 use foreman_rt::{Disposition, SubmitError};
@@ -111,7 +111,7 @@ fn each_kind_of_outcome_reaches_its_handle_once_and_not_the_sink() {
         let policy = Policy::DEFAULT
             .with_intensity(Intensity::unlimited())
             .with_delivery(Delivery::at_least_once(2).unwrap());
-        let pool = Pool::<u32, u32, String, 8, 2>::start(
+        let pool = Pool::<u32, u32, String, 8, 2, Handles>::start(
             policy,
             |_, &n| match n {
                 2 => Err(format!("{n} failed")),
@@ -174,7 +174,7 @@ fn a_lost_task_reaches_its_handle_with_the_cause() {
         let policy = Policy::DEFAULT
             .with_intensity(Intensity::unlimited())
             .with_delivery(Delivery::AtMostOnce);
-        let pool = Pool::<u32, u32, String, 8, 1>::start(
+        let pool = Pool::<u32, u32, String, 8, 1, Handles>::start(
             policy,
             |_, _| panic!("{DELIBERATE}: lost"),
             sink,
@@ -196,7 +196,7 @@ fn a_task_that_crashes_then_succeeds_resolves_once_with_the_success() {
     within(LIMIT, "crash then success", || {
         let (sink, events) = channel_sink();
         let policy = Policy::DEFAULT.with_intensity(Intensity::unlimited());
-        let pool = Pool::<u32, u32, String, 8, 1>::start(
+        let pool = Pool::<u32, u32, String, 8, 1, Handles>::start(
             policy,
             |ctx, &n| {
                 if ctx.attempt() < 3 {
@@ -244,7 +244,7 @@ fn a_handle_dropped_before_or_while_its_task_runs_leaves_the_outcome_to_the_sink
         let gate = Gate::default();
         let started = Arc::new(AtomicUsize::new(0));
         let (g, s) = (gate.clone(), Arc::clone(&started));
-        let pool = Pool::<u32, u32, String, 8, 1>::start(
+        let pool = Pool::<u32, u32, String, 8, 1, Handles>::start(
             Policy::DEFAULT,
             move |_, &n| {
                 s.fetch_add(1, Ordering::SeqCst);
@@ -275,7 +275,8 @@ fn a_handle_dropped_after_its_outcome_arrived_drops_it_and_nothing_else() {
     within(LIMIT, "dropped after the outcome", || {
         let (sink, events) = channel_sink();
         let pool =
-            Pool::<u32, u32, String, 8, 1>::start(Policy::DEFAULT, |_, &n| Ok(n), sink).unwrap();
+            Pool::<u32, u32, String, 8, 1, Handles>::start(Policy::DEFAULT, |_, &n| Ok(n), sink)
+                .unwrap();
         let handle = pool.submit_with_handle(5).unwrap();
         while !handle.is_finished() {
             thread::yield_now();
@@ -291,7 +292,7 @@ fn a_handle_can_be_waited_on_from_another_thread_and_awaited() {
     within(LIMIT, "wait from another thread, await", || {
         let gate = Gate::default();
         let g = gate.clone();
-        let pool = Pool::<u32, u32, String, 8, 2>::start(
+        let pool = Pool::<u32, u32, String, 8, 2, Handles>::start(
             Policy::DEFAULT,
             move |_, &n| {
                 g.wait();
@@ -322,7 +323,7 @@ fn wait_timeout_gives_the_handle_back_and_then_the_outcome() {
     within(LIMIT, "wait_timeout", || {
         let gate = Gate::default();
         let g = gate.clone();
-        let pool = Pool::<u32, u32, String, 8, 1>::start(
+        let pool = Pool::<u32, u32, String, 8, 1, Handles>::start(
             Policy::DEFAULT,
             move |_, &n| {
                 g.wait();
@@ -342,7 +343,7 @@ fn wait_timeout_gives_the_handle_back_and_then_the_outcome() {
     });
 }
 
-type Selfish = Pool<u32, u32, String, 4, 1>;
+type Selfish = Pool<u32, u32, String, 4, 1, Handles>;
 
 /// A one-worker pool whose tasks can reach the pool, and whose task `0` waits on its own
 /// handle (passed through `mine`) with `wait`, and task `1` with `wait_timeout`.
@@ -457,7 +458,7 @@ fn every_shutdown_resolves_outstanding_handles() {
                 let gate = Gate::default();
                 let g = gate.clone();
                 let (sink, events) = channel_sink();
-                let pool = Pool::<u32, u32, String, 16, 1>::start(
+                let pool = Pool::<u32, u32, String, 16, 1, Handles>::start(
                     Policy::DEFAULT,
                     move |_, &n| {
                         g.wait();
@@ -523,7 +524,7 @@ fn an_abort_gives_dropped_handles_tasks_to_the_report() {
     within(LIMIT, "abort with dropped handles", || {
         let gate = Gate::default();
         let g = gate.clone();
-        let pool = Pool::<u32, u32, String, 16, 1>::start(
+        let pool = Pool::<u32, u32, String, 16, 1, Handles>::start(
             Policy::DEFAULT,
             move |_, &n| {
                 g.wait();
@@ -547,7 +548,8 @@ fn an_abort_gives_dropped_handles_tasks_to_the_report() {
 fn submitting_with_a_handle_after_close_returns_the_task() {
     within(LIMIT, "submit after close", || {
         let pool =
-            Pool::<u32, u32, String, 1, 1>::start(Policy::DEFAULT, |_, &n| Ok(n), |_| {}).unwrap();
+            Pool::<u32, u32, String, 1, 1, Handles>::start(Policy::DEFAULT, |_, &n| Ok(n), |_| {})
+                .unwrap();
         pool.begin_drain();
         assert!(matches!(
             pool.submit_with_handle(7),
@@ -566,7 +568,7 @@ fn try_submit_with_a_handle_to_a_full_queue_returns_the_task() {
     within(LIMIT, "try_submit_with_handle on a full queue", || {
         let gate = Gate::default();
         let g = gate.clone();
-        let pool = Pool::<u32, u32, String, 1, 1>::start(
+        let pool = Pool::<u32, u32, String, 1, 1, Handles>::start(
             Policy::DEFAULT,
             move |_, &n| {
                 g.wait();

@@ -112,8 +112,8 @@ use std::time::{Duration, Instant};
 use std::vec::Vec;
 
 use super::{discard, futex, panic_message as message, stack_size, Event, Report};
-pub use handle::TaskHandle;
-use handle::{split, Entry, Ticket};
+use handle::{split, EntryKind, Resolver};
+pub use handle::{Handles, Handling, NoHandles, TaskHandle};
 
 mod handle;
 use crate::park::{AtomicU32, Park};
@@ -158,9 +158,9 @@ type Sink<T, R, E> = dyn Fn(Event<T, R, E, String>) + Send + Sync;
 const CONDEMNED: &str = "condemned as hung; the outcome it returned late was discarded";
 
 /// What the pool's threads share.
-struct Shared<T, R, E, const N: usize, const W: usize> {
-    /// Its tasks, each with the ticket of its handle if it has one.
-    sup: Supervisor<Entry<T, R, E>, N, W, ThreadPark>,
+struct Shared<T: Send, R, E, const N: usize, const W: usize, K: Handling> {
+    /// Its tasks, as its kind of pool keeps them (see [`Handling`]).
+    sup: Supervisor<K::Entry<T, R, E>, N, W, ThreadPark>,
     handler: Box<Handler<T, R, E>>,
     sink: Box<Sink<T, R, E>>,
     /// Worker threads, replacements included, until joined (threads that ended are dropped
@@ -188,14 +188,21 @@ struct Shared<T, R, E, const N: usize, const W: usize> {
 /// let pool = Pool::<u32, (), (), 4, 1>::start(Policy::DEFAULT, |_, _| Ok(()), |_| {}).unwrap();
 /// pool.supervisor().reopen(); // no such method: the pool owns its lifecycle
 /// ```
-pub struct Pool<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize> {
-    shared: Arc<Shared<T, R, E, N, W>>,
+pub struct Pool<
+    T: Send + 'static,
+    R: 'static,
+    E: 'static,
+    const N: usize,
+    const W: usize,
+    K: Handling = NoHandles,
+> {
+    shared: Arc<Shared<T, R, E, N, W, K>>,
     watchdog: Option<JoinHandle<()>>,
     finished: bool,
 }
 
-impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
-    Pool<T, R, E, N, W>
+impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize, K: Handling>
+    Pool<T, R, E, N, W, K>
 {
     /// Starts `W` worker threads running `handler` on each task, and sends every [`Event`] to
     /// `sink`. With a watchdog in `policy`, also a watchdog thread (ticks are milliseconds).
@@ -237,7 +244,7 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
             let period = Duration::from_millis(u64::from(deadline / 4).max(1));
             let watchdog = thread::Builder::new()
                 .name("foreman-watchdog".into())
-                .stack_size(Shared::<T, R, E, N, W>::stack_size())
+                .stack_size(Shared::<T, R, E, N, W, K>::stack_size())
                 .spawn(move || shared.watch(period))?;
             // Registered before the pool is handed out, so every shutdown can wake it.
             let _ = pool.shared.watchdog.set(watchdog.thread().clone());
@@ -303,7 +310,7 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn submit(&self, task: T) -> Result<(), SubmitError<T>> {
-        self.shared.submit(Entry::plain(task)).map_err(untag)
+        self.shared.submit(K::plain(task)).map_err(K::refused)
     }
 
     /// Submits a task without blocking; a refused task comes back in the error.
@@ -321,65 +328,8 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
     pub fn try_submit(&self, task: T) -> Result<(), SubmitError<T>> {
         self.shared
             .sup
-            .try_submit(Entry::plain(task))
-            .map_err(untag)
-    }
-
-    /// Submits a task as [`submit`](Pool::submit) does (parking while the queue is full, but
-    /// never on one of the pool's own threads), and returns a [`TaskHandle`] to its one
-    /// outcome: its final [`Event`], which goes to the handle instead of the sink. A refused
-    /// task comes back in the error, and no handle is made.
-    ///
-    /// Costs one allocation (the handle's), which tasks submitted without a handle do not pay.
-    ///
-    /// ```
-    /// use foreman_rt::host::{threads::Pool, Event};
-    /// use foreman_rt::policy::Policy;
-    ///
-    /// let pool = Pool::<u64, u64, (), 8, 2>::start(Policy::DEFAULT, |_, n| Ok(n * n), |_| {})?;
-    /// let handles: Vec<_> = (1..=4).map(|n| pool.submit_with_handle(n).unwrap()).collect();
-    /// let squares: Vec<u64> = handles
-    ///     .into_iter()
-    ///     .map(|handle| match handle.wait() {
-    ///         Ok(Event::Completed { output, .. }) => output,
-    ///         other => panic!("unexpected {other:?}"),
-    ///     })
-    ///     .collect();
-    /// assert_eq!(squares, [1, 4, 9, 16]);
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn submit_with_handle(&self, task: T) -> Result<TaskHandle<T, R, E>, SubmitError<T>>
-    where
-        R: Send,
-        E: Send,
-    {
-        let (handle, entry) = TaskHandle::new(task, self.shared.id());
-        self.shared.submit(entry).map_err(untag)?;
-        Ok(handle)
-    }
-
-    /// Submits a task without blocking, as [`try_submit`](Pool::try_submit) does, and returns
-    /// a [`TaskHandle`] to its one outcome (see
-    /// [`submit_with_handle`](Pool::submit_with_handle)). A refused task comes back in the
-    /// error.
-    ///
-    /// ```
-    /// # use foreman_rt::{host::{threads::Pool, Event}, policy::Policy, SubmitError};
-    /// let pool = Pool::<u32, u32, (), 4, 1>::start(Policy::DEFAULT, |_, n| Ok(*n), |_| {})?;
-    /// match pool.try_submit_with_handle(7) {
-    ///     Ok(handle) => assert!(matches!(handle.wait(), Ok(Event::Completed { output: 7, .. }))),
-    ///     Err(SubmitError::Full(task) | SubmitError::Closed(task)) => assert_eq!(task, 7),
-    /// }
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn try_submit_with_handle(&self, task: T) -> Result<TaskHandle<T, R, E>, SubmitError<T>>
-    where
-        R: Send,
-        E: Send,
-    {
-        let (handle, entry) = TaskHandle::new(task, self.shared.id());
-        self.shared.sup.try_submit(entry).map_err(untag)?;
-        Ok(handle)
+            .try_submit(K::plain(task))
+            .map_err(K::refused)
     }
 
     /// The supervisor's counters and worker states.
@@ -604,10 +554,11 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
         }
         let mut handed_back = Vec::new();
         for entry in shared.sup.hand_back() {
-            let event = Event::HandedBack { task: entry.task };
+            let (task, resolver) = K::into_parts(entry);
+            let event = Event::HandedBack { task };
             // A task with a handle goes back to it; without one (or with one dropped), here.
             let Some(Event::HandedBack { task }) =
-                Shared::<T, R, E, N, W>::to_handle(entry.ticket, event)
+                Shared::<T, R, E, N, W, K>::to_handle(resolver, event)
             else {
                 continue;
             };
@@ -623,6 +574,63 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
     }
 }
 
+/// Submissions with a handle: in a pool of [`Handles`].
+impl<T: Send + 'static, R: Send + 'static, E: Send + 'static, const N: usize, const W: usize>
+    Pool<T, R, E, N, W, Handles>
+{
+    /// Submits a task as [`submit`](Pool::submit) does (parking while the queue is full, but
+    /// never on one of the pool's own threads), and returns a [`TaskHandle`] to its one
+    /// outcome: its final [`Event`], which goes to the handle instead of the sink. A refused
+    /// task comes back in the error, and no handle is made.
+    ///
+    /// Costs one allocation (the handle's), which tasks submitted without a handle do not pay.
+    ///
+    /// ```
+    /// use foreman_rt::host::{threads::{Handles, Pool}, Event};
+    /// use foreman_rt::policy::Policy;
+    ///
+    /// let pool = Pool::<u64, u64, (), 8, 2, Handles>::start(Policy::DEFAULT, |_, n| Ok(n * n), |_| {})?;
+    /// let handles: Vec<_> = (1..=4).map(|n| pool.submit_with_handle(n).unwrap()).collect();
+    /// let squares: Vec<u64> = handles
+    ///     .into_iter()
+    ///     .map(|handle| match handle.wait() {
+    ///         Ok(Event::Completed { output, .. }) => output,
+    ///         other => panic!("unexpected {other:?}"),
+    ///     })
+    ///     .collect();
+    /// assert_eq!(squares, [1, 4, 9, 16]);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn submit_with_handle(&self, task: T) -> Result<TaskHandle<T, R, E>, SubmitError<T>> {
+        let (handle, entry) = TaskHandle::new(task, self.shared.id());
+        self.shared.submit(entry).map_err(Handles::refused)?;
+        Ok(handle)
+    }
+
+    /// Submits a task without blocking, as [`try_submit`](Pool::try_submit) does, and returns
+    /// a [`TaskHandle`] to its one outcome (see
+    /// [`submit_with_handle`](Pool::submit_with_handle)). A refused task comes back in the
+    /// error.
+    ///
+    /// ```
+    /// # use foreman_rt::{host::{threads::{Handles, Pool}, Event}, policy::Policy, SubmitError};
+    /// let pool = Pool::<u32, u32, (), 4, 1, Handles>::start(Policy::DEFAULT, |_, n| Ok(*n), |_| {})?;
+    /// match pool.try_submit_with_handle(7) {
+    ///     Ok(handle) => assert!(matches!(handle.wait(), Ok(Event::Completed { output: 7, .. }))),
+    ///     Err(SubmitError::Full(task) | SubmitError::Closed(task)) => assert_eq!(task, 7),
+    /// }
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn try_submit_with_handle(&self, task: T) -> Result<TaskHandle<T, R, E>, SubmitError<T>> {
+        let (handle, entry) = TaskHandle::new(task, self.shared.id());
+        self.shared
+            .sup
+            .try_submit(entry)
+            .map_err(Handles::refused)?;
+        Ok(handle)
+    }
+}
+
 /// Where `Pool::finish` puts the tasks a shutdown leaves.
 #[derive(Clone, Copy)]
 enum Leftovers {
@@ -632,8 +640,8 @@ enum Leftovers {
     ToSink,
 }
 
-impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize> Drop
-    for Pool<T, R, E, N, W>
+impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize, K: Handling> Drop
+    for Pool<T, R, E, N, W, K>
 {
     fn drop(&mut self) {
         if !self.finished {
@@ -643,8 +651,8 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize> 
     }
 }
 
-impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize> fmt::Debug
-    for Pool<T, R, E, N, W>
+impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize, K: Handling>
+    fmt::Debug for Pool<T, R, E, N, W, K>
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pool")
@@ -653,8 +661,8 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize> 
     }
 }
 
-impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
-    Shared<T, R, E, N, W>
+impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize, K: Handling>
+    Shared<T, R, E, N, W, K>
 {
     /// The pool's shared state, built in place on the heap: the supervisor may be far larger
     /// than a thread's stack.
@@ -669,7 +677,7 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
         unsafe {
             Supervisor::init(
                 &mut *(&raw mut (*this).sup)
-                    .cast::<MaybeUninit<Supervisor<Entry<T, R, E>, N, W, ThreadPark>>>(),
+                    .cast::<MaybeUninit<Supervisor<K::Entry<T, R, E>, N, W, ThreadPark>>>(),
                 policy,
                 ThreadPark,
             );
@@ -724,39 +732,39 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
     /// Sends a task's final event to its handle, or to the sink if it has none (or the
     /// handle was dropped). Inlined: without a handle, it is `emit`.
     #[inline]
-    fn deliver(&self, ticket: Option<Ticket<T, R, E>>, event: Event<T, R, E, String>) {
-        match ticket {
+    fn deliver(&self, resolver: Option<Resolver<T, R, E>>, event: Event<T, R, E, String>) {
+        match resolver {
             None => self.emit(event),
-            Some(ticket) => self.resolve(ticket, event),
+            Some(resolver) => self.resolve(resolver, event),
         }
     }
 
-    /// Gives a task's final event to the handle of `ticket`, or to the sink if the handle
+    /// Gives a task's final event to the handle of `resolver`, or to the sink if the handle
     /// was dropped. Out of line: tasks without a handle never come here.
     #[cold]
     #[inline(never)]
-    fn resolve(&self, ticket: Ticket<T, R, E>, event: Event<T, R, E, String>) {
-        if let Some(event) = ticket.resolve(event) {
+    fn resolve(&self, resolver: Resolver<T, R, E>, event: Event<T, R, E, String>) {
+        if let Some(event) = resolver.resolve(event) {
             self.emit(event);
         }
     }
 
-    /// Gives `event` to the handle of `ticket`, if any and not dropped; otherwise gives it
+    /// Gives `event` to the handle of `resolver`, if any and not dropped; otherwise gives it
     /// back.
     fn to_handle(
-        ticket: Option<Ticket<T, R, E>>,
+        resolver: Option<Resolver<T, R, E>>,
         event: Event<T, R, E, String>,
     ) -> Option<Event<T, R, E, String>> {
-        match ticket {
+        match resolver {
             None => Some(event),
-            Some(ticket) => ticket.resolve(event),
+            Some(resolver) => resolver.resolve(event),
         }
     }
 
     /// Submits an entry; on one of the pool's own threads without parking (see
     /// [`Pool::submit`]).
     #[inline]
-    fn submit(&self, entry: Entry<T, R, E>) -> Result<(), SubmitError<Entry<T, R, E>>> {
+    fn submit(&self, entry: K::Entry<T, R, E>) -> Result<(), SubmitError<K::Entry<T, R, E>>> {
         if self.on_own_thread() {
             return self.sup.try_submit(entry);
         }
@@ -783,7 +791,8 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
         if self.orphaned.load(Ordering::Relaxed) && self.sup.is_stopped() {
             self.wake_watchdog();
             for entry in self.sup.hand_back() {
-                self.deliver(entry.ticket, Event::HandedBack { task: entry.task });
+                let (task, resolver) = K::into_parts(entry);
+                self.deliver(resolver, Event::HandedBack { task });
             }
         }
     }
@@ -826,15 +835,16 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
         };
         while let Some(job) = worker.next_blocking() {
             let ctx = job.context();
-            match panic::catch_unwind(AssertUnwindSafe(|| (self.handler)(&ctx, &job.task().task))) {
-                Ok(result) => match job.finish(result.is_err()) {
+            match panic::catch_unwind(AssertUnwindSafe(|| {
+                (self.handler)(&ctx, K::task(job.task()))
+            })) {
+                Ok(result) => match job.finish(result.is_err()).map(K::into_parts) {
                     // Without a handle (the hot path), the event is built where the sink
                     // reads it, as `emit` inlined does; with one, out of line.
-                    Ok(Entry { task, ticket: None }) => self.emit(outcome(index, task, result)),
-                    Ok(Entry {
-                        task,
-                        ticket: Some(ticket),
-                    }) => self.resolve(ticket, outcome(index, task, result)),
+                    Ok((task, None)) => self.emit(outcome(index, task, result)),
+                    Ok((task, Some(resolver))) => {
+                        self.resolve(resolver, outcome(index, task, result))
+                    }
                     Err(Condemned) => {
                         // Condemned while it ran: the late outcome is discarded, and the task
                         // waits in the slot for the recovery a crash would get.
@@ -869,7 +879,10 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
     /// Attaches this thread to slot `index`. A replacement after a crash first sleeps out the
     /// restart backoff, if the policy has one (a shutdown wakes it: `Pool::finish`). `None` if
     /// a shutdown swept the slot away.
-    fn attach(&self, index: usize) -> Option<crate::Worker<'_, Entry<T, R, E>, N, W, ThreadPark>> {
+    fn attach(
+        &self,
+        index: usize,
+    ) -> Option<crate::Worker<'_, K::Entry<T, R, E>, N, W, ThreadPark>> {
         loop {
             match self.sup.attach(index) {
                 Ok(worker) => return Some(worker),
@@ -891,15 +904,15 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
         self: &Arc<Self>,
         index: usize,
         cause: String,
-        report: CrashReport<Entry<T, R, E>>,
+        report: CrashReport<K::Entry<T, R, E>>,
     ) {
         let replace = report.decision == Decision::Replace;
-        let (task, ticket) = match report.task.map(split) {
-            Some((task, ticket)) => (Some(task), ticket),
+        let (task, resolver) = match report.task.map(split::<K, T, R, E>) {
+            Some((task, resolver)) => (Some(task), resolver),
             None => (None, None),
         };
         self.deliver(
-            ticket,
+            resolver,
             Event::Crashed {
                 worker: index,
                 cause,
@@ -918,7 +931,8 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize>
         if let Err(err) = Self::spawn_worker(self, index) {
             std::eprintln!("foreman: cannot start a replacement for worker {index}: {err}");
             if let Ok(Some(entry)) = self.sup.retire(index) {
-                self.deliver(entry.ticket, Event::HandedBack { task: entry.task });
+                let (task, resolver) = K::into_parts(entry);
+                self.deliver(resolver, Event::HandedBack { task });
             }
         }
     }
@@ -964,21 +978,6 @@ fn outcome<T, R, E>(worker: usize, task: T, result: Result<R, E>) -> Event<T, R,
             task,
             error,
         },
-    }
-}
-
-/// A refused entry's task, for the caller (a refused entry's handle was never given out).
-fn untag<T, R, E>(err: SubmitError<Entry<T, R, E>>) -> SubmitError<T> {
-    let (entry, full) = match err {
-        SubmitError::Full(entry) => (entry, true),
-        SubmitError::Closed(entry) => (entry, false),
-    };
-    if let Some(ticket) = entry.ticket {
-        ticket.discard();
-    }
-    match full {
-        true => SubmitError::Full(entry.task),
-        false => SubmitError::Closed(entry.task),
     }
 }
 

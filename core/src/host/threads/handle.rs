@@ -1,10 +1,13 @@
-//! [`TaskHandle`]: one task's outcome, for whoever submitted it with
-//! [`Pool::submit_with_handle`](super::Pool::submit_with_handle).
+//! Result handles: [`TaskHandle`], one task's outcome for whoever submitted it with
+//! [`Pool::submit_with_handle`](super::Pool::submit_with_handle), and [`Handling`], the
+//! pool's type parameter that says whether its tasks may have one.
 //!
-//! The pool's queue holds each task as an [`Entry`]: the task and, for a task submitted with a
-//! handle, the [`Ticket`] its final event goes to. The ticket and the handle share one
-//! allocation (made by `submit_with_handle`, the only place a ticket is made): a task
-//! submitted without a handle carries `None` and costs no allocation and no atomic.
+//! What the pool's queue holds for each task depends on that parameter (the sealed
+//! [`EntryKind`]): in a pool of [`NoHandles`] (the default), the task itself, so tasks cost
+//! nothing for handles they cannot have; in a pool of [`Handles`], an [`Entry`]: the task and,
+//! for a task submitted with a handle, the [`Resolver`] its final event goes to. The resolver
+//! and the handle share one allocation (made by `submit_with_handle`, the only place a
+//! resolver is made).
 //!
 //! The final event is the task's last: [`Event::Completed`], [`Event::Failed`], an
 //! [`Event::Crashed`] whose task is dead-lettered, lost or handed back, or
@@ -22,51 +25,195 @@ use std::string::String;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::{Event, OWN_POOL};
-use crate::Disposition;
+use super::Event;
+use crate::host::OwnThread;
+use crate::{Disposition, SubmitError};
 
-/// A task as the pool's queue holds it: the task and, if it was submitted with a handle, the
-/// ticket its final event goes to.
-pub(super) struct Entry<T, R, E> {
-    pub(super) task: T,
-    pub(super) ticket: Option<Ticket<T, R, E>>,
+/// Whether the tasks of a [`Pool`](super::Pool) may be submitted with a [`TaskHandle`]: the
+/// pool's last type parameter, [`NoHandles`] (the default) or [`Handles`]. Chosen when the
+/// pool is built, so that a pool that never gives out handles pays nothing for them: its
+/// queue holds plain tasks. Sealed: these two are the only kinds.
+///
+/// ```
+/// use foreman_rt::host::threads::{Handles, Pool};
+/// use foreman_rt::policy::Policy;
+///
+/// // The sink gets every outcome; `submit_with_handle` does not exist here.
+/// let plain = Pool::<u32, u32, (), 8, 1>::start(Policy::DEFAULT, |_, n| Ok(*n), |_| {})?;
+/// plain.submit(1).unwrap();
+/// // Tasks may be submitted with a handle, or without one (their outcome goes to the sink).
+/// let pool = Pool::<u32, u32, (), 8, 1, Handles>::start(Policy::DEFAULT, |_, n| Ok(*n), |_| {})?;
+/// pool.submit(2).unwrap();
+/// let handle = pool.submit_with_handle(3).unwrap();
+/// assert!(handle.wait().is_ok());
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub trait Handling: EntryKind {}
+
+/// The default kind of [`Pool`](super::Pool): no task has a handle, every outcome goes to the
+/// sink, and the queue holds each task as it is (see [`Handling`]).
+///
+/// ```
+/// use foreman_rt::host::threads::{NoHandles, Pool};
+/// use foreman_rt::policy::Policy;
+///
+/// // The same type as `Pool<u32, (), (), 8, 1>`.
+/// let pool = Pool::<u32, (), (), 8, 1, NoHandles>::start(Policy::DEFAULT, |_, _| Ok(()), |_| {})?;
+/// pool.submit(1).unwrap();
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+pub enum NoHandles {}
+
+/// The kind of [`Pool`](super::Pool) whose tasks may be submitted with a [`TaskHandle`]
+/// ([`Pool::submit_with_handle`](super::Pool::submit_with_handle)); each queued task carries
+/// a pointer beside it for its handle, if it has one (see [`Handling`]).
+///
+/// ```
+/// use foreman_rt::host::{threads::{Handles, Pool}, Event};
+/// use foreman_rt::policy::Policy;
+///
+/// let pool = Pool::<u32, u32, (), 8, 2, Handles>::start(Policy::DEFAULT, |_, n| Ok(n + 1), |_| {})?;
+/// let handle = pool.submit_with_handle(1).unwrap();
+/// assert!(matches!(handle.wait(), Ok(Event::Completed { output: 2, .. })));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+pub enum Handles {}
+
+impl Handling for NoHandles {}
+impl Handling for Handles {}
+
+mod sealed {
+    /// What a pool's queue holds for each task, by the pool's [`Handling`](super::Handling).
+    /// Public in a private module: the pool's code names it, users cannot implement it.
+    pub trait EntryKind: Send + Sync + 'static {
+        /// A task as the queue holds it.
+        type Entry<T: Send, R, E>: Send;
+
+        /// A task submitted without a handle.
+        fn plain<T: Send, R, E>(task: T) -> Self::Entry<T, R, E>;
+
+        /// The task of an entry.
+        fn task<T: Send, R, E>(entry: &Self::Entry<T, R, E>) -> &T;
+
+        /// The task, and the resolver of its handle if it has one.
+        fn into_parts<T: Send, R, E>(
+            entry: Self::Entry<T, R, E>,
+        ) -> (T, Option<super::Resolver<T, R, E>>);
+
+        /// A refused entry's task, for the caller (a refused entry's handle was never given
+        /// out: its resolver is discarded).
+        fn refused<T: Send, R, E>(
+            err: crate::SubmitError<Self::Entry<T, R, E>>,
+        ) -> crate::SubmitError<T>;
+    }
 }
+pub(super) use sealed::EntryKind;
 
-// SAFETY: an entry moves between threads with its task (`T: Send`) and its ticket. A ticket
-// holds an `Event<T, R, E, String>` sent from a worker thread to the handle's; it is made
-// only by `TaskHandle::new`, which requires `R: Send` and `E: Send`, so an entry that holds
-// one holds only `Send` parts. An entry without a ticket holds only its task.
-unsafe impl<T: Send, R, E> Send for Entry<T, R, E> {}
+impl EntryKind for NoHandles {
+    type Entry<T: Send, R, E> = T;
 
-impl<T, R, E> Entry<T, R, E> {
-    /// A task without a handle: its events go to the sink.
-    #[inline]
-    pub(super) fn plain(task: T) -> Self {
-        Entry { task, ticket: None }
+    #[inline(always)]
+    fn plain<T: Send, R, E>(task: T) -> T {
+        task
+    }
+
+    #[inline(always)]
+    fn task<T: Send, R, E>(entry: &T) -> &T {
+        entry
+    }
+
+    #[inline(always)]
+    fn into_parts<T: Send, R, E>(entry: T) -> (T, Option<Resolver<T, R, E>>) {
+        (entry, None)
+    }
+
+    #[inline(always)]
+    fn refused<T: Send, R, E>(err: SubmitError<T>) -> SubmitError<T> {
+        err
     }
 }
 
+impl EntryKind for Handles {
+    type Entry<T: Send, R, E> = Entry<T, R, E>;
+
+    #[inline(always)]
+    fn plain<T: Send, R, E>(task: T) -> Entry<T, R, E> {
+        Entry {
+            task,
+            resolver: None,
+        }
+    }
+
+    #[inline(always)]
+    fn task<T: Send, R, E>(entry: &Entry<T, R, E>) -> &T {
+        &entry.task
+    }
+
+    #[inline(always)]
+    fn into_parts<T: Send, R, E>(entry: Entry<T, R, E>) -> (T, Option<Resolver<T, R, E>>) {
+        (entry.task, entry.resolver)
+    }
+
+    fn refused<T: Send, R, E>(err: SubmitError<Entry<T, R, E>>) -> SubmitError<T> {
+        let (entry, full) = match err {
+            SubmitError::Full(entry) => (entry, true),
+            SubmitError::Closed(entry) => (entry, false),
+        };
+        if let Some(resolver) = entry.resolver {
+            resolver.discard();
+        }
+        match full {
+            true => SubmitError::Full(entry.task),
+            false => SubmitError::Closed(entry.task),
+        }
+    }
+}
+
+/// A task as the queue of a pool of [`Handles`] holds it: the task and, if it was submitted
+/// with a handle, the resolver its final event goes to. (Public in a private module: it is
+/// [`Handles`]' entry type.)
+pub struct Entry<T, R, E> {
+    task: T,
+    resolver: Option<Resolver<T, R, E>>,
+}
+
+// SAFETY: an entry moves between threads with its task (`T: Send`) and its resolver. A
+// resolver holds an `Event<T, R, E, String>` sent from a worker thread to the handle's; it is
+// made only by `TaskHandle::new`, which requires `R: Send` and `E: Send`, so an entry that
+// holds one holds only `Send` parts. An entry without a resolver holds only its task.
+unsafe impl<T: Send, R, E> Send for Entry<T, R, E> {}
+
 /// The disposition of a crashed entry, split into the task's disposition and, if it is the
-/// task's final one (dead-lettered, lost, handed back), the ticket it goes to.
-pub(super) fn split<T, R, E>(
-    disposition: Disposition<Entry<T, R, E>>,
-) -> (Disposition<T>, Option<Ticket<T, R, E>>) {
+/// task's final one (dead-lettered, lost, handed back), the resolver it goes to.
+#[inline(always)]
+pub(super) fn split<H: EntryKind, T: Send, R, E>(
+    disposition: Disposition<H::Entry<T, R, E>>,
+) -> (Disposition<T>, Option<Resolver<T, R, E>>) {
     match disposition {
         Disposition::Retried { attempt } => (Disposition::Retried { attempt }, None),
         Disposition::Requeued { attempt } => (Disposition::Requeued { attempt }, None),
-        Disposition::DeadLettered { task, attempts } => (
-            Disposition::DeadLettered {
-                task: task.task,
-                attempts,
-            },
-            task.ticket,
-        ),
-        Disposition::Lost(task) => (Disposition::Lost(task.task), task.ticket),
-        Disposition::HandedBack(task) => (Disposition::HandedBack(task.task), task.ticket),
+        Disposition::DeadLettered { task, attempts } => {
+            let (task, resolver) = H::into_parts(task);
+            (Disposition::DeadLettered { task, attempts }, resolver)
+        }
+        Disposition::Lost(task) => {
+            let (task, resolver) = H::into_parts(task);
+            (Disposition::Lost(task), resolver)
+        }
+        Disposition::HandedBack(task) => {
+            let (task, resolver) = H::into_parts(task);
+            (Disposition::HandedBack(task), resolver)
+        }
+        Disposition::Cancelled(task) => {
+            let (task, resolver) = H::into_parts(task);
+            (Disposition::Cancelled(task), resolver)
+        }
     }
 }
 
-/// Where a handle's outcome lands (shared by the handle and its task's ticket).
+/// Where a handle's outcome lands (shared by the handle and its task's resolver).
 struct Landing<T, R, E> {
     state: Mutex<State<T, R, E>>,
     /// Notified when the outcome lands, for a blocking [`TaskHandle::wait`].
@@ -79,6 +226,9 @@ struct State<T, R, E> {
     waker: Option<Waker>,
     /// Set when the outcome landed (it may have been taken since).
     landed: bool,
+    /// Set while a thread blocks in `wait` or `wait_timeout`: only then does the outcome's
+    /// landing notify the condition variable (a notification is a system call).
+    blocked: bool,
     /// Set when the handle was dropped: the outcome goes back to the pool, for the sink.
     dropped: bool,
 }
@@ -93,25 +243,25 @@ impl<T, R, E> Landing<T, R, E> {
 
 /// The pool's side of a [`TaskHandle`]: travels with its task, and takes its final event.
 ///
-/// It owns one count of its landing's `Arc`, as a raw pointer: a ticket has no drop glue, so
-/// neither has an [`Entry`] whose task has none, which keeps the pool's hot path (entries
-/// without a ticket) short: an `Arc` in the entry cost 13 more instructions per dispatched
-/// no-op task than this pointer. The pool gives every ticket up through
-/// [`resolve`](Ticket::resolve) or [`discard`](Ticket::discard): every way an entry leaves the
-/// supervisor is taken apart in `threads.rs`, and the supervisor is never dropped holding
-/// tasks (every shutdown hands them back first). A ticket dropped otherwise would only leak
-/// its landing.
-pub(super) struct Ticket<T, R, E>(NonNull<Landing<T, R, E>>);
+/// It owns one count of its landing's `Arc`, as a raw pointer: a resolver has no drop glue,
+/// so neither has an [`Entry`] whose task has none, which keeps the path of entries without
+/// a resolver short (an `Arc` in the entry cost 13 more instructions per dispatched no-op
+/// task than this pointer). The pool gives every resolver up through
+/// [`resolve`](Resolver::resolve) or [`discard`](Resolver::discard): every way an entry leaves
+/// the supervisor is taken apart in `threads.rs`, and the supervisor is never dropped holding
+/// tasks (every shutdown hands them back first). A resolver dropped otherwise would only leak
+/// its landing. (Public in a private module: [`EntryKind`] names it.)
+pub struct Resolver<T, R, E>(NonNull<Landing<T, R, E>>);
 
-impl<T, R, E> Ticket<T, R, E> {
+impl<T, R, E> Resolver<T, R, E> {
     /// Takes the landing's count back.
     fn into_landing(self) -> Arc<Landing<T, R, E>> {
         // SAFETY: the pointer came from `Arc::into_raw` (`TaskHandle::new`) with the count
-        // this ticket owns, and `self` is consumed: the count is taken back once.
+        // this resolver owns, and `self` is consumed: the count is taken back once.
         unsafe { Arc::from_raw(self.0.as_ptr()) }
     }
 
-    /// Gives the ticket up without an outcome (its task was refused: the handle was never
+    /// Gives the resolver up without an outcome (its task was refused: the handle was never
     /// given out).
     pub(super) fn discard(self) {
         drop(self.into_landing());
@@ -123,16 +273,18 @@ impl<T, R, E> Ticket<T, R, E> {
     #[inline(never)]
     pub(super) fn resolve(self, event: Event<T, R, E, String>) -> Option<Event<T, R, E, String>> {
         let landing = self.into_landing();
-        let waker = {
+        let (waker, blocked) = {
             let mut state = landing.lock();
             if state.dropped {
                 return Some(event);
             }
             state.outcome = Some(event);
             state.landed = true;
-            state.waker.take()
+            (state.waker.take(), state.blocked)
         };
-        landing.landed.notify_all();
+        if blocked {
+            landing.landed.notify_all();
+        }
         // After the lock: a waker is user code.
         if let Some(waker) = waker {
             waker.wake();
@@ -157,10 +309,10 @@ impl<T, R, E> Ticket<T, R, E> {
 /// outcome arrived drops the outcome. Nothing waits on a dropped handle.
 ///
 /// ```
-/// use foreman_rt::host::{threads::Pool, Event};
+/// use foreman_rt::host::{threads::{Handles, Pool}, Event};
 /// use foreman_rt::policy::Policy;
 ///
-/// let pool = Pool::<u32, u32, String, 8, 2>::start(Policy::DEFAULT, |_, n| Ok(n * 2), |_| {})?;
+/// let pool = Pool::<u32, u32, String, 8, 2, Handles>::start(Policy::DEFAULT, |_, n| Ok(n * 2), |_| {})?;
 /// let handle = pool.submit_with_handle(21).unwrap();
 /// match handle.wait() {
 ///     Ok(Event::Completed { output, .. }) => assert_eq!(output, 42),
@@ -173,9 +325,9 @@ impl<T, R, E> Ticket<T, R, E> {
 /// `.await` it (any executor; no runtime is needed):
 ///
 /// ```
-/// # use foreman_rt::host::{threads::Pool, Event};
+/// # use foreman_rt::host::{threads::{Handles, Pool}, Event};
 /// # use foreman_rt::policy::Policy;
-/// let pool = Pool::<u32, u32, (), 8, 2>::start(Policy::DEFAULT, |_, n| Ok(n + 1), |_| {})?;
+/// let pool = Pool::<u32, u32, (), 8, 2, Handles>::start(Policy::DEFAULT, |_, n| Ok(n + 1), |_| {})?;
 /// let handle = pool.submit_with_handle(1).unwrap();
 /// let event = futures_executor::block_on(async { handle.await });
 /// assert!(matches!(event, Event::Completed { output: 2, .. }));
@@ -188,18 +340,19 @@ pub struct TaskHandle<T, R, E> {
 }
 
 impl<T: Send, R: Send, E: Send> TaskHandle<T, R, E> {
-    /// A handle, and the ticket that goes with its task into the queue of pool `pool`.
+    /// A handle, and the entry that takes its task into the queue of pool `pool`.
     pub(super) fn new(task: T, pool: *const ()) -> (TaskHandle<T, R, E>, Entry<T, R, E>) {
         let landing = Arc::new(Landing {
             state: Mutex::new(State {
                 outcome: None,
                 waker: None,
                 landed: false,
+                blocked: false,
                 dropped: false,
             }),
             landed: Condvar::new(),
         });
-        let ticket = Ticket(
+        let resolver = Resolver(
             NonNull::new(Arc::into_raw(Arc::clone(&landing)).cast_mut())
                 .expect("an Arc's pointer is not null"),
         );
@@ -211,7 +364,7 @@ impl<T: Send, R: Send, E: Send> TaskHandle<T, R, E> {
             handle,
             Entry {
                 task,
-                ticket: Some(ticket),
+                resolver: Some(resolver),
             },
         )
     }
@@ -221,8 +374,8 @@ impl<T, R, E> TaskHandle<T, R, E> {
     /// Whether the outcome has arrived (a [`wait`](TaskHandle::wait) would return at once).
     ///
     /// ```
-    /// # use foreman_rt::{host::threads::Pool, policy::Policy};
-    /// let pool = Pool::<u32, (), (), 8, 1>::start(Policy::DEFAULT, |_, _| Ok(()), |_| {})?;
+    /// # use foreman_rt::{host::threads::{Handles, Pool}, policy::Policy};
+    /// let pool = Pool::<u32, (), (), 8, 1, Handles>::start(Policy::DEFAULT, |_, _| Ok(()), |_| {})?;
     /// let handle = pool.submit_with_handle(1).unwrap();
     /// pool.drain(); // runs every task
     /// assert!(handle.is_finished());
@@ -243,10 +396,10 @@ impl<T, R, E> TaskHandle<T, R, E> {
     /// [`is_finished`](TaskHandle::is_finished) later. Anywhere else, `Err` never happens.
     ///
     /// ```
-    /// use foreman_rt::host::{threads::Pool, Event};
+    /// use foreman_rt::host::{threads::{Handles, Pool}, Event};
     /// use foreman_rt::policy::Policy;
     ///
-    /// let pool = Pool::<u32, (), String, 8, 1>::start(
+    /// let pool = Pool::<u32, (), String, 8, 1, Handles>::start(
     ///     Policy::DEFAULT,
     ///     |_, n| Err(format!("{n} failed")),
     ///     |_| {},
@@ -264,6 +417,7 @@ impl<T, R, E> TaskHandle<T, R, E> {
         let outcome = {
             let mut state = self.landing.lock();
             while !state.landed {
+                state.blocked = true;
                 state = self
                     .landing
                     .landed
@@ -280,12 +434,12 @@ impl<T, R, E> TaskHandle<T, R, E> {
     /// sink). Bounded, it may be called anywhere, on the pool's own threads too.
     ///
     /// ```
-    /// # use foreman_rt::{host::threads::Pool, policy::Policy};
+    /// # use foreman_rt::{host::threads::{Handles, Pool}, policy::Policy};
     /// use std::time::Duration;
     ///
     /// let (go, gate) = std::sync::mpsc::channel::<()>();
     /// let gate = std::sync::Mutex::new(gate);
-    /// let pool = Pool::<u32, (), (), 8, 1>::start(
+    /// let pool = Pool::<u32, (), (), 8, 1, Handles>::start(
     ///     Policy::DEFAULT,
     ///     move |_, _| Ok(gate.lock().unwrap().recv().unwrap()),
     ///     |_| {},
@@ -308,6 +462,7 @@ impl<T, R, E> TaskHandle<T, R, E> {
                 if left.is_zero() {
                     break;
                 }
+                state.blocked = true;
                 state = self
                     .landing
                     .landed
@@ -327,9 +482,7 @@ impl<T, R, E> TaskHandle<T, R, E> {
 
     /// Whether the current thread is one of this handle's pool's.
     fn on_own_thread(&self) -> bool {
-        OWN_POOL
-            .try_with(|own| own.get() as usize == self.pool)
-            .unwrap_or(false)
+        OwnThread::is(self.pool as *const ())
     }
 }
 
