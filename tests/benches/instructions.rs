@@ -29,11 +29,8 @@
 //! Each figure includes the few instructions of the benchmark loop around the operation, the
 //! same for every implementation.
 
-use std::fs;
 use std::hint::black_box;
-use std::path::Path;
-use std::process::{Command, ExitCode};
-use std::sync::{Condvar, Mutex};
+use std::process::ExitCode;
 
 use bench_stats::advantage;
 use clap::Parser;
@@ -46,10 +43,13 @@ mod pools;
 mod queues;
 #[path = "support/report.rs"]
 mod report;
+#[path = "support/valgrind.rs"]
+mod valgrind;
 
 use pools::{Impl, Work, CAPACITY, SMALL_CAPACITY};
 use queues::{Bounded, NAMES};
 use report::{Options, Record, Records};
+use valgrind::{count, least, per_op, GATE};
 
 /// The implementation the targets are about. Names that do not start with it are peers.
 const FOREMAN: &str = "foreman";
@@ -92,31 +92,6 @@ const TASKS: u64 = 4000;
 /// Runs of each dispatch count, of which the least counts (see the module docs); one in
 /// quick mode.
 const DISPATCH_REPEATS: usize = 3;
-
-/// Holds the worker in the first task until every task is submitted.
-struct Gate {
-    open: Mutex<bool>,
-    opened: Condvar,
-}
-
-static GATE: Gate = Gate {
-    open: Mutex::new(false),
-    opened: Condvar::new(),
-};
-
-impl Gate {
-    fn wait(&self) {
-        let mut open = self.open.lock().unwrap();
-        while !*open {
-            open = self.opened.wait(open).unwrap();
-        }
-    }
-
-    fn open(&self) {
-        *self.open.lock().unwrap() = true;
-        self.opened.notify_all();
-    }
-}
 
 /// In the child: performs the workload `spec` (see [`count`]).
 fn child(spec: &str) {
@@ -191,40 +166,6 @@ fn dispatch(name: &str, tasks: u64) {
     }
 }
 
-/// The instructions valgrind counts in this binary performing `spec`, in a child process.
-fn count(exe: &Path, spec: &str) -> u64 {
-    let file = std::env::temp_dir().join(format!(
-        "foreman-instructions-{}-{}.out",
-        std::process::id(),
-        spec.replace(':', "-")
-    ));
-    let output = Command::new("valgrind")
-        .args(["--tool=cachegrind", "--cache-sim=no", "-q"])
-        .arg(format!("--cachegrind-out-file={}", file.display()))
-        .arg(exe)
-        .args(["--child", spec])
-        .output()
-        .expect("valgrind ran before, so it starts");
-    assert!(
-        output.status.success(),
-        "valgrind on {spec} failed ({}): {}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text = fs::read_to_string(&file)
-        .unwrap_or_else(|err| panic!("no cachegrind output at {}: {err}", file.display()));
-    let _ = fs::remove_file(&file);
-    text.lines()
-        .find_map(|line| line.strip_prefix("summary:"))
-        .and_then(|total| total.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no `summary:` total in cachegrind's output for {spec}"))
-}
-
-/// Instructions per operation: the difference of two counts over the `ops` between them.
-fn per_op(larger: u64, smaller: u64, ops: u64) -> f64 {
-    (larger as f64 - smaller as f64) / ops as f64
-}
-
 /// Records `(name, instructions per operation)` in `group`, and foreman's advantage over each
 /// peer (exact: a deterministic count has no interval).
 fn record(records: &mut Records, group: &str, counts: &[(&str, f64)]) {
@@ -252,11 +193,7 @@ fn record(records: &mut Records, group: &str, counts: &[(&str, f64)]) {
 
 /// Counts every workload; each dispatch count is the least of `repeats` runs.
 fn run(records: &mut Records, repeats: usize) {
-    let valgrind = Command::new("valgrind").arg("--version").output();
-    if !valgrind.is_ok_and(|out| out.status.success()) {
-        eprintln!(
-            "instructions suite skipped: valgrind not found (`cargo xtask setup` installs it)"
-        );
+    if !valgrind::available("instructions") {
         return;
     }
     let exe = std::env::current_exe().expect("the benchmark's own path");
@@ -282,15 +219,9 @@ fn run(records: &mut Records, repeats: usize) {
                 _ => usize::MAX, // unbounded
             };
             let n = TASKS.min((n as u64 - 1) / 2);
-            let least = |tasks: u64| {
-                let spec = format!("dispatch:{}:{tasks}", imp.name());
-                (0..repeats)
-                    .map(|_| count(&exe, &spec))
-                    .min()
-                    .expect("at least one run")
-            };
-            let once = least(n);
-            let twice = least(2 * n);
+            let spec = |tasks: u64| format!("dispatch:{}:{tasks}", imp.name());
+            let once = least(&exe, &spec(n), repeats);
+            let twice = least(&exe, &spec(2 * n), repeats);
             (imp.name(), per_op(twice, once, n))
         })
         .collect();

@@ -1,9 +1,10 @@
 //! `cargo xtask bench [--quick] [--only TEXT] [--out DIR] [--publish] [--from FILE]`: the
 //! side-by-side benchmarks, and the verdicts they support.
 //!
-//! Runs the three benchmark binaries of the `foreman-tests` crate (`instructions`: per
-//! operation, under valgrind; `peers`: queue, dispatch, latency, the Python seed, process
-//! workers, peak RSS; `memory`: allocations per task, `size_of`) and the browser suite (the
+//! Runs the four benchmark binaries of the `foreman-tests` crate (`instructions`: per
+//! operation, under valgrind; `handles`: per task with a result handle, under valgrind;
+//! `peers`: queue, dispatch, latency, the Python seed, process workers, peak RSS; `memory`:
+//! allocations per task, `size_of`) and the browser suite (the
 //! demo's workload against wasm-bindgen-rayon in Chromium and Firefox, see [`browser`]),
 //! judges every target, and writes `DIR/bench.json` — the run and a list of
 //! records (see [`Record`]) — and `DIR/bench.md`: the summary (the README's benchmark block,
@@ -159,7 +160,7 @@ struct Load {
 }
 
 /// The benchmark binaries, in the order they run.
-const BINARIES: &[&str] = &["instructions", "peers", "memory"];
+const BINARIES: &[&str] = &["instructions", "handles", "peers", "memory"];
 /// The suites of the benchmark binaries (`--only` selects among them and `browser`).
 const BINARY_SUITES: &[&str] = &[
     "instructions",
@@ -945,7 +946,12 @@ const SUITES: &[(&str, &str, &str)] = &[
          1024-task queue), `crossbeam-channel` and `std-mpsc` (unbounded) run data tasks (a \
          `u64` and one shared handler); `foreman-boxed` (16k), `rayon` and `threadpool` run \
          boxed closures. Small task: xorshift rounds calibrated to about 1 µs on one thread \
-         (`dispatch/small/task`). A run has the workers and the submitter: workers + 1 threads.",
+         (`dispatch/small/task`). A run has the workers and the submitter: workers + 1 threads. \
+         `foreman-handle`: `foreman`'s data tasks with a result handle each \
+         (`submit_with_handle` into a pool of `Handles`, then `wait` on every handle), against \
+         the sink path in `dispatch/handle/1w` (its ratio: the sink path's throughput over the \
+         handle path's); its instructions are counted alone in a binary of its own \
+         (`tests/benches/handles.rs`), as `foreman`'s are.",
     ),
     (
         "latency/",
@@ -1016,7 +1022,7 @@ fn render(report: &Report) -> String {
 }
 
 /// One suite's table: a row per group and metric, a column per implementation, and
-/// foreman's ratio over the best peer (paired, with its interval, where the rounds give one).
+/// foreman's ratio over the best peer, or over its other variant in a row without peers (paired, with its interval, where the rounds give one).
 fn table(title: &str, note: &str, suite: &[&Record], cpus: usize) -> String {
     let mut impls: Vec<&str> = Vec::new();
     let mut rows: Vec<(&str, &str)> = Vec::new();
@@ -1068,7 +1074,12 @@ fn table(title: &str, note: &str, suite: &[&Record], cpus: usize) -> String {
             }
         }
         let foreman = row.iter().find(|r| r.implementation == FOREMAN);
-        let best = best_peer(&row);
+        // A row of foreman's own variants only (the cost of a handle, say): against the other.
+        let best = best_peer(&row).or_else(|| {
+            row.iter()
+                .copied()
+                .find(|r| r.implementation != FOREMAN && !is_peer(&r.implementation))
+        });
         let ratio = match (foreman, best) {
             (Some(ours), Some(best)) => match ratios.get(&(group, metric, &best.implementation)) {
                 Some(paired) => format!(

@@ -2,9 +2,14 @@
 //! workers, through foreman's thread host and each peer (see `support/pools.rs`), in paired
 //! rounds (see `stats.rs`); tasks per second. A run has `workers + 1` threads at once: the
 //! workers and the submitter.
+//!
+//! And what a result handle costs: `dispatch/handle/1w`, no-op tasks on one worker through
+//! the sink path (`foreman`) and with a handle each (`foreman-handle`,
+//! `support/handles.rs`), in paired rounds.
 
 use std::time::{Duration, Instant};
 
+use crate::handles::foreman_handles;
 use crate::pools::{Impl, Work};
 use crate::report::{Options, Records};
 use crate::stats::{paired, plan, Scenario};
@@ -58,4 +63,24 @@ pub fn run(options: &Options, records: &mut Records, small_task: Duration) {
             });
         }
     }
+    handles(options, records);
+}
+
+/// The sink path against the handle path: no-op tasks on one worker.
+fn handles(options: &Options, records: &mut Records) {
+    let tasks = options.pick(50_000, 200_000);
+    let scenario = Scenario {
+        groups: ["dispatch/handle/1w".to_string()],
+        metrics: ["tasks_per_s"],
+        higher_is_better: true,
+        threads: 2,
+    };
+    let names = [Impl::Foreman.name(), "foreman-handle"];
+    paired(records, &plan(options, 30), &scenario, &names, |i| {
+        let elapsed = match i {
+            0 => Impl::Foreman.run(1, tasks, Work::NOOP),
+            _ => foreman_handles::<1, _>(tasks, move |task| Work::NOOP.run(task), || {}),
+        };
+        [tasks as f64 / elapsed.as_secs_f64()]
+    });
 }

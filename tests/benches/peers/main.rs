@@ -20,6 +20,8 @@ use std::time::Duration;
 
 use clap::Parser;
 
+#[path = "../support/handles.rs"]
+mod handles;
 #[path = "../support/pools.rs"]
 mod pools;
 #[path = "../support/queues.rs"]

@@ -62,6 +62,16 @@ pub trait Handling: EntryKind {}
 /// pool.submit(1).unwrap();
 /// # Ok::<(), std::io::Error>(())
 /// ```
+///
+/// Its tasks cannot have handles:
+///
+/// ```compile_fail
+/// # use foreman_rt::host::threads::Pool;
+/// # use foreman_rt::policy::Policy;
+/// let pool = Pool::<u32, (), (), 8, 1>::start(Policy::DEFAULT, |_, _| Ok(()), |_| {})?;
+/// let handle = pool.submit_with_handle(1); // no such method in a pool of `NoHandles`
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug)]
 pub enum NoHandles {}
 
