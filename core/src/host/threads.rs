@@ -12,6 +12,16 @@
 //!   thread-locals) and runs the crashed task again first (at-least-once).
 //! - With a watchdog in the [`Policy`], a watchdog thread ticks the clock (milliseconds since
 //!   the pool started) and reports [`Event::Hung`].
+//! - A pool of [`Handles`] (its last type parameter; the default is [`NoHandles`]) gives a
+//!   [`TaskHandle`] per task submitted with one ([`Pool::submit_with_handle`]): the task's
+//!   final event goes to the handle instead of the sink. Through its handle a task can be
+//!   cancelled ([`TaskHandle::cancel`]: a queued task never runs, a running one is told through
+//!   [`Context::is_cancelled`]; either ends [`Event::Cancelled`], never retried), and given a
+//!   deadline per run ([`Pool::submit_with_options`], [`TaskOptions::with_deadline`]), counted
+//!   from the run's start, which the pool enforces itself — reported [`Event::Hung`], then
+//!   condemned — with or without a watchdog in the policy (such a pool always has a watchdog
+//!   thread, for the clock). A pool of `NoHandles` pays for none of it: its queue holds plain
+//!   tasks.
 //! - With restart [`Backoff`](crate::policy::Backoff), a crashed worker's replacement thread
 //!   starts at once but sleeps out the delay before it attaches (a shutdown wakes it).
 //! - With recycling ([`Policy::with_recycling`]), a worker thread that ran its quota of tasks
@@ -105,21 +115,23 @@ use std::io;
 use std::mem::{self, MaybeUninit};
 use std::panic::{self, AssertUnwindSafe};
 use std::string::{String, ToString};
-use std::sync::atomic::{fence, AtomicBool, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU32 as StdAtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::thread::{self, JoinHandle, Thread};
 use std::time::{Duration, Instant};
 use std::vec::Vec;
 
 use super::{discard, futex, panic_message as message, stack_size, Event, Report};
-use handle::{split, EntryKind, Resolver};
-pub use handle::{Handles, Handling, NoHandles, TaskHandle};
+#[cfg(feature = "cancellation")]
+pub use handle::Cancellation;
+use handle::{split, Admit, EntryKind, Resolver};
+pub use handle::{Handles, Handling, NoHandles, TaskHandle, TaskOptions};
 
 mod handle;
 use crate::park::{AtomicU32, Park};
 use crate::policy::{Policy, Tick};
 use crate::{
-    Condemned, Context, CrashReport, Decision, Run, Snapshot, SubmitError, Supervisor,
+    Condemned, Context, CrashReport, Decision, Disposition, Run, Snapshot, SubmitError, Supervisor,
     SupervisorState, WorkerError, WorkerState,
 };
 
@@ -157,6 +169,21 @@ type Sink<T, R, E> = dyn Fn(Event<T, R, E, String>) + Send + Sync;
 /// The cause given in the [`Event::Crashed`] of a condemned worker's task.
 const CONDEMNED: &str = "condemned as hung; the outcome it returned late was discarded";
 
+/// The watchdog's period in a pool of [`Handles`] whose policy has no watchdog, until a task
+/// with a deadline comes: its clock must not fall far behind (a run's start is stamped with it).
+#[cfg(feature = "deadlines")]
+const IDLE_PERIOD: Tick = 60_000;
+
+/// A run given a deadline of its own ([`TaskOptions::with_deadline`]).
+#[cfg(feature = "deadlines")]
+#[derive(Clone, Copy)]
+struct OwnDeadline {
+    run: Run,
+    ticks: Tick,
+    /// Set when the watchdog condemned the run for passing it.
+    passed: bool,
+}
+
 /// What the pool's threads share.
 struct Shared<T: Send, R, E, const N: usize, const W: usize, K: Handling> {
     /// Its tasks, as its kind of pool keeps them (see [`Handling`]).
@@ -168,6 +195,15 @@ struct Shared<T: Send, R, E, const N: usize, const W: usize, K: Handling> {
     threads: Mutex<Vec<JoinHandle<()>>>,
     /// The watchdog thread, if any, to wake at shutdown.
     watchdog: OnceLock<Thread>,
+    /// The watchdog's period, in milliseconds: a quarter of the policy's watchdog deadline,
+    /// lowered to a quarter of the shortest per-task deadline submitted.
+    period: StdAtomicU32,
+    /// Per worker: the last run given a deadline of its own (see `tick`).
+    #[cfg(feature = "deadlines")]
+    deadlines: [Mutex<Option<OwnDeadline>>; W],
+    /// Hangs found by a tick outside the watchdog's thread, for the watchdog to report.
+    #[cfg(feature = "deadlines")]
+    found_hung: Mutex<Vec<Run>>,
     /// Set when the pool was shut down on one of its own threads, which cannot wait for the
     /// others: the last thread out then hands what is left to the sink (`after_leaving`).
     orphaned: AtomicBool,
@@ -239,13 +275,13 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize, 
             let _ = pool.shared.sup.reserve(index);
             Shared::spawn_worker(&pool.shared, index)?;
         }
-        if let Some(deadline) = policy.watchdog() {
+        // A pool of `Handles` keeps the clock for its tasks' deadlines.
+        if policy.watchdog().is_some() || (K::HANDLES && cfg!(feature = "deadlines")) {
             let shared = Arc::clone(&pool.shared);
-            let period = Duration::from_millis(u64::from(deadline / 4).max(1));
             let watchdog = thread::Builder::new()
                 .name("foreman-watchdog".into())
                 .stack_size(Shared::<T, R, E, N, W, K>::stack_size())
-                .spawn(move || shared.watch(period))?;
+                .spawn(move || shared.watch())?;
             // Registered before the pool is handed out, so every shutdown can wake it.
             let _ = pool.shared.watchdog.set(watchdog.thread().clone());
             pool.watchdog = Some(watchdog);
@@ -602,7 +638,28 @@ impl<T: Send + 'static, R: Send + 'static, E: Send + 'static, const N: usize, co
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn submit_with_handle(&self, task: T) -> Result<TaskHandle<T, R, E>, SubmitError<T>> {
-        let (handle, entry) = TaskHandle::new(task, self.shared.id());
+        self.submit_with_options(task, TaskOptions::DEFAULT)
+    }
+
+    /// Submits a task as [`submit_with_handle`](Pool::submit_with_handle) does, with
+    /// `options` for it: a deadline for each of its runs ([`TaskOptions::with_deadline`]).
+    ///
+    /// ```
+    /// use foreman_rt::host::{threads::{Handles, Pool, TaskOptions}, Event};
+    /// use foreman_rt::policy::Policy;
+    ///
+    /// let pool = Pool::<u32, u32, (), 8, 2, Handles>::start(Policy::DEFAULT, |_, n| Ok(n + 1), |_| {})?;
+    /// let options = TaskOptions::DEFAULT.with_deadline(60_000); // a minute per run at most
+    /// let handle = pool.submit_with_options(1, options).unwrap();
+    /// assert!(matches!(handle.wait(), Ok(Event::Completed { output: 2, .. })));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn submit_with_options(
+        &self,
+        task: T,
+        options: TaskOptions,
+    ) -> Result<TaskHandle<T, R, E>, SubmitError<T>> {
+        let (handle, entry) = self.shared.handle(task, options);
         self.shared.submit(entry).map_err(Handles::refused)?;
         Ok(handle)
     }
@@ -622,7 +679,28 @@ impl<T: Send + 'static, R: Send + 'static, E: Send + 'static, const N: usize, co
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn try_submit_with_handle(&self, task: T) -> Result<TaskHandle<T, R, E>, SubmitError<T>> {
-        let (handle, entry) = TaskHandle::new(task, self.shared.id());
+        self.try_submit_with_options(task, TaskOptions::DEFAULT)
+    }
+
+    /// Submits a task without blocking, as
+    /// [`try_submit_with_handle`](Pool::try_submit_with_handle) does, with `options` for it
+    /// (see [`submit_with_options`](Pool::submit_with_options)).
+    ///
+    /// ```
+    /// # use foreman_rt::{host::{threads::{Handles, Pool, TaskOptions}, Event}, policy::Policy};
+    /// let pool = Pool::<u32, u32, (), 4, 1, Handles>::start(Policy::DEFAULT, |_, n| Ok(*n), |_| {})?;
+    /// let options = TaskOptions::DEFAULT.with_deadline(1_000);
+    /// if let Ok(handle) = pool.try_submit_with_options(7, options) {
+    ///     assert!(matches!(handle.wait(), Ok(Event::Completed { output: 7, .. })));
+    /// }
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn try_submit_with_options(
+        &self,
+        task: T,
+        options: TaskOptions,
+    ) -> Result<TaskHandle<T, R, E>, SubmitError<T>> {
+        let (handle, entry) = self.shared.handle(task, options);
         self.shared
             .sup
             .try_submit(entry)
@@ -685,11 +763,27 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize, 
             (&raw mut (*this).sink).write(sink);
             (&raw mut (*this).threads).write(Mutex::new(Vec::with_capacity(W)));
             (&raw mut (*this).watchdog).write(OnceLock::new());
+            (&raw mut (*this).period).write(StdAtomicU32::new(Self::first_period(policy)));
+            #[cfg(feature = "deadlines")]
+            (&raw mut (*this).deadlines).write(std::array::from_fn(|_| Mutex::new(None)));
+            #[cfg(feature = "deadlines")]
+            (&raw mut (*this).found_hung).write(Mutex::new(Vec::new()));
             (&raw mut (*this).orphaned).write(AtomicBool::new(false));
             (&raw mut (*this).started).write(Instant::now());
         }
         // SAFETY: every field was initialized above.
         unsafe { shared.assume_init() }
+    }
+
+    /// The watchdog's first period (ms): a quarter of the policy's watchdog deadline; in a pool
+    /// of `Handles` without one, `IDLE_PERIOD` until a task with a deadline comes.
+    fn first_period(policy: Policy) -> Tick {
+        match policy.watchdog() {
+            Some(deadline) => (deadline / 4).max(1),
+            #[cfg(feature = "deadlines")]
+            None if K::HANDLES => IDLE_PERIOD,
+            None => Tick::MAX,
+        }
     }
 
     /// The stack of a pool thread: tasks, outcomes and the events that carry them move by
@@ -835,9 +929,51 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize, 
         };
         while let Some(job) = worker.next_blocking() {
             let ctx = job.context();
+            // Without handles, always `Run`: the match compiles away.
+            match K::admit(job.task(), ctx.run()) {
+                Admit::Run => {}
+                #[cfg(feature = "deadlines")]
+                Admit::Within(ticks) => {
+                    // Registered first: the watchdog condemns the run once it passes.
+                    *self.deadlines[index]
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner) = Some(OwnDeadline {
+                        run: ctx.run(),
+                        ticks,
+                        passed: false,
+                    });
+                    job.set_deadline(ticks);
+                }
+                #[cfg(feature = "cancellation")]
+                Admit::Cancelled => {
+                    // Cancelled by its handle before this run started: it never runs.
+                    match job.cancel().map(K::into_parts) {
+                        Ok((task, resolver)) => {
+                            self.deliver(resolver, Event::Cancelled { worker: None, task });
+                            continue;
+                        }
+                        Err(Condemned) => return self.condemned(index),
+                    }
+                }
+            }
             match panic::catch_unwind(AssertUnwindSafe(|| {
                 (self.handler)(&ctx, K::task(job.task()))
             })) {
+                // Cancelled while it ran (or condemned): its result is discarded.
+                #[cfg(feature = "cancellation")]
+                Ok(result) if K::HANDLES && job.is_cancelled() => {
+                    discard(result);
+                    match job.cancel().map(K::into_parts) {
+                        Ok((task, resolver)) => self.deliver(
+                            resolver,
+                            Event::Cancelled {
+                                worker: Some(index),
+                                task,
+                            },
+                        ),
+                        Err(Condemned) => return self.condemned(index),
+                    }
+                }
                 Ok(result) => match job.finish(result.is_err()).map(K::into_parts) {
                     // Without a handle (the hot path), the event is built where the sink
                     // reads it, as `emit` inlined does; with one, out of line.
@@ -846,16 +982,11 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize, 
                         self.resolve(resolver, outcome(index, task, result))
                     }
                     Err(Condemned) => {
-                        // Condemned while it ran: the late outcome is discarded, and the task
-                        // waits in the slot for the recovery a crash would get.
+                        // Condemned (or cancelled) while it ran: the late outcome is
+                        // discarded, and the task waits in the slot for the recovery a crash
+                        // would get.
                         discard(result);
-                        // Cannot fail: the pool lends its supervisor to nobody, and this
-                        // thread is the only one that recovers this slot now.
-                        self.tick();
-                        if let Ok(report) = self.sup.recover(index) {
-                            self.after_crash(index, CONDEMNED.to_string(), report);
-                        }
-                        return;
+                        return self.condemned(index);
                     }
                 },
                 Err(payload) => {
@@ -874,6 +1005,43 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize, 
             self.emit(Event::Recycled { worker: index });
             self.replace(index);
         }
+    }
+
+    /// The run of worker `index` was condemned (or cancelled) while it ran, and has let go of
+    /// its task: recovers it as from a crash, and reports it. This thread then ends.
+    #[cold]
+    fn condemned(self: &Arc<Self>, index: usize) {
+        // Restarts are timed by the supervisor's clock: bring it up to date.
+        self.tick();
+        // Cannot fail: the pool lends its supervisor to nobody, and this thread is the only
+        // one that recovers this slot now.
+        if let Ok(report) = self.sup.recover(index) {
+            let cause = self.condemned_cause(index);
+            self.after_crash(index, cause, report);
+        }
+    }
+
+    /// Why worker `index`'s run was condemned: it passed its own deadline, or the host
+    /// condemned it (as hung, typically).
+    fn condemned_cause(&self, index: usize) -> String {
+        #[cfg(feature = "deadlines")]
+        if let Some(OwnDeadline {
+            ticks,
+            passed: true,
+            ..
+        }) = *self.deadlines[index]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+        {
+            // The flag is of this worker's last run with a deadline: a run condemned for it
+            // is that one (a later run would have replaced the record).
+            return format!(
+                "past its deadline of {ticks} ms; the outcome it returned late was discarded"
+            );
+        }
+        #[cfg(not(feature = "deadlines"))]
+        let _ = index;
+        CONDEMNED.to_string()
     }
 
     /// Attaches this thread to slot `index`. A replacement after a crash first sleeps out the
@@ -911,15 +1079,21 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize, 
             Some((task, resolver)) => (Some(task), resolver),
             None => (None, None),
         };
-        self.deliver(
-            resolver,
-            Event::Crashed {
+        let event = match task {
+            // A cancelled run that died (or whose result came too late): cancelled, not a
+            // crash — not retried, and charged to nothing.
+            Some(Disposition::Cancelled(task)) => Event::Cancelled {
+                worker: Some(index),
+                task,
+            },
+            task => Event::Crashed {
                 worker: index,
                 cause,
                 task,
                 decision: report.decision,
             },
-        );
+        };
+        self.deliver(resolver, event);
         if replace {
             self.replace(index);
         }
@@ -937,12 +1111,15 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize, 
         }
     }
 
-    /// The watchdog thread: ticks the clock and reports hangs every `period` until the
-    /// supervisor stops. A shutdown wakes it at once (`wake_watchdog`).
-    fn watch(self: Arc<Self>, period: Duration) {
+    /// The watchdog thread: ticks the clock and reports hangs every period (`self.period`,
+    /// which a task's deadline may shorten: it wakes the thread) until the supervisor stops.
+    /// A shutdown wakes it at once (`wake_watchdog`).
+    fn watch(self: Arc<Self>) {
         let _own = super::OwnThread::enter(self.id());
         loop {
-            thread::park_timeout(period);
+            // Relaxed: a period read late only delays one tick.
+            let period = self.period.load(Ordering::Relaxed);
+            thread::park_timeout(Duration::from_millis(u64::from(period)));
             if self.sup.is_stopped() {
                 break;
             }
@@ -955,12 +1132,103 @@ impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize, 
     /// workers its watchdog flags hung. The watchdog thread ticks every `period`; a crash's
     /// recovery ticks first, since restarts are timed by this clock.
     fn tick(&self) {
-        for run in self.sup.tick(self.now()) {
-            self.emit(Event::Hung {
-                worker: run.worker(),
-                run,
-            });
+        #[cfg(feature = "deadlines")]
+        if K::HANDLES {
+            // Hangs a submitter's tick found (`keep_time_for`): reported here, on a pool thread.
+            let found = mem::take(
+                &mut *self
+                    .found_hung
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner),
+            );
+            for run in found {
+                self.hung(run);
+            }
         }
+        for run in self.sup.tick(self.now()) {
+            self.hung(run);
+        }
+    }
+
+    /// Reports a run the watchdog flagged hung, and condemns it if it passed a deadline of its
+    /// own (a task's option: the pool acts on it, as the policy's watchdog leaves the call to
+    /// the application).
+    fn hung(&self, run: Run) {
+        let worker = run.worker();
+        self.emit(Event::Hung { worker, run });
+        #[cfg(feature = "deadlines")]
+        if K::HANDLES {
+            let passed = match &mut *self.deadlines[worker]
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+            {
+                Some(own) if own.run == run => {
+                    own.passed = true;
+                    true
+                }
+                _ => false,
+            };
+            if passed {
+                // `RunEnded`: it returned meanwhile, with its outcome.
+                let _ = self.sup.condemn(run);
+            }
+        }
+    }
+
+    /// A pool of `Handles` about to take a task with a deadline of `ticks`: the watchdog must
+    /// tick at least four times within it. If it ticked more slowly until now, its clock is
+    /// brought up to date before the task can start (a run's start is stamped with it), and
+    /// the watchdog woken to tick at the new pace. Hangs that tick finds are left for the
+    /// watchdog to report: the caller's thread is the application's, not the sink's.
+    #[cfg(feature = "deadlines")]
+    fn keep_time_for(&self, ticks: Tick) {
+        let period = (ticks / 4).max(1);
+        // Relaxed: the clock below is what the run's start needs; the period only paces.
+        if self.period.fetch_min(period, Ordering::Relaxed) > period {
+            let found = self.sup.tick(self.now());
+            if !found.is_empty() {
+                self.found_hung
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .extend(found);
+            }
+            self.wake_watchdog();
+        }
+    }
+}
+
+impl<T: Send + 'static, R: Send + 'static, E: Send + 'static, const N: usize, const W: usize>
+    Shared<T, R, E, N, W, Handles>
+{
+    /// A handle for `task`, and the entry that takes the task into the queue with `options`.
+    fn handle(
+        self: &Arc<Self>,
+        task: T,
+        options: TaskOptions,
+    ) -> (TaskHandle<T, R, E>, handle::Entry<T, R, E>) {
+        #[cfg(feature = "deadlines")]
+        if let Some(ticks) = options.deadline() {
+            self.keep_time_for(ticks);
+        }
+        TaskHandle::new(
+            task,
+            options,
+            self.id(),
+            #[cfg(feature = "cancellation")]
+            {
+                let runs: std::sync::Weak<dyn handle::CancelRun> = Arc::<Self>::downgrade(self);
+                runs
+            },
+        )
+    }
+}
+
+#[cfg(feature = "cancellation")]
+impl<T: Send + 'static, R: 'static, E: 'static, const N: usize, const W: usize, K: Handling>
+    handle::CancelRun for Shared<T, R, E, N, W, K>
+{
+    fn cancel_run(&self, run: Run) -> Result<(), WorkerError> {
+        self.sup.cancel(run)
     }
 }
 

@@ -27,7 +27,13 @@ use std::time::{Duration, Instant};
 
 use super::Event;
 use crate::host::OwnThread;
-use crate::{Disposition, SubmitError};
+#[cfg(feature = "deadlines")]
+use crate::policy::Tick;
+#[cfg(feature = "cancellation")]
+use crate::{Cancel, Ticket, WorkerError};
+use crate::{Disposition, Run, SubmitError};
+#[cfg(feature = "cancellation")]
+use std::sync::Weak;
 
 /// Whether the tasks of a [`Pool`](super::Pool) may be submitted with a [`TaskHandle`]: the
 /// pool's last type parameter, [`NoHandles`] (the default) or [`Handles`]. Chosen when the
@@ -117,6 +123,15 @@ mod sealed {
         fn refused<T: Send, R, E>(
             err: crate::SubmitError<Self::Entry<T, R, E>>,
         ) -> crate::SubmitError<T>;
+
+        /// Whether entries may have handles (which may cancel their task or give it a
+        /// deadline): the pool then asks, after a task returns, whether its run was
+        /// cancelled, and keeps a clock for deadlines. `false` compiles all that away.
+        const HANDLES: bool;
+
+        /// Decides, before `run` starts the entry's task (and again on every retry), whether
+        /// it may run, and with which deadline of its own.
+        fn admit<T: Send, R, E>(entry: &Self::Entry<T, R, E>, run: crate::Run) -> super::Admit;
     }
 }
 pub(super) use sealed::EntryKind;
@@ -142,6 +157,13 @@ impl EntryKind for NoHandles {
     #[inline(always)]
     fn refused<T: Send, R, E>(err: SubmitError<T>) -> SubmitError<T> {
         err
+    }
+
+    const HANDLES: bool = false;
+
+    #[inline(always)]
+    fn admit<T: Send, R, E>(_: &T, _: Run) -> Admit {
+        Admit::Run
     }
 }
 
@@ -179,6 +201,148 @@ impl EntryKind for Handles {
             false => SubmitError::Closed(entry.task),
         }
     }
+
+    const HANDLES: bool = true;
+
+    #[inline]
+    #[cfg_attr(
+        not(any(feature = "cancellation", feature = "deadlines")),
+        allow(unused_variables)
+    )]
+    fn admit<T: Send, R, E>(entry: &Entry<T, R, E>, run: Run) -> Admit {
+        let Some(resolver) = &entry.resolver else {
+            return Admit::Run;
+        };
+        let landing = resolver.landing();
+        #[cfg(feature = "cancellation")]
+        if landing.ticket.claim(run).is_err() {
+            return Admit::Cancelled;
+        }
+        #[cfg(feature = "deadlines")]
+        if let Some(ticks) = landing.deadline {
+            return Admit::Within(ticks);
+        }
+        Admit::Run
+    }
+}
+
+/// What the worker does with a task it took ([`EntryKind::admit`]). (Public in a private
+/// module: [`EntryKind`] names it.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admit {
+    /// Run it.
+    Run,
+    /// Run it with a deadline of its own: it is condemned once this many ticks have passed
+    /// since the run started.
+    #[cfg(feature = "deadlines")]
+    Within(Tick),
+    /// Its handle cancelled it: it must not run.
+    #[cfg(feature = "cancellation")]
+    Cancelled,
+}
+
+/// Options for one task, given with it to
+/// [`Pool::submit_with_options`](super::Pool::submit_with_options) (a pool of [`Handles`]).
+///
+/// ```
+/// use foreman_rt::host::threads::TaskOptions;
+/// let options = TaskOptions::DEFAULT.with_deadline(500); // at most 500 ms per run
+/// assert_eq!(options.deadline(), Some(500));
+/// assert_eq!(TaskOptions::DEFAULT.deadline(), None);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TaskOptions {
+    #[cfg(feature = "deadlines")]
+    deadline: Option<Tick>,
+}
+
+impl TaskOptions {
+    /// No options: the task runs as [`submit_with_handle`](super::Pool::submit_with_handle)
+    /// runs it.
+    ///
+    /// ```
+    /// # use foreman_rt::host::threads::TaskOptions;
+    /// assert_eq!(TaskOptions::DEFAULT, TaskOptions::default());
+    /// ```
+    pub const DEFAULT: TaskOptions = TaskOptions {
+        #[cfg(feature = "deadlines")]
+        deadline: None,
+    };
+
+    /// A deadline for each run of the task, in the pool's ticks (milliseconds), counted from
+    /// the run's *start* (not from the submission: time in the queue does not count), and
+    /// set again for every retry. A run still going when it passes is reported
+    /// [`Event::Hung`] and condemned (see [`Pool::condemn`](super::Pool::condemn)): the task
+    /// sees [`Context::is_cancelled`](crate::Context::is_cancelled), and once it returns, its
+    /// late outcome is discarded and the task is retried, dead-lettered or lost per the
+    /// delivery policy (an [`Event::Crashed`]). Heartbeats do not extend it. It replaces the
+    /// policy's watchdog deadline for the task's runs, and works without one. Deadlines
+    /// above [`MAX_DURATION`](crate::policy::MAX_DURATION) are cut to it (feature
+    /// `deadlines`).
+    ///
+    /// ```
+    /// use foreman_rt::host::{threads::{Handles, Pool, TaskOptions}, Event};
+    /// use foreman_rt::policy::{Delivery, Policy};
+    ///
+    /// // No watchdog in the policy; one task gets 20 ms per run, and stops when told.
+    /// let pool = Pool::<u32, (), (), 4, 1, Handles>::start(
+    ///     Policy::DEFAULT.with_delivery(Delivery::at_least_once(1).unwrap()),
+    ///     |ctx, _| {
+    ///         while !ctx.is_cancelled() {
+    ///             std::thread::sleep(std::time::Duration::from_millis(1));
+    ///         }
+    ///         Ok(())
+    ///     },
+    ///     |_| {},
+    /// )?;
+    /// let handle = pool
+    ///     .submit_with_options(7, TaskOptions::DEFAULT.with_deadline(20))
+    ///     .unwrap();
+    /// // Its one run was condemned at its deadline; one attempt allowed: dead-lettered.
+    /// assert!(matches!(handle.wait(), Ok(Event::Crashed { .. })));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[cfg(feature = "deadlines")]
+    pub const fn with_deadline(self, ticks: Tick) -> TaskOptions {
+        let ticks = if ticks > crate::policy::MAX_DURATION {
+            crate::policy::MAX_DURATION
+        } else {
+            ticks
+        };
+        TaskOptions {
+            deadline: Some(ticks),
+        }
+    }
+
+    /// The deadline of each run, if any (see [`with_deadline`](TaskOptions::with_deadline)).
+    ///
+    /// ```
+    /// # use foreman_rt::host::threads::TaskOptions;
+    /// assert_eq!(TaskOptions::DEFAULT.with_deadline(10).deadline(), Some(10));
+    /// ```
+    #[cfg(feature = "deadlines")]
+    pub const fn deadline(&self) -> Option<Tick> {
+        self.deadline
+    }
+}
+
+/// What [`TaskHandle::cancel`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg(feature = "cancellation")]
+pub enum Cancellation {
+    /// The task had not started: it never will. The handle resolves to
+    /// [`Event::Cancelled`] with `worker: None`, once a worker takes the task off the queue
+    /// (or to [`Event::HandedBack`], if a shutdown hands the queue back first, as its report
+    /// counts it).
+    Unstarted,
+    /// The task was running: its run was told to stop
+    /// ([`Context::is_cancelled`](crate::Context::is_cancelled)). The handle resolves to
+    /// [`Event::Cancelled`] with the worker once the task returns — or, if the run had just
+    /// ended, to that run's outcome (a run that crashed is not retried: its retry ends
+    /// [`Event::Cancelled`] without running).
+    Running,
+    /// Too late: the task already has its outcome (the handle has it, or had it).
+    Finished,
 }
 
 /// A task as the queue of a pool of [`Handles`] holds it: the task and, if it was submitted
@@ -228,6 +392,12 @@ struct Landing<T, R, E> {
     state: Mutex<State<T, R, E>>,
     /// Notified when the outcome lands, for a blocking [`TaskHandle::wait`].
     landed: Condvar,
+    /// Decides between the handle's cancellation and a worker's claim of the task.
+    #[cfg(feature = "cancellation")]
+    ticket: Ticket,
+    /// The deadline of each run of the task, from its options.
+    #[cfg(feature = "deadlines")]
+    deadline: Option<Tick>,
 }
 
 struct State<T, R, E> {
@@ -264,6 +434,14 @@ impl<T, R, E> Landing<T, R, E> {
 pub struct Resolver<T, R, E>(NonNull<Landing<T, R, E>>);
 
 impl<T, R, E> Resolver<T, R, E> {
+    /// The landing, for as long as the resolver lives.
+    fn landing(&self) -> &Landing<T, R, E> {
+        // SAFETY: the resolver owns one count of the landing's `Arc` (see the type's docs),
+        // so the landing lives at least as long as `self`; nothing mutates it but through its
+        // lock and atomics.
+        unsafe { self.0.as_ref() }
+    }
+
     /// Takes the landing's count back.
     fn into_landing(self) -> Arc<Landing<T, R, E>> {
         // SAFETY: the pointer came from `Arc::into_raw` (`TaskHandle::new`) with the count
@@ -283,6 +461,9 @@ impl<T, R, E> Resolver<T, R, E> {
     #[inline(never)]
     pub(super) fn resolve(self, event: Event<T, R, E, String>) -> Option<Event<T, R, E, String>> {
         let landing = self.into_landing();
+        // The outcome is decided: a cancellation from now on finds it ended.
+        #[cfg(feature = "cancellation")]
+        landing.ticket.end();
         let (waker, blocked) = {
             let mut state = landing.lock();
             if state.dropped {
@@ -347,11 +528,27 @@ pub struct TaskHandle<T, R, E> {
     landing: Arc<Landing<T, R, E>>,
     /// The address of its pool's shared state (`OWN_POOL`'s value on its threads).
     pool: usize,
+    /// Its pool, to cancel the task's run (not kept alive by the handle).
+    #[cfg(feature = "cancellation")]
+    runs: Weak<dyn CancelRun>,
+}
+
+/// A pool as a [`TaskHandle`] reaches it, to cancel its task's run.
+#[cfg(feature = "cancellation")]
+pub(super) trait CancelRun: Send + Sync {
+    /// [`Supervisor::cancel`](crate::Supervisor::cancel) of the pool's supervisor.
+    fn cancel_run(&self, run: Run) -> Result<(), WorkerError>;
 }
 
 impl<T: Send, R: Send, E: Send> TaskHandle<T, R, E> {
-    /// A handle, and the entry that takes its task into the queue of pool `pool`.
-    pub(super) fn new(task: T, pool: *const ()) -> (TaskHandle<T, R, E>, Entry<T, R, E>) {
+    /// A handle, and the entry that takes its task into the queue of pool `pool` (whose
+    /// runs it cancels through `runs`).
+    pub(super) fn new(
+        task: T,
+        #[cfg_attr(not(feature = "deadlines"), allow(unused_variables))] options: TaskOptions,
+        pool: *const (),
+        #[cfg(feature = "cancellation")] runs: Weak<dyn CancelRun>,
+    ) -> (TaskHandle<T, R, E>, Entry<T, R, E>) {
         let landing = Arc::new(Landing {
             state: Mutex::new(State {
                 outcome: None,
@@ -361,6 +558,10 @@ impl<T: Send, R: Send, E: Send> TaskHandle<T, R, E> {
                 dropped: false,
             }),
             landed: Condvar::new(),
+            #[cfg(feature = "cancellation")]
+            ticket: Ticket::new(),
+            #[cfg(feature = "deadlines")]
+            deadline: options.deadline,
         });
         let resolver = Resolver(
             NonNull::new(Arc::into_raw(Arc::clone(&landing)).cast_mut())
@@ -369,6 +570,8 @@ impl<T: Send, R: Send, E: Send> TaskHandle<T, R, E> {
         let handle = TaskHandle {
             landing,
             pool: pool as usize,
+            #[cfg(feature = "cancellation")]
+            runs,
         };
         (
             handle,
@@ -483,6 +686,61 @@ impl<T, R, E> TaskHandle<T, R, E> {
             state.outcome.take()
         };
         outcome.ok_or(self)
+    }
+
+    /// Cancels the task, and says what that did (see [`Cancellation`]): a task still queued
+    /// never runs, and its handle resolves to [`Event::Cancelled`] (`worker: None`); a
+    /// running task is told to stop — it sees [`Context::is_cancelled`](crate::Context::is_cancelled),
+    /// and when it returns, its result is discarded and the handle resolves to
+    /// [`Event::Cancelled`] with its worker. A task that already has its outcome is left
+    /// alone. Whichever happens, the handle resolves once, to one event; a cancelled task is
+    /// never retried, and counts as [`cancelled`](crate::Snapshot::cancelled) (unless a
+    /// shutdown hands it back first: then [`Event::HandedBack`]). Threads cannot be killed:
+    /// a task that never looks keeps running to its end. Idempotent; may be called anywhere,
+    /// from the pool's own threads and tasks too (feature `cancellation`).
+    ///
+    /// ```
+    /// use foreman_rt::host::{threads::{Cancellation, Handles, Pool}, Event};
+    /// use foreman_rt::policy::Policy;
+    /// use std::sync::mpsc;
+    ///
+    /// let (started, running) = mpsc::channel();
+    /// let pool = Pool::<u32, (), (), 8, 1, Handles>::start(
+    ///     Policy::DEFAULT,
+    ///     move |ctx, _| {
+    ///         started.send(()).unwrap();
+    ///         while !ctx.is_cancelled() {
+    ///             std::thread::yield_now(); // a long computation that looks now and then
+    ///         }
+    ///         Ok(())
+    ///     },
+    ///     |_| {},
+    /// )?;
+    /// let first = pool.submit_with_handle(1).unwrap();
+    /// let second = pool.submit_with_handle(2).unwrap(); // queued behind the first
+    /// running.recv().unwrap();
+    /// assert_eq!(second.cancel(), Cancellation::Unstarted);
+    /// assert_eq!(first.cancel(), Cancellation::Running);
+    /// assert!(matches!(first.wait(), Ok(Event::Cancelled { worker: Some(0), task: 1 })));
+    /// assert!(matches!(second.wait(), Ok(Event::Cancelled { worker: None, task: 2 })));
+    /// assert_eq!(pool.drain().snapshot.cancelled, 2);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[cfg(feature = "cancellation")]
+    pub fn cancel(&self) -> Cancellation {
+        match self.landing.ticket.cancel() {
+            Cancel::Pending => Cancellation::Unstarted,
+            Cancel::Running(run) => {
+                // A pool that is gone has ended every run. `RunEnded`: the run ended
+                // meanwhile, with its outcome or a crash whose retry finds the ticket
+                // cancelled; either way the handle resolves once.
+                if let Some(pool) = self.runs.upgrade() {
+                    let _ = pool.cancel_run(run);
+                }
+                Cancellation::Running
+            }
+            Cancel::Ended => Cancellation::Finished,
+        }
     }
 
     /// The outcome, if it has arrived and was not taken yet.
