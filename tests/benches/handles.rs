@@ -10,7 +10,7 @@
 //! the 185 it counts alone), so each path is counted alone, as a program that uses only it
 //! would run it. The count is taken as the `instructions` benchmark takes its dispatch counts
 //! (see there and `support/valgrind.rs`): one worker, a gate task, n = 4000 and 2n tasks, the
-//! least of three runs each. It includes the handle's allocation, its resolution by the worker,
+//! least of five runs each. It includes the handle's allocation, its resolution by the worker,
 //! and the `wait` that takes the outcome on the submitting thread.
 //!
 //! The handle path's throughput, paired with the sink path's, is the `peers` benchmark's
@@ -43,7 +43,7 @@ const HANDLE: &str = "foreman-handle";
 const TASKS: u64 = 4000;
 
 /// Runs of each count, of which the least counts; one in quick mode.
-const REPEATS: usize = 3;
+const REPEATS: usize = 5;
 
 #[derive(Parser)]
 struct Cli {

@@ -24,7 +24,9 @@
 //!   count is that of the path itself. (rayon's tasks are spawned on its worker thread: it
 //!   needs no gate.) What varies from run to run is how long an idle thread spins before it
 //!   sleeps, at the start and the end (valgrind runs one thread at a time and switches at its
-//!   own pace): that only ever adds instructions, so each count is the least of three runs.
+//!   own pace): that only ever adds instructions, so each count is the least of five runs (of
+//!   three, one in a few counts of foreman's pool still had a spin of 12k instructions in it:
+//!   3 per task at n = 4000, the margin of the dispatch target).
 //!
 //! Each figure includes the few instructions of the benchmark loop around the operation, the
 //! same for every implementation.
@@ -91,7 +93,7 @@ const TASKS: u64 = 4000;
 
 /// Runs of each dispatch count, of which the least counts (see the module docs); one in
 /// quick mode.
-const DISPATCH_REPEATS: usize = 3;
+const DISPATCH_REPEATS: usize = 5;
 
 /// In the child: performs the workload `spec` (see [`count`]).
 fn child(spec: &str) {

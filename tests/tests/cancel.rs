@@ -743,3 +743,41 @@ fn a_cancelled_run_that_panics_ends_cancelled_and_is_not_retried() {
         assert_eq!(events.try_iter().filter_map(|e| task_of(&e)).count(), 0);
     });
 }
+
+/// The first task with a deadline in a pool without a watchdog, after the pool sat idle: its
+/// run's start must be stamped with a clock brought up to date by the submission, not with the
+/// clock of the pool's start (which would make the run look 120 ms old, past its 100 ms
+/// deadline, at the watchdog's first tick). Whether the worker takes the task before the
+/// watchdog thread wakes is a race: tried on twelve fresh pools (without the submission's tick,
+/// one try in eight failed here).
+#[test]
+fn a_first_deadline_after_idling_counts_from_the_runs_start() {
+    within(LIMIT, "a first deadline after idling", || {
+        for round in 0..12 {
+            let pool = Pool::<u32, u32, String, 8, 1, Handles>::start(
+                Policy::DEFAULT.with_delivery(Delivery::at_least_once(1).unwrap()),
+                |ctx, &n| {
+                    let start = Instant::now();
+                    while start.elapsed() < Duration::from_millis(u64::from(n)) {
+                        if ctx.is_cancelled() {
+                            return Ok(0);
+                        }
+                        thread::sleep(Duration::from_millis(1));
+                    }
+                    Ok(n)
+                },
+                |_| {},
+            )
+            .unwrap();
+            thread::sleep(Duration::from_millis(120));
+            let timed = pool
+                .submit_with_options(20, TaskOptions::DEFAULT.with_deadline(100))
+                .unwrap();
+            assert!(
+                matches!(timed.wait(), Ok(Event::Completed { output: 20, .. })),
+                "round {round}: a task well within its deadline was condemned"
+            );
+            assert_eq!(pool.drain().snapshot.completed, 1);
+        }
+    });
+}
