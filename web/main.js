@@ -161,7 +161,8 @@ function wireControls(demo) {
 function describePolicy(policy) {
   $('#policy').textContent =
     `restart ${policy.restart} · ≤ ${policy.max_restarts} restarts / ${policy.window_ms / 1000} s · ` +
-    `${policy.max_attempts} attempts · watchdog ${policy.watchdog_ms / 1000} s · queue ${policy.queue}`;
+    `${policy.max_attempts} attempts · watchdog ${policy.watchdog_ms / 1000} s · ` +
+    `recycle after ${policy.recycle_after} tasks · queue ${policy.queue}`;
 }
 
 let benchmarking = false;

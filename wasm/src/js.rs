@@ -4,11 +4,13 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use foreman_rt::host::{Event, Report};
+use foreman_rt::policy::{Backoff, PolicyError};
 use foreman_rt::{Context, Decision, Disposition, Snapshot, SubmitError};
 use js_sys::{Array, Function, Object, Promise, Reflect};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::future_to_promise;
 
 use crate::notice::{self, Notice};
@@ -174,6 +176,71 @@ impl JsPool {
     }
 }
 
+/// The pool options a JavaScript caller may give ([`Config::with_js_options`]).
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JsOptions {
+    recycle_after: Option<u32>,
+    backoff: Option<JsBackoff>,
+}
+
+/// `backoff` of [`JsOptions`].
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JsBackoff {
+    initial_ms: u32,
+    factor: u32,
+    cap_ms: u32,
+}
+
+impl Config {
+    /// This configuration with the pool options a JavaScript caller gave, for an app that
+    /// lets the page choose them (`undefined` or `null`: none):
+    ///
+    /// | option | does |
+    /// |---|---|
+    /// | `recycleAfter: n` | each worker thread is replaced by a fresh one after `n` tasks ([`Policy::with_recycling`](foreman_rt::policy::Policy::with_recycling)); `onEvent` gets `{ kind: "recycled", worker }` |
+    /// | `backoff: { initialMs, factor, capMs }` | a crashed worker's replacement starts after `initialMs`, then `factor` times longer for each crash in a row, at most `capMs` ([`Backoff`](foreman_rt::policy::Backoff)) |
+    ///
+    /// An unknown option or an invalid value is an error (a typo must not go unnoticed).
+    ///
+    /// ```ignore
+    /// #[wasm_bindgen(js_name = startCounter)]
+    /// pub fn start_counter(workers: usize, options: JsValue) -> Result<JsPool, JsError> {
+    ///     let config = Config::new(workers).with_js_options(&options)?;
+    ///     JsPool::start::<Text, usize, String, 64, 8, _>(config, count_words)
+    /// }
+    /// ```
+    ///
+    /// ```js
+    /// const pool = startCounter(2, { recycleAfter: 100, backoff: { initialMs: 100, factor: 2, capMs: 5000 } });
+    /// ```
+    pub fn with_js_options(self, options: &JsValue) -> Result<Config, JsError> {
+        if options.is_undefined() || options.is_null() {
+            return Ok(self);
+        }
+        // serde-wasm-bindgen reads a struct's fields by name and ignores the others: look.
+        check_keys(options, &["recycleAfter", "backoff"])?;
+        let backoff = Reflect::get(options, &"backoff".into()).unwrap_or(JsValue::UNDEFINED);
+        if backoff.is_object() {
+            check_keys(&backoff, &["initialMs", "factor", "capMs"])?;
+        }
+        let options: JsOptions = serde_wasm_bindgen::from_value(options.clone())
+            .map_err(|err| JsError::new(&format!("invalid pool options: {err}")))?;
+        let invalid = |err: PolicyError| JsError::new(&format!("invalid pool options: {err}"));
+        let mut policy = self.policy();
+        if let Some(tasks) = options.recycle_after {
+            policy = policy.with_recycling(tasks).map_err(invalid)?;
+        }
+        if let Some(backoff) = options.backoff {
+            let backoff = Backoff::new(backoff.initial_ms, backoff.factor, backoff.cap_ms)
+                .map_err(invalid)?;
+            policy = policy.with_backoff(backoff);
+        }
+        Ok(self.with_policy(policy))
+    }
+}
+
 impl<T, R, E, const N: usize, const W: usize> Erased for Typed<T, R, E, N, W>
 where
     T: Serialize + DeserializeOwned + Send + 'static,
@@ -307,6 +374,23 @@ where
     }
 }
 
+/// Fails unless every own property of the object `value` is one of `known`.
+fn check_keys(value: &JsValue, known: &[&str]) -> Result<(), JsError> {
+    let Some(object) = value.dyn_ref::<Object>() else {
+        return Err(JsError::new("invalid pool options: not an object"));
+    };
+    for key in Object::keys(object) {
+        let key = key.as_string().unwrap_or_default();
+        if !known.contains(&key.as_str()) {
+            return Err(JsError::new(&format!(
+                "invalid pool options: unknown option `{key}`, expected one of {}",
+                known.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Calls the app's `callback` with `value`; what it throws is reported as uncaught (as the
 /// browser does for an event listener), and the pool goes on.
 fn call(callback: &Function, value: &JsValue) {
@@ -391,6 +475,7 @@ fn kind<T, R, E>(event: &Event<T, R, E, String>) -> &'static str {
         Event::Crashed { .. } => "crashed",
         Event::Hung { .. } => "hung",
         Event::HandedBack { .. } => "handed-back",
+        Event::Recycled { .. } => "recycled",
         _ => "unknown",
     }
 }
@@ -459,7 +544,9 @@ fn event_to_js<T: Serialize, R: Serialize, E: Serialize>(
                 properties.push(("task", to_js(task)));
             }
         }
-        Event::Hung { worker, .. } => properties.push(("worker", (*worker as u32).into())),
+        Event::Hung { worker, .. } | Event::Recycled { worker } => {
+            properties.push(("worker", (*worker as u32).into()))
+        }
         Event::HandedBack { task } => properties.push(("task", to_js(task))),
         _ => {}
     }

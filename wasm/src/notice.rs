@@ -60,6 +60,14 @@ pub enum Notice {
         /// What was done.
         repair: Repair,
     },
+    /// Worker `worker` crashed and its replacement starts in `delay_ms` milliseconds: the
+    /// restart backoff of the policy ([`Policy::with_backoff`](foreman_rt::policy::Policy::with_backoff)).
+    BackingOff {
+        /// The slot.
+        worker: usize,
+        /// Milliseconds until its replacement starts.
+        delay_ms: u32,
+    },
     /// The clock thread has not ticked for `for_ms` milliseconds: hung workers are not
     /// detected while it stalls.
     ClockStalled {
@@ -134,6 +142,10 @@ impl fmt::Display for Notice {
                 "worker {worker} died inside the allocator: its heap was replaced by a fresh \
                  one ({} KiB abandoned)",
                 abandoned / 1024
+            ),
+            Notice::BackingOff { worker, delay_ms } => write!(
+                f,
+                "worker {worker}'s replacement starts in {delay_ms} ms (restart backoff)"
             ),
             Notice::ClockStalled { for_ms } => write!(
                 f,

@@ -6,7 +6,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use foreman_rt::policy::{Policy, Tick};
-use foreman_rt::{Condemned, Context, Run, Supervisor};
+use foreman_rt::{Condemned, Context, Decision, Run, Supervisor, WorkerError};
 
 use crate::entry::{self, Body};
 use crate::feed::Tagged;
@@ -28,6 +28,11 @@ pub(crate) enum Record<T, R, E> {
     Hung {
         run: Run,
     },
+    /// The worker ran its quota of tasks ([`Policy::with_recycling`]): its thread leaves, and
+    /// the page starts a fresh one for the slot once this one is proven gone.
+    Recycled {
+        worker: usize,
+    },
 }
 
 /// The app's handler, shared by every worker.
@@ -42,12 +47,14 @@ pub(crate) struct Shared<T, R, E, const N: usize, const W: usize> {
     pub clock: AtomicU32,
     /// Ticks so far (the page's clock watch checks that they move).
     pub ticks: AtomicU32,
+    /// The pool's zero on the shared time line (the supervisor's clock counts from it).
+    origin: f64,
 }
 
 impl<T: Send, R: Send, E: Send, const N: usize, const W: usize> Shared<T, R, E, N, W> {
     /// The shared state, built in place on the heap: the supervisor may be far larger than
     /// the page's stack.
-    pub(crate) fn new(policy: Policy, handler: Box<Handler<T, R, E>>) -> Arc<Self> {
+    pub(crate) fn new(policy: Policy, handler: Box<Handler<T, R, E>>, origin: f64) -> Arc<Self> {
         let mut shared = Arc::<Self>::new_uninit();
         let place = Arc::get_mut(&mut shared).expect("a new Arc has no other owner");
         let this = place.as_mut_ptr();
@@ -66,9 +73,37 @@ impl<T: Send, R: Send, E: Send, const N: usize, const W: usize> Shared<T, R, E, 
             (&raw mut (*this).outbox).write(Outbox::new());
             (&raw mut (*this).clock).write(AtomicU32::new(0));
             (&raw mut (*this).ticks).write(AtomicU32::new(0));
+            (&raw mut (*this).origin).write(origin);
         }
         // SAFETY: every field was initialized above.
         unsafe { shared.assume_init() }
+    }
+
+    /// Attaches the calling thread to `slot`. The page starts a replacement only once its
+    /// restart backoff has passed by the supervisor's clock, so a refusal for backoff is rare
+    /// (another thread's tick a moment behind); it brings the clock up to date, sleeps out what
+    /// is left (a pool's drop wakes it), and tries again. `None` if a shutdown swept the slot
+    /// away.
+    fn attach(&self, slot: usize) -> Option<foreman_rt::Worker<'_, Tagged<T>, N, W, WasmPark>> {
+        loop {
+            match self.sup.attach(slot) {
+                Ok(worker) => return Some(worker),
+                Err(WorkerError::BackingOff { ready_at, .. }) => {
+                    let now = entry::since(self.origin);
+                    let wait = ready_at.wrapping_sub(now);
+                    if wait > 0 && wait <= foreman_rt::policy::MAX_DURATION {
+                        // Relaxed: the word only wakes the sleep early (a dropped pool).
+                        let seen = self.clock.load(Ordering::Relaxed);
+                        if seen != 0 {
+                            return None;
+                        }
+                        crate::park::wait(&self.clock, seen, i64::from(wait) * 1_000_000);
+                    }
+                    self.tick(entry::since(self.origin));
+                }
+                Err(_) => return None,
+            }
+        }
     }
 
     fn report(&self, record: Record<T, R, E>) {
@@ -81,7 +116,7 @@ impl<T: Send, R: Send, E: Send, const N: usize, const W: usize> Shared<T, R, E, 
 impl<T: Send, R: Send, E: Send, const N: usize, const W: usize> Body for Shared<T, R, E, N, W> {
     fn run_worker(&self, slot: usize) {
         // Fails only if a shutdown swept the reservation away: nothing to do then.
-        let Ok(mut worker) = self.sup.attach(slot) else {
+        let Some(mut worker) = self.attach(slot) else {
             return;
         };
         while let Some(job) = worker.next_blocking() {
@@ -108,6 +143,10 @@ impl<T: Send, R: Send, E: Send, const N: usize, const W: usize> Body for Shared<
                 },
             };
             self.report(record);
+        }
+        if worker.exit() == Decision::Recycle {
+            // Its quota of tasks run, between tasks: this thread leaves, a fresh one follows.
+            self.report(Record::Recycled { worker: slot });
         }
     }
 

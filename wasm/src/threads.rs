@@ -44,7 +44,7 @@ extern "C" {
 
     /// The global `setTimeout` (on a page or in a worker).
     #[wasm_bindgen(js_name = setTimeout)]
-    fn set_timeout(callback: &JsValue, ms: i32) -> JsValue;
+    pub(crate) fn set_timeout(callback: &JsValue, ms: i32) -> JsValue;
 }
 
 /// Something a thread, its Web Worker or a timer told the page.

@@ -23,7 +23,8 @@ use wasm_bindgen_futures::{future_to_promise, spawn_local};
 use crate::ledger::{self, Kind, Outcome, Task};
 use crate::work::{self, Failed};
 use crate::{
-    picture, MAX_ATTEMPTS, MAX_RESTARTS, MAX_WORKERS, POLICY, QUEUE, RESTART_WINDOW_MS, WATCHDOG_MS,
+    picture, MAX_ATTEMPTS, MAX_RESTARTS, MAX_WORKERS, POLICY, QUEUE, RECYCLE_AFTER,
+    RESTART_WINDOW_MS, WATCHDOG_MS,
 };
 
 /// The most tasks one "submit" may ask for.
@@ -105,6 +106,7 @@ struct PolicyView {
     window_ms: u32,
     max_attempts: u32,
     watchdog_ms: u32,
+    recycle_after: u32,
     queue: usize,
 }
 
@@ -418,6 +420,7 @@ impl Demo {
             window_ms: RESTART_WINDOW_MS,
             max_attempts: MAX_ATTEMPTS,
             watchdog_ms: WATCHDOG_MS,
+            recycle_after: RECYCLE_AFTER,
             queue: QUEUE,
         })
         .map_err(|e| JsError::new(&e.to_string()))
@@ -716,6 +719,13 @@ impl State {
                 ledger::close(&task, Outcome::HandedBack, None);
                 self.handed_back += 1;
             }
+            Event::Recycled { worker } => self.info(
+                "recycle",
+                format!(
+                    "worker {worker} ran {RECYCLE_AFTER} tasks: its Web Worker is retired and a \
+                     fresh one takes over"
+                ),
+            ),
             other => self.warn(
                 "event",
                 format!("an event this page does not know: {other:?}"),

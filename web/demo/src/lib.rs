@@ -43,10 +43,13 @@ pub const MAX_RESTARTS: u8 = 8;
 pub const RESTART_WINDOW_MS: u32 = 10_000;
 /// Runs of a task whose worker crashes before it is dead-lettered.
 pub const MAX_ATTEMPTS: u32 = 3;
+/// Tasks a worker thread runs before a fresh one takes its slot over (recycling): the page
+/// shows each recycled worker in its event log, about once a picture per worker.
+pub const RECYCLE_AFTER: u32 = 1_000;
 
 /// The demo's policy: permanent workers, at most [`MAX_RESTARTS`] restarts within
-/// [`RESTART_WINDOW_MS`], at-least-once delivery with [`MAX_ATTEMPTS`] runs, and a watchdog of
-/// [`WATCHDOG_MS`].
+/// [`RESTART_WINDOW_MS`], at-least-once delivery with [`MAX_ATTEMPTS`] runs, a watchdog of
+/// [`WATCHDOG_MS`], and each worker thread recycled after [`RECYCLE_AFTER`] tasks.
 pub const POLICY: Policy = {
     let Ok(intensity) = Intensity::new(MAX_RESTARTS, RESTART_WINDOW_MS) else {
         panic!("invalid restart intensity")
@@ -56,6 +59,9 @@ pub const POLICY: Policy = {
     };
     let Ok(policy) = Policy::DEFAULT.with_watchdog(WATCHDOG_MS) else {
         panic!("invalid watchdog deadline")
+    };
+    let Ok(policy) = policy.with_recycling(RECYCLE_AFTER) else {
+        panic!("invalid recycling quota")
     };
     policy
         .with_restart(Restart::Permanent)
@@ -87,5 +93,6 @@ mod tests {
         assert_eq!(POLICY.delivery().max_attempts(), Some(MAX_ATTEMPTS));
         assert_eq!(POLICY.intensity().max_restarts(), Some(MAX_RESTARTS));
         assert_eq!(POLICY.intensity().within(), Some(RESTART_WINDOW_MS));
+        assert_eq!(POLICY.recycling(), Some(RECYCLE_AFTER));
     }
 }

@@ -129,16 +129,19 @@ fn hang() -> ! {
     }
 }
 
-/// Starts the app's pool for JavaScript: `workers` threads summarizing documents.
+/// Starts the app's pool for JavaScript: `workers` threads summarizing documents, with the
+/// pool options the page gives, if any ([`Config::with_js_options`]).
 ///
 /// ```js
-/// const pool = startWords(2);
+/// const pool = startWords(2, { recycleAfter: 100 });
 /// const summary = await pool.run({ name: 'a', text: 'to be or not to be' });
 /// ```
 #[wasm_bindgen(js_name = startWords)]
-pub fn start_words(workers: usize) -> Result<JsPool, JsError> {
+pub fn start_words(workers: usize, options: JsValue) -> Result<JsPool, JsError> {
     JsPool::start::<Document, Summary, String, 64, 4, _>(
-        Config::new(workers).with_policy(policy()),
+        Config::new(workers)
+            .with_policy(policy())
+            .with_js_options(&options)?,
         summarize,
     )
 }
