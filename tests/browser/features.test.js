@@ -114,3 +114,142 @@ test('backoff: a crashing task\'s replacements start after growing delays; an ab
     assert.equal(outcome.doomed, 'handed-back');
     assertMatches(outcome.report.snapshot, { adds_up: true, state: 'stopped' }, 'snapshot');
   }));
+
+/** In the page: what a `run` promise settled with, `{ kind, name, … }` (kind `resolved`). */
+const SETTLED = `(promise) => promise.then(
+  (value) => ({ kind: 'resolved', value }),
+  (error) => ({ kind: error.kind, name: error.name, message: error.message, cause: error.cause }))`;
+
+test('cancel, queued and running: run(input, { signal }) rejects with an AbortError; a queued task never runs, a running one\'s worker is replaced',
+  TIMEOUT, () => withApp(async (page) => {
+    const outcome = await page.evaluate(async (SETTLED) => {
+      const settled = eval(SETTLED);
+      const pool = window.words.startWords(1);
+      const events = [];
+      pool.onEvent((event) => events.push(event));
+      pool.onNotice(() => {});
+      // Running: a task that never returns (the watchdog would kill it after 1 s).
+      const running = new AbortController();
+      const hang = settled(pool.run({ name: 'spin', text: '!hang' }, { signal: running.signal }));
+      // Queued behind it.
+      const queued = new AbortController();
+      const waiting = settled(pool.run({ name: 'queued', text: 'never summarized' }, { signal: queued.signal }));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const before = performance.now();
+      queued.abort('changed my mind');
+      const queuedOutcome = await waiting;
+      const queuedMs = performance.now() - before;
+      running.abort();
+      const runningOutcome = await hang;
+      const runningMs = performance.now() - before;
+      const after = await pool.run({ name: 'after', text: 'the replacement works' });
+      const report = await pool.drain();
+      pool.free();
+      return { queuedOutcome, queuedMs, runningOutcome, runningMs, after: after.name, events, report };
+    }, SETTLED);
+    assertMatches(outcome.queuedOutcome, { kind: 'cancelled', name: 'AbortError', cause: 'changed my mind' }, 'queued');
+    assertMatches(outcome.runningOutcome, { kind: 'cancelled', name: 'AbortError' }, 'running');
+    assert.ok(outcome.queuedMs < 500 && outcome.runningMs < 900,
+      `rejected at once (${outcome.queuedMs.toFixed(0)} ms, ${outcome.runningMs.toFixed(0)} ms), before the 1 s watchdog`);
+    assert.equal(outcome.after, 'after');
+    assert.deepEqual(outcome.events.map((e) => e.kind), [], 'no hang, no crash event: the cancellations are the runs\' ends');
+    assertMatches(outcome.report.snapshot, { cancelled: 2, completed: 1, dead_lettered: 0, adds_up: true }, 'snapshot');
+  }));
+
+test('cancel: an already aborted signal rejects at once and submits nothing; an abort after the outcome changes nothing',
+  TIMEOUT, () => withApp(async (page) => {
+    const outcome = await page.evaluate(async (SETTLED) => {
+      const settled = eval(SETTLED);
+      const pool = window.words.startWords(1);
+      const early = await settled(pool.run({ name: 'x', text: 'y' }, { signal: AbortSignal.abort('no') }));
+      const controller = new AbortController();
+      const done = await settled(pool.run({ name: 'done', text: 'words here' }, { signal: controller.signal }));
+      controller.abort();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const invalid = await settled(pool.run({ name: 'x', text: 'y' }, { signal: 'not a signal' }));
+      const typo = await settled(pool.run({ name: 'x', text: 'y' }, { deadlin: 5 }));
+      const snapshot = pool.snapshot();
+      pool.free();
+      return { early, done, invalid, typo, snapshot };
+    }, SETTLED);
+    assertMatches(outcome.early, { kind: 'cancelled', name: 'AbortError', cause: 'no' }, 'early');
+    assert.equal(outcome.done.kind, 'resolved');
+    assert.equal(outcome.done.value.name, 'done');
+    assertMatches(outcome.invalid, { kind: 'invalid-options' }, 'invalid');
+    assertMatches(outcome.typo, { kind: 'invalid-options' }, 'typo');
+    assertMatches(outcome.snapshot, { submitted: 1, completed: 1, cancelled: 0, adds_up: true }, 'snapshot');
+  }));
+
+test('cancel racing completion: every run settles exactly once, and the counters agree', TIMEOUT, () => withApp(async (page) => {
+  const outcome = await page.evaluate(async () => {
+    const pool = window.words.startWords(2);
+    pool.onNotice(() => {});
+    const extra = [];
+    pool.onEvent((event) => extra.push(event.kind));
+    // Both workers up first: the races are with runs, not with the threads' start.
+    await Promise.all([pool.run({ name: 'a', text: 'warm up' }), pool.run({ name: 'b', text: 'warm up' })]);
+    const runs = Array.from({ length: 24 }, (_, i) => {
+      const controller = new AbortController();
+      let settles = 0;
+      const promise = pool.run({ name: `r${i}`, text: 'word '.repeat(20_000 * (i % 6)) + 'end' }, { signal: controller.signal })
+        .then(() => { settles += 1; return 'completed'; }, (error) => { settles += 1; return error.name; });
+      setTimeout(() => controller.abort(), (i % 8) * 4);
+      return { promise, settles: () => settles };
+    });
+    const kinds = await Promise.all(runs.map((run) => run.promise));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const report = await pool.drain();
+    pool.free();
+    return { kinds, settles: runs.map((run) => run.settles()), extra, report };
+  });
+  assert.deepEqual(outcome.settles, Array(24).fill(1), 'each run settled once');
+  const completed = outcome.kinds.filter((k) => k === 'completed').length;
+  const aborted = outcome.kinds.filter((k) => k === 'AbortError').length;
+  assert.equal(completed + aborted, 24, JSON.stringify(outcome.kinds));
+  assert.deepEqual(outcome.extra, [], 'no other events');
+  assertMatches(outcome.report.snapshot, { completed: completed + 2, cancelled: aborted, submitted: 26, adds_up: true }, 'snapshot');
+  console.log(`cancel racing completion: ${completed} completed, ${aborted} cancelled`);
+}));
+
+test('cancel: an abort with cancelled runs queued ends each run once', TIMEOUT, () => withApp(async (page) => {
+  const outcome = await page.evaluate(async (SETTLED) => {
+    const settled = eval(SETTLED);
+    const pool = window.words.startWords(1);
+    await pool.run({ name: 'warm', text: 'the worker is up' });
+    const busy = settled(pool.run({ name: 'busy', text: 'word '.repeat(400_000) }));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const controllers = [0, 1, 2].map(() => new AbortController());
+    const queued = controllers.map((c, i) => settled(pool.run({ name: `q${i}`, text: 'queued words' }, { signal: c.signal })));
+    controllers[1].abort();
+    const report = await pool.abort();
+    const outcomes = await Promise.all([busy, ...queued]);
+    pool.free();
+    return { outcomes, report };
+  }, SETTLED);
+  assert.deepEqual(outcome.outcomes.map((o) => o.kind), ['resolved', 'handed-back', 'cancelled', 'handed-back']);
+  assertMatches(outcome.report.snapshot, { submitted: 5, completed: 2, handed_back: 3, adds_up: true, state: 'stopped' }, 'snapshot');
+}));
+
+test('deadline: run(input, { deadline }) kills a spinning task at its deadline, counted from its start', TIMEOUT, () => withApp(async (page) => {
+  const outcome = await page.evaluate(async (SETTLED) => {
+    const settled = eval(SETTLED);
+    const pool = window.words.startWords(1);
+    pool.onNotice(() => {});
+    const hung = [];
+    pool.onEvent((event) => { if (event.kind === 'hung') hung.push(event.worker); });
+    const started = performance.now();
+    // Queued behind a long task for longer than its deadline: time in the queue does not count.
+    const long = settled(pool.run({ name: 'long', text: 'word '.repeat(400_000) }));
+    const patient = settled(pool.run({ name: 'patient', text: 'quick words' }, { deadline: 50 }));
+    const spin = settled(pool.run({ name: 'spin', text: '!hang' }, { deadline: 300 }));
+    const [longOutcome, patientOutcome, spinOutcome] = await Promise.all([long, patient, spin]);
+    const ms = performance.now() - started;
+    pool.free();
+    return { longOutcome: longOutcome.kind, patientOutcome: patientOutcome.kind, spinOutcome, hung, ms };
+  }, SETTLED);
+  assert.equal(outcome.longOutcome, 'resolved');
+  assert.equal(outcome.patientOutcome, 'resolved');
+  assertMatches(outcome.spinOutcome, { kind: 'dead-lettered' }, 'spinning');
+  assert.match(outcome.spinOutcome.cause, /deadline/);
+  assert.deepEqual(outcome.hung, [0, 0], 'each of its two runs was hung');
+}));

@@ -1,18 +1,22 @@
 //! [`JsPool`]: a [`Pool`] as a small JavaScript class, for any task type serde can carry.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 
 use foreman_rt::host::{Event, Report};
-use foreman_rt::policy::{Backoff, PolicyError};
+use foreman_rt::policy::{Backoff, PolicyError, Tick, MAX_DURATION};
 use foreman_rt::{Context, Decision, Disposition, Snapshot, SubmitError};
 use js_sys::{Array, Function, Object, Promise, Reflect};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::future_to_promise;
+use wasm_bindgen_futures::{future_to_promise, spawn_local};
+use web_sys::AbortSignal;
 
+use crate::feed::TaskOptions;
 use crate::notice::{self, Notice};
 use crate::pool::{Config, Pool};
 
@@ -45,9 +49,11 @@ use crate::pool::{Config, Pool};
 ///
 /// | method | does |
 /// |---|---|
-/// | `run(input)` | a `Promise` of the task's output; it waits for room in the queue. Rejects with an `Error` whose `kind` says why: `"failed"` (the handler's error is in `error`), `"dead-lettered"`, `"lost"`, `"handed-back"` (its `cause` says what crashed), `"closed"` (the pool shut down before accepting it) or `"invalid-input"` |
+/// | `run(input, { signal, deadline })` | a `Promise` of the task's output; it waits for room in the queue. Rejects with an `Error` whose `kind` says why: `"failed"` (the handler's error is in `error`), `"dead-lettered"`, `"lost"`, `"handed-back"` (its `cause` says what crashed), `"cancelled"` (see below), `"closed"` (the pool shut down before accepting it), `"invalid-input"` or `"invalid-options"`. Both options may be left out |
+/// | `run(…, { signal })` | an `AbortSignal` cancels the task (the piscina way): the promise rejects at once with an `Error` named `AbortError` (`kind` `"cancelled"`, `cause` the signal's reason). A task not yet started never runs; a running one's Web Worker is terminated and replaced (not a crash: not retried, not counted against the restart intensity). An abort after the outcome changes nothing; one that comes as the task ends lets its outcome settle the promise. An already aborted signal rejects without submitting |
+/// | `run(…, { deadline })` | milliseconds each run of the task may take, counted from its start (not its submission): a run past it is killed as hung, and the task retried or dead-lettered by the policy |
 /// | `trySubmit(input)` | `true` if the queue took the task, `false` if it is full; throws if the pool is closed. Its outcome goes to `onEvent` |
-/// | `onEvent(callback)` | receives every event that is not a `run` task's final one, as `{ kind, worker, task, output, error, cause, disposition, attempt, decision }` (console without a callback). A callback may call `onEvent` itself (to unsubscribe, say); what it throws is reported as uncaught (`reportError`), and the next event is delivered as usual |
+/// | `onEvent(callback)` | receives every event that is not a `run` task's final one, as `{ kind, worker, task, output, error, cause, disposition, attempt, decision }` (console without a callback); kinds `completed`, `failed`, `crashed`, `hung`, `handed-back`, `recycled`, `cancelled`. A callback may call `onEvent` itself (to unsubscribe, say); what it throws is reported as uncaught (`reportError`), and the next event is delivered as usual |
 /// | `onNotice(callback)` | receives the host's notices as `{ problem, text }` (console without a callback); the same rules as `onEvent` |
 /// | `drain()`, `abort()` | a `Promise` of the final report `{ snapshot, handedBack }` once every thread is gone |
 /// | `reopen(workers)` | starts a stopped pool again |
@@ -72,7 +78,7 @@ pub struct JsPool {
 /// The pool's methods on JavaScript values, for one `Pool<T, R, E, N, W>`.
 trait Erased {
     /// The promises hold the pool (`self`) until they settle: see [`JsPool`]'s lifetime.
-    fn run(self: Rc<Self>, input: JsValue) -> Promise;
+    fn run(self: Rc<Self>, input: JsValue, options: JsValue) -> Promise;
     fn try_submit(&self, input: JsValue) -> Result<bool, JsValue>;
     fn drain(self: Rc<Self>) -> Promise;
     fn abort(self: Rc<Self>) -> Promise;
@@ -96,9 +102,12 @@ where
 
 #[wasm_bindgen]
 impl JsPool {
-    /// See [`Pool::submit`]: a promise of the task's output.
-    pub fn run(&self, input: JsValue) -> Promise {
-        Rc::clone(&self.pool).run(input)
+    /// See [`Pool::submit`]: a promise of the task's output. `options` (may be left out):
+    /// `{ signal, deadline }` — an `AbortSignal` that cancels the task
+    /// ([`Submission::cancel`](crate::Submission::cancel)), and a deadline in milliseconds for
+    /// each run of it ([`TaskOptions::with_deadline`]).
+    pub fn run(&self, input: JsValue, options: JsValue) -> Promise {
+        Rc::clone(&self.pool).run(input, options)
     }
 
     /// See [`Pool::try_submit`]: `true` if accepted, `false` if the queue is full.
@@ -247,7 +256,7 @@ where
     R: Serialize + Send + 'static,
     E: Serialize + Send + 'static,
 {
-    fn run(self: Rc<Self>, input: JsValue) -> Promise {
+    fn run(self: Rc<Self>, input: JsValue, options: JsValue) -> Promise {
         let task: T = match serde_wasm_bindgen::from_value(input) {
             Ok(task) => task,
             Err(err) => {
@@ -258,40 +267,61 @@ where
                 ))
             }
         };
-        let submission = self.pool.submit(task);
-        future_to_promise(async move {
-            let outcome = submission.await;
+        let options = match RunOptions::from_js(&options) {
+            Ok(options) => options,
+            Err(message) => return Promise::reject(&rejection("invalid-options", &message, &[])),
+        };
+        if let Some(signal) = options.signal.as_ref().filter(|signal| signal.aborted()) {
+            // Aborted before it was submitted: it never reaches the pool.
+            return Promise::reject(&abort_error(signal.reason()));
+        }
+        let mut settle = None;
+        let promise = Promise::new(&mut |resolve, reject| settle = Some((resolve, reject)));
+        let (resolve, reject) = settle.expect("the executor runs at once");
+        let submission = Rc::new(RefCell::new(self.pool.submit_with(task, options.task)));
+        // Settled already (rejected as aborted): the task's own end comes later, and is
+        // dropped.
+        let settled = Rc::new(Cell::new(false));
+        let watch = options.signal.map(|signal| {
+            let (submission, reject, settled) =
+                (Rc::clone(&submission), reject.clone(), Rc::clone(&settled));
+            let reason_of = signal.clone();
+            let on_abort = Closure::<dyn FnMut()>::new(move || {
+                // Certain to end cancelled: say so now (the piscina way); else (too late) the
+                // task's own outcome settles the promise.
+                if submission.borrow().cancel() && !settled.replace(true) {
+                    let _ = reject.call1(&JsValue::NULL, &abort_error(reason_of.reason()));
+                }
+            });
+            let _ =
+                signal.add_event_listener_with_callback("abort", on_abort.as_ref().unchecked_ref());
+            (signal, on_abort)
+        });
+        spawn_local(async move {
+            let outcome =
+                core::future::poll_fn(|cx| Pin::new(&mut *submission.borrow_mut()).poll(cx)).await;
+            let reason = match &watch {
+                Some((signal, on_abort)) => {
+                    let _ = signal.remove_event_listener_with_callback(
+                        "abort",
+                        on_abort.as_ref().unchecked_ref(),
+                    );
+                    signal.reason()
+                }
+                None => JsValue::UNDEFINED,
+            };
+            drop(watch);
             // The pool lived at least until now (see `JsPool`'s lifetime).
             drop(self);
-            match outcome {
-                Ok(Event::Completed { output, .. }) => Ok(to_js(&output)),
-                Ok(Event::Failed { error, task, .. }) => Err(rejection(
-                    "failed",
-                    "the task failed",
-                    &[("error", to_js(&error)), ("task", to_js(&task))],
-                )),
-                Ok(Event::Crashed {
-                    cause,
-                    task: Some(disposition),
-                    ..
-                }) => Err(crash_rejection(cause, disposition)),
-                Ok(Event::HandedBack { task }) => Err(rejection(
-                    "handed-back",
-                    "the task was handed back unrun: the pool shut down",
-                    &[("task", to_js(&task))],
-                )),
-                Ok(other) => Err(rejection(
-                    "internal",
-                    &format!("unexpected final event: {}", kind(&other)),
-                    &[],
-                )),
-                Err(refused) => Err(rejection(
-                    "closed",
-                    "the pool is shutting down: the task was not accepted",
-                    &[("task", to_js(&refused.into_inner()))],
-                )),
+            if settled.replace(true) {
+                return;
             }
-        })
+            let _ = match outcome_to_js(outcome, reason) {
+                Ok(value) => resolve.call1(&JsValue::NULL, &value),
+                Err(error) => reject.call1(&JsValue::NULL, &error),
+            };
+        });
+        promise
     }
 
     fn try_submit(&self, input: JsValue) -> Result<bool, JsValue> {
@@ -371,6 +401,91 @@ where
             }),
             None => self.pool.on_notice(notice::to_console),
         }
+    }
+}
+
+/// What `run` settles with for a task's one outcome: `Ok` resolves, `Err` rejects. `reason`
+/// is the abort signal's reason, for a cancelled task.
+fn outcome_to_js<T: Serialize, R: Serialize, E: Serialize>(
+    outcome: Result<Event<T, R, E, String>, SubmitError<T>>,
+    reason: JsValue,
+) -> Result<JsValue, JsValue> {
+    match outcome {
+        Ok(Event::Completed { output, .. }) => Ok(to_js(&output)),
+        Ok(Event::Failed { error, task, .. }) => Err(rejection(
+            "failed",
+            "the task failed",
+            &[("error", to_js(&error)), ("task", to_js(&task))],
+        )),
+        Ok(Event::Crashed {
+            cause,
+            task: Some(disposition),
+            ..
+        }) => Err(crash_rejection(cause, disposition)),
+        Ok(Event::HandedBack { task }) => Err(rejection(
+            "handed-back",
+            "the task was handed back unrun: the pool shut down",
+            &[("task", to_js(&task))],
+        )),
+        Ok(Event::Cancelled { .. }) => Err(abort_error(reason)),
+        Ok(other) => Err(rejection(
+            "internal",
+            &format!("unexpected final event: {}", kind(&other)),
+            &[],
+        )),
+        Err(refused) => Err(rejection(
+            "closed",
+            "the pool is shutting down: the task was not accepted",
+            &[("task", to_js(&refused.into_inner()))],
+        )),
+    }
+}
+
+/// The rejection of a cancelled `run`: an `Error` named `AbortError` (as `fetch` and piscina
+/// reject), `kind` `"cancelled"`, its `cause` the signal's reason.
+fn abort_error(reason: JsValue) -> JsValue {
+    let error = rejection("cancelled", "the task was cancelled", &[("cause", reason)]);
+    let _ = Reflect::set(&error, &"name".into(), &"AbortError".into());
+    error
+}
+
+/// The options of one `run`: `{ signal, deadline }`.
+struct RunOptions {
+    signal: Option<AbortSignal>,
+    task: TaskOptions,
+}
+
+impl RunOptions {
+    fn from_js(options: &JsValue) -> Result<RunOptions, String> {
+        let mut parsed = RunOptions {
+            signal: None,
+            task: TaskOptions::new(),
+        };
+        if options.is_undefined() || options.is_null() {
+            return Ok(parsed);
+        }
+        check_keys(options, &["signal", "deadline"])
+            .map_err(|_| "invalid run options: expected { signal, deadline }".to_string())?;
+        let signal = Reflect::get(options, &"signal".into()).unwrap_or(JsValue::UNDEFINED);
+        if !signal.is_undefined() && !signal.is_null() {
+            parsed.signal = Some(
+                signal
+                    .dyn_into::<AbortSignal>()
+                    .map_err(|_| "invalid run options: `signal` is not an AbortSignal")?,
+            );
+        }
+        let deadline = Reflect::get(options, &"deadline".into()).unwrap_or(JsValue::UNDEFINED);
+        if !deadline.is_undefined() && !deadline.is_null() {
+            let ms = deadline.as_f64().unwrap_or(f64::NAN);
+            if !(ms >= 1.0 && ms <= f64::from(MAX_DURATION) && ms.fract() == 0.0) {
+                return Err(format!(
+                    "invalid run options: `deadline` must be a whole number of milliseconds \
+                     from 1 to {MAX_DURATION}"
+                ));
+            }
+            parsed.task = parsed.task.with_deadline(ms as Tick);
+        }
+        Ok(parsed)
     }
 }
 
@@ -476,6 +591,7 @@ fn kind<T, R, E>(event: &Event<T, R, E, String>) -> &'static str {
         Event::Hung { .. } => "hung",
         Event::HandedBack { .. } => "handed-back",
         Event::Recycled { .. } => "recycled",
+        Event::Cancelled { .. } => "cancelled",
         _ => "unknown",
     }
 }
@@ -548,6 +664,12 @@ fn event_to_js<T: Serialize, R: Serialize, E: Serialize>(
             properties.push(("worker", (*worker as u32).into()))
         }
         Event::HandedBack { task } => properties.push(("task", to_js(task))),
+        Event::Cancelled { worker, task } => {
+            if let Some(worker) = worker {
+                properties.push(("worker", (*worker as u32).into()));
+            }
+            properties.push(("task", to_js(task)));
+        }
         _ => {}
     }
     object(&properties).into()
@@ -577,12 +699,14 @@ pub(crate) fn snapshot_to_js<const W: usize>(snap: &Snapshot<W>) -> JsValue {
         ("dead_lettered", count(snap.dead_lettered)),
         ("lost", count(snap.lost)),
         ("handed_back", count(snap.handed_back)),
+        ("cancelled", count(snap.cancelled)),
         ("queued", count(snap.queued)),
         ("in_flight", count(snap.in_flight)),
         ("requeued", count(snap.requeued)),
         ("rejected", count(snap.rejected)),
         ("crashes", snap.crashes().into()),
         ("restarts", snap.restarts().into()),
+        ("recycles", snap.recycles().into()),
         ("adds_up", snap.adds_up().into()),
         ("workers", workers.into()),
     ])

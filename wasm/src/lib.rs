@@ -90,7 +90,7 @@ mod shared;
 mod test_support;
 mod threads;
 
-pub use feed::{Submission, TaskId};
+pub use feed::{Submission, TaskId, TaskOptions};
 pub use foreman_rt::host::{Event, Report};
 pub use foreman_rt::policy::{self, Policy};
 pub use foreman_rt::{

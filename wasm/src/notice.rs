@@ -68,6 +68,12 @@ pub enum Notice {
         /// Milliseconds until its replacement starts.
         delay_ms: u32,
     },
+    /// The clock thread, which a task's deadline needs, could not be started: deadlines go
+    /// unwatched.
+    ClockFailed {
+        /// What the browser said.
+        cause: String,
+    },
     /// The clock thread has not ticked for `for_ms` milliseconds: hung workers are not
     /// detected while it stalls.
     ClockStalled {
@@ -94,7 +100,10 @@ impl Notice {
     pub fn is_problem(&self) -> bool {
         matches!(
             self,
-            Notice::StartFailed { .. } | Notice::ClockStalled { .. } | Notice::Zombie { .. }
+            Notice::StartFailed { .. }
+                | Notice::ClockFailed { .. }
+                | Notice::ClockStalled { .. }
+                | Notice::Zombie { .. }
         )
     }
 }
@@ -146,6 +155,11 @@ impl fmt::Display for Notice {
             Notice::BackingOff { worker, delay_ms } => write!(
                 f,
                 "worker {worker}'s replacement starts in {delay_ms} ms (restart backoff)"
+            ),
+            Notice::ClockFailed { cause } => write!(
+                f,
+                "the pool's clock thread cannot be started ({cause}): task deadlines are not \
+                 watched"
             ),
             Notice::ClockStalled { for_ms } => write!(
                 f,

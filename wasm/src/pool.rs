@@ -33,13 +33,14 @@ use std::sync::Arc;
 use foreman_rt::host::{Event, Report};
 use foreman_rt::policy::{Policy, Tick};
 use foreman_rt::{
-    Context, Decision, Disposition, Run, Snapshot, SubmitError, SupervisorState, WorkerState,
+    Cancel, Context, Decision, Disposition, Run, Snapshot, SubmitError, SupervisorState,
+    WorkerState,
 };
 
 use crate::callback;
 use crate::clock::Clock;
 use crate::entry::{self, Body};
-use crate::feed::{Feed, Submission, Tagged, TaskId};
+use crate::feed::{Canceller, Control, Feed, Submission, Tagged, TaskId, TaskOptions};
 use crate::heap::{self, HeapId, HeapUsage, Repair};
 use crate::notice::{self, Notice};
 use crate::shared::{Record, Shared};
@@ -198,6 +199,8 @@ struct Page<T, R, E, const W: usize> {
     start_failures: [u32; W],
     /// The slot's thread left recycled: its replacement starts once it is proven gone.
     recycled: [bool; W],
+    /// A task was submitted with a deadline of its own (hangs may be deadlines).
+    deadlines: bool,
     feed: Feed<T, R, E>,
     /// Shutdown futures waiting for the pool to stop.
     stops: Vec<Rc<RefCell<Stop<T, W>>>>,
@@ -242,6 +245,10 @@ struct Inner<T, R, E, const N: usize, const W: usize> {
 /// - [`drain`](Pool::drain) and [`abort`](Pool::abort) resolve to the final [`Report`] once
 ///   every worker thread is gone (with a watchdog, the clock thread ticks on until the pool
 ///   is dropped); [`reopen`](Pool::reopen) starts a stopped pool again.
+/// - [`Submission::cancel`] cancels a task: one not yet started never runs; a running one's
+///   Web Worker is terminated and replaced, and the task ends [`Event::Cancelled`] (not
+///   retried, not a crash). [`submit_with`](Pool::submit_with) gives a task a deadline for
+///   each run, counted from the run's start ([`TaskOptions`]).
 /// - With recycling in the policy ([`Policy::with_recycling`]), a worker thread that ran its
 ///   quota of tasks leaves between tasks ([`Event::Recycled`], not a crash, not counted against
 ///   the restart intensity) and a fresh Web Worker takes the slot over once the old one is
@@ -342,6 +349,7 @@ where
                     heaps: [None; W],
                     start_failures: [0; W],
                     recycled: [false; W],
+                    deadlines: false,
                     feed: Feed::new(),
                     stops: Vec::new(),
                     settled: false,
@@ -376,21 +384,45 @@ where
         self.inner
             .shared
             .sup
-            .try_submit(Tagged { ticket: None, task })
+            .try_submit(Tagged::untracked(task))
             .map_err(untag)
     }
 
     /// Submits a task and returns a future of its one outcome: the task's final [`Event`]
-    /// (completed, failed, crashed holding the task — dead-lettered, lost or handed back — or
-    /// handed back). While the queue is full the task waits, in order with other
+    /// (completed, failed, cancelled, crashed holding the task — dead-lettered, lost or handed
+    /// back — or handed back). While the queue is full the task waits, in order with other
     /// submissions; if the pool shuts down before the task was accepted, the future resolves
     /// to `Err(SubmitError::Closed(task))`.
     ///
     /// The other events of the task (a crash it is retried after, a hang) go to the sink.
-    /// Dropping the future does not cancel the task; its outcome then goes to the sink.
+    /// Dropping the future does not cancel the task (its outcome then goes to the sink);
+    /// [`Submission::cancel`] does.
     pub fn submit(&self, task: T) -> Submission<T, R, E> {
-        let submission = self.inner.page.borrow_mut().feed.submit(task);
-        self.inner.pump();
+        self.submit_with(task, TaskOptions::new())
+    }
+
+    /// [`submit`](Pool::submit) with [`TaskOptions`]: a deadline for each run of the task.
+    ///
+    /// ```ignore
+    /// let submission = pool.submit_with(task, TaskOptions::new().with_deadline(500));
+    /// match submission.await {
+    ///     Ok(Event::Completed { output, .. }) => use_it(output),
+    ///     // Each run past 500 ms was killed; after its last attempt it is dead-lettered.
+    ///     other => report(other),
+    /// }
+    /// ```
+    pub fn submit_with(&self, task: T, options: TaskOptions) -> Submission<T, R, E> {
+        let inner = &self.inner;
+        if let Some(deadline) = options.deadline() {
+            inner.ensure_clock(deadline);
+        }
+        let canceller: Weak<dyn Canceller> = inner.me.clone();
+        let submission = inner
+            .page
+            .borrow_mut()
+            .feed
+            .submit(task, options, canceller);
+        inner.pump();
         submission
     }
 
@@ -538,10 +570,29 @@ fn untag<T>(err: SubmitError<Tagged<T>>) -> SubmitError<T> {
     }
 }
 
-/// A disposition of a tagged task, untagged; and the ticket it belongs to, if final.
+/// A disposition of a tagged task, untagged; and the submission it belongs to, if final
+/// (its ticket then ended: the task has its outcome).
 fn untag_disposition<T>(disposition: Disposition<Tagged<T>>) -> (Disposition<T>, Option<TaskId>) {
-    let ticket = disposition.task().and_then(|tagged| tagged.ticket);
-    (disposition.map(|tagged| tagged.task), ticket)
+    let id = disposition.task().and_then(|tagged| {
+        tagged.end();
+        tagged.id
+    });
+    (disposition.map(|tagged| tagged.task), id)
+}
+
+/// The final event of a task the pool hands back unrun: cancelled if its submission asked
+/// for that (the supervisor counts it handed back), else handed back.
+fn handed_back<T, R, E>(tagged: Tagged<T>) -> (Option<TaskId>, Event<T, R, E, String>) {
+    // Asked before the end: an ended ticket says it was not cancelled.
+    let cancelled = tagged.is_cancelled();
+    tagged.end();
+    let task = tagged.task;
+    let event = if cancelled {
+        Event::Cancelled { worker: None, task }
+    } else {
+        Event::HandedBack { task }
+    };
+    (tagged.id, event)
 }
 
 impl<T, R, E, const N: usize, const W: usize> Inner<T, R, E, N, W>
@@ -564,19 +615,41 @@ where
     fn event(
         &self,
         page: &mut Page<T, R, E, W>,
-        ticket: Option<TaskId>,
+        id: Option<TaskId>,
         event: Event<T, R, E, String>,
     ) {
-        if let Some(event) = page.feed.event(ticket, event) {
+        if let Some(event) = page.feed.event(id, event) {
             self.pending.borrow_mut().push_back(Out::Event(event));
         }
     }
 
     /// Starts the clock thread and the page's watch over it, if the policy has a watchdog.
     fn start_clock(self: &Rc<Self>) -> Result<(), StartError> {
-        let Some(deadline) = self.shared.sup.policy().watchdog() else {
-            return Ok(());
+        match self.shared.sup.policy().watchdog() {
+            Some(deadline) => self.run_clock(deadline).map_err(StartError::Thread),
+            None => Ok(()),
+        }
+    }
+
+    /// Makes sure a clock runs for a task with a deadline of `deadline` ms (a pool without a
+    /// watchdog starts its clock at the first one). A clock that cannot start is a notice: the
+    /// deadline then goes unwatched.
+    fn ensure_clock(self: &Rc<Self>, deadline: Tick) {
+        let running = {
+            let mut page = self.page.borrow_mut();
+            page.deadlines = true;
+            page.clock.is_some()
         };
+        if running {
+            return;
+        }
+        if let Err(cause) = self.run_clock(deadline) {
+            self.notice(Notice::ClockFailed { cause });
+        }
+    }
+
+    /// Starts the clock thread (ticking often enough for `deadline`) and the page's watch.
+    fn run_clock(self: &Rc<Self>, deadline: Tick) -> Result<(), String> {
         let (woken, watched) = (Rc::downgrade(self), Rc::downgrade(self));
         let clock = Clock::start(
             Arc::clone(&self.shared) as Arc<dyn Body>,
@@ -592,8 +665,7 @@ where
                     inner.watch_clock();
                 }
             },
-        )
-        .map_err(StartError::Thread)?;
+        )?;
         self.page.borrow_mut().clock = Some(clock);
         Ok(())
     }
@@ -671,7 +743,7 @@ where
                     output,
                 } => self.event(
                     page,
-                    task.ticket,
+                    task.id,
                     Event::Completed {
                         worker,
                         task: task.task,
@@ -684,7 +756,7 @@ where
                     error,
                 } => self.event(
                     page,
-                    task.ticket,
+                    task.id,
                     Event::Failed {
                         worker,
                         task: task.task,
@@ -692,6 +764,14 @@ where
                     },
                 ),
                 Record::Hung { run } => self.hung(page, run),
+                Record::Cancelled { worker, task } => self.event(
+                    page,
+                    task.id,
+                    Event::Cancelled {
+                        worker,
+                        task: task.task,
+                    },
+                ),
                 Record::Recycled { worker } => {
                     page.recycled[worker] = true;
                     self.pending
@@ -750,7 +830,8 @@ where
                 }
             }
             Some(state @ (WorkerState::Starting | WorkerState::Restarting)) => {
-                self.start_failed(page, slot, state, self.cause(&death));
+                let cause = self.cause(page, &death);
+                self.start_failed(page, slot, state, cause);
             }
             Some(WorkerState::Vacant | WorkerState::Exited | WorkerState::Retired) | None => {}
             Some(_) => {
@@ -775,24 +856,29 @@ where
                 let Ok(report) = sup.recover(slot) else {
                     return;
                 };
-                let (task, ticket) = match report.task {
+                let (task, id) = match report.task {
                     Some(disposition) => {
-                        let (disposition, ticket) = untag_disposition(disposition);
-                        (Some(disposition), ticket)
+                        let (disposition, id) = untag_disposition(disposition);
+                        (Some(disposition), id)
                     }
                     None => (None, None),
                 };
                 let (decision, delay) = (report.decision, report.delay);
-                self.event(
-                    page,
-                    ticket,
-                    Event::Crashed {
+                let event = match task {
+                    // Killed because it was cancelled (or it died cancelled): its end, not a
+                    // crash to report.
+                    Some(Disposition::Cancelled(task)) => Event::Cancelled {
+                        worker: Some(slot),
+                        task,
+                    },
+                    task => Event::Crashed {
                         worker: slot,
-                        cause: self.cause(&death),
+                        cause: self.cause(page, &death),
                         task,
                         decision,
                     },
-                );
+                };
+                self.event(page, id, event);
                 if decision == Decision::Replace {
                     if delay > 0 {
                         self.back_off(slot, delay);
@@ -844,16 +930,26 @@ where
     }
 
     /// Why a thread ended, in words.
-    fn cause(&self, death: &Death) -> String {
+    fn cause(&self, page: &Page<T, R, E, W>, death: &Death) -> String {
         if let Some(message) = &death.panic {
             return format!("panicked: {message}");
         }
         match death.killed {
             Some((Kill::Hung, _)) => {
-                let deadline = self.shared.sup.policy().watchdog().unwrap_or_default();
-                return format!("killed: its task hung (no heartbeat for more than {deadline} ms)");
+                let watchdog = self.shared.sup.policy().watchdog();
+                return match (watchdog, page.deadlines) {
+                    (Some(ms), false) => {
+                        format!("killed: its task hung (no heartbeat for more than {ms} ms)")
+                    }
+                    (Some(ms), true) => format!(
+                        "killed: its task hung (no heartbeat for more than {ms} ms) or ran past \
+                         its deadline"
+                    ),
+                    (None, _) => "killed: its task ran past its deadline".into(),
+                };
             }
             Some((Kill::PoolDropped, _)) => return "killed: its pool was dropped".into(),
+            Some((Kill::Cancelled, _)) => return "killed: its task was cancelled".into(),
             None => {}
         }
         match &death.message {
@@ -896,7 +992,8 @@ where
         if state == WorkerState::Starting {
             let _ = self.shared.sup.release(slot);
         } else if let Ok(Some(task)) = self.shared.sup.retire(slot) {
-            self.event(page, task.ticket, Event::HandedBack { task: task.task });
+            let (id, event) = handed_back(task);
+            self.event(page, id, event);
         }
     }
 
@@ -921,17 +1018,20 @@ where
         }
         if !page.settled {
             page.settled = true;
-            let mut handed_back = Vec::new();
+            let mut tasks_back = Vec::new();
             for task in sup.hand_back() {
-                match task.ticket {
-                    Some(_) => self.event(page, task.ticket, Event::HandedBack { task: task.task }),
-                    None => handed_back.push(task.task),
+                match task.id {
+                    Some(_) => {
+                        let (id, event) = handed_back(task);
+                        self.event(page, id, event);
+                    }
+                    None => tasks_back.push(task.task),
                 }
             }
             // The tasks go to the first shutdown future still held (the page's list holds
             // the other reference); with none, to the sink.
             let stops = std::mem::take(&mut page.stops);
-            let mut tasks = Some(handed_back);
+            let mut tasks = Some(tasks_back);
             for stop in &stops {
                 let held = Rc::strong_count(stop) > 1;
                 let tasks = if held { tasks.take() } else { None };
@@ -1073,6 +1173,65 @@ fn finish<T, const W: usize>(stop: &RefCell<Stop<T, W>>, snapshot: Snapshot<W>, 
     });
     if let Some(waker) = stop.waker.take() {
         waker.wake();
+    }
+}
+
+impl<T, R, E, const N: usize, const W: usize> Canceller for Inner<T, R, E, N, W>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+    E: Send + 'static,
+{
+    fn cancel(self: Rc<Self>, id: TaskId, control: &Control) -> bool {
+        let certain = {
+            let mut page = self.page.borrow_mut();
+            if let Some(left) = page.feed.cancel_waiting(id) {
+                // It never reached the queue; nobody waits for it any more: the sink's.
+                if let Some(event) = left {
+                    self.pending.borrow_mut().push_back(Out::Event(event));
+                }
+                true
+            } else {
+                match control.ticket.cancel() {
+                    // The worker that takes it ends it without running it.
+                    Cancel::Pending => true,
+                    Cancel::Running(run) => match self.shared.sup.cancel(run) {
+                        Ok(()) => {
+                            self.kill_cancelled(&mut page, run);
+                            true
+                        }
+                        // The run ended first: with its outcome, or a crash (whose retry
+                        // finds the ticket cancelled).
+                        Err(_) => false,
+                    },
+                    Cancel::Ended => false,
+                }
+            }
+        };
+        self.pump();
+        certain
+    }
+}
+
+impl<T, R, E, const N: usize, const W: usize> Inner<T, R, E, N, W>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+    E: Send + 'static,
+{
+    /// `run` was cancelled while it ran: condemn it and terminate its thread (a thread busy in
+    /// a loop cannot be told to stop). Its task may return first: the worker then ends it
+    /// cancelled and goes on, and the condemnation is refused (the run ended). A run already
+    /// being killed (hung) is left to that.
+    fn kill_cancelled(&self, page: &mut Page<T, R, E, W>, run: Run) {
+        let worker = run.worker();
+        if page.threads.state(worker) != ThreadState::Running {
+            return;
+        }
+        if self.shared.sup.condemn(run).is_ok() {
+            page.threads.terminate(worker, Kill::Cancelled);
+            self.notice(Notice::Terminating { worker });
+        }
     }
 }
 
@@ -1485,6 +1644,368 @@ mod tests {
             rounds[2].1, rounds[1].1,
             "the slot's heap is reused, not regrown"
         );
+        drop(pool);
+    }
+
+    /// Spins for `ms` milliseconds.
+    fn spin(ms: f64) {
+        let until = entry::now() + ms;
+        while entry::now() < until {}
+    }
+
+    /// Waits (bounded) until worker 0 of `pool` runs a task.
+    async fn until_busy<const N: usize, const W: usize>(pool: &Pool<u32, u32, (), N, W>) {
+        for _ in 0..500 {
+            if pool.snapshot().workers[0].state == WorkerState::Busy {
+                return;
+            }
+            sleep(10).await;
+        }
+        panic!("hung: worker 0 never became busy");
+    }
+
+    /// Tasks the handler of [`cancellable_pool`] started, one bit each (tasks 0 to 31).
+    static STARTED: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+    /// A pool of one worker (queue 4) whose task `n` spins `n` × 100 ms (`u32::MAX`: forever),
+    /// recording that it started; a restart intensity of 1 in a minute.
+    fn cancellable_pool(policy: Policy) -> Pool<u32, u32, (), 4, 1> {
+        let intensity = foreman_rt::policy::Intensity::new(1, 60_000).unwrap();
+        let pool = Pool::<u32, u32, (), 4, 1>::start(
+            Config::new(1).with_policy(policy.with_intensity(intensity)),
+            |_ctx, n| {
+                STARTED.fetch_or(1 << (*n % 32), Ordering::Relaxed);
+                if *n == u32::MAX {
+                    loop {
+                        core::hint::spin_loop();
+                    }
+                }
+                spin(f64::from(*n) * 100.0);
+                Ok(*n)
+            },
+            |_| {},
+        )
+        .unwrap();
+        pool.on_notice(|_| {});
+        pool
+    }
+
+    /// Cancellation (issue 12), queued: a cancelled task never runs, and ends
+    /// `Event::Cancelled { worker: None }`; one still waiting for room ends at once.
+    #[wasm_bindgen_test]
+    async fn a_cancelled_queued_task_never_runs() {
+        STARTED.store(0, Ordering::Relaxed);
+        let pool = cancellable_pool(Policy::DEFAULT);
+        let busy = pool.submit(3); // 300 ms
+        until_busy(&pool).await;
+        let queued = pool.submit(5);
+        // The queue holds 4: fill it, and one more waits for room.
+        let fillers: Vec<_> = (6..10).map(|n| pool.submit(n % 2)).collect();
+        let waiting = pool.submit(11);
+        assert!(waiting.cancel(), "a task waiting for room ends cancelled");
+        let outcome = futures_select(waiting, 100).await;
+        assert!(
+            matches!(
+                outcome,
+                Some(Ok(Event::Cancelled {
+                    worker: None,
+                    task: 11
+                }))
+            ),
+            "resolved at once: {outcome:?}"
+        );
+        assert!(queued.cancel(), "a queued task ends cancelled");
+        assert!(queued.cancel(), "cancelling again says the same");
+        let outcome = futures_select(queued, 5_000).await;
+        assert!(
+            matches!(
+                outcome,
+                Some(Ok(Event::Cancelled {
+                    worker: None,
+                    task: 5
+                }))
+            ),
+            "{outcome:?}"
+        );
+        assert!(matches!(
+            futures_select(busy, 5_000).await,
+            Some(Ok(Event::Completed { output: 3, .. }))
+        ));
+        for filler in fillers {
+            assert!(matches!(
+                futures_select(filler, 5_000).await,
+                Some(Ok(Event::Completed { .. }))
+            ));
+        }
+        assert_eq!(
+            STARTED.load(Ordering::Relaxed) & (1 << 5 | 1 << 11),
+            0,
+            "never ran"
+        );
+        let report = futures_select(pool.drain(), 5_000)
+            .await
+            .expect("hung: drain");
+        assert_eq!(
+            report.snapshot.cancelled, 1,
+            "the queued one (the waiting one never got in)"
+        );
+        assert!(report.snapshot.adds_up());
+    }
+
+    /// Cancellation, running: the task's Web Worker is terminated (it spins forever and would
+    /// never look), the task ends `Cancelled { worker: Some(0) }`, not retried, and a fresh
+    /// worker takes over. Three in a row under an intensity of one restart a minute: a
+    /// cancellation's kill is not a crash, so the pool does not escalate.
+    #[wasm_bindgen_test]
+    async fn a_cancelled_running_task_is_killed_not_retried_and_not_counted_as_a_crash() {
+        STARTED.store(0, Ordering::Relaxed);
+        let pool = cancellable_pool(Policy::DEFAULT);
+        for _ in 0..3 {
+            let forever = pool.submit(u32::MAX);
+            until_busy(&pool).await;
+            assert!(forever.cancel(), "a running task ends cancelled");
+            let outcome = futures_select(forever, 10_000).await;
+            assert!(
+                matches!(
+                    outcome,
+                    Some(Ok(Event::Cancelled {
+                        worker: Some(0),
+                        task: u32::MAX
+                    }))
+                ),
+                "{outcome:?}"
+            );
+        }
+        let after = futures_select(pool.submit(1), 10_000).await;
+        assert!(
+            matches!(after, Some(Ok(Event::Completed { output: 1, .. }))),
+            "the replacement runs the next task: {after:?}"
+        );
+        let snapshot = pool.snapshot();
+        assert_eq!(snapshot.state, SupervisorState::Running, "no escalation");
+        assert_eq!(snapshot.cancelled, 3);
+        assert_eq!(snapshot.completed, 1);
+        assert!(snapshot.adds_up());
+        let report = futures_select(pool.drain(), 5_000)
+            .await
+            .expect("hung: drain");
+        assert!(report.snapshot.adds_up());
+    }
+
+    /// Cancelling a task that has its outcome does nothing: `false`, and its future resolves to
+    /// that outcome, once.
+    #[wasm_bindgen_test]
+    async fn a_cancellation_after_the_outcome_is_too_late() {
+        let pool = cancellable_pool(Policy::DEFAULT);
+        let mut done = pool.submit(0);
+        let outcome = futures_select(&mut done, 5_000).await;
+        assert!(matches!(
+            outcome,
+            Some(Ok(Event::Completed { output: 0, .. }))
+        ));
+        assert!(!done.cancel(), "too late");
+        let snapshot = pool.snapshot();
+        assert_eq!((snapshot.completed, snapshot.cancelled), (1, 0));
+        drop(pool);
+    }
+
+    /// Cancellations racing completions, on two workers: each task settles once — completed,
+    /// or cancelled — and a cancellation that said `true` always ends cancelled.
+    #[wasm_bindgen_test]
+    async fn a_cancellation_racing_its_task_ending_gives_exactly_one_outcome() {
+        const TASKS: u32 = 16;
+        let at_sink = Rc::new(Cell::new(0));
+        let seen = Rc::clone(&at_sink);
+        let pool = Pool::<u32, u32, (), 32, 2>::start(
+            Config::new(2),
+            |_ctx, n| {
+                spin(f64::from(n % 4) * 5.0);
+                Ok(*n)
+            },
+            move |_| seen.set(seen.get() + 1),
+        )
+        .unwrap();
+        pool.on_notice(|_| {});
+        let mut submissions: Vec<_> = (0..TASKS).map(|n| pool.submit(n)).collect();
+        let mut promised = Vec::new();
+        for (n, submission) in submissions.iter().enumerate() {
+            // Staggered: some before they start, some while they run, some after.
+            sleep((n % 5) as i32 * 3).await;
+            promised.push(submission.cancel());
+        }
+        let (mut completed, mut cancelled) = (0, 0);
+        for (n, submission) in submissions.iter_mut().enumerate() {
+            match futures_select(&mut *submission, 15_000).await {
+                Some(Ok(Event::Completed { output, .. })) => {
+                    assert_eq!(output, n as u32);
+                    assert!(
+                        !promised[n],
+                        "task {n}: cancel() said true, yet it completed"
+                    );
+                    completed += 1;
+                }
+                Some(Ok(Event::Cancelled { task, .. })) => {
+                    assert_eq!(task, n as u32);
+                    cancelled += 1;
+                }
+                other => panic!("task {n}: {other:?}"),
+            }
+            // Once settled, a submission stays pending (its one outcome was taken).
+            assert!(futures_select(&mut *submission, 1).await.is_none());
+        }
+        assert_eq!(completed + cancelled, TASKS);
+        assert_eq!(at_sink.get(), 0, "every event was a submission's");
+        let report = futures_select(pool.drain(), 10_000)
+            .await
+            .expect("hung: drain");
+        assert_eq!(report.snapshot.cancelled, cancelled as usize);
+        assert_eq!(report.snapshot.completed, completed as usize);
+        assert!(report.snapshot.adds_up());
+    }
+
+    /// An abort with cancelled tasks queued: the cancelled ones end cancelled (the snapshot
+    /// counts them handed back, as the supervisor handed them back), the others handed back.
+    #[wasm_bindgen_test]
+    async fn an_abort_with_cancelled_tasks_queued_ends_each_once() {
+        STARTED.store(0, Ordering::Relaxed);
+        let pool = cancellable_pool(Policy::DEFAULT);
+        let busy = pool.submit(3);
+        until_busy(&pool).await;
+        let queued: Vec<_> = (4..7).map(|n| pool.submit(n)).collect();
+        assert!(queued[1].cancel());
+        let report = futures_select(pool.abort(), 5_000)
+            .await
+            .expect("hung: abort");
+        assert!(matches!(
+            futures_select(busy, 1_000).await,
+            Some(Ok(Event::Completed { output: 3, .. }))
+        ));
+        let mut outcomes = Vec::new();
+        for submission in queued {
+            outcomes.push(futures_select(submission, 1_000).await);
+        }
+        assert!(
+            matches!(outcomes[0], Some(Ok(Event::HandedBack { task: 4 }))),
+            "{outcomes:?}"
+        );
+        assert!(
+            matches!(
+                outcomes[1],
+                Some(Ok(Event::Cancelled {
+                    worker: None,
+                    task: 5
+                }))
+            ),
+            "{outcomes:?}"
+        );
+        assert!(
+            matches!(outcomes[2], Some(Ok(Event::HandedBack { task: 6 }))),
+            "{outcomes:?}"
+        );
+        assert_eq!(
+            STARTED.load(Ordering::Relaxed) & (0b111 << 4),
+            0,
+            "none ran"
+        );
+        assert_eq!(report.snapshot.handed_back, 3);
+        assert!(report.snapshot.adds_up());
+    }
+
+    /// A cancellation while the task's worker is being replaced (it crashed, and the retry
+    /// waits out a restart backoff): too late for the run that crashed (`false`), yet the retry
+    /// finds its ticket cancelled and never runs: the task ends cancelled, once.
+    #[wasm_bindgen_test]
+    async fn a_cancellation_while_the_tasks_worker_is_replaced_stops_the_retry() {
+        let backoff = foreman_rt::policy::Backoff::new(500, 2, 1_000).unwrap();
+        let crashes = Rc::new(RefCell::new(Vec::new()));
+        let notices = Rc::new(RefCell::new(Vec::new()));
+        let pool = crashing_pool(backoff, &crashes, &notices);
+        let doomed = pool.submit(0);
+        while crashes.borrow().is_empty() {
+            sleep(10).await;
+        }
+        assert_eq!(pool.snapshot().workers[0].state, WorkerState::Restarting);
+        assert!(!doomed.cancel(), "its run ended (crashed): not certain");
+        let outcome = futures_select(doomed, 5_000).await;
+        assert!(
+            matches!(
+                outcome,
+                Some(Ok(Event::Cancelled {
+                    worker: None,
+                    task: 0
+                }))
+            ),
+            "the retry never ran: {outcome:?}"
+        );
+        assert_eq!(crashes.borrow().len(), 1, "no second crash");
+        let snapshot = pool.snapshot();
+        assert_eq!(snapshot.cancelled, 1);
+        assert!(snapshot.adds_up());
+        drop(pool);
+    }
+
+    /// A per-task deadline (issue 12), counted from the run's start: a task queued longer than
+    /// its deadline behind a slow one still completes; a task that spins past its deadline is
+    /// killed as hung, on a pool without a watchdog (the clock starts for it), and its runs end
+    /// dead-lettered.
+    #[wasm_bindgen_test]
+    async fn a_deadline_counts_from_the_runs_start_and_kills_a_spinning_task() {
+        let hangs = Rc::new(Cell::new(0));
+        let seen = Rc::clone(&hangs);
+        let delivery = foreman_rt::policy::Delivery::at_least_once(2).unwrap();
+        let pool = Pool::<u32, u32, (), 8, 1>::start(
+            Config::new(1).with_policy(Policy::DEFAULT.with_delivery(delivery)),
+            |_ctx, n| {
+                if *n == u32::MAX {
+                    loop {
+                        core::hint::spin_loop();
+                    }
+                }
+                spin(f64::from(*n));
+                Ok(*n)
+            },
+            move |event| {
+                if matches!(event, Event::Hung { .. }) {
+                    seen.set(seen.get() + 1);
+                }
+            },
+        )
+        .unwrap();
+        pool.on_notice(|_| {});
+        let slow = pool.submit(400);
+        let patient = pool.submit_with(50, TaskOptions::new().with_deadline(300));
+        assert!(matches!(
+            futures_select(slow, 5_000).await,
+            Some(Ok(Event::Completed { output: 400, .. }))
+        ));
+        assert!(
+            matches!(
+                futures_select(patient, 5_000).await,
+                Some(Ok(Event::Completed { output: 50, .. }))
+            ),
+            "queued for 400 ms, ran 50 ms of its 300"
+        );
+        let started = entry::now();
+        let spinning = pool.submit_with(u32::MAX, TaskOptions::new().with_deadline(200));
+        let outcome = futures_select(spinning, 15_000).await;
+        match outcome {
+            Some(Ok(Event::Crashed {
+                cause,
+                task: Some(Disposition::DeadLettered { attempts: 2, .. }),
+                ..
+            })) => assert_eq!(cause, "killed: its task ran past its deadline"),
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            entry::now() - started >= 400.0,
+            "two runs of 200 ms at least"
+        );
+        assert_eq!(hangs.get(), 2, "each run reported hung");
+        let after = futures_select(pool.submit(1), 10_000).await;
+        assert!(matches!(
+            after,
+            Some(Ok(Event::Completed { output: 1, .. }))
+        ));
         drop(pool);
     }
 

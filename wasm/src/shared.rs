@@ -28,6 +28,12 @@ pub(crate) enum Record<T, R, E> {
     Hung {
         run: Run,
     },
+    /// The task ended cancelled: before it ran (`worker: None`), or it returned after its
+    /// run was cancelled (its result discarded).
+    Cancelled {
+        worker: Option<usize>,
+        task: Tagged<T>,
+    },
     /// The worker ran its quota of tasks ([`Policy::with_recycling`]): its thread leaves, and
     /// the page starts a fresh one for the slot once this one is proven gone.
     Recycled {
@@ -106,6 +112,18 @@ impl<T: Send, R: Send, E: Send, const N: usize, const W: usize> Shared<T, R, E, 
         }
     }
 
+    /// Reports a task's recorded outcome, its ticket ended first: a cancellation from now on
+    /// finds it too late.
+    fn finish(&self, record: Record<T, R, E>) {
+        if let Record::Completed { task, .. }
+        | Record::Failed { task, .. }
+        | Record::Cancelled { task, .. } = &record
+        {
+            task.end();
+        }
+        self.report(record);
+    }
+
     fn report(&self, record: Record<T, R, E>) {
         if self.outbox.push(record) == Wake::Page {
             entry::wake_page();
@@ -121,9 +139,36 @@ impl<T: Send, R: Send, E: Send, const N: usize, const W: usize> Body for Shared<
         };
         while let Some(job) = worker.next_blocking() {
             let ctx = job.context();
+            if let Some(control) = &job.task().control {
+                // Cancelled while queued (or before this retry): it never runs.
+                if control.ticket.claim(ctx.run()).is_err() {
+                    match job.cancel() {
+                        Ok(task) => self.finish(Record::Cancelled { worker: None, task }),
+                        // Condemned meanwhile: the supervisor owns the task now.
+                        Err(Condemned) => continue,
+                    }
+                    continue;
+                }
+                if let Some(deadline) = control.options.deadline() {
+                    job.set_deadline(deadline);
+                }
+            }
             let result = (self.handler)(&ctx, &job.task().task);
-            // `Err(Condemned)`: the page condemned this worker as hung while the task ran;
-            // the supervisor owns the task now, and this thread is about to be terminated.
+            // `Err(Condemned)` below: the page condemned this run (hung, past its deadline,
+            // cancelled) while the task ran; the supervisor owns the task now, and this thread
+            // is about to be terminated.
+            if job.is_cancelled() {
+                // Cancelled while it ran (or condemned): its result is discarded.
+                drop(result);
+                match job.cancel() {
+                    Ok(task) => self.finish(Record::Cancelled {
+                        worker: Some(slot),
+                        task,
+                    }),
+                    Err(Condemned) => continue,
+                }
+                continue;
+            }
             let record = match result {
                 Ok(output) => match job.complete() {
                     Ok(task) => Record::Completed {
@@ -142,7 +187,7 @@ impl<T: Send, R: Send, E: Send, const N: usize, const W: usize> Body for Shared<
                     Err(Condemned) => continue,
                 },
             };
-            self.report(record);
+            self.finish(record);
         }
         if worker.exit() == Decision::Recycle {
             // Its quota of tasks run, between tasks: this thread leaves, a fresh one follows.

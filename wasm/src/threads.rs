@@ -82,6 +82,8 @@ pub(crate) enum Kill {
     Hung,
     /// Its pool was dropped while its worker ran a task (condemned first).
     PoolDropped,
+    /// Its task was cancelled while it ran (cancelled and condemned first).
+    Cancelled,
 }
 
 /// A thread that is gone, and what is known about its end.
