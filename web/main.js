@@ -150,6 +150,14 @@ function wireControls(demo) {
     $(`#inject-${kind}`).addEventListener('click', () =>
       attempt(() => demo.inject(kind), (id) => `task #${id} injected`));
   }
+  // The Cancel button of a worker running an injected task.
+  $('#workers-grid').addEventListener('click', (event) => {
+    const button = event.target.closest('button.cancel');
+    if (!button?.dataset.task) return;
+    const id = Number(button.dataset.task);
+    attempt(() => demo.cancel(id),
+      (certain) => (certain ? `task #${id} cancelled: its worker is being replaced` : `task #${id} had already ended`));
+  });
   $('#drain').addEventListener('click', () => attempt(() => demo.drain(), 'draining: the queue is finished first'));
   $('#abort').addEventListener('click', () => attempt(() => demo.abort(), 'aborting: queued tasks will be handed back'));
   $('#bench').addEventListener('click', () => runBenchmark(demo));
@@ -196,7 +204,7 @@ function renderStats(view) {
   }
   const addsUp = $('#adds-up');
   setText(addsUp, view.adds_up
-    ? 'submitted = completed + failed + dead-lettered + lost + handed back + queued + in flight ✓'
+    ? 'submitted = completed + failed + dead-lettered + lost + handed back + cancelled + queued + in flight ✓'
     : 'counters do not add up ✗');
   addsUp.style.color = view.adds_up ? 'var(--green)' : 'var(--red)';
 
@@ -230,10 +238,13 @@ class Ledger {
     const l = view.ledger;
     const agrees = l.completed === view.completed && l.failed === view.failed
       && l.dead_lettered === view.dead_lettered && l.lost === view.lost
-      && l.handed_back === view.handed_back && l.pending === view.queued + view.in_flight;
+      // A task cancelled while queued that an abort handed back: the supervisor counts it handed
+      // back, the ledger cancelled.
+      && l.handed_back + l.cancelled === view.handed_back + view.cancelled
+      && l.cancelled >= view.cancelled && l.pending === view.queued + view.in_flight;
     setText(this.totals,
       `Ledger (every task, one outcome each): ${fmt.format(l.completed)} completed, ${fmt.format(l.failed)} failed, ` +
-      `${fmt.format(l.dead_lettered)} dead-lettered, ${fmt.format(l.lost)} lost, ${fmt.format(l.handed_back)} handed back, ` +
+      `${fmt.format(l.dead_lettered)} dead-lettered, ${fmt.format(l.lost)} lost, ${fmt.format(l.handed_back)} handed back, ${fmt.format(l.cancelled)} cancelled, ` +
       `${fmt.format(l.pending)} pending — `);
     const settled = view.in_flight === 0 || agrees;
     const verdictClass = agrees && l.violations === 0 ? 'ok' : settled ? 'bad' : '';
@@ -261,7 +272,8 @@ class WorkerCards {
     const card = document.createElement('article');
     card.className = 'worker';
     card.innerHTML = '<div class="head"><span class="name"></span><span class="state"></span></div>' +
-      '<div class="done num"> <small>done</small></div><div class="meta num"></div><div class="task"></div>';
+      '<div class="done num"> <small>done</small></div><div class="meta num"></div>' +
+      '<div class="task-line"><div class="task"></div><button type="button" class="cancel" hidden>Cancel</button></div>';
     card.dataset.testid = 'worker';
     const done = document.createTextNode('');
     card.querySelector('.done').prepend(done);
@@ -272,6 +284,7 @@ class WorkerCards {
       done,
       meta: card.querySelector('.meta'),
       task: card.querySelector('.task'),
+      cancel: card.querySelector('.cancel'),
       shownState: null,
     };
   }
@@ -312,6 +325,10 @@ class WorkerCards {
       setText(nodes.task, !task ? '\u00a0'
         : task.kind === 'row' ? `#${task.id} · row ${task.row}, zoom ${task.view}`
         : `#${task.id} · ${task.kind} task`);
+      // An injected task can be cancelled while it runs.
+      const cancellable = !!task && task.kind !== 'row' && worker.state !== 'terminating';
+      if (nodes.cancel.hidden === cancellable) nodes.cancel.hidden = !cancellable;
+      setData(nodes.cancel, 'task', cancellable ? String(task.id) : '');
     });
     this.last = view.workers;
   }

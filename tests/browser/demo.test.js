@@ -396,3 +396,39 @@ test('without cross-origin isolation the page says so and names the two headers'
   assert.equal(await page.evaluate(() => crossOriginIsolated), false);
   await page.screenshot('foreman-not-isolated');
 }));
+
+test('Cancel on a running injected task: its worker is replaced, the log and the ledger say cancelled', TIMEOUT, () => withPage(async (page) => {
+  await openDemo(page, 2);
+  await page.click('#inject-slow');
+  await waitForView(page, (v) => v.workers.some((w) => w.task?.kind === 'slow'), undefined, 'the slow task to start');
+  await page.waitFor(() => [...document.querySelectorAll('button.cancel')].some((b) => !b.hidden), null, 'a Cancel button', 10_000);
+  await page.screenshot('foreman-cancel-button');
+  await page.click('button.cancel:not([hidden])');
+  const view = await waitForView(page, (v) => v.ledger.cancelled === 1 && v.threads === 2
+    && v.workers.slice(0, 2).every((w) => w.state === 'idle'), undefined, 'the cancelled task and a fresh worker');
+  assertMatches(view, { cancelled: 1, dead_lettered: 0 }, 'view');
+  const events = await shownEvents(page);
+  assert.ok(events.some((e) => e.kind === 'cancel' && /ended cancelled while it ran on worker \d, which was replaced/.test(e.text)),
+    JSON.stringify(events));
+  assert.deepEqual(events.filter((e) => e.kind === 'crash' || e.kind === 'hung'), [], 'a cancellation is not a crash');
+  await submitTasks(page, 100);
+  await waitForView(page, (v) => v.completed === 100 && v.in_flight === 0, undefined, '100 tasks after the cancellation');
+  assert.equal(await page.attribute('[data-testid="ledger"]', 'data-agrees'), 'true');
+  await page.screenshot('foreman-cancel');
+  assert.deepEqual(page.errors, []);
+}));
+
+test('recycled workers appear in the event log: each worker thread is replaced after its quota of tasks', TIMEOUT, () => withPage(async (page) => {
+  await openDemo(page, 1);
+  const policy = await page.text('#policy');
+  assert.match(policy, /recycle after 1000 tasks/);
+  await submitTasks(page, 2100);
+  const view = await waitForView(page, (v) => v.completed === 2100 && v.in_flight === 0, undefined, '2100 tasks', 120_000);
+  assertMatches(view, { crashes: 0, dead_lettered: 0 }, 'view');
+  const recycled = (await shownEvents(page)).filter((e) => e.kind === 'recycle');
+  assert.equal(recycled.length, 2, JSON.stringify(recycled));
+  assert.match(recycled[0].text, /worker 0 ran 1000 tasks: its Web Worker is retired and a fresh one takes over/);
+  assert.equal(await page.attribute('[data-testid="ledger"]', 'data-agrees'), 'true');
+  await page.screenshot('foreman-recycle');
+  assert.deepEqual(page.errors, []);
+}));

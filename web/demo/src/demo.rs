@@ -7,12 +7,14 @@
 //! the pool's events), the event log the page shows, and the page's view.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 
 use foreman_wasm::{
     heap, Config, Decision, Disposition, Event, Notice, Pool, Snapshot, StartError, Stopping,
-    SubmitError, SupervisorState, ThreadState,
+    Submission, SubmitError, SupervisorState, ThreadState,
 };
 use js_sys::Promise;
 use serde::Serialize;
@@ -36,6 +38,7 @@ const EVENT_BUFFER: usize = 500;
 /// [`MAX_WORKERS`] workers.
 type DemoPool = Pool<Task, (), Failed, QUEUE, MAX_WORKERS>;
 type DemoEvent = Event<Task, (), Failed, String>;
+type DemoSubmission = Submission<Task, (), Failed>;
 
 /// The live demo: worker threads under the supervisor, fed and watched from the page's main
 /// thread. All methods return at once.
@@ -44,6 +47,8 @@ pub struct Demo {
     /// `None` until the first start.
     pool: Rc<RefCell<Option<DemoPool>>>,
     state: Rc<RefCell<State>>,
+    /// The injected tasks not yet ended, by id: each can be cancelled.
+    injected: Rc<RefCell<HashMap<u32, Rc<RefCell<DemoSubmission>>>>>,
 }
 
 /// What the demo keeps on the page (the pool's sinks write to it).
@@ -54,8 +59,6 @@ struct State {
     workers: usize,
     /// A task the queue refused for being full: submitted first next time.
     head: Option<Task>,
-    /// Injected tasks not yet submitted.
-    specials: VecDeque<Task>,
     /// Rows asked for and not yet submitted, per batch.
     backlog: VecDeque<Backlog>,
     /// The latest batch, for the progress bar.
@@ -128,6 +131,7 @@ struct View {
     dead_lettered: usize,
     lost: usize,
     handed_back: usize,
+    cancelled: usize,
     queued: usize,
     in_flight: usize,
     requeued: usize,
@@ -202,7 +206,6 @@ impl Demo {
                 origin: performance_now(),
                 workers: 0,
                 head: None,
-                specials: VecDeque::new(),
                 backlog: VecDeque::new(),
                 batch: None,
                 watched: Vec::new(),
@@ -213,6 +216,7 @@ impl Demo {
                 events: VecDeque::new(),
                 events_dropped: 0,
             })),
+            injected: Rc::new(RefCell::new(HashMap::new())),
         }
     }
 
@@ -283,7 +287,8 @@ impl Demo {
 
     /// Submits one special task: `"fail"` (returns an error), `"panic"` (crashes its worker),
     /// `"hang"` (loops forever, allocating) or `"slow"` (works for a few seconds, sending
-    /// heartbeats). Returns its task id.
+    /// heartbeats). It waits for room in the queue (ahead of the backlog), and can be cancelled
+    /// ([`cancel`](Demo::cancel)). Returns its task id.
     pub fn inject(&self, kind: &str) -> Result<u32, JsError> {
         let kind = match kind {
             "fail" => Kind::Fail,
@@ -302,16 +307,68 @@ impl Demo {
             batch: 0,
             kind,
         };
-        let mut state = self.state.borrow_mut();
-        state.specials.push_back(task);
-        state.watched.push(task);
-        state.info(
-            "inject",
-            format!("injected task #{} ({})", task.id, kind.name()),
-        );
-        drop(state);
-        self.feed();
+        ledger::open(task.id).map_err(|err| error(err.to_string()))?;
+        {
+            let mut state = self.state.borrow_mut();
+            state.watched.push(task);
+            state.info(
+                "inject",
+                format!("injected task #{} ({})", task.id, kind.name()),
+            );
+        }
+        // No state borrowed: submitting may deliver events to the sink.
+        let submission = {
+            let pool = self.pool.borrow();
+            let pool = pool.as_ref().ok_or_else(|| error("no pool".into()))?;
+            Rc::new(RefCell::new(pool.submit(task)))
+        };
+        self.injected
+            .borrow_mut()
+            .insert(task.id, Rc::clone(&submission));
+        let (state, injected) = (Rc::clone(&self.state), Rc::clone(&self.injected));
+        spawn_local(async move {
+            let outcome =
+                core::future::poll_fn(|cx| Pin::new(&mut *submission.borrow_mut()).poll(cx)).await;
+            injected.borrow_mut().remove(&task.id);
+            match outcome {
+                Ok(event) => state.borrow_mut().on_event(event),
+                Err(refused) => {
+                    let task = refused.into_inner();
+                    ledger::cancel(task.id);
+                    state
+                        .borrow_mut()
+                        .watched
+                        .retain(|watched| watched.id != task.id);
+                }
+            }
+        });
         Ok(task.id)
+    }
+
+    /// Cancels injected task `id`: if it has not started it never runs; if it runs, its
+    /// worker's Web Worker is terminated and a fresh one takes the slot. Returns whether it
+    /// will end cancelled (`false`: too late, it has its outcome).
+    pub fn cancel(&self, id: u32) -> Result<bool, JsError> {
+        let submission = self.injected.borrow().get(&id).cloned();
+        let Some(submission) = submission else {
+            return Err(error(format!(
+                "task #{id} is not an injected task still waiting or running"
+            )));
+        };
+        let running = (0..MAX_WORKERS)
+            .find(|slot| ledger::running(*slot).is_some_and(|(running, _)| running == id));
+        // No state borrowed: cancelling may deliver events to the sink.
+        let cancelled = submission.borrow().cancel();
+        let text = match (cancelled, running) {
+            (false, _) => format!("task #{id}: too late to cancel, it has ended"),
+            (true, Some(slot)) => format!(
+                "cancelling task #{id}, running on worker {slot}: its Web Worker is terminated \
+                 and a fresh one takes the slot"
+            ),
+            (true, None) => format!("cancelled task #{id}: it will never run"),
+        };
+        self.state.borrow_mut().info("cancel", text);
+        Ok(cancelled)
     }
 
     /// Graceful shutdown: no new tasks; workers finish the queue, then leave.
@@ -615,9 +672,6 @@ impl State {
     }
 
     fn next_task(&mut self) -> Option<Task> {
-        if let Some(task) = self.specials.pop_front() {
-            return Some(task);
-        }
         let backlog = self.backlog.front_mut()?;
         let batch = backlog.batch;
         backlog.remaining -= 1;
@@ -632,14 +686,12 @@ impl State {
         })
     }
 
-    /// Tasks asked for and not yet submitted: the backlog's rows, the injected tasks and the
-    /// refused head.
+    /// Tasks asked for and not yet submitted: the backlog's rows and the refused head.
     fn unsubmitted(&self) -> u64 {
         self.backlog
             .iter()
             .map(|b| u64::from(b.remaining))
             .sum::<u64>()
-            + self.specials.len() as u64
             + u64::from(self.head.is_some())
     }
 
@@ -649,17 +701,8 @@ impl State {
         for backlog in self.backlog.drain(..) {
             ledger::shrink_batch(backlog.batch, backlog.remaining);
         }
-        let dropped: Vec<Task> = self
-            .head
-            .take()
-            .into_iter()
-            .chain(self.specials.drain(..))
-            .collect();
-        for task in dropped {
-            self.watched.retain(|watched| watched.id != task.id);
-            if task.batch != 0 {
-                ledger::shrink_batch(task.batch, 1);
-            }
+        if let Some(task) = self.head.take() {
+            ledger::shrink_batch(task.batch, 1);
         }
         if cancelled > 0 {
             self.warn(
@@ -718,6 +761,24 @@ impl State {
             Event::HandedBack { task } => {
                 ledger::close(&task, Outcome::HandedBack, None);
                 self.handed_back += 1;
+            }
+            Event::Cancelled { worker, task } => {
+                ledger::close(&task, Outcome::Cancelled, worker);
+                if let Some(slot) = worker {
+                    ledger::set_running(slot, None);
+                }
+                let how = worker.map_or_else(
+                    || "before it ran".to_string(),
+                    |slot| format!("while it ran on worker {slot}, which was replaced"),
+                );
+                self.info(
+                    "cancel",
+                    format!(
+                        "task #{} ({}) ended cancelled {how}",
+                        task.id,
+                        task.kind.name()
+                    ),
+                );
             }
             Event::Recycled { worker } => self.info(
                 "recycle",
@@ -932,6 +993,7 @@ impl State {
             dead_lettered: count(|s| s.dead_lettered),
             lost: count(|s| s.lost),
             handed_back: count(|s| s.handed_back),
+            cancelled: count(|s| s.cancelled),
             queued: count(|s| s.queued),
             in_flight: count(|s| s.in_flight),
             requeued: count(|s| s.requeued),

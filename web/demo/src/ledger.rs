@@ -100,15 +100,18 @@ pub enum Outcome {
     Lost = 5,
     /// Given back unrun (abort, escalation, or a retry nobody could run).
     HandedBack = 6,
+    /// Cancelled: before it ran, or while it ran (its worker was replaced).
+    Cancelled = 7,
 }
 
 impl Outcome {
-    const ALL: [Outcome; 5] = [
+    const ALL: [Outcome; 6] = [
         Outcome::Completed,
         Outcome::Failed,
         Outcome::DeadLettered,
         Outcome::Lost,
         Outcome::HandedBack,
+        Outcome::Cancelled,
     ];
 
     /// A short name for the page.
@@ -119,6 +122,7 @@ impl Outcome {
             Outcome::DeadLettered => "dead-lettered",
             Outcome::Lost => "lost",
             Outcome::HandedBack => "handed back",
+            Outcome::Cancelled => "cancelled",
         }
     }
 }
@@ -134,7 +138,7 @@ static ENTRIES: [AtomicU32; LEDGER_SIZE] = [const { AtomicU32::new(UNUSED) }; LE
 /// Entries opened, ever.
 static OPENED: AtomicU32 = AtomicU32::new(0);
 /// Entries closed, per outcome (indexed by `Outcome as usize - 2`).
-static CLOSED: [AtomicU32; 5] = [const { AtomicU32::new(0) }; 5];
+static CLOSED: [AtomicU32; 6] = [const { AtomicU32::new(0) }; 6];
 /// Outcomes refused: a task that ended twice, or ended without being opened.
 static VIOLATIONS: AtomicU32 = AtomicU32::new(0);
 /// The current batch: its id (bits 48–63), its size (bits 24–47) and how many of its tasks
@@ -278,6 +282,8 @@ pub struct Totals {
     pub lost: u32,
     /// Given back unrun.
     pub handed_back: u32,
+    /// Cancelled.
+    pub cancelled: u32,
     /// Outcomes refused because the task had already ended (should stay 0).
     pub violations: u32,
 }
@@ -292,7 +298,8 @@ pub fn totals() -> Totals {
     let dead_lettered = closed(Outcome::DeadLettered);
     let lost = closed(Outcome::Lost);
     let handed_back = closed(Outcome::HandedBack);
-    let ended = completed + failed + dead_lettered + lost + handed_back;
+    let cancelled = closed(Outcome::Cancelled);
+    let ended = completed + failed + dead_lettered + lost + handed_back + cancelled;
     Totals {
         pending: OPENED.load(Ordering::Relaxed).saturating_sub(ended),
         completed,
@@ -300,6 +307,7 @@ pub fn totals() -> Totals {
         dead_lettered,
         lost,
         handed_back,
+        cancelled,
         violations: VIOLATIONS.load(Ordering::Relaxed),
     }
 }

@@ -40,13 +40,14 @@ pub fn run(ctx: &Context<'_>, task: &Task) -> Result<(), Failed> {
 }
 
 /// Works (drawing rows of the picture into a scratch buffer) for [`SLOW_TASK_MS`], sending a
-/// heartbeat after each row: the watchdog sees a slow task, not a hung one.
+/// heartbeat after each row: the watchdog sees a slow task, not a hung one. It stops early once
+/// cancelled (its result would be discarded anyway; the pool is terminating its thread).
 fn slow(ctx: &Context<'_>) {
     let view = picture::view(picture::VIEWS - 1);
     let mut scratch = [0u32; picture::WIDTH];
     let started = js_sys::Date::now();
     let mut row = 0;
-    while js_sys::Date::now() - started < f64::from(SLOW_TASK_MS) {
+    while js_sys::Date::now() - started < f64::from(SLOW_TASK_MS) && !ctx.is_cancelled() {
         picture::render_row(&view, row % picture::HEIGHT, &mut scratch);
         black_box(&scratch);
         ctx.heartbeat();
