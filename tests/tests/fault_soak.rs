@@ -4,15 +4,20 @@
 //! - at-least-once: every task ends completed or dead-lettered;
 //! - at-most-once: completed, failed or reported lost;
 //! - exceeding the restart intensity escalates, and every task still ends somewhere
-//!   (completed, crash report, or handed back).
+//!   (completed, crash report, or handed back);
+//! - with every feature at once — result handles, cancellations racing the runs, per-task
+//!   deadlines that kill spinning tasks, worker recycling and restart backoff — every handle
+//!   resolves to its task's one outcome, and no final event reaches the sink.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Once};
+use std::time::Duration;
 
-use foreman_rt::host::{threads::Pool, Event};
-use foreman_rt::policy::{Delivery, Intensity, Policy};
+use foreman_rt::host::threads::{Cancellation, Handles, Pool, TaskOptions};
+use foreman_rt::host::Event;
+use foreman_rt::policy::{Backoff, Delivery, Intensity, Policy};
 use foreman_rt::{Decision, Disposition, Shutdown, SupervisorState};
-use foreman_tests::Bitmap;
+use foreman_tests::{within, Bitmap};
 
 const TASKS: u32 = 100_000;
 /// The panics below are deliberate; keep them off the test output.
@@ -241,4 +246,170 @@ fn exceeding_the_restart_intensity_escalates_and_loses_nothing() {
         1,
         "one crash report escalated"
     );
+}
+
+/// Every feature at once on a pool with result handles: 20,000 tasks, one in 250 panicking on
+/// its first run (rarely enough that workers live to their quota), one in a thousand spinning
+/// until told to stop (heartbeating all the while) under a 30 ms deadline, one in seven
+/// cancelled right after it was submitted (racing the workers: still queued, running, or
+/// done), workers recycled every 50 tasks and replaced after a crash with a backoff. Each handle resolves to the one outcome its cancellation
+/// allows; the sink sees only what is not final (retried crashes, hangs, recyclings); the
+/// report adds up.
+#[test]
+fn cancellations_deadlines_recycling_and_backoff_together_end_every_task_once() {
+    const TASKS: u32 = 20_000;
+    const SPIN_DEADLINE_MS: u32 = 30;
+    let is_spinner = |task: u32| task % 1000 == 500;
+    let is_cancelled_at_once = move |task: u32| task % 7 == 0 && !is_spinner(task);
+    quiet_deliberate_panics();
+    let report = within(
+        Duration::from_secs(300),
+        "the soak with every feature",
+        move || {
+            let policy = Policy::DEFAULT
+                .with_intensity(Intensity::unlimited())
+                .with_delivery(Delivery::at_least_once(3).unwrap())
+                .with_recycling(50)
+                .unwrap()
+                .with_backoff(Backoff::new(1, 2, 4).unwrap());
+            let sink_saw = Arc::new(Mutex::new(Vec::<String>::new()));
+            let recycled = Arc::new(AtomicUsize::new(0));
+            let (saw, recycles) = (sink_saw.clone(), recycled.clone());
+            let pool = Pool::<u32, (), String, 256, 2, Handles>::start(
+                policy,
+                move |ctx, &task| {
+                    if is_spinner(task) {
+                        while !ctx.is_cancelled() {
+                            ctx.heartbeat(); // a deadline is not extended by heartbeats
+                            std::hint::spin_loop();
+                        }
+                        return Ok(()); // discarded: the run is past its deadline
+                    }
+                    if task % 250 == 0 && ctx.attempt() == 1 {
+                        panic!("{DELIBERATE}: task {task}");
+                    }
+                    Ok(())
+                },
+                move |event| match event {
+                    Event::Recycled { .. } => {
+                        recycles.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Event::Hung { .. } => {}
+                    Event::Crashed {
+                        task: Some(Disposition::Retried { .. } | Disposition::Requeued { .. }),
+                        ..
+                    } => {}
+                    final_event => saw.lock().unwrap().push(format!("{final_event:?}")),
+                },
+            )
+            .unwrap();
+            let mut handles = Vec::with_capacity(TASKS as usize);
+            let mut cancellations = Vec::new();
+            for task in 0..TASKS {
+                let handle = if is_spinner(task) {
+                    let options = TaskOptions::DEFAULT.with_deadline(SPIN_DEADLINE_MS);
+                    pool.submit_with_options(task, options)
+                } else {
+                    pool.submit_with_handle(task)
+                };
+                let handle = handle.unwrap_or_else(|_| panic!("task {task} was refused"));
+                if is_cancelled_at_once(task) {
+                    cancellations.push((task, handle.cancel()));
+                }
+                handles.push(handle);
+            }
+            let mut ends = Vec::with_capacity(TASKS as usize);
+            for (task, handle) in (0..TASKS).zip(handles) {
+                match handle.wait_timeout(Duration::from_secs(120)) {
+                    Ok(event) => ends.push((task, event)),
+                    Err(_) => panic!("hung: task {task}'s handle never resolved"),
+                }
+            }
+            let report = pool.drain();
+            (ends, cancellations, sink_saw, recycled, report)
+        },
+    );
+    let (ends, cancellations, sink_saw, recycled, report) = report;
+    assert_eq!(
+        *sink_saw.lock().unwrap(),
+        Vec::<String>::new(),
+        "final events reached the sink"
+    );
+
+    let cancellation_of = |task: u32| {
+        cancellations
+            .binary_search_by_key(&task, |&(t, _)| t)
+            .ok()
+            .map(|i| cancellations[i].1)
+    };
+    let (mut completed, mut dead_lettered, mut cancelled) = (0, 0, 0);
+    for (task, event) in &ends {
+        let task = *task;
+        match (cancellation_of(task), event) {
+            (
+                Some(Cancellation::Unstarted),
+                Event::Cancelled {
+                    worker: None,
+                    task: t,
+                },
+            ) => {
+                assert_eq!(*t, task);
+                cancelled += 1;
+            }
+            // Told while running (`Some` worker) — or its run had just crashed, and the retry
+            // ended cancelled without running (`None`).
+            (Some(Cancellation::Running), Event::Cancelled { task: t, .. }) => {
+                assert_eq!(*t, task);
+                cancelled += 1;
+            }
+            // A run that had just finished when the cancel came keeps its outcome.
+            (
+                Some(Cancellation::Running | Cancellation::Finished) | None,
+                Event::Completed { task: t, .. },
+            ) if !is_spinner(task) => {
+                assert_eq!(*t, task);
+                completed += 1;
+            }
+            (
+                None,
+                Event::Crashed {
+                    task:
+                        Some(Disposition::DeadLettered {
+                            task: t,
+                            attempts: 3,
+                        }),
+                    ..
+                },
+            ) if is_spinner(task) => {
+                assert_eq!(*t, task);
+                dead_lettered += 1;
+            }
+            (cancellation, event) => {
+                panic!("task {task} (cancellation {cancellation:?}) ended as {event:?}")
+            }
+        }
+    }
+    let snap = report.snapshot;
+    assert!(report.handed_back.is_empty(), "a drain hands nothing back");
+    assert_eq!(
+        dead_lettered, 20,
+        "every spinner was killed by its deadline on each of its runs"
+    );
+    assert_eq!(completed + dead_lettered + cancelled, TASKS as usize);
+    assert_eq!(
+        (
+            snap.completed,
+            snap.dead_lettered,
+            snap.cancelled,
+            snap.failed,
+            snap.lost
+        ),
+        (completed, dead_lettered, cancelled, 0, 0),
+        "the snapshot counts what the handles received"
+    );
+    assert!(cancelled > 0, "some cancellations came in time");
+    assert!(snap.recycles() > 0, "workers were recycled");
+    assert_eq!(snap.recycles() as usize, recycled.load(Ordering::Relaxed));
+    assert_eq!(snap.state, SupervisorState::Stopped(Shutdown::Drain));
+    assert!(snap.adds_up());
 }
