@@ -260,7 +260,7 @@ fn cancellations_deadlines_recycling_and_backoff_together_end_every_task_once() 
     const TASKS: u32 = 20_000;
     const SPIN_DEADLINE_MS: u32 = 30;
     let is_spinner = |task: u32| task % 1000 == 500;
-    let is_cancelled_at_once = move |task: u32| task % 7 == 0 && !is_spinner(task);
+    let is_cancelled_at_once = move |task: u32| task.is_multiple_of(7) && !is_spinner(task);
     quiet_deliberate_panics();
     let report = within(
         Duration::from_secs(300),
@@ -285,7 +285,7 @@ fn cancellations_deadlines_recycling_and_backoff_together_end_every_task_once() 
                         }
                         return Ok(()); // discarded: the run is past its deadline
                     }
-                    if task % 250 == 0 && ctx.attempt() == 1 {
+                    if task.is_multiple_of(250) && ctx.attempt() == 1 {
                         panic!("{DELIBERATE}: task {task}");
                     }
                     Ok(())
