@@ -105,8 +105,9 @@ pub enum Event<T, R, E, C> {
     /// assert!(matches!(event, Event::Cancelled { worker: None, task: 4 })); // never ran
     /// ```
     Cancelled {
-        /// The worker whose run of it was cancelled, or `None` if it was cancelled while
-        /// queued and never ran.
+        /// The worker whose run of it was cancelled, or `None` if no run was under way: it was
+        /// cancelled while queued (and never ran), or between a crashed run and its retry
+        /// (which then never started).
         worker: Option<usize>,
         /// The task.
         task: T,
