@@ -82,15 +82,34 @@ pub(crate) fn main_js() -> JsString {
     MAIN_JS.with(Clone::clone)
 }
 
-/// The message a thread posts to wake the page (see [`crate::outbox`]).
-pub(crate) const WAKE: &str = "foreman-wasm:wake";
+/// The message a thread posts to wake the page (see [`crate::outbox`]): a number, which the
+/// page tells from the thread script's messages (objects) without reading any text. The page
+/// is woken up to once per burst of outcomes, so this is on the hot path.
+pub(crate) const WAKE: f64 = 0.0;
+
+std::thread_local! {
+    /// This thread's global scope, if it is a Web Worker (looked up once per thread).
+    static WORKER_SCOPE: Option<web_sys::DedicatedWorkerGlobalScope> =
+        js_sys::global().dyn_into().ok();
+    /// This thread's `performance` and its `timeOrigin` (looked up once per thread).
+    static PERFORMANCE: Option<(web_sys::Performance, f64)> =
+        js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("performance"))
+            .ok()
+            .and_then(|value| value.dyn_into::<web_sys::Performance>().ok())
+            .map(|performance| {
+                let origin = performance.time_origin();
+                (performance, origin)
+            });
+}
 
 /// Wakes the page's thread: posts [`WAKE`] from this Web Worker.
 pub(crate) fn wake_page() {
-    if let Ok(scope) = js_sys::global().dyn_into::<web_sys::DedicatedWorkerGlobalScope>() {
-        // Fails only if the page is going away: nobody to wake then.
-        let _ = scope.post_message(&JsValue::from_str(WAKE));
-    }
+    WORKER_SCOPE.with(|scope| {
+        if let Some(scope) = scope {
+            // Fails only if the page is going away: nobody to wake then.
+            let _ = scope.post_message(&JsValue::from_f64(WAKE));
+        }
+    });
 }
 
 /// A worker thread's entry point (called by the thread script, never by an app).
@@ -137,11 +156,10 @@ pub fn clock_entry(body: BodyAddress, origin: f64, period_ms: u32) {
 /// Milliseconds on the time line every thread of the page shares: `performance.timeOrigin +
 /// performance.now()` (each thread's `now` counts from its own origin).
 pub(crate) fn now() -> f64 {
-    let global = js_sys::global();
-    let performance = js_sys::Reflect::get(&global, &JsValue::from_str("performance"))
-        .ok()
-        .and_then(|value| value.dyn_into::<web_sys::Performance>().ok());
-    performance.map_or_else(js_sys::Date::now, |p| p.time_origin() + p.now())
+    PERFORMANCE.with(|performance| match performance {
+        Some((performance, origin)) => origin + performance.now(),
+        None => js_sys::Date::now(),
+    })
 }
 
 /// Milliseconds since `origin` on the shared time line, as the supervisor's clock.

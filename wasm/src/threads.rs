@@ -271,7 +271,7 @@ impl Threads {
     }
 
     fn message(&mut self, slot: usize, id: u32, data: &JsValue) -> Option<Report> {
-        if data.as_string().as_deref() == Some(entry::WAKE) {
+        if data.as_f64() == Some(entry::WAKE) {
             return Some(Report::Wake);
         }
         let kind = property(data, "kind").as_string().unwrap_or_default();
