@@ -7,6 +7,12 @@
 //! before it goes idle, and the first push after that tells its pusher to post the page a
 //! message (see [`crate::entry`]). One message per burst, not per outcome.
 //!
+//! A pusher that won the wake-up may also *owe* it ([`Outbox::owe`]) instead of sending it:
+//! while the workers are busy, the pool lets the clock thread send it at its next tick
+//! ([`Outbox::take_owed`]), so that a stream of outcomes wakes the page about once per clock
+//! period rather than once per outcome (every wake-up is a task on the page's thread, which
+//! competes with the workers for the cores).
+//!
 //! A push is one compare-and-swap: a thread killed in the middle of one either pushed its
 //! message or did not; nothing is left half-done for the page to trip over.
 
@@ -23,6 +29,8 @@ pub(crate) struct Outbox<M> {
     head: AtomicPtr<Node<M>>,
     /// Set by the page when it has taken everything and will wait for a wake-up.
     armed: AtomicBool,
+    /// A pusher won the wake-up and left it for a later [`take_owed`](Self::take_owed).
+    owed: AtomicBool,
 }
 
 // SAFETY: messages move from the pushing thread to the taking thread (so `M: Send`); the
@@ -47,6 +55,7 @@ impl<M> Outbox<M> {
         Outbox {
             head: AtomicPtr::new(ptr::null_mut()),
             armed: AtomicBool::new(true),
+            owed: AtomicBool::new(false),
         }
     }
 
@@ -77,6 +86,23 @@ impl<M> Outbox<M> {
         } else {
             Wake::No
         }
+    }
+
+    /// Leaves the wake-up a [`push`](Self::push) returned ([`Wake::Page`]) for whoever next
+    /// calls [`take_owed`](Self::take_owed): that caller must wake the page.
+    pub(crate) fn owe(&self) {
+        // Release: orders the push before the flag; whoever takes it wakes the page, which
+        // takes the messages with Acquire anyway.
+        self.owed.store(true, Ordering::Release);
+    }
+
+    /// Takes a wake-up left by [`owe`](Self::owe): `true` if there was one, and the caller
+    /// must now wake the page. (A wake-up owed while the page took the messages for another
+    /// reason only wakes it once more for nothing, which is harmless.)
+    pub(crate) fn take_owed(&self) -> bool {
+        // Relaxed load: a cheap look first (most calls find nothing); AcqRel swap: only one
+        // taker wins.
+        self.owed.load(Ordering::Relaxed) && self.owed.swap(false, Ordering::AcqRel)
     }
 
     /// Takes every message pushed so far, oldest first (page's thread).
@@ -134,6 +160,25 @@ mod tests {
         assert_eq!(outbox.push(String::from("c")), Wake::Page);
         assert_eq!(outbox.push(String::from("d")), Wake::No);
         assert_eq!(outbox.take(), ["c", "d"]);
+    }
+
+    #[wasm_bindgen_test]
+    fn an_owed_wake_up_is_taken_once_and_later_pushes_do_not_wake() {
+        let outbox = Outbox::new();
+        assert!(!outbox.take_owed(), "nothing owed yet");
+        assert_eq!(outbox.push(1), Wake::Page);
+        outbox.owe();
+        // The page has not been woken: later pushes still must not wake it on their own.
+        assert_eq!(outbox.push(2), Wake::No);
+        assert!(outbox.take_owed(), "the owed wake-up is there");
+        assert!(!outbox.take_owed(), "and taken once");
+        assert_eq!(outbox.take(), [1, 2]);
+        assert!(outbox.arm());
+        assert_eq!(
+            outbox.push(3),
+            Wake::Page,
+            "armed again: the next push wakes"
+        );
     }
 
     #[wasm_bindgen_test]

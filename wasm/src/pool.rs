@@ -237,6 +237,11 @@ struct Inner<T, R, E, const N: usize, const W: usize> {
 ///
 /// - [`try_submit`](Pool::try_submit) never blocks: a task the queue cannot take comes back.
 ///   Its outcome goes to the pool's sink as an [`Event`], on the page's thread.
+/// - Outcomes reach the page in bursts: while a clock thread runs (a watchdog in the policy,
+///   or a task with a deadline) and the queue holds more than `W` tasks, the page's thread is
+///   woken at most once per clock period (10 ms or less) rather than once per outcome, so
+///   that it takes less CPU from the workers; once the queue runs low, or without a clock,
+///   at once.
 /// - [`submit`](Pool::submit) waits (asynchronously) for room and resolves to the task's one
 ///   outcome: a [`Submission`], a `Future`.
 /// - A worker that traps (a panic aborts) or hangs (with a watchdog in the policy) is killed,

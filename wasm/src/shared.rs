@@ -124,10 +124,30 @@ impl<T: Send, R: Send, E: Send, const N: usize, const W: usize> Shared<T, R, E, 
         self.report(record);
     }
 
+    /// Reports to the page. Whether the page hears at once or at the clock's next tick, see
+    /// [`defers_wake_ups`](Self::defers_wake_ups).
     fn report(&self, record: Record<T, R, E>) {
-        if self.outbox.push(record) == Wake::Page {
+        let won = self.outbox.push(record) == Wake::Page;
+        if self.defers_wake_ups() {
+            if won {
+                self.outbox.owe();
+            }
+        } else if won || self.outbox.take_owed() {
             entry::wake_page();
         }
+    }
+
+    /// Whether a worker's report may wait for the clock's next tick (at most its period,
+    /// 10 ms or less) rather than wake the page now: while the clock ticks and the queue holds
+    /// more tasks than there are worker slots, so that the page hears of a stream of outcomes
+    /// in bursts (one page task per tick, not one per outcome: every page task competes with
+    /// the workers for the cores). Once the queue runs low, the page hears at once: it may
+    /// have tasks to feed, or be waiting for the last outcomes.
+    fn defers_wake_ups(&self) -> bool {
+        // Relaxed, both: hints; a wrong guess only makes one wake-up early or one tick late.
+        self.ticks.load(Ordering::Relaxed) > 0
+            && self.clock.load(Ordering::Relaxed) == 0
+            && self.sup.queued() > W
     }
 }
 
@@ -193,6 +213,10 @@ impl<T: Send, R: Send, E: Send, const N: usize, const W: usize> Body for Shared<
             // Its quota of tasks run, between tasks: this thread leaves, a fresh one follows.
             self.report(Record::Recycled { worker: slot });
         }
+        // Leaving: a wake-up this pool still owes goes now rather than at the next tick.
+        if self.outbox.take_owed() {
+            entry::wake_page();
+        }
     }
 
     fn tick(&self, now: Tick) -> bool {
@@ -205,10 +229,56 @@ impl<T: Send, R: Send, E: Send, const N: usize, const W: usize> Body for Shared<
         for run in self.sup.tick(now) {
             self.report(Record::Hung { run });
         }
+        // The wake-up the workers left for this tick (see `defers_wake_ups`).
+        if self.outbox.take_owed() {
+            entry::wake_page();
+        }
         true
     }
 
     fn clock_word(&self) -> &AtomicU32 {
         &self.clock
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    type TestShared = Shared<u32, (), (), 8, 2>;
+
+    fn shared_with_queued(tasks: u32) -> Arc<TestShared> {
+        let shared = TestShared::new(Policy::DEFAULT, Box::new(|_, _| Ok(())), 0.0);
+        for task in 0..tasks {
+            assert!(shared.sup.try_submit(Tagged::untracked(task)).is_ok());
+        }
+        shared
+    }
+
+    #[wasm_bindgen_test]
+    fn wake_ups_wait_for_the_clock_only_while_it_ticks_and_the_queue_is_busy() {
+        let busy = shared_with_queued(3);
+        assert!(
+            !busy.defers_wake_ups(),
+            "no tick yet (no clock, or not loaded): nobody would send a deferred wake-up"
+        );
+        busy.ticks.store(1, Ordering::Relaxed);
+        assert!(
+            busy.defers_wake_ups(),
+            "3 queued tasks for 2 slots: a burst"
+        );
+        busy.clock.store(1, Ordering::Relaxed);
+        assert!(
+            !busy.defers_wake_ups(),
+            "the clock is stopping: wake at once"
+        );
+
+        let low = shared_with_queued(2);
+        low.ticks.store(1, Ordering::Relaxed);
+        assert!(
+            !low.defers_wake_ups(),
+            "no more queued tasks than slots: the page may have to feed, wake at once"
+        );
     }
 }
