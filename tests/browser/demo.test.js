@@ -45,6 +45,17 @@ async function waitForView(page, predicate, arg, what = predicate.toString(), ti
   }, { source: predicate.toString(), arg }, what, timeout);
 }
 
+/**
+ * Waits until the ledger panel says it agrees with the supervisor. The view (the supervisor's
+ * snapshot) can show a task ended a moment before its outcome reaches the page's ledger —
+ * outcomes arrive in bursts — and the panel says "catching up…" meanwhile; a ledger that
+ * never agrees fails the test.
+ */
+async function ledgerAgrees(page) {
+  await page.waitFor(() => document.querySelector('[data-testid="ledger"]')?.dataset.agrees === 'true' || null,
+    null, 'the ledger to agree with the supervisor', 10_000);
+}
+
 /** The counters (`data-stat` names) of the supervisor card. */
 const STATS = ['submitted', 'completed', 'failed', 'dead_lettered', 'lost', 'handed_back', 'queued',
   'in_flight', 'crashes', 'restarts', 'backlog'];
@@ -124,7 +135,7 @@ test('1,000 tasks on 2 workers all complete, both workers do some, the numbers m
   // The page's numbers are the supervisor's and the ledger's.
   assert.equal(view.completed, 1000);
   assertMatches(view.ledger, { completed: 1000, pending: 0, violations: 0 }, 'ledger');
-  assert.equal(await page.attribute('[data-testid="ledger"]', 'data-agrees'), 'true');
+  await ledgerAgrees(page);
   await page.expectText('[data-testid="adds-up"]', '✓', { contains: true });
   assert.match(await page.text('[data-testid="batch-label"]'), /^batch #\d+$/);
   // Every one of the 1,000 tasks (ids 1–1000 on a fresh page) ended exactly once, completed.
@@ -153,7 +164,7 @@ test('a panicking task: its worker is replaced, the page shows the restart, ever
   assert.match(events.find((e) => e.kind === 'crash').text, /panicked on purpose/);
   assert.ok(events.some((e) => e.kind === 'dead-letter'));
   assertMatches(view.ledger, { completed: 300, dead_lettered: 1, pending: 0, violations: 0 }, 'ledger');
-  assert.equal(await page.attribute('[data-testid="ledger"]', 'data-agrees'), 'true');
+  await ledgerAgrees(page);
 
   // The replacements work.
   await submitTasks(page, 200);
@@ -251,7 +262,7 @@ test('too many crashes escalate: the supervisor stops, every task is accounted f
   assertMatches(stats, { queued: 0, in_flight: 0 }, 'stats');
   const settled = await waitForView(page, (v) => v.ledger.pending === 0, undefined, 'the ledger to settle', 10_000);
   assertMatches(settled.ledger, { pending: 0, violations: 0, handed_back: stats.handed_back }, 'ledger');
-  assert.equal(await page.attribute('[data-testid="ledger"]', 'data-agrees'), 'true');
+  await ledgerAgrees(page);
   await page.screenshot('foreman-escalation');
 
   await page.click('#start');
@@ -413,7 +424,7 @@ test('Cancel on a running injected task: its worker is replaced, the log and the
   assert.deepEqual(events.filter((e) => e.kind === 'crash' || e.kind === 'hung'), [], 'a cancellation is not a crash');
   await submitTasks(page, 100);
   await waitForView(page, (v) => v.completed === 100 && v.in_flight === 0, undefined, '100 tasks after the cancellation');
-  assert.equal(await page.attribute('[data-testid="ledger"]', 'data-agrees'), 'true');
+  await ledgerAgrees(page);
   await page.screenshot('foreman-cancel');
   assert.deepEqual(page.errors, []);
 }));
@@ -428,7 +439,7 @@ test('recycled workers appear in the event log: each worker thread is replaced a
   const recycled = (await shownEvents(page)).filter((e) => e.kind === 'recycle');
   assert.equal(recycled.length, 2, JSON.stringify(recycled));
   assert.match(recycled[0].text, /worker 0 ran 1000 tasks: its Web Worker is retired and a fresh one takes over/);
-  assert.equal(await page.attribute('[data-testid="ledger"]', 'data-agrees'), 'true');
+  await ledgerAgrees(page);
   await page.screenshot('foreman-recycle');
   assert.deepEqual(page.errors, []);
 }));
