@@ -180,6 +180,8 @@ mod defmt_format {
 pub use phase::{Shutdown, SupervisorState};
 pub use slot::{Run, WorkerState};
 pub use stats::{Snapshot, WorkerSnapshot};
+#[cfg(feature = "recycling")]
+pub use supervisor::RecycleError;
 pub use supervisor::{
     CrashReport, Decision, Disposition, HandBack, NewlyHung, ReopenError, SubmitError, Supervisor,
     WorkerError,

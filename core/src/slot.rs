@@ -55,7 +55,7 @@
 //! | 14 | [`retire`](StateWord::retire) | Recovering → Retired | cleared; cancelled cleared | recovery without a replacement; [`Supervisor::retire`](crate::Supervisor::retire) |
 //! | 15 | [`leave`](StateWord::leave) | Idle without a task → Exiting | | the worker's step, finding a shutdown |
 //! | 16 | [`exit`](StateWord::exit) | Exiting, Idle → Exited | kept | dropping the [`Worker`](crate::Worker) (or [`Worker::exit`](crate::Worker::exit)) without a replacement |
-//! | 17 | [`exit_for_replacement`](StateWord::exit_for_replacement) | Idle → Restarting | kept | dropping the `Worker` while running, replaced per the restart policy; a worker recycled after its quota of tasks ([`Policy::with_recycling`](crate::policy::Policy::with_recycling)) |
+//! | 17 | [`exit_for_replacement`](StateWord::exit_for_replacement) | Idle → Restarting | kept | dropping the `Worker` while running, replaced per the restart policy; a worker recycled after its quota of tasks ([`Policy::with_recycling`](crate::policy::Policy::with_recycling)) or at its host's request ([`Worker::recycle`](crate::Worker::recycle)) |
 //! | 18 | [`cancel_restart`](StateWord::cancel_restart) | Restarting → Recovering | | [`Supervisor::retire`](crate::Supervisor::retire) (then 14) |
 //! | 19 | [`sweep`](StateWord::sweep) | Starting → Vacant; Restarting → Retired | kept | an abort or escalation: no start will come |
 //! | 20 | [`reopen`](StateWord::reopen) | Exited, Retired without a task → Vacant | | [`Supervisor::reopen`](crate::Supervisor::reopen) |
@@ -900,7 +900,7 @@ pub(crate) struct WorkerSlot<T> {
     pub(crate) crashes: AtomicU32,
     /// Written only by the recoverer or by the exiting worker (one at a time).
     pub(crate) restarts: AtomicU32,
-    /// Workers of this slot recycled after their quota of tasks. Written only by the worker
+    /// Workers of this slot recycled (after their quota of tasks, or asked). Written only by the worker
     /// being recycled (from Idle).
     #[cfg(feature = "recycling")]
     pub(crate) recycles: AtomicU32,
@@ -1087,9 +1087,9 @@ impl<T> WorkerSlot<T> {
     }
 
     /// Counts a recycling; the caller is the worker being recycled, the only writer.
+    #[cfg(feature = "recycling")]
     #[inline]
     pub(crate) fn count_recycle(&self) {
-        #[cfg(feature = "recycling")]
         bump_informational(&self.recycles);
     }
 

@@ -206,11 +206,46 @@ pub enum Decision {
     /// The restart intensity was exceeded: no replacement, and the supervisor escalated.
     Escalate,
     /// The worker was recycled after its quota of tasks
-    /// ([`Policy::with_recycling`](crate::policy::Policy::with_recycling)): attach a fresh
+    /// ([`Policy::with_recycling`](crate::policy::Policy::with_recycling)) or at its host's
+    /// request ([`Worker::recycle`](crate::Worker::recycle)): attach a fresh
     /// worker to the same slot, as for [`Replace`](Self::Replace). Not a crash: it is not
     /// counted against the restart intensity. Only [`Worker::exit`] returns it.
     Recycle,
 }
+
+/// Why [`Worker::recycle`] refused: the worker stays as it was (or leaves, as it must).
+#[cfg(feature = "recycling")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum RecycleError {
+    /// The worker must leave anyway, and no fresh worker would follow it: the supervisor is
+    /// aborting, escalated or stopped, or draining with nothing left in its queue. Its next
+    /// step says [`Next::Exit`](crate::Next::Exit).
+    Leaving,
+    /// This handle no longer holds its slot: its worker crashed, was condemned or declared
+    /// dead, or was recycled already.
+    Ended,
+    /// The retry a crashed predecessor left for this worker waits in its slot: run it first
+    /// (a worker recycles only between tasks, holding none).
+    RetryWaiting,
+}
+
+#[cfg(feature = "recycling")]
+impl fmt::Display for RecycleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RecycleError::Leaving => {
+                "the worker must leave: the supervisor is shutting down (or draining an empty queue)"
+            }
+            RecycleError::Ended => "the worker no longer holds its slot (crashed, condemned or recycled)",
+            RecycleError::RetryWaiting => "a retry waits in the worker's slot: run it first",
+        })
+    }
+}
+
+#[cfg(feature = "recycling")]
+impl core::error::Error for RecycleError {}
 
 /// What became of the task a crashed worker was running.
 ///
@@ -1639,27 +1674,28 @@ impl<T, const N: usize, const W: usize, P: Park> Supervisor<T, N, W, P> {
         decision
     }
 
-    /// Recycles the Idle worker of `slot`, which ran its quota of tasks: Idle → Restarting
-    /// (transition 17), not counted against the intensity. Refused (`false`) once workers
-    /// must leave (abort, escalation), and during a drain once the queue is empty: the
-    /// worker leaves then, and a fresh one would only attach to leave.
+    /// Recycles the Idle worker of `slot` (it ran its quota of tasks, or its host asked):
+    /// Idle → Restarting (transition 17), not counted against the intensity. Refused once
+    /// workers must leave (abort, escalation), and during a drain once the queue is empty:
+    /// the worker leaves then, and a fresh one would only attach to leave.
+    #[cfg(feature = "recycling")]
     #[inline(never)]
-    pub(crate) fn recycle(&self, slot: &WorkerSlot<T>) -> bool {
+    pub(crate) fn recycle(&self, slot: &WorkerSlot<T>) -> Result<(), RecycleError> {
         let phase = self.phase.load();
         // (`allows_restart(true)`: running or draining.) A task queued during a drain may be
         // taken by a peer meanwhile: the fresh worker then attaches and leaves, nothing worse.
         if !phase.allows_restart(true) || (phase.is_draining() && self.queue.is_empty()) {
-            return false;
+            return Err(RecycleError::Leaving);
         }
         self.ready_now(slot);
         // Refused only if the host declared this worker dead.
         if slot.state.exit_for_replacement().is_err() {
-            return false;
+            return Err(RecycleError::Ended);
         }
         slot.count_recycle();
         // An abort or escalation that swept the slots meanwhile sweeps this one too.
         self.settle_start();
-        true
+        Ok(())
     }
 
     /// Carries out a `decision` about the worker of `slot` that ended: a crash being recovered
@@ -2102,6 +2138,142 @@ mod tests {
         assert_eq!(sup.attach(0).unwrap_err(), WorkerError::ShuttingDown);
         assert_eq!(sup.hand_back().collect::<std::vec::Vec<_>>(), [2]);
         assert!(sup.snapshot().adds_up());
+    }
+
+    #[cfg(feature = "recycling")]
+    #[test]
+    fn a_recycling_the_host_asks_for_is_neither_a_crash_nor_a_restart() {
+        use crate::policy::{Intensity, Restart};
+        // No quota, temporary workers, and an intensity that escalates on the first restart:
+        // a recycling counted as a restart (or a normal exit) would retire or escalate.
+        let policy = Policy::DEFAULT
+            .with_restart(Restart::Temporary)
+            .with_intensity(Intensity::new(0, 100).unwrap());
+        let sup: Supervisor<u8, 8, 1> = Supervisor::new(policy, NoPark);
+        for n in 0..3 {
+            sup.try_submit(n).unwrap();
+        }
+        for round in 1..=3 {
+            let mut worker = sup.attach(0).unwrap();
+            let Next::Run(job) = worker.try_next() else {
+                panic!("round {round}: no task");
+            };
+            job.complete().unwrap();
+            assert_eq!(worker.recycle(), Ok(()));
+            assert!(worker.is_recycled());
+            // Asking twice, or stepping on, changes nothing.
+            assert_eq!(worker.recycle(), Err(RecycleError::Ended));
+            assert!(matches!(worker.try_next(), Next::Exit));
+            assert_eq!(sup.worker_state(0), Some(WorkerState::Restarting));
+            assert_eq!(worker.exit(), Decision::Recycle);
+            let snap = sup.snapshot();
+            assert_eq!(
+                (
+                    snap.recycles(),
+                    snap.restarts(),
+                    snap.crashes(),
+                    snap.workers[0].recycles
+                ),
+                (round, 0, 0, round)
+            );
+            assert!(snap.adds_up(), "{snap:?}");
+        }
+        assert_eq!(sup.state(), SupervisorState::Running);
+        assert_eq!(sup.snapshot().completed, 3);
+    }
+
+    #[cfg(feature = "recycling")]
+    #[test]
+    fn a_recycling_is_refused_when_it_cannot_apply_and_the_worker_is_left_as_it_was() {
+        extern crate std;
+        // A retry left by a crashed predecessor waits in the slot: run it first.
+        let sup: Supervisor<u8, 8, 2> = Supervisor::new(Policy::DEFAULT, NoPark);
+        sup.try_submit(7).unwrap();
+        let mut worker = sup.attach(0).unwrap();
+        let Next::Run(job) = worker.try_next() else {
+            panic!("no task")
+        };
+        assert_eq!(job.crash().decision, Decision::Replace);
+        assert_eq!(worker.recycle(), Err(RecycleError::Ended), "crashed");
+        drop(worker);
+        let mut fresh = sup.attach(0).unwrap();
+        assert_eq!(fresh.recycle(), Err(RecycleError::RetryWaiting));
+        let Next::Run(job) = fresh.try_next() else {
+            panic!("the retry was lost")
+        };
+        assert_eq!((*job.task(), job.context().attempt()), (7, 2));
+        job.complete().unwrap();
+        assert_eq!(fresh.recycle(), Ok(()));
+        assert_eq!(fresh.exit(), Decision::Recycle);
+
+        // Draining: granted while tasks are queued, refused once the queue is empty (the
+        // worker leaves then: a fresh one would only attach to leave).
+        let mut worker = sup.attach(0).unwrap();
+        sup.try_submit(1).unwrap();
+        sup.try_submit(2).unwrap();
+        assert_eq!(sup.drain(), SupervisorState::Draining);
+        let Next::Run(job) = worker.try_next() else {
+            panic!("no task")
+        };
+        job.complete().unwrap();
+        assert_eq!(worker.recycle(), Ok(()), "a task is still queued");
+        drop(worker);
+        let mut worker = sup.attach(0).unwrap();
+        let Next::Run(job) = worker.try_next() else {
+            panic!("no task")
+        };
+        job.complete().unwrap();
+        assert_eq!(worker.recycle(), Err(RecycleError::Leaving));
+        assert!(!worker.is_recycled());
+        assert!(matches!(worker.try_next(), Next::Exit));
+        assert_eq!(worker.recycle(), Err(RecycleError::Leaving), "it left");
+        assert_eq!(worker.exit(), Decision::Retire);
+        assert!(sup.is_stopped());
+        assert_eq!(sup.snapshot().recycles(), 2);
+
+        // Aborting: refused, queued tasks handed back, nothing swept twice.
+        let sup: Supervisor<u8, 8, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
+        sup.try_submit(1).unwrap();
+        sup.try_submit(2).unwrap();
+        let mut worker = sup.attach(0).unwrap();
+        let Next::Run(job) = worker.try_next() else {
+            panic!("no task")
+        };
+        job.complete().unwrap();
+        sup.abort();
+        assert_eq!(worker.recycle(), Err(RecycleError::Leaving));
+        assert_eq!(worker.exit(), Decision::Retire);
+        assert_eq!(sup.state(), SupervisorState::Stopped(Shutdown::Abort));
+        assert_eq!(sup.hand_back().collect::<std::vec::Vec<_>>(), [2]);
+        let snap = sup.snapshot();
+        assert_eq!(snap.recycles(), 0);
+        assert!(snap.adds_up(), "{snap:?}");
+    }
+
+    #[cfg(all(feature = "recycling", feature = "backoff"))]
+    #[test]
+    fn a_slot_recycled_on_request_is_not_held_back_by_an_earlier_crash_backoff() {
+        use crate::policy::Backoff;
+        let policy = Policy::DEFAULT.with_backoff(Backoff::new(100, 2, 1_000).unwrap());
+        let sup: Supervisor<u8, 4, 1> = Supervisor::new(policy, NoPark);
+        sup.try_submit(1).unwrap();
+        let mut worker = sup.attach(0).unwrap();
+        let Next::Run(job) = worker.try_next() else {
+            panic!("no task")
+        };
+        let report = job.crash();
+        assert_eq!((report.decision, report.delay), (Decision::Replace, 100));
+        drop(worker);
+        sup.tick(100);
+        let mut worker = sup.attach(0).expect("its backoff passed");
+        let Next::Run(job) = worker.try_next() else {
+            panic!("the retry was lost")
+        };
+        job.complete().unwrap();
+        assert_eq!(worker.recycle(), Ok(()));
+        drop(worker);
+        let fresh = sup.attach(0).expect("a recycled slot attaches at once");
+        drop(fresh);
     }
 
     #[cfg(feature = "backoff")]

@@ -215,11 +215,14 @@ impl<'s, T, const N: usize, const W: usize, P: Park> Worker<'s, T, N, W, P> {
         }
         if let Some(quota) = self.sup.policy().recycling() {
             // Between tasks, its quota run: the slot goes to a fresh worker (17).
-            if self.started >= quota && !word.has_task() && self.sup.recycle(slot) {
+            #[cfg(feature = "recycling")]
+            if self.started >= quota && !word.has_task() && self.sup.recycle(slot).is_ok() {
                 self.dead = true;
                 self.recycled = true;
                 return Step::Exit;
             }
+            #[cfg(not(feature = "recycling"))]
+            let _ = quota;
         }
         if !word.has_task() {
             if self.sup.stops_workers() {
@@ -274,7 +277,8 @@ impl<'s, T, const N: usize, const W: usize, P: Park> Worker<'s, T, N, W, P> {
     }
 
     /// Whether this worker was recycled after its quota of tasks
-    /// ([`Policy::with_recycling`](crate::policy::Policy::with_recycling)): its step ended
+    /// ([`Policy::with_recycling`](crate::policy::Policy::with_recycling)) or by
+    /// [`recycle`](Self::recycle): its step ended
     /// with [`Next::Exit`] and the slot awaits a fresh worker, which the host attaches (as
     /// [`exit`](Self::exit) also says, with [`Decision::Recycle`]).
     ///
@@ -295,6 +299,72 @@ impl<'s, T, const N: usize, const W: usize, P: Park> Worker<'s, T, N, W, P> {
     pub fn is_recycled(&self) -> bool {
         // Constant without the feature: a host's recycling branch compiles away.
         cfg!(feature = "recycling") && self.recycled
+    }
+
+    /// Recycles this worker now, between tasks, at the host's request (a host that watches
+    /// what a worker holds — its memory, say — recycles it when that passes a limit): the
+    /// same as a recycling after a quota of tasks
+    /// ([`Policy::with_recycling`](crate::policy::Policy::with_recycling)), which the policy
+    /// need not have. Not a crash: it is not counted against the restart intensity, its
+    /// replacement waits for no backoff, and the snapshot counts it in
+    /// [`WorkerSnapshot::recycles`](crate::WorkerSnapshot::recycles). From now on
+    /// [`try_next`](Self::try_next) says [`Next::Exit`], [`is_recycled`](Self::is_recycled)
+    /// says so, and [`exit`](Self::exit) returns [`Decision::Recycle`]: the host attaches a
+    /// fresh worker to the slot.
+    ///
+    /// Refused, the worker unchanged, with the reason ([`RecycleError`](crate::RecycleError)):
+    /// when workers must leave anyway (an abort or escalation; a drain whose queue is empty:
+    /// a fresh worker would only attach to leave); when this handle no longer holds its slot
+    /// (crashed, condemned, recycled already); and while a crashed predecessor's retry waits
+    /// in the slot (run it first).
+    ///
+    /// ```
+    /// use foreman_rt::{park::NoPark, policy::Policy, Decision, Next, RecycleError, Supervisor};
+    ///
+    /// let sup: Supervisor<u8, 4, 1> = Supervisor::new(Policy::DEFAULT, NoPark);
+    /// sup.try_submit(1).unwrap();
+    /// sup.try_submit(2).unwrap();
+    /// let mut worker = sup.attach(0).unwrap();
+    /// let Next::Run(job) = worker.try_next() else { unreachable!() };
+    /// job.complete().unwrap();
+    /// assert_eq!(worker.recycle(), Ok(())); // say its memory grew too much
+    /// assert_eq!(worker.recycle(), Err(RecycleError::Ended));
+    /// assert!(matches!(worker.try_next(), Next::Exit));
+    /// assert_eq!(worker.exit(), Decision::Recycle);
+    ///
+    /// let mut fresh = sup.attach(0).unwrap();
+    /// let Next::Run(job) = fresh.try_next() else { unreachable!() };
+    /// assert_eq!(job.complete(), Ok(2));
+    /// let snap = sup.snapshot();
+    /// assert_eq!((snap.recycles(), snap.restarts()), (1, 0));
+    ///
+    /// sup.drain(); // the queue is empty: the worker leaves, nothing would follow it
+    /// assert_eq!(fresh.recycle(), Err(RecycleError::Leaving));
+    /// assert!(matches!(fresh.try_next(), Next::Exit));
+    /// ```
+    ///
+    /// (Cargo feature `recycling`, on by default.)
+    #[cfg(feature = "recycling")]
+    pub fn recycle(&mut self) -> Result<(), crate::RecycleError> {
+        use crate::RecycleError;
+        if self.dead {
+            return Err(RecycleError::Ended);
+        }
+        let word = self.slot().state.load();
+        if word.is_exiting() {
+            return Err(RecycleError::Leaving);
+        }
+        if !word.is_idle() {
+            // Declared dead by its host, or condemned: its recovery decides.
+            return Err(RecycleError::Ended);
+        }
+        if word.has_task() {
+            return Err(RecycleError::RetryWaiting);
+        }
+        self.sup.recycle(self.slot)?;
+        self.dead = true;
+        self.recycled = true;
+        Ok(())
     }
 
     /// Ends the worker while the supervisor runs (a *normal exit*) and returns what the

@@ -87,8 +87,10 @@ pub enum Event<T, R, E, C> {
         /// The task.
         task: T,
     },
-    /// The worker ran its quota of tasks and was replaced by a fresh one between tasks
-    /// ([`Policy::with_recycling`](crate::policy::Policy::with_recycling)). Not a crash: no
+    /// The worker was replaced by a fresh one between tasks: it ran its quota of tasks
+    /// ([`Policy::with_recycling`](crate::policy::Policy::with_recycling)), or its host
+    /// recycled it ([`Worker::recycle`](crate::Worker::recycle); the Web Worker host does when
+    /// its heap passes a limit). Not a crash: no
     /// task was affected, and no restart was counted.
     Recycled {
         /// The recycled worker's slot (its replacement takes the same index).
