@@ -56,6 +56,70 @@ test('recycling: each worker thread is replaced after its quota, onEvent says "r
     assertMatches(outcome.report.snapshot, { completed: 20, submitted: 20, crashes: 0, adds_up: true, state: 'stopped' }, 'snapshot');
   }));
 
+test('heap limit: a worker whose heap passes heapLimit after a task is recycled onto a renewed heap; a limit never reached recycles nothing',
+  TIMEOUT, () => withApp(async (page) => {
+    const outcome = await page.evaluate(async () => {
+      const { startWords, heapStats } = window.words;
+      // One worker, its tasks in turn; `!leak N` leaks N KiB of its heap.
+      const run = async (options, texts) => {
+        const pool = startWords(1, options);
+        const events = [];
+        pool.onEvent((event) => events.push(event));
+        const renewed = heapStats().renewed;
+        const names = [];
+        for (const [i, text] of texts.entries()) names.push((await pool.run({ name: `t${i}`, text })).name);
+        const report = await pool.drain();
+        pool.free();
+        return { names, events, renewed: heapStats().renewed - renewed, report };
+      };
+      return {
+        // 1200 KiB: past 1 MiB, recycled after it; 600 KiB on the renewed heap: under it.
+        leaking: await run({ heapLimit: 1 << 20 }, ['one two', '!leak 1200', 'three', '!leak 600', 'four']),
+        // With a quota as well: the quota recycles after 2 tasks, the limit after the leak.
+        both: await run({ heapLimit: 1 << 20, recycleAfter: 2 }, ['one', '!leak 1200', 'two', '!leak 1200', 'three']),
+        under: await run({ heapLimit: 16 << 20 }, ['one', '!leak 600', 'two', '!leak 600', 'three']),
+      };
+    });
+    const expected = (n) => Array.from({ length: n }, (_, i) => `t${i}`);
+    for (const [name, { names, events }] of Object.entries(outcome)) {
+      assert.deepEqual(names, expected(5), `${name}: every task completes once`);
+      assert.ok(events.every((e) => e.kind === 'recycled' && e.worker === 0), `${name}: ${JSON.stringify(events)}`);
+    }
+    assert.equal(outcome.leaking.events.length, 1);
+    assert.equal(outcome.leaking.renewed, 1, 'the leaking heap was renewed for the fresh thread');
+    assertMatches(outcome.leaking.report.snapshot, { completed: 5, recycles: 1, crashes: 0, restarts: 0, adds_up: true, state: 'stopped' }, 'leaking');
+    // After t1 (quota 2 and the leak together), after t3 (the leak: quota 2 again).
+    assert.equal(outcome.both.events.length, 2);
+    assert.equal(outcome.both.renewed, 2);
+    assertMatches(outcome.both.report.snapshot, { completed: 5, recycles: 2, crashes: 0, adds_up: true }, 'both');
+    assert.equal(outcome.under.events.length, 0, 'a limit never reached recycles nothing');
+    assert.equal(outcome.under.renewed, 0);
+    assertMatches(outcome.under.report.snapshot, { completed: 5, recycles: 0, adds_up: true }, 'under');
+  }));
+
+test('heap limit: an invalid heapLimit is refused with a clear error', TIMEOUT, () => withApp(async (page) => {
+  const errors = await page.evaluate(() => {
+    const attempt = (options) => {
+      try {
+        window.words.startWords(1, options).free();
+        return 'started';
+      } catch (error) {
+        return String(error.message ?? error);
+      }
+    };
+    return {
+      negative: attempt({ heapLimit: -1 }),
+      fraction: attempt({ heapLimit: 1.5 }),
+      text: attempt({ heapLimit: '64MB' }),
+      valid: attempt({ heapLimit: 64 << 20 }),
+    };
+  });
+  assert.match(errors.negative, /invalid pool options/);
+  assert.match(errors.fraction, /invalid pool options/);
+  assert.match(errors.text, /invalid pool options/);
+  assert.equal(errors.valid, 'started');
+}));
+
 test('recycling: invalid and unknown options are refused with a clear error', TIMEOUT, () => withApp(async (page) => {
   const errors = await page.evaluate(() => {
     const attempt = (options) => {

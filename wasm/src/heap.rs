@@ -79,6 +79,8 @@ static OWNERS: [AtomicU8; MAX_PAGES] = [const { AtomicU8::new(NO_OWNER) }; MAX_P
 static PAGES_ABANDONED: AtomicU32 = AtomicU32::new(0);
 /// Heaps replaced because their thread died inside the allocator.
 static RESETS: AtomicU32 = AtomicU32::new(0);
+/// Heaps renewed after a recycling past a pool's heap limit ([`renew`]).
+static RENEWALS: AtomicU32 = AtomicU32::new(0);
 /// Allocations caught from threads whose death had been confirmed.
 static ZOMBIES: AtomicU32 = AtomicU32::new(0);
 /// Buried stacks (see [`bury`]) not yet released: while 0, nobody scans the graves.
@@ -629,18 +631,38 @@ pub(crate) unsafe fn bury(id: HeapId) -> Repair {
         heap.lock.store(0, Ordering::Release);
         return Repair::Kept;
     }
+    // SAFETY: the lock is held by a thread that will never run again, so nobody else reaches
+    // the heap.
+    let abandoned = unsafe { replace(id) };
+    // Relaxed: statistics.
+    RESETS.fetch_add(1, Ordering::Relaxed);
+    // Release: the fresh heap is published with the unlock.
+    heap.lock.store(0, Ordering::Release);
+    Repair::Replaced { abandoned }
+}
+
+/// Replaces heap `id` by an empty one and abandons its pages (frees into them are ignored
+/// from now on, and they are never reused: blocks still held elsewhere stay valid). Returns
+/// the bytes abandoned.
+///
+/// # Safety
+///
+/// The heap's lock is held by the caller or by a thread that will never run again, and no
+/// live thread is registered for the heap: nobody else reaches it.
+unsafe fn replace(id: HeapId) -> usize {
+    let heap = id.heap();
     let owner = id.0 + 1;
     let mut pages = 0u32;
     for page in &OWNERS {
-        // Relaxed: only this heap's (dead) thread ever wrote these entries.
+        // Relaxed: only this heap's threads (dead now) ever wrote these entries.
         if page.load(Ordering::Relaxed) == owner {
             page.store(ABANDONED, Ordering::Relaxed);
             pages += 1;
         }
     }
-    // SAFETY: the lock is held by a thread that will never run again, so nobody else reaches
-    // the heap; the old heap is overwritten without running anything of it. Blocks handed
-    // back to it all lie in the pages just abandoned.
+    // SAFETY: nobody else reaches the heap (the caller's contract); the old heap is
+    // overwritten without running anything of it. Blocks handed back to it all lie in the
+    // pages just abandoned.
     unsafe {
         ptr::write(
             heap.dlmalloc.get(),
@@ -653,12 +675,38 @@ pub(crate) unsafe fn bury(id: HeapId) -> Repair {
     heap.pages.store(0, Ordering::Relaxed);
     heap.in_use.store(0, Ordering::Relaxed);
     PAGES_ABANDONED.fetch_add(pages, Ordering::Relaxed);
-    RESETS.fetch_add(1, Ordering::Relaxed);
+    pages as usize * PAGE
+}
+
+/// Gives heap `id`, whose thread is buried ([`bury`]), a fresh start: an empty heap in place
+/// of one that holds too much (a recycling past the pool's heap limit). Its pages are
+/// abandoned as when a thread dies inside the allocator: wasm memory never shrinks, so what
+/// the old heap held — leaked blocks, and its free space — is given up for good, and the
+/// blocks still held elsewhere (outputs on the page) stay valid. Returns the bytes
+/// abandoned; `None` (nothing done) if the heap's lock is taken, which a buried heap's never
+/// is.
+///
+/// # Safety
+///
+/// No live thread is registered for heap `id`: its last thread was buried, and the next
+/// one has not started.
+pub(crate) unsafe fn renew(id: HeapId) -> Option<usize> {
+    let heap = id.heap();
+    // Acquire: see the heap as its last holder left it.
+    if heap
+        .lock
+        .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        return None;
+    }
+    // SAFETY: the lock is ours, and no live thread is registered (the caller's contract).
+    let abandoned = unsafe { replace(id) };
+    // Relaxed: statistics.
+    RENEWALS.fetch_add(1, Ordering::Relaxed);
     // Release: the fresh heap is published with the unlock.
     heap.lock.store(0, Ordering::Release);
-    Repair::Replaced {
-        abandoned: pages as usize * PAGE,
-    }
+    Some(abandoned)
 }
 
 /// Ends the after-death check of heap `id`'s oldest buried stack (graves of one heap come
@@ -715,10 +763,14 @@ pub struct HeapStats {
     pub shared: usize,
     /// Bytes held by the worker heaps.
     pub workers: usize,
-    /// Bytes given up with heaps whose thread died inside the allocator.
+    /// Bytes given up with heaps whose thread died inside the allocator, or that were
+    /// renewed after a recycling past a pool's heap limit.
     pub abandoned: usize,
-    /// How many heaps were replaced.
+    /// How many heaps were replaced because their thread died inside the allocator.
     pub replaced: u32,
+    /// How many heaps were renewed (replaced by empty ones) after a worker was recycled past
+    /// its pool's heap limit ([`Config::with_heap_limit`](crate::Config::with_heap_limit)).
+    pub renewed: u32,
     /// Allocations caught from threads after their death had been confirmed (each trapped
     /// its thread). Should stay 0: see the [module docs](self).
     pub zombie_allocations: u32,
@@ -738,6 +790,7 @@ pub fn stats() -> HeapStats {
         workers: HEAP[1..].iter().map(held).sum(),
         abandoned: PAGES_ABANDONED.load(Ordering::Relaxed) as usize * PAGE,
         replaced: RESETS.load(Ordering::Relaxed),
+        renewed: RENEWALS.load(Ordering::Relaxed),
         zombie_allocations: ZOMBIES.load(Ordering::Relaxed),
     }
 }

@@ -190,6 +190,7 @@ impl JsPool {
 #[serde(rename_all = "camelCase")]
 struct JsOptions {
     recycle_after: Option<u32>,
+    heap_limit: Option<usize>,
     backoff: Option<JsBackoff>,
 }
 
@@ -209,6 +210,7 @@ impl Config {
     /// | option | does |
     /// |---|---|
     /// | `recycleAfter: n` | each worker thread is replaced by a fresh one after `n` tasks ([`Policy::with_recycling`](foreman_rt::policy::Policy::with_recycling)); `onEvent` gets `{ kind: "recycled", worker }` |
+    /// | `heapLimit: bytes` | a worker whose heap holds more than `bytes` after a task is recycled between tasks ([`Config::with_heap_limit`]); `onEvent` gets `{ kind: "recycled", worker }` |
     /// | `backoff: { initialMs, factor, capMs }` | a crashed worker's replacement starts after `initialMs`, then `factor` times longer for each crash in a row, at most `capMs` ([`Backoff`](foreman_rt::policy::Backoff)) |
     ///
     /// An unknown option or an invalid value is an error (a typo must not go unnoticed).
@@ -222,14 +224,14 @@ impl Config {
     /// ```
     ///
     /// ```js
-    /// const pool = startCounter(2, { recycleAfter: 100, backoff: { initialMs: 100, factor: 2, capMs: 5000 } });
+    /// const pool = startCounter(2, { recycleAfter: 100, heapLimit: 64 << 20, backoff: { initialMs: 100, factor: 2, capMs: 5000 } });
     /// ```
     pub fn with_js_options(self, options: &JsValue) -> Result<Config, JsError> {
         if options.is_undefined() || options.is_null() {
             return Ok(self);
         }
         // serde-wasm-bindgen reads a struct's fields by name and ignores the others: look.
-        check_keys(options, &["recycleAfter", "backoff"])?;
+        check_keys(options, &["recycleAfter", "heapLimit", "backoff"])?;
         let backoff = Reflect::get(options, &"backoff".into()).unwrap_or(JsValue::UNDEFINED);
         if backoff.is_object() {
             check_keys(&backoff, &["initialMs", "factor", "capMs"])?;
@@ -246,7 +248,11 @@ impl Config {
                 .map_err(invalid)?;
             policy = policy.with_backoff(backoff);
         }
-        Ok(self.with_policy(policy))
+        let config = self.with_policy(policy);
+        Ok(match options.heap_limit {
+            Some(bytes) => config.with_heap_limit(bytes),
+            None => config,
+        })
     }
 }
 

@@ -60,6 +60,17 @@ pub enum Notice {
         /// What was done.
         repair: Repair,
     },
+    /// Worker `worker` was recycled holding more than the pool's heap limit
+    /// ([`Config::with_heap_limit`](crate::Config::with_heap_limit)), and still did once its
+    /// thread was gone: its fresh thread starts on an empty heap, the old one's pages given up.
+    HeapRenewed {
+        /// The slot.
+        worker: usize,
+        /// What the old heap held (bytes of blocks not freed).
+        held: usize,
+        /// Bytes of memory given up with its pages.
+        abandoned: usize,
+    },
     /// Worker `worker` crashed and its replacement starts in `delay_ms` milliseconds: the
     /// restart backoff of the policy ([`Policy::with_backoff`](foreman_rt::policy::Policy::with_backoff)).
     BackingOff {
@@ -150,6 +161,17 @@ impl fmt::Display for Notice {
                 f,
                 "worker {worker} died inside the allocator: its heap was replaced by a fresh \
                  one ({} KiB abandoned)",
+                abandoned / 1024
+            ),
+            Notice::HeapRenewed {
+                worker,
+                held,
+                abandoned,
+            } => write!(
+                f,
+                "worker {worker} was recycled holding {} KiB, past the heap limit: its fresh \
+                 thread starts on an empty heap ({} KiB abandoned)",
+                held / 1024,
                 abandoned / 1024
             ),
             Notice::BackingOff { worker, delay_ms } => write!(

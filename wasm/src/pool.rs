@@ -64,6 +64,7 @@ pub struct Config {
     workers: usize,
     policy: Policy,
     stack_size: u32,
+    heap_limit: Option<usize>,
 }
 
 impl Config {
@@ -73,6 +74,7 @@ impl Config {
             workers,
             policy: Policy::DEFAULT,
             stack_size: 1 << 20,
+            heap_limit: None,
         }
     }
 
@@ -90,6 +92,48 @@ impl Config {
     pub const fn with_stack_size(mut self, bytes: u32) -> Config {
         self.stack_size = bytes;
         self
+    }
+
+    /// Recycles a worker whose heap holds more than `bytes` after a task: between tasks (never
+    /// in the middle of one), its thread leaves and a fresh one takes the slot over, as for a
+    /// quota of tasks ([`Policy::with_recycling`], with or without one): an
+    /// [`Event::Recycled`], not a crash, not counted against the restart intensity, no
+    /// backoff.
+    ///
+    /// What a heap *holds*: the bytes of the blocks allocated from the worker's heap (see
+    /// [`heap`](crate::heap)) and not yet freed, by whichever thread holds them
+    /// ([`HeapUsage::in_use`]) — what its tasks leaked, what they keep in thread-locals or
+    /// caches, and the outputs of its tasks that the page has not dropped yet (count the
+    /// largest output in the limit). Checked after each task, once its outcome is recorded.
+    /// Not the pages the heap took from the module's memory ([`HeapUsage::held`]), which
+    /// never shrink.
+    ///
+    /// Once the recycled thread is proven gone, a heap still holding more than the limit is
+    /// renewed: the slot gets an empty heap ([`Notice::HeapRenewed`],
+    /// [`HeapStats::renewed`](crate::heap::HeapStats::renewed)), so the
+    /// fresh thread starts under the limit instead of being recycled after every task. Wasm
+    /// memory never shrinks: what the old heap held (the leak, and its free space) is given
+    /// up for good (counted in [`HeapStats::abandoned`](crate::heap::HeapStats::abandoned)),
+    /// and blocks still in use elsewhere stay valid. A heap back under the limit by then is
+    /// kept, as after any recycling. (A heap an earlier pool left holding more than the limit
+    /// is renewed as well, before this pool's first thread on it.)
+    ///
+    /// A worker is not recycled when it would leave anyway: during an abort, or a drain with
+    /// nothing left queued.
+    ///
+    /// ```ignore
+    /// // A fresh thread for any worker that keeps more than 64 MiB after a task.
+    /// let config = Config::new(4).with_heap_limit(64 << 20);
+    /// assert_eq!(config.heap_limit(), Some(64 << 20));
+    /// ```
+    pub const fn with_heap_limit(mut self, bytes: usize) -> Config {
+        self.heap_limit = Some(bytes);
+        self
+    }
+
+    /// The heap limit past which a worker is recycled, if any.
+    pub const fn heap_limit(&self) -> Option<usize> {
+        self.heap_limit
     }
 
     /// The number of worker threads to start.
@@ -334,7 +378,7 @@ where
         }
         crate::panic::install_hook();
         let origin = entry::now();
-        let shared = Shared::new(config.policy, Box::new(handler), origin);
+        let shared = Shared::new(config.policy, config.heap_limit, Box::new(handler), origin);
         let body: Box<Arc<dyn Body>> = Box::new(Arc::clone(&shared) as Arc<dyn Body>);
         let inner = Rc::new_cyclic(|me: &Weak<Inner<T, R, E, N, W>>| {
             let signalled = me.clone();
@@ -716,6 +760,13 @@ where
             None => {
                 let heap = heap::lease().ok_or(StartError::NoHeap)?;
                 page.heaps[slot] = Some(heap);
+                // A heap an earlier pool's threads left holding more than this pool's limit
+                // is renewed before its first thread here, which would be recycled at once.
+                if page.config.heap_limit.is_some_and(|limit| heap::usage(heap).in_use > limit) {
+                    // SAFETY: a heap is leased only once its last thread is gone; this slot's
+                    // first thread starts below.
+                    let _ = unsafe { heap::renew(heap) };
+                }
                 heap
             }
         };
@@ -829,7 +880,22 @@ where
         let recycled = core::mem::take(&mut page.recycled[slot]);
         match sup.worker_state(slot) {
             Some(WorkerState::Restarting) if recycled => {
-                // It left between tasks, its quota run: a fresh thread takes the slot over.
+                // It left between tasks (its quota run, or its heap past the limit): a fresh
+                // thread takes the slot over, on a renewed heap if the old one holds too much.
+                if let (Some(limit), Some(heap)) = (page.config.heap_limit, page.heaps[slot]) {
+                    let held = heap::usage(heap).in_use;
+                    if held > limit {
+                        // SAFETY: the slot's thread is gone and buried (`Threads::gone`), and
+                        // its replacement starts below.
+                        if let Some(abandoned) = unsafe { heap::renew(heap) } {
+                            self.notice(Notice::HeapRenewed {
+                                worker: slot,
+                                held,
+                                abandoned,
+                            });
+                        }
+                    }
+                }
                 if let Err(err) = self.spawn(page, slot) {
                     self.give_up(page, slot, WorkerState::Restarting, err.to_string());
                 }
@@ -1472,6 +1538,183 @@ mod tests {
         assert_eq!(report.snapshot.crashes(), 0, "a recycling is not a crash");
         assert_eq!(report.snapshot.completed, 5);
         assert!(report.snapshot.adds_up());
+    }
+
+    /// What a task of [`leaking_pool`] saw: runs of its thread so far (a fresh thread starts
+    /// at 1), and the bytes its worker's heap held when it started.
+    type Seen = (u32, usize);
+
+    /// A pool of one worker whose task `n` leaks `n` KiB of its worker's heap (a block never
+    /// freed), with `config`; the sink counts recycled events, the notices are kept.
+    fn leaking_pool(
+        config: Config,
+        recycled: &Rc<Cell<u32>>,
+        notices: &Rc<RefCell<Vec<Notice>>>,
+    ) -> Pool<u32, Seen, (), 8, 1> {
+        let (recycled, noticed) = (Rc::clone(recycled), Rc::clone(notices));
+        let pool = Pool::<u32, Seen, (), 8, 1>::start(
+            config,
+            |_ctx, kib| {
+                let runs = runs_on_this_thread();
+                let held = heap::usage(heap::current().expect("a worker heap")).in_use;
+                core::mem::forget(vec![1u8; *kib as usize * 1024]);
+                Ok((runs, held))
+            },
+            move |event| match event {
+                Event::Recycled { worker: 0 } => recycled.set(recycled.get() + 1),
+                other => panic!("an event not a submission's: {other:?}"),
+            },
+        )
+        .unwrap();
+        pool.on_notice(move |notice| noticed.borrow_mut().push(notice));
+        pool
+    }
+
+    /// What each of `tasks` saw, submitted one after the other.
+    async fn run_in_turn(pool: &Pool<u32, Seen, (), 8, 1>, tasks: &[u32]) -> Vec<Seen> {
+        let mut seen = Vec::new();
+        for &kib in tasks {
+            match futures_select(pool.submit(kib), 10_000).await {
+                Some(Ok(Event::Completed { output, .. })) => seen.push(output),
+                other => panic!("task {kib}: hung or not completed: {other:?}"),
+            }
+        }
+        seen
+    }
+
+    /// The heap renewals among `notices`: (worker, bytes held).
+    fn renewals(notices: &RefCell<Vec<Notice>>) -> Vec<(usize, usize)> {
+        notices
+            .borrow()
+            .iter()
+            .filter_map(|notice| match notice {
+                Notice::HeapRenewed { worker, held, .. } => Some((*worker, *held)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    const LIMIT: usize = 1 << 20;
+
+    /// The heap limit (issue 12): before, there was none (`Config::with_heap_limit` did not
+    /// exist, and a leaking worker was never recycled). A worker whose task leaks its heap past
+    /// the limit is recycled after that task (an `Event::Recycled`, not a crash), and the next
+    /// task runs on a fresh thread whose heap holds less than the limit (it was renewed); a
+    /// heap under the limit recycles nothing.
+    #[wasm_bindgen_test]
+    async fn a_worker_whose_heap_passes_the_limit_is_recycled_onto_a_fresh_heap() {
+        let (recycled, notices) = (Rc::new(Cell::new(0)), Rc::new(RefCell::new(Vec::new())));
+        let renewed = heap::stats().renewed;
+        let pool = leaking_pool(Config::new(1).with_heap_limit(LIMIT), &recycled, &notices);
+        // 600 KiB leaked: under the limit, kept. Another 600 KiB: past it, recycled after it.
+        let seen = run_in_turn(&pool, &[0, 600, 600, 0, 0]).await;
+        let runs: Vec<u32> = seen.iter().map(|(runs, _)| *runs).collect();
+        assert_eq!(runs, [1, 2, 3, 1, 2], "a fresh thread after the third task");
+        assert!(seen[2].1 > 600 * 1024, "the first leak was in the heap: {seen:?}");
+        assert!(
+            seen[3].1 < LIMIT && seen[4].1 < LIMIT,
+            "the fresh thread's heap is under the limit: {seen:?}"
+        );
+        let renewals = renewals(&notices);
+        assert_eq!(renewals.len(), 1, "{:?}", notices.borrow());
+        assert!(renewals[0].0 == 0 && renewals[0].1 > LIMIT, "{renewals:?}");
+        assert_eq!(heap::stats().renewed, renewed + 1);
+        assert!(pool.threads()[0].heap.in_use < LIMIT);
+        let report = futures_select(pool.drain(), 5_000)
+            .await
+            .expect("hung: drain");
+        assert_eq!(recycled.get(), 1);
+        let snap = report.snapshot;
+        assert_eq!((snap.recycles(), snap.crashes(), snap.restarts()), (1, 0, 0));
+        assert_eq!(snap.completed, 5);
+        assert!(snap.adds_up(), "{snap:?}");
+    }
+
+    /// A limit never reached recycles nothing: tasks that allocate far past it but free what
+    /// they allocate leave their heap under it.
+    #[wasm_bindgen_test]
+    async fn a_heap_limit_never_reached_recycles_nothing() {
+        let (recycled, notices) = (Rc::new(Cell::new(0)), Rc::new(RefCell::new(Vec::new())));
+        let (recycled_, noticed) = (Rc::clone(&recycled), Rc::clone(&notices));
+        let pool = Pool::<u32, Seen, (), 8, 1>::start(
+            Config::new(1).with_heap_limit(LIMIT),
+            |_ctx, kib| {
+                let block = vec![1u8; *kib as usize * 1024];
+                Ok((runs_on_this_thread(), usize::from(block[*kib as usize])))
+            },
+            move |event| {
+                if let Event::Recycled { .. } = event {
+                    recycled_.set(recycled_.get() + 1);
+                }
+            },
+        )
+        .unwrap();
+        pool.on_notice(move |notice| noticed.borrow_mut().push(notice));
+        let seen = run_in_turn(&pool, &[4096; 6]).await;
+        let runs: Vec<u32> = seen.iter().map(|(runs, _)| *runs).collect();
+        assert_eq!(runs, [1, 2, 3, 4, 5, 6], "one thread ran them all");
+        let report = futures_select(pool.drain(), 5_000)
+            .await
+            .expect("hung: drain");
+        assert_eq!((recycled.get(), report.snapshot.recycles()), (0, 0));
+        assert!(renewals(&notices).is_empty());
+    }
+
+    /// With a quota of tasks as well, whichever comes first recycles the worker: a heap
+    /// under the limit is kept across a quota recycling, one past it renewed.
+    #[wasm_bindgen_test]
+    async fn a_heap_limit_and_a_quota_of_tasks_recycle_whichever_comes_first() {
+        let (recycled, notices) = (Rc::new(Cell::new(0)), Rc::new(RefCell::new(Vec::new())));
+        let policy = Policy::DEFAULT.with_recycling(3).unwrap();
+        let pool = leaking_pool(
+            Config::new(1).with_policy(policy).with_heap_limit(LIMIT),
+            &recycled,
+            &notices,
+        );
+        // Quota after task 3 (heap kept: 300 KiB leaked); limit after task 5 (300 + 800 KiB).
+        let seen = run_in_turn(&pool, &[0, 300, 0, 0, 800, 0, 0]).await;
+        let runs: Vec<u32> = seen.iter().map(|(runs, _)| *runs).collect();
+        assert_eq!(runs, [1, 2, 3, 1, 2, 1, 2]);
+        assert!(seen[3].1 >= 300 * 1024, "kept after the quota: {seen:?}");
+        assert!(seen[5].1 < 300 * 1024, "renewed after the limit: {seen:?}");
+        assert_eq!(renewals(&notices).len(), 1, "{:?}", notices.borrow());
+        let report = futures_select(pool.drain(), 5_000)
+            .await
+            .expect("hung: drain");
+        assert_eq!((recycled.get(), report.snapshot.recycles()), (2, 2));
+        assert_eq!(report.snapshot.crashes(), 0);
+    }
+
+    /// A leak during a drain: a worker past the limit is recycled while tasks are queued (a
+    /// fresh thread runs each), and after the last one it leaves as the drain asks, holding
+    /// what it leaked (no fresh thread would only start to leave).
+    #[wasm_bindgen_test]
+    async fn a_leak_during_a_drain_recycles_while_tasks_are_queued() {
+        let (recycled, notices) = (Rc::new(Cell::new(0)), Rc::new(RefCell::new(Vec::new())));
+        let pool = leaking_pool(Config::new(1).with_heap_limit(LIMIT), &recycled, &notices);
+        let submissions: Vec<_> = (0..3).map(|_| pool.submit(1200)).collect();
+        let stopping = pool.drain();
+        let mut seen = Vec::new();
+        for submission in submissions {
+            match futures_select(submission, 10_000).await {
+                Some(Ok(Event::Completed { output, .. })) => seen.push(output),
+                other => panic!("hung or not completed: {other:?}"),
+            }
+        }
+        let report = futures_select(stopping, 10_000)
+            .await
+            .expect("hung: drain");
+        let runs: Vec<u32> = seen.iter().map(|(runs, _)| *runs).collect();
+        assert_eq!(runs, [1, 1, 1], "each task on a fresh thread: {seen:?}");
+        assert!(seen.iter().all(|(_, held)| *held < LIMIT), "{seen:?}");
+        assert_eq!((recycled.get(), report.snapshot.recycles()), (2, 2));
+        assert_eq!(renewals(&notices).len(), 2, "{:?}", notices.borrow());
+        assert_eq!(report.snapshot.completed, 3);
+        assert!(report.snapshot.adds_up());
+        assert!(
+            pool.threads()[0].heap.in_use > LIMIT,
+            "the last thread left holding its leak, not recycled"
+        );
     }
 
     /// A pool of one worker that panics on task 0 (at least once, 3 runs), with `backoff`.

@@ -10,6 +10,7 @@ use foreman_rt::{Condemned, Context, Decision, Run, Supervisor, WorkerError};
 
 use crate::entry::{self, Body};
 use crate::feed::Tagged;
+use crate::heap;
 use crate::outbox::{Outbox, Wake};
 use crate::park::WasmPark;
 
@@ -34,8 +35,9 @@ pub(crate) enum Record<T, R, E> {
         worker: Option<usize>,
         task: Tagged<T>,
     },
-    /// The worker ran its quota of tasks ([`Policy::with_recycling`]): its thread leaves, and
-    /// the page starts a fresh one for the slot once this one is proven gone.
+    /// The worker ran its quota of tasks ([`Policy::with_recycling`]), or its heap holds more
+    /// than the pool's limit: its thread leaves, and the page starts a fresh one for the slot
+    /// once this one is proven gone.
     Recycled {
         worker: usize,
     },
@@ -49,6 +51,8 @@ pub(crate) struct Shared<T, R, E, const N: usize, const W: usize> {
     pub sup: Supervisor<Tagged<T>, N, W, WasmPark>,
     handler: Box<Handler<T, R, E>>,
     pub outbox: Outbox<Record<T, R, E>>,
+    /// Bytes a worker's heap may hold after a task before the worker is recycled.
+    heap_limit: Option<usize>,
     /// The clock thread's stop word: 0 while it runs, 1 once the pool is dropped.
     pub clock: AtomicU32,
     /// Ticks so far (the page's clock watch checks that they move).
@@ -60,7 +64,12 @@ pub(crate) struct Shared<T, R, E, const N: usize, const W: usize> {
 impl<T: Send, R: Send, E: Send, const N: usize, const W: usize> Shared<T, R, E, N, W> {
     /// The shared state, built in place on the heap: the supervisor may be far larger than
     /// the page's stack.
-    pub(crate) fn new(policy: Policy, handler: Box<Handler<T, R, E>>, origin: f64) -> Arc<Self> {
+    pub(crate) fn new(
+        policy: Policy,
+        heap_limit: Option<usize>,
+        handler: Box<Handler<T, R, E>>,
+        origin: f64,
+    ) -> Arc<Self> {
         let mut shared = Arc::<Self>::new_uninit();
         let place = Arc::get_mut(&mut shared).expect("a new Arc has no other owner");
         let this = place.as_mut_ptr();
@@ -77,6 +86,7 @@ impl<T: Send, R: Send, E: Send, const N: usize, const W: usize> Shared<T, R, E, 
             );
             (&raw mut (*this).handler).write(handler);
             (&raw mut (*this).outbox).write(Outbox::new());
+            (&raw mut (*this).heap_limit).write(heap_limit);
             (&raw mut (*this).clock).write(AtomicU32::new(0));
             (&raw mut (*this).ticks).write(AtomicU32::new(0));
             (&raw mut (*this).origin).write(origin);
@@ -124,6 +134,16 @@ impl<T: Send, R: Send, E: Send, const N: usize, const W: usize> Shared<T, R, E, 
         self.report(record);
     }
 
+    /// Recycles `worker`, whose heap holds more than the limit, between tasks: its next step
+    /// ends the loop.
+    fn recycle(&self, worker: &mut foreman_rt::Worker<'_, Tagged<T>, N, W, WasmPark>) {
+        // Refused (`RecycleError`) when it leaves anyway (an abort, a drain with nothing
+        // queued: no fresh thread would follow it), or when its run was condemned meanwhile
+        // (its thread is being terminated). (A retry never waits in the slot of a worker that
+        // just finished a task.) Either way its next step says what it does.
+        let _ = worker.recycle();
+    }
+
     /// Reports to the page. Whether the page hears at once or at the clock's next tick, see
     /// [`defers_wake_ups`](Self::defers_wake_ups).
     fn report(&self, record: Record<T, R, E>) {
@@ -157,7 +177,19 @@ impl<T: Send, R: Send, E: Send, const N: usize, const W: usize> Body for Shared<
         let Some(mut worker) = self.attach(slot) else {
             return;
         };
-        while let Some(job) = worker.next_blocking() {
+        // The heap this thread allocates from (registered before the worker loop runs).
+        let heap = heap::current();
+        let over_limit = || {
+            self.heap_limit
+                .zip(heap)
+                .is_some_and(|(limit, heap)| heap::usage(heap).in_use > limit)
+        };
+        // (`loop` and `let … else`, not `while let`: the job's borrow of `worker` ends with the
+        // job, so that the worker can be recycled after it.)
+        loop {
+            let Some(job) = worker.next_blocking() else {
+                break;
+            };
             let ctx = job.context();
             if let Some(control) = &job.task().control {
                 // Cancelled while queued (or before this retry): it never runs.
@@ -187,6 +219,9 @@ impl<T: Send, R: Send, E: Send, const N: usize, const W: usize> Body for Shared<
                     }),
                     Err(Condemned) => continue,
                 }
+                if over_limit() {
+                    self.recycle(&mut worker);
+                }
                 continue;
             }
             let record = match result {
@@ -208,9 +243,13 @@ impl<T: Send, R: Send, E: Send, const N: usize, const W: usize> Body for Shared<
                 },
             };
             self.finish(record);
+            if over_limit() {
+                self.recycle(&mut worker);
+            }
         }
         if worker.exit() == Decision::Recycle {
-            // Its quota of tasks run, between tasks: this thread leaves, a fresh one follows.
+            // Between tasks, its quota run or its heap past the limit: this thread leaves, a
+            // fresh one follows.
             self.report(Record::Recycled { worker: slot });
         }
         // Leaving: a wake-up this pool still owes goes now rather than at the next tick.

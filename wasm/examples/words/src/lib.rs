@@ -4,9 +4,9 @@
 //! different task type, one that owns heap data both ways. Each task is a [`Document`] (a
 //! name and a text, allocated on the page); a worker thread tokenizes it, counts its words in
 //! a hash map and hashes it with SHA-256, and returns a [`Summary`] (strings and a vector,
-//! allocated on the worker). Two texts are special, so that the browser tests can break
+//! allocated on the worker). Some texts are special, so that the browser tests can break
 //! things: `"!panic"` panics (the worker's thread traps), `"!hang"` loops forever allocating
-//! (the watchdog kills the worker).
+//! (the watchdog kills the worker), `"!leak N"` leaks N KiB of the worker's heap.
 //!
 //! The app uses the library two ways, both through its public API only:
 //!
@@ -73,11 +73,22 @@ pub fn policy() -> Policy {
 }
 
 /// Summarizes a document: the app's handler, run on a worker thread. An empty text is an
-/// error (an outcome, not a crash); `"!panic"` panics; `"!hang"` never returns.
+/// error (an outcome, not a crash); `"!panic"` panics; `"!hang"` never returns; `"!leak N"`
+/// leaks N KiB (a block never freed), then summarizes.
 pub fn summarize(_ctx: &Context<'_>, document: &Document) -> Result<Summary, String> {
     match document.text.as_str() {
         "!panic" => panic!("{} asked to panic", document.name),
         "!hang" => hang(),
+        text if text.starts_with("!leak ") => {
+            // Leaks that many KiB of the worker's heap (a block never freed): the heap limit's
+            // browser test.
+            let kib: usize = text["!leak ".len()..]
+                .trim()
+                .parse()
+                .map_err(|_| format!("{}: `!leak` takes a number of KiB", document.name))?;
+            core::mem::forget(vec![1u8; kib * 1024]);
+            summary(document)
+        }
         _ => summary(document),
     }
 }
@@ -153,7 +164,7 @@ pub fn sha256_js(text: &str) -> String {
 }
 
 /// The worker heaps' totals ([`foreman_wasm::heap::stats`]), for the browser tests:
-/// `{ shared, workers, abandoned, replaced, zombieAllocations }` in bytes and counts.
+/// `{ shared, workers, abandoned, replaced, renewed, zombieAllocations }` in bytes and counts.
 #[wasm_bindgen(js_name = heapStats)]
 pub fn heap_stats() -> js_sys::Object {
     let stats = foreman_wasm::heap::stats();
@@ -163,6 +174,7 @@ pub fn heap_stats() -> js_sys::Object {
         ("workers", stats.workers as f64),
         ("abandoned", stats.abandoned as f64),
         ("replaced", f64::from(stats.replaced)),
+        ("renewed", f64::from(stats.renewed)),
         ("zombieAllocations", f64::from(stats.zombie_allocations)),
     ] {
         // Setting a property of a fresh plain object cannot fail.
