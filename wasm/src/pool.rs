@@ -762,7 +762,11 @@ where
                 page.heaps[slot] = Some(heap);
                 // A heap an earlier pool's threads left holding more than this pool's limit
                 // is renewed before its first thread here, which would be recycled at once.
-                if page.config.heap_limit.is_some_and(|limit| heap::usage(heap).in_use > limit) {
+                if page
+                    .config
+                    .heap_limit
+                    .is_some_and(|limit| heap::usage(heap).in_use > limit)
+                {
                     // SAFETY: a heap is leased only once its last thread is gone; this slot's
                     // first thread starts below.
                     let _ = unsafe { heap::renew(heap) };
@@ -1610,7 +1614,10 @@ mod tests {
         let seen = run_in_turn(&pool, &[0, 600, 600, 0, 0]).await;
         let runs: Vec<u32> = seen.iter().map(|(runs, _)| *runs).collect();
         assert_eq!(runs, [1, 2, 3, 1, 2], "a fresh thread after the third task");
-        assert!(seen[2].1 > 600 * 1024, "the first leak was in the heap: {seen:?}");
+        assert!(
+            seen[2].1 > 600 * 1024,
+            "the first leak was in the heap: {seen:?}"
+        );
         assert!(
             seen[3].1 < LIMIT && seen[4].1 < LIMIT,
             "the fresh thread's heap is under the limit: {seen:?}"
@@ -1625,7 +1632,10 @@ mod tests {
             .expect("hung: drain");
         assert_eq!(recycled.get(), 1);
         let snap = report.snapshot;
-        assert_eq!((snap.recycles(), snap.crashes(), snap.restarts()), (1, 0, 0));
+        assert_eq!(
+            (snap.recycles(), snap.crashes(), snap.restarts()),
+            (1, 0, 0)
+        );
         assert_eq!(snap.completed, 5);
         assert!(snap.adds_up(), "{snap:?}");
     }
@@ -1701,9 +1711,7 @@ mod tests {
                 other => panic!("hung or not completed: {other:?}"),
             }
         }
-        let report = futures_select(stopping, 10_000)
-            .await
-            .expect("hung: drain");
+        let report = futures_select(stopping, 10_000).await.expect("hung: drain");
         let runs: Vec<u32> = seen.iter().map(|(runs, _)| *runs).collect();
         assert_eq!(runs, [1, 1, 1], "each task on a fresh thread: {seen:?}");
         assert!(seen.iter().all(|(_, held)| *held < LIMIT), "{seen:?}");
