@@ -288,7 +288,7 @@ mod tests {
     type TestShared = Shared<u32, (), (), 8, 2>;
 
     fn shared_with_queued(tasks: u32) -> Arc<TestShared> {
-        let shared = TestShared::new(Policy::DEFAULT, Box::new(|_, _| Ok(())), 0.0);
+        let shared = TestShared::new(Policy::DEFAULT, None, Box::new(|_, _| Ok(())), 0.0);
         for task in 0..tasks {
             assert!(shared.sup.try_submit(Tagged::untracked(task)).is_ok());
         }
