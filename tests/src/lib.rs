@@ -1,13 +1,14 @@
 //! Helpers shared by the cross-crate tests in `tests/tests/` and the benchmarks in
 //! `tests/benches/`: a bitmap of task ids, allocation counting, a watchdog for calls that could
-//! hang, and a child process for tests that could crash the process.
+//! hang, a child process for tests that could crash the process, a quiet hook for deliberate
+//! panics and a sink that forwards events to a channel.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::panic::{self, AssertUnwindSafe};
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{mpsc, Barrier};
+use std::sync::{mpsc, Barrier, Mutex, Once};
 use std::thread;
 use std::time::Duration;
 
@@ -225,6 +226,34 @@ pub fn isolated(test: &str) -> bool {
         output.status
     );
     false
+}
+
+/// How a test's deliberate panics begin: [`quiet_deliberate_panics`] keeps them off the output.
+pub const DELIBERATE: &str = "deliberate panic";
+
+/// Installs (once per test binary) a panic hook that stays silent for panics whose message
+/// starts with [`DELIBERATE`] and reports every other panic as the default hook does.
+pub fn quiet_deliberate_panics() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let default = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            let payload = info.payload();
+            let message = payload.downcast_ref::<String>().map(String::as_str);
+            let message = message.or_else(|| payload.downcast_ref::<&str>().copied());
+            if !message.is_some_and(|m| m.starts_with(DELIBERATE)) {
+                default(info);
+            }
+        }));
+    });
+}
+
+/// A sink that sends every event to the returned receiver.
+pub fn channel_sink<E: Send + 'static>() -> (impl Fn(E) + Send + Sync + 'static, mpsc::Receiver<E>)
+{
+    let (tx, rx) = mpsc::channel();
+    let tx = Mutex::new(tx);
+    (move |event| tx.lock().unwrap().send(event).unwrap(), rx)
 }
 
 #[cfg(test)]

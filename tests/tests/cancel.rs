@@ -12,7 +12,7 @@
 
 use std::panic;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Condvar, Mutex, Once, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -20,37 +20,13 @@ use foreman_rt::host::threads::{Cancellation, Handles, Pool, TaskHandle, TaskOpt
 use foreman_rt::host::Event;
 use foreman_rt::policy::{Delivery, Intensity, Policy};
 use foreman_rt::Disposition;
-use foreman_tests::within;
+use foreman_tests::{channel_sink, quiet_deliberate_panics, within, DELIBERATE};
 
 /// How long any one test may take before it counts as hung.
 const LIMIT: Duration = Duration::from_secs(30);
-/// The panics below are deliberate; keep them off the test output.
-const DELIBERATE: &str = "deliberate panic";
-
-fn quiet_deliberate_panics() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let default = panic::take_hook();
-        panic::set_hook(Box::new(move |info| {
-            let payload = info.payload();
-            let message = payload.downcast_ref::<String>().map(String::as_str);
-            let message = message.or_else(|| payload.downcast_ref::<&str>().copied());
-            if !message.is_some_and(|m| m.starts_with(DELIBERATE)) {
-                default(info);
-            }
-        }));
-    });
-}
 
 type Ev = Event<u32, u32, String, String>;
 type Handle = TaskHandle<u32, u32, String>;
-
-/// A sink that sends every event to the returned receiver.
-fn channel_sink() -> (impl Fn(Ev) + Send + Sync + 'static, mpsc::Receiver<Ev>) {
-    let (tx, rx) = mpsc::channel();
-    let tx = Mutex::new(tx);
-    (move |event| tx.lock().unwrap().send(event).unwrap(), rx)
-}
 
 /// The task of a final event (one that ends the task).
 fn task_of(event: &Ev) -> Option<u32> {

@@ -10,32 +10,16 @@
 //!   resolves to its task's one outcome, and no final event reaches the sink.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use foreman_rt::host::threads::{Cancellation, Handles, Pool, TaskOptions};
 use foreman_rt::host::Event;
 use foreman_rt::policy::{Backoff, Delivery, Intensity, Policy};
 use foreman_rt::{Decision, Disposition, Shutdown, SupervisorState};
-use foreman_tests::{within, Bitmap};
+use foreman_tests::{quiet_deliberate_panics, within, Bitmap, DELIBERATE};
 
 const TASKS: u32 = 100_000;
-/// The panics below are deliberate; keep them off the test output.
-const DELIBERATE: &str = "deliberate panic";
-
-fn quiet_deliberate_panics() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let message = info.payload().downcast_ref::<String>().map(String::as_str);
-            let message = message.or_else(|| info.payload().downcast_ref::<&str>().copied());
-            if !message.is_some_and(|m| m.starts_with(DELIBERATE)) {
-                default(info);
-            }
-        }));
-    });
-}
 
 /// Where each task ended, one bitmap per kind of outcome (each also counts the events that
 /// found their task already ended there: duplicates).

@@ -11,7 +11,7 @@ use std::future::Future;
 use std::panic;
 use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex, Once, OnceLock, Weak};
+use std::sync::{mpsc, Arc, Mutex, OnceLock, Weak};
 use std::task::{Context as TaskContext, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 use std::time::Duration;
@@ -20,36 +20,12 @@ use foreman_rt::host::threads::{Handles, Pool, TaskHandle};
 use foreman_rt::host::Event;
 use foreman_rt::policy::{Delivery, Intensity, Policy};
 use foreman_rt::{Disposition, SubmitError};
-use foreman_tests::within;
+use foreman_tests::{channel_sink, quiet_deliberate_panics, within, DELIBERATE};
 
 /// How long any one test may take before it counts as hung.
 const LIMIT: Duration = Duration::from_secs(20);
-/// The panics below are deliberate; keep them off the test output.
-const DELIBERATE: &str = "deliberate panic";
-
-fn quiet_deliberate_panics() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let default = panic::take_hook();
-        panic::set_hook(Box::new(move |info| {
-            let payload = info.payload();
-            let message = payload.downcast_ref::<String>().map(String::as_str);
-            let message = message.or_else(|| payload.downcast_ref::<&str>().copied());
-            if !message.is_some_and(|m| m.starts_with(DELIBERATE)) {
-                default(info);
-            }
-        }));
-    });
-}
 
 type Ev = Event<u32, u32, String, String>;
-
-/// A sink that sends every event to the returned receiver.
-fn channel_sink() -> (impl Fn(Ev) + Send + Sync + 'static, mpsc::Receiver<Ev>) {
-    let (tx, rx) = mpsc::channel();
-    let tx = Mutex::new(tx);
-    (move |event| tx.lock().unwrap().send(event).unwrap(), rx)
-}
 
 /// The task of a final event.
 fn task_of(event: &Ev) -> Option<u32> {
