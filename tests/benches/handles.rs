@@ -18,8 +18,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 #[path = "support/handles.rs"]
 mod handles;
 // Only the task body and the queue's capacity of the dispatch pools are used here.
@@ -33,7 +31,7 @@ mod valgrind;
 
 use handles::foreman_handles;
 use pools::{Work, CAPACITY};
-use report::{Options, Records};
+use report::Records;
 use valgrind::{least, per_op, GATE};
 
 /// The handle path's name in the records.
@@ -45,33 +43,8 @@ const TASKS: u64 = 4000;
 /// Runs of each count, of which the least counts; one in quick mode.
 const REPEATS: usize = 5;
 
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    options: Options,
-    /// Internal: perform one workload for valgrind to count.
-    #[arg(long, hide = true)]
-    child: Option<String>,
-}
-
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    if let Some(tasks) = cli.child {
-        child(&tasks);
-        return ExitCode::SUCCESS;
-    }
-    let options = cli.options;
-    let mut records = Records::default();
-    if options.wants("instructions") {
-        count(&mut records, options.pick(1, REPEATS));
-    }
-    match records.write(&options) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("cannot write the records: {err}");
-            ExitCode::FAILURE
-        }
-    }
+    valgrind::main(REPEATS, count, child)
 }
 
 /// In the child: `tasks` no-op tasks with a handle each through one worker, after a gate task.

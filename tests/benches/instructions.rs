@@ -35,7 +35,6 @@ use std::hint::black_box;
 use std::process::ExitCode;
 
 use bench_stats::advantage;
-use clap::Parser;
 use concurrent_queue::ConcurrentQueue;
 use crossbeam_queue::ArrayQueue;
 
@@ -50,39 +49,14 @@ mod valgrind;
 
 use pools::{Impl, Work, CAPACITY, SMALL_CAPACITY};
 use queues::{Bounded, NAMES};
-use report::{Options, Record, Records};
+use report::{Record, Records};
 use valgrind::{count, least, per_op, GATE};
 
 /// The implementation the targets are about. Names that do not start with it are peers.
 const FOREMAN: &str = "foreman";
 
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    options: Options,
-    /// Internal: perform one workload for valgrind to count.
-    #[arg(long, hide = true)]
-    child: Option<String>,
-}
-
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    if let Some(spec) = cli.child {
-        child(&spec);
-        return ExitCode::SUCCESS;
-    }
-    let options = cli.options;
-    let mut records = Records::default();
-    if options.wants("instructions") {
-        run(&mut records, options.pick(1, DISPATCH_REPEATS));
-    }
-    match records.write(&options) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("cannot write the records: {err}");
-            ExitCode::FAILURE
-        }
-    }
+    valgrind::main(DISPATCH_REPEATS, run, child)
 }
 
 /// Queue operations in the smaller of the two runs (the larger does twice as many).

@@ -6,8 +6,12 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, ExitCode};
 use std::sync::{Condvar, Mutex};
+
+use clap::Parser;
+
+use crate::report::{Options, Records};
 
 /// Whether valgrind can be run; if not, says so on stderr (for the suite `suite`).
 pub fn available(suite: &str) -> bool {
@@ -87,5 +91,42 @@ impl Gate {
     pub fn open(&self) {
         *self.open.lock().unwrap() = true;
         self.opened.notify_all();
+    }
+}
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    options: Options,
+    /// Internal: perform one workload for valgrind to count.
+    #[arg(long, hide = true)]
+    child: Option<String>,
+}
+
+/// The `main` of a benchmark binary whose instructions valgrind counts. Run by valgrind with
+/// `--child SPEC`, it performs the one workload SPEC names (`child`); otherwise, if the
+/// instruction counts are wanted, `count` takes them — the least of `repeats` runs each, one in
+/// quick mode — and the records are written.
+pub fn main(
+    repeats: usize,
+    count: impl FnOnce(&mut Records, usize),
+    child: impl FnOnce(&str),
+) -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(spec) = cli.child {
+        child(&spec);
+        return ExitCode::SUCCESS;
+    }
+    let options = cli.options;
+    let mut records = Records::default();
+    if options.wants("instructions") {
+        count(&mut records, options.pick(1, repeats));
+    }
+    match records.write(&options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("cannot write the records: {err}");
+            ExitCode::FAILURE
+        }
     }
 }
