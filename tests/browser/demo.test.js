@@ -57,8 +57,8 @@ async function ledgerAgrees(page) {
 }
 
 /** The counters (`data-stat` names) of the supervisor card. */
-const STATS = ['submitted', 'completed', 'failed', 'dead_lettered', 'lost', 'handed_back', 'queued',
-  'in_flight', 'crashes', 'restarts', 'backlog'];
+const STATS = ['submitted', 'completed', 'failed', 'dead_lettered', 'lost', 'handed_back', 'cancelled',
+  'queued', 'in_flight', 'crashes', 'restarts', 'backlog'];
 
 /** Every counter the supervisor card shows, read at one moment. */
 async function shownStats(page) {
@@ -425,6 +425,8 @@ test('Cancel on a running injected task: its worker is replaced, the log and the
   await submitTasks(page, 100);
   await waitForView(page, (v) => v.completed === 100 && v.in_flight === 0, undefined, '100 tasks after the cancellation');
   await ledgerAgrees(page);
+  const stats = await shownStats(page);
+  assertMatches(stats, { submitted: 101, completed: 100, cancelled: 1 }, 'the supervisor card shows the cancelled task');
   await page.screenshot('foreman-cancel');
   assert.deepEqual(page.errors, []);
 }));
