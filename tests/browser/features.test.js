@@ -4,9 +4,8 @@
 // fresh page in a fresh context, in the browser `cargo xtask test` names.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { assertMatches, env, launch } from './browser.js';
-
-const WORDS = env('FOREMAN_WORDS_URL');
+import { assertMatches, launch } from './browser.js';
+import { withApp as withAppOf } from './words-app.js';
 const TIMEOUT = { timeout: 180_000 };
 
 let browser;
@@ -18,17 +17,8 @@ after(async () => {
 });
 
 /** Runs `body(page)` on a fresh page of the app (loaded), and closes it whatever happens. */
-async function withApp(body) {
-  const page = await browser.newPage();
-  try {
-    await page.goto(WORDS);
-    await page.waitFor(() => window.words?.ready || window.words?.error, null, 'the app to load', 30_000);
-    assert.equal(await page.evaluate(() => window.words.error), null);
-    await body(page);
-    assert.deepEqual(page.errors, []);
-  } finally {
-    await page.close();
-  }
+function withApp(body) {
+  return withAppOf(browser, body);
 }
 
 test('recycling: each worker thread is replaced after its quota, onEvent says "recycled", every task completes once',
