@@ -81,6 +81,11 @@ async function main() {
 
   page.ready = true;
   const frame = (now) => {
+    // While the benchmark times a run, the page draws nothing (see `benchRunners`).
+    if (timing) {
+      requestAnimationFrame(frame);
+      return;
+    }
     tick();
     const view = demo.view();
     page.view = view;
@@ -497,11 +502,20 @@ async function restartPool(demo, workers) {
 }
 
 let driver = null;
+/**
+ * Whether a benchmark run is being timed. The page then stops drawing its view each frame (the
+ * counters, the throughput chart, the workers' cards, the picture) and starts again after the
+ * run: drawing foreman's progress while rayon's run has none to draw would time the page's work
+ * against foreman only. What the pool does on the page (its wake-ups, each outcome's delivery)
+ * is still timed.
+ */
+let timing = false;
 
 /**
- * The benchmark's two runners, each timed by the page from its call to its outcome: foreman
- * (the demo's pool: one task per row) and rayon, on the benchmark driver — a Web Worker on the
- * same module and memory, since rayon's `par_iter` blocks, which the page may not.
+ * The benchmark's two runners, each timed by the page from its call to its outcome, with the
+ * page's drawing paused (`timing`): foreman (the demo's pool: one task per row) and rayon, on
+ * the benchmark driver — a Web Worker on the same module and memory, since rayon's `par_iter`
+ * blocks, which the page may not.
  */
 async function benchRunners(demo) {
   if (driver) return driver;
@@ -517,9 +531,14 @@ async function benchRunners(demo) {
     worker.postMessage('rayon');
   });
   const timed = async (run) => {
-    const started = performance.now();
-    await run();
-    return performance.now() - started;
+    timing = true;
+    try {
+      const started = performance.now();
+      await run();
+      return performance.now() - started;
+    } finally {
+      timing = false;
+    }
   };
   driver = { run: (which) => timed(which === 'rayon' ? rayon : () => demo.benchForeman()) };
   return driver;

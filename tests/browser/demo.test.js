@@ -395,6 +395,31 @@ test('the benchmark panel shows foreman and rayon timings', TIMEOUT, () => withP
   assert.deepEqual(page.errors, []);
 }));
 
+test('a timed benchmark run pauses the drawing of the page, for foreman and rayon alike, and it resumes after', TIMEOUT, () => withPage(async (page) => {
+  await openDemo(page, 2);
+  await page.evaluate(() => window.foreman.bench.prepare(2));
+  for (const runner of ['foreman', 'rayon']) {
+    const seen = await page.evaluate(async (runner) => {
+      const frame = () => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)));
+      await frame();
+      const before = window.foreman.view;
+      const run = window.foreman.bench.run(runner);
+      // Several frames while the run is timed (a run takes hundreds of milliseconds): none draws.
+      for (let i = 0; i < 5; i++) await frame();
+      const during = window.foreman.view;
+      const ms = await run;
+      await frame();
+      return { paused: during === before, resumed: window.foreman.view !== during, ms };
+    }, runner);
+    assert.ok(seen.ms > 0, `${runner}: timed`);
+    assert.ok(seen.paused, `${runner}: the page drew its view while the run was timed`);
+    assert.ok(seen.resumed, `${runner}: the page did not draw again after the run`);
+  }
+  // What the foreman run did is on the page once it draws again.
+  await waitForView(page, (v) => v.completed >= 400 && v.queued + v.in_flight === 0, undefined, 'the rows of the benchmark counted');
+  assert.deepEqual(page.errors, []);
+}));
+
 test('without cross-origin isolation the page says so and names the two headers', TIMEOUT, () => withPage(async (page) => {
   // The same files, served without the isolation headers.
   await page.goto(PLAIN);
