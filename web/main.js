@@ -82,7 +82,7 @@ async function main() {
   page.ready = true;
   const frame = (now) => {
     // While the benchmark times a run, the page draws nothing (see `benchRunners`).
-    if (timing) {
+    if (timing > 0) {
       requestAnimationFrame(frame);
       return;
     }
@@ -503,13 +503,13 @@ async function restartPool(demo, workers) {
 
 let driver = null;
 /**
- * Whether a benchmark run is being timed. The page then stops drawing its view each frame (the
- * counters, the throughput chart, the workers' cards, the picture) and starts again after the
- * run: drawing foreman's progress while rayon's run has none to draw would time the page's work
- * against foreman only. What the pool does on the page (its wake-ups, each outcome's delivery)
- * is still timed.
+ * How many benchmark runs are being timed (the panel's and `page.bench`'s may overlap). While
+ * any is, the page stops drawing its view each frame (the counters, the throughput chart, the
+ * workers' cards, the picture) and starts again after: drawing foreman's progress while rayon's
+ * run has none to draw would time the page's work against foreman only. What the pool does on
+ * the page (its wake-ups, each outcome's delivery) is still timed.
  */
-let timing = false;
+let timing = 0;
 
 /**
  * The benchmark's two runners, each timed by the page from its call to its outcome, with the
@@ -531,13 +531,13 @@ async function benchRunners(demo) {
     worker.postMessage('rayon');
   });
   const timed = async (run) => {
-    timing = true;
+    timing += 1;
     try {
       const started = performance.now();
       await run();
       return performance.now() - started;
     } finally {
-      timing = false;
+      timing -= 1;
     }
   };
   driver = { run: (which) => timed(which === 'rayon' ? rayon : () => demo.benchForeman()) };
