@@ -184,8 +184,10 @@ test('a hanging task that allocates is killed and replaced; the other workers ke
   assert.ok(whileHung.completed >= 50);
 
   // Killed on each of its three attempts, then dead-lettered; the replacements run the rest.
-  const view = await waitForView(page, (v) => v.dead_lettered === 1 && v.completed === 200 && v.in_flight === 0,
-    undefined, 'the hanging task to be dead-lettered', 90_000);
+  // The ledger learns of an outcome when the page takes its event, which may come a moment
+  // after the supervisor counted it: wait for both.
+  const view = await waitForView(page, (v) => v.dead_lettered === 1 && v.completed === 200 && v.in_flight === 0
+    && v.ledger.pending === 0, undefined, 'the hanging task to be dead-lettered', 90_000);
   const events = await shownEvents(page);
   assert.equal(events.filter((e) => e.kind === 'hung').length, 3);
   const kills = events.filter((e) => e.kind === 'kill');
@@ -403,16 +405,25 @@ test('a timed benchmark run pauses the drawing of the page, for foreman and rayo
       const frame = () => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)));
       await frame();
       const before = window.foreman.view;
-      const run = window.foreman.bench.run(runner);
-      // Several frames while the run is timed (a run takes hundreds of milliseconds): none draws.
-      for (let i = 0; i < 5; i++) await frame();
-      const during = window.foreman.view;
-      const ms = await run;
+      // Counts the frames that pass while the run is timed (a run takes hundreds of ms).
+      let frames = 0;
+      let counting = true;
+      const count = () => {
+        if (!counting) return;
+        frames += 1;
+        requestAnimationFrame(count);
+      };
+      requestAnimationFrame(count);
+      const ms = await window.foreman.bench.run(runner);
+      // Read as the run resolves: no frame can run between its end and this line.
+      const atEnd = window.foreman.view;
+      counting = false;
       await frame();
-      return { paused: during === before, resumed: window.foreman.view !== during, ms };
+      return { frames, paused: atEnd === before, resumed: window.foreman.view !== atEnd, ms };
     }, runner);
     assert.ok(seen.ms > 0, `${runner}: timed`);
-    assert.ok(seen.paused, `${runner}: the page drew its view while the run was timed`);
+    assert.ok(seen.frames >= 3, `${runner}: only ${seen.frames} frames passed during the run (${seen.ms} ms): nothing to check`);
+    assert.ok(seen.paused, `${runner}: the page drew its view while the run was timed (${seen.frames} frames passed)`);
     assert.ok(seen.resumed, `${runner}: the page did not draw again after the run`);
   }
   // What the foreman run did is on the page once it draws again.
