@@ -13,7 +13,8 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use cortex_m_semihosting::hprintln;
 
 use crate::board;
-use crate::workload::{Task, TASKS};
+use crate::script::TASKS;
+use crate::workload::Task;
 
 /// Why a submission was refused; the task comes back inside.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,7 +11,8 @@ use core::cell::Cell;
 use critical_section::Mutex;
 use embassy_time::Timer;
 use foreman_firmware::producer::Refused;
-use foreman_firmware::workload::{self, kind, Kind, Outcome, Task, DEADLINE, TASKS};
+use foreman_firmware::script::{kind, Kind, DEADLINE, TASKS};
+use foreman_firmware::workload::{self, Outcome, Task};
 
 /// Ticks a task awaits its "peripheral" before computing: long enough that the producers,
 /// together, outpace two workers and meet a full queue.

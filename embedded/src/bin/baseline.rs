@@ -4,8 +4,9 @@
 //! (`heapless::Deque` behind a critical section); the main loop takes them one at a time,
 //! runs each once, and sleeps with `WFI` when the buffer is empty. There is no supervisor: a
 //! task that faults is simply counted as crashed (no retry), nothing watches for overruns, and
-//! shutting down is a flag. Everything else — board, script, producer, ledger, output — is the
-//! code `supervised` uses.
+//! shutting down is a flag. Everything else — board, script, producer, the report's lines —
+//! is the code `supervised` uses. Like every image, it reports and does not judge: `cargo xtask
+//! qemu` checks the report against the script.
 
 #![no_std]
 #![no_main]
@@ -20,9 +21,9 @@ use critical_section::Mutex;
 use heapless::Deque;
 
 use foreman_firmware::board;
-use foreman_firmware::ledger::{End, Ledger};
 use foreman_firmware::producer::{Producer, Refused};
-use foreman_firmware::workload::{self, Kind, Outcome, Task, DEADLINE, TASKS};
+use foreman_firmware::script::{DEADLINE, TASKS};
+use foreman_firmware::workload::{self, Task};
 
 /// Ring buffer capacity: the same as `supervised`'s queue.
 const CAPACITY: usize = 8;
@@ -72,16 +73,15 @@ fn main() -> ! {
         size_of_val(&PRODUCER)
     );
 
-    let mut ledger = Ledger::new();
     if !board::start_ticks() {
-        ledger.anomaly(format_args!("the core peripherals were taken already"));
+        board::fail("the core peripherals were taken already");
     }
     loop {
         let next = critical_section::with(|cs| QUEUE.borrow_ref_mut(cs).pop_front());
         // Relaxed loads and store of CLOSED here: the main loop is its only writer, and on one
         // core the critical sections (compiler fences) of `submit` and of the pop order it.
         match next {
-            Some(task) => run(task, &mut ledger),
+            Some(task) => run(task),
             None if CLOSED.load(Ordering::Relaxed) => break,
             None => board::sleep_unless(|| {
                 critical_section::with(|cs| !QUEUE.borrow_ref(cs).is_empty())
@@ -94,39 +94,11 @@ fn main() -> ! {
     }
     PRODUCER.wait_late();
 
-    board::finish(report(&ledger))
+    PRODUCER.report().print();
+    board::done()
 }
 
-/// Runs a task once and records how it ended.
-fn run(task: Task, ledger: &mut Ledger) {
-    match workload::run(task, 1, || {}) {
-        Outcome::Done(result) => ledger.completed(task.id, result),
-        Outcome::Invalid => {
-            hprintln!("task {}: invalid input: failed", task.id);
-            ledger.end(task.id, End::Failed);
-        }
-        Outcome::Fault => {
-            hprintln!("task {}: fault: crashed (no retry)", task.id);
-            ledger.end(task.id, End::Crashed);
-        }
-    }
-}
-
-/// Prints the handler's counts and the ledger, and checks them. Returns whether all is well.
-fn report(ledger: &Ledger) -> bool {
-    let isr = PRODUCER.report();
-    isr.print();
-    let ok = ledger.check(|kind| match kind {
-        Kind::Compute | Kind::Slow | Kind::Steady => End::Completed,
-        Kind::Invalid => End::Failed,
-        Kind::Flaky | Kind::Poison => End::Crashed,
-    });
-    let checks_ok = foreman_firmware::confirm! {
-        "every task of the script accepted once" => isr.accepted == TASKS,
-        "the right task handed back" => isr.mismatched == 0,
-        "the queue was full at times" => isr.full > 0,
-        "the late task refused as closed" => isr.closed == 1 && !isr.late_accepted,
-    };
-    // Every check runs (and prints if it failed), whatever the ledger's verdict.
-    checks_ok && ok
+/// Runs a task once and reports how it ended.
+fn run(task: Task) {
+    workload::report_end(task, workload::run(task, 1, || {}));
 }

@@ -22,9 +22,10 @@ use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use embassy_sync::channel::{Channel, TrySendError};
 use embassy_time::{with_timeout, Duration, Instant, Timer};
 use foreman_firmware::board;
-use foreman_firmware::ledger::{End, Ledger};
 use foreman_firmware::producer::Refused;
-use foreman_firmware::workload::{Kind, Outcome, Task, DEADLINE, TASKS};
+use foreman_firmware::script::{Kind, DEADLINE, TASKS};
+use foreman_firmware::workload::{Outcome, Task};
+use foreman_firmware_embassy::ledger::{self, End, Ledger};
 use foreman_firmware_embassy::script::{self, read, update, Late, Offers, Submits, SPLIT};
 use foreman_firmware_embassy::time;
 
@@ -198,7 +199,7 @@ async fn main(spawner: Spawner) {
         Timer::after_ticks(1).await;
     }
     let ok = critical_section::with(|cs| report(&LEDGER.borrow_ref(cs)));
-    board::finish(ok)
+    ledger::finish(ok)
 }
 
 /// Prints the producers' counts and the ledger, and checks them. Returns whether all is well.
@@ -225,7 +226,7 @@ fn report(ledger: &Ledger) -> bool {
         Kind::Invalid => End::Failed,
         Kind::Flaky | Kind::Poison | Kind::Slow => End::Crashed,
     });
-    let checks_ok = foreman_firmware::confirm! {
+    let checks_ok = foreman_firmware_embassy::confirm! {
         "every task of the script accepted once" =>
             isr.next == SPLIT
                 && producer.accepted == TASKS - SPLIT,

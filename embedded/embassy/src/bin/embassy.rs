@@ -31,9 +31,10 @@ use critical_section::Mutex;
 use embassy_executor::{SpawnError, SpawnToken, Spawner};
 use embassy_time::{Instant, Timer};
 use foreman_firmware::board;
-use foreman_firmware::ledger::{End, Ledger};
 use foreman_firmware::producer::Refused;
-use foreman_firmware::workload::{kind, Kind, Outcome, Task, DEADLINE, TASKS};
+use foreman_firmware::script::{kind, Kind, DEADLINE, TASKS};
+use foreman_firmware::workload::{Outcome, Task};
+use foreman_firmware_embassy::ledger::{self, End, Ledger};
 use foreman_firmware_embassy::script::{self, read, update, Late, Offers, Submits, SPLIT};
 use foreman_firmware_embassy::time;
 use foreman_rt::host::embassy::{Cause, Exit, Failure, Hangs, Host};
@@ -326,7 +327,7 @@ async fn main(spawner: Spawner) {
         Timer::after_ticks(1).await;
     }
     let ok = critical_section::with(|cs| report(&LEDGER.borrow_ref(cs), shutdown));
-    board::finish(ok)
+    ledger::finish(ok)
 }
 
 /// Prints the host's counters, the producers' counts and the ledger, and checks them against
@@ -402,7 +403,7 @@ fn report(ledger: &Ledger, shutdown: Shutdown) -> bool {
         Kind::Invalid => End::Failed,
         Kind::Poison => End::DeadLettered,
     });
-    let checks_ok = foreman_firmware::confirm! {
+    let checks_ok = foreman_firmware_embassy::confirm! {
         "the counters add up" => snap.adds_up(),
         "stopped by the drain" =>
             shutdown == Shutdown::Drain

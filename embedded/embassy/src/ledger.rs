@@ -1,4 +1,9 @@
-//! The ledger: how each task of the script ended, kept by the main loop and checked at the end.
+//! The ledger: how each task of the script ended, kept by the workers and checked at the end.
+//!
+//! The embassy firmware checks itself on the chip: it keeps this ledger, checks it against the
+//! script and its own counters ([`confirm!`](crate::confirm)), and leaves QEMU with its verdict
+//! ([`finish`]). (The firmware of `foreman-firmware` reports what happened instead, and the
+//! QEMU harness checks it.)
 //!
 //! Every task must end exactly once, the way the firmware's design promises for its kind, and
 //! every completed task must carry the right result. Anything unexpected along the way is an
@@ -8,7 +13,8 @@ use core::fmt;
 
 use cortex_m_semihosting::hprintln;
 
-use crate::workload::{expected_result, kind, Kind, TASKS};
+use foreman_firmware::board;
+use foreman_firmware::script::{expected_result, kind, Kind, TASKS};
 
 const _: () = assert!(TASKS <= 64, "the ledger keeps one bit per task in a u64");
 
@@ -164,4 +170,11 @@ impl Default for Ledger {
 /// Task `id`'s bit (none for ids outside the script).
 fn bit(id: u32) -> u64 {
     1u64.checked_shl(id).unwrap_or(0)
+}
+
+/// Prints the verdict, `check: ok` or `check: FAILED` (the last line of a run), and leaves
+/// QEMU with it (exit status 0 only if `ok`).
+pub fn finish(ok: bool) -> ! {
+    hprintln!("check: {}", if ok { "ok" } else { "FAILED" });
+    board::exit(ok)
 }
