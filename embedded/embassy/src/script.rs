@@ -1,4 +1,4 @@
-//! The task script of `foreman-firmware` (`foreman_firmware::workload`), run the async way, and
+//! The task script of `foreman-firmware` (`foreman_firmware::script`), run the async way, and
 //! the producers' bookkeeping both images share.
 //!
 //! Tasks await their "peripheral" (a timer) instead of spinning, and two kinds behave as async

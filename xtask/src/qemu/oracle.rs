@@ -758,6 +758,21 @@ mod tests {
                 "hung_flags=3",
                 "the watchdog raised 3 flags, for 2 slow tasks",
             ),
+            // A line missing altogether.
+            (
+                BASELINE,
+                "isr: ticks=75 accepted=48 full=13 closed=1 mismatched=0 late_accepted=false\n",
+                "",
+                "no `isr:` line",
+            ),
+            (SUPERVISED, "counters: ", "count: ", "no `counters:` line"),
+            (SUPERVISED, "max_attempts=3", "attempts=3", "no number `max_attempts=`"),
+            (
+                SUPERVISED,
+                "task 40: fault on attempt 3 (worker 0): task 40 dead-lettered after 3 attempts; replaced: true",
+                "task 40: fault on attempt 3 (worker 0): retried as attempt 4; replaced: true",
+                "Retried { attempt: 4 }, expected DeadLettered { task: 40, attempts: 3 }",
+            ),
         ];
         for &(image, from, to, problem) in cases {
             let ok = match image {
