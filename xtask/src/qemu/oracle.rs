@@ -122,64 +122,78 @@ impl<'a> Report<'a> {
 
     /// Takes in a `task N: ...` line; false if it is none of those the images print.
     fn task_line(&mut self, line: &str) -> bool {
+        match TaskLine::parse(line) {
+            Some(TaskLine::End(task, end, result)) => self.ends.push((task, end, result)),
+            Some(TaskLine::Fault(fault)) => {
+                // A dead letter is the end of its task: of the task the crash report gave back.
+                if let Then::DeadLettered { task, .. } = fault.then {
+                    self.ends.push((task, End::DeadLettered, None));
+                }
+                self.faults.push(fault);
+            }
+            Some(TaskLine::Hang(hang)) => self.hangs.push(hang),
+            None => return false,
+        }
+        true
+    }
+}
+
+/// A `task N: ...` line, each of the forms the images print.
+enum TaskLine {
+    /// (task, how it ended, its result if it completed).
+    End(u32, End, Option<u64>),
+    Fault(Fault),
+    Hang(Hang),
+}
+
+impl TaskLine {
+    fn parse(line: &str) -> Option<TaskLine> {
         let id = |s: &str| s.parse::<u32>().ok();
         let n = |s: &str| s.parse::<u64>().ok();
-        let bool = |s: &str| s.parse::<bool>().ok();
-        let parsed = if let Some([t, r]) = scan(line, "task {}: completed: {}") {
-            id(t).zip(n(r))
-                .map(|(t, r)| self.ends.push((t, End::Completed, Some(r))))
-        } else if let Some([t]) = scan(line, "task {}: invalid input: failed") {
-            id(t).map(|t| self.ends.push((t, End::Failed, None)))
-        } else if let Some([t]) = scan(line, "task {}: fault: crashed (no retry)") {
-            id(t).map(|t| self.ends.push((t, End::Crashed, None)))
-        } else if let Some([t, a, _worker, r, replaced]) = scan(
+        let flag = |s: &str| s.parse::<bool>().ok();
+        if let Some([t, r]) = scan(line, "task {}: completed: {}") {
+            return Some(TaskLine::End(id(t)?, End::Completed, Some(n(r)?)));
+        }
+        if let Some([t]) = scan(line, "task {}: invalid input: failed") {
+            return Some(TaskLine::End(id(t)?, End::Failed, None));
+        }
+        if let Some([t]) = scan(line, "task {}: fault: crashed (no retry)") {
+            return Some(TaskLine::End(id(t)?, End::Crashed, None));
+        }
+        if let Some([t, a, _worker, r, replaced]) = scan(
             line,
             "task {}: fault on attempt {} (worker {}): retried as attempt {}; replaced: {}",
         ) {
-            (|| {
-                self.faults.push(Fault {
-                    task: id(t)?,
-                    attempt: n(a)?,
-                    then: Then::Retried { attempt: n(r)? },
-                    replaced: bool(replaced)?,
-                });
-                Some(())
-            })()
-        } else if let Some([t, a, _worker, back, attempts, replaced]) = scan(
+            return Some(TaskLine::Fault(Fault {
+                task: id(t)?,
+                attempt: n(a)?,
+                then: Then::Retried { attempt: n(r)? },
+                replaced: flag(replaced)?,
+            }));
+        }
+        if let Some([t, a, _worker, back, attempts, replaced]) = scan(
             line,
             "task {}: fault on attempt {} (worker {}): task {} dead-lettered after {} attempts; replaced: {}",
         ) {
-            (|| {
-                let task = id(t)?;
-                let back = id(back)?;
-                self.faults.push(Fault {
-                    task,
-                    attempt: n(a)?,
-                    then: Then::DeadLettered {
-                        task: back,
-                        attempts: n(attempts)?,
-                    },
-                    replaced: bool(replaced)?,
-                });
-                self.ends.push((back, End::DeadLettered, None));
-                Some(())
-            })()
-        } else if let Some([t, _worker, flags, hung]) = scan(
+            return Some(TaskLine::Fault(Fault {
+                task: id(t)?,
+                attempt: n(a)?,
+                then: Then::DeadLettered {
+                    task: id(back)?,
+                    attempts: n(attempts)?,
+                },
+                replaced: flag(replaced)?,
+            }));
+        }
+        let [t, _worker, flags, hung] = scan(
             line,
             "task {}: over its deadline on worker {}: watchdog flags={} hung={}, then finished",
-        ) {
-            (|| {
-                self.hangs.push(Hang {
-                    task: id(t)?,
-                    flags: n(flags)?,
-                    hung: bool(hung)?,
-                });
-                Some(())
-            })()
-        } else {
-            None
-        };
-        parsed.is_some()
+        )?;
+        Some(TaskLine::Hang(Hang {
+            task: id(t)?,
+            flags: n(flags)?,
+            hung: flag(hung)?,
+        }))
     }
 }
 
