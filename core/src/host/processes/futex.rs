@@ -8,7 +8,8 @@
 //! through its own mapping.
 
 use core::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+use std::cell::Cell;
+use std::time::{Duration, Instant};
 
 use rustix::io::Errno;
 use rustix::thread::futex::{self, Flags, Timespec};
@@ -91,8 +92,11 @@ pub(crate) fn value(word: &AtomicU32) -> u32 {
 }
 
 /// Parks the calling thread — the word's one waiter — while `word`'s value is `seen`, for at
-/// most `timeout` (or spuriously).
+/// most `timeout` (or spuriously). It polls the word first (see [`changes_soon`]).
 pub(crate) fn park(word: &AtomicU32, seen: u32, timeout: Option<Duration>) {
+    if changes_soon(word, seen) {
+        return;
+    }
     // SeqCst: one total order with the writers' read-modify-writes.
     let mut current = word.load(Ordering::SeqCst);
     if current & !PARKED != seen {
@@ -111,6 +115,83 @@ pub(crate) fn park(word: &AtomicU32, seen: u32, timeout: Option<Duration>) {
         }
     }
     wait(word, current, timeout);
+}
+
+// ----- polling before parking ---------------------------------------------------------------
+//
+// With one worker, each task is a round trip: the keeper gives an order and waits for the
+// answer; the worker answers and waits for the next order. Were each side to sleep at once,
+// each task would wake a thread twice, and on an idle machine a wake-up that must bring a
+// sleeping CPU back costs tens of microseconds. So a waiter first polls its word for up to
+// [`POLL_BUDGET`], spinning (no `yield_now`: on a busy machine a yield hands the rest of a time
+// slice, milliseconds, to whatever else is runnable). A poll that runs out — the other side is
+// slow, or this thread lost its CPU to other work — turns polling off for this thread for a
+// pause that doubles with each poll in vain (up to [`LONGEST_PAUSE`]); a poll that sees the
+// change turns it back on. So a machine busy with other work, or a pool of slow tasks, costs
+// one poll in vain per pause.
+
+/// How long a waiter polls its word before it parks.
+const POLL_BUDGET: Duration = Duration::from_micros(20);
+/// How long polling stays off after the first poll in vain.
+const FIRST_PAUSE: Duration = Duration::from_millis(1);
+/// How long polling stays off at most.
+const LONGEST_PAUSE: Duration = Duration::from_millis(128);
+/// Rounds of polling that double their spins (1, 2, 4, … 32); later rounds spin 64 times.
+const SPIN_DOUBLINGS: u32 = 6;
+
+/// Whether the calling thread polls before it parks: one per thread (each thread waits on
+/// one word at a time).
+#[derive(Clone, Copy)]
+struct Polling {
+    /// Polling is off until then.
+    off_until: Option<Instant>,
+    /// How long the last pause was (zero after a poll that saw the change).
+    pause: Duration,
+}
+
+std::thread_local! {
+    static POLLING: Cell<Polling> = const {
+        Cell::new(Polling { off_until: None, pause: Duration::ZERO })
+    };
+}
+
+/// Polls single-waiter word `word` for up to [`POLL_BUDGET`] unless polling is off for this
+/// thread: true once its value is no longer `seen` (false: park as before).
+fn changes_soon(word: &AtomicU32, seen: u32) -> bool {
+    let mut polling = POLLING.get();
+    let start = Instant::now();
+    if polling.off_until.is_some_and(|until| start < until) {
+        return false;
+    }
+    let mut doublings = 0;
+    let changed = loop {
+        // SeqCst (in `value`): the same load `park` starts with; this one only decides
+        // whether to take that path.
+        if value(word) != seen {
+            break true;
+        }
+        for _ in 0..1u32 << doublings {
+            core::hint::spin_loop();
+        }
+        doublings = (doublings + 1).min(SPIN_DOUBLINGS);
+        if start.elapsed() >= POLL_BUDGET {
+            break false;
+        }
+    };
+    if changed {
+        polling = Polling {
+            off_until: None,
+            pause: Duration::ZERO,
+        };
+    } else {
+        let pause = (polling.pause * 2).clamp(FIRST_PAUSE, LONGEST_PAUSE);
+        polling = Polling {
+            off_until: Some(Instant::now() + pause),
+            pause,
+        };
+    }
+    POLLING.set(polling);
+    changed
 }
 
 /// Sets single-waiter word `word` to `value` (bit 0 clear) and wakes its thread if it is
@@ -183,5 +264,29 @@ mod tests {
         // The flag stays after a timeout; the next write clears it (and makes one wake call).
         bump(&word);
         assert_eq!(word.load(Ordering::SeqCst), STEP);
+    }
+
+    #[test]
+    fn polls_in_vain_double_the_pause_and_a_poll_that_sees_the_change_ends_it() {
+        let pause_of_this_thread = || POLLING.get().pause;
+        let word = AtomicU32::new(0);
+        park(&word, 0, Some(Duration::from_micros(1)));
+        assert_eq!(
+            pause_of_this_thread(),
+            FIRST_PAUSE,
+            "the first poll in vain"
+        );
+        thread::sleep(FIRST_PAUSE);
+        park(&word, 0, Some(Duration::from_micros(1)));
+        assert_eq!(
+            pause_of_this_thread(),
+            2 * FIRST_PAUSE,
+            "the next poll in vain"
+        );
+        thread::sleep(2 * FIRST_PAUSE);
+        set(&word, STEP);
+        park(&word, 0, None); // the word is not 0: returns
+        assert_eq!(POLLING.get().off_until, None, "polling is on again");
+        assert_eq!(pause_of_this_thread(), Duration::ZERO);
     }
 }
