@@ -503,11 +503,12 @@ async function restartPool(demo, workers) {
 
 let driver = null;
 /**
- * How many benchmark runs are being timed (the panel's and `page.bench`'s may overlap). While
- * any is, the page stops drawing its view each frame (the counters, the throughput chart, the
- * workers' cards, the picture) and starts again after: drawing foreman's progress while rayon's
- * run has none to draw would time the page's work against foreman only. What the pool does on
- * the page (its wake-ups, each outcome's delivery) is still timed.
+ * How many benchmark runs are being timed (a count, so that the pause ends with the last run if
+ * two ever overlap). While any is, the page stops drawing its view each frame (the counters,
+ * the throughput chart, the workers' cards, the picture) and starts again after: drawing
+ * foreman's progress while rayon's run has none to draw would time the page's work against
+ * foreman only. What the pool does on the page (its wake-ups, each outcome's delivery) is still
+ * timed.
  */
 let timing = 0;
 
@@ -526,8 +527,19 @@ async function benchRunners(demo) {
     worker.addEventListener('error', (event) => reject(new Error(`benchmark driver: ${event.message}`)), { once: true });
     worker.postMessage({ module: sharedModule(), memory: sharedMemory() });
   });
+  // A run ends with the driver's answer, or with its failure: an error in the driver or a
+  // message it could not read rejects the run (and so ends the page's pause in drawing).
   const rayon = () => new Promise((resolve, reject) => {
-    worker.addEventListener('message', ({ data }) => (data.ok ? resolve() : reject(new Error(data.error))), { once: true });
+    const settle = (event) => {
+      worker.removeEventListener('message', settle);
+      worker.removeEventListener('error', settle);
+      worker.removeEventListener('messageerror', settle);
+      if (event.type === 'message' && event.data.ok) resolve();
+      else reject(new Error(`benchmark driver: ${event.data?.error ?? event.message ?? event.type}`));
+    };
+    worker.addEventListener('message', settle);
+    worker.addEventListener('error', settle);
+    worker.addEventListener('messageerror', settle);
     worker.postMessage('rayon');
   });
   const timed = async (run) => {

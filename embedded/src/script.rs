@@ -24,6 +24,14 @@ pub const TASKS: u32 = 48;
 /// The watchdog deadline, in ticks: a task busy this long without a heartbeat is hung.
 pub const DEADLINE: u32 = 8;
 
+/// Worker slots of the `supervised` image (its report has one line for each). On one core
+/// they take turns; a slot is what a crash takes down and a replacement takes over.
+pub const WORKERS: usize = 2;
+
+/// Runs allowed per task in the `supervised` image, the first included (its delivery policy):
+/// a poison task is dead-lettered after this many faults.
+pub const MAX_ATTEMPTS: u32 = 3;
+
 /// How a task behaves; see the module docs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {

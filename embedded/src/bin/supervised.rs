@@ -28,7 +28,7 @@ use cortex_m_rt::{entry, exception};
 use cortex_m_semihosting::hprintln;
 use foreman_firmware::board;
 use foreman_firmware::producer::{Producer, Refused};
-use foreman_firmware::script::{DEADLINE, TASKS};
+use foreman_firmware::script::{DEADLINE, MAX_ATTEMPTS, TASKS, WORKERS};
 use foreman_firmware::workload::{self, Outcome, Task};
 use foreman_rt::host::cooperative::{Host, Step};
 use foreman_rt::host::{Cause, Event, Failure};
@@ -38,13 +38,8 @@ use foreman_rt::{
     Context, Decision, Disposition, Shutdown, SubmitError, Supervisor, SupervisorState, WorkerState,
 };
 
-/// Worker slots. On one core they take turns; a slot is what a crash takes down and a
-/// replacement takes over.
-const WORKERS: usize = 2;
 /// Queue capacity (a power of two).
 const CAPACITY: usize = 8;
-/// Runs allowed per task, the first included.
-const MAX_ATTEMPTS: u32 = 3;
 
 // A Slow task keeps the main loop busy for DEADLINE + 1 ticks, one offer each: more than the
 // queue holds, so the handler meets back-pressure (a full queue) in every run.

@@ -30,7 +30,7 @@ use super::{Run, Variant, MINIMAL, SUPERVISED};
 #[path = "../../../embedded/src/script.rs"]
 mod script;
 
-use script::{expected_result, kind, Kind, DEADLINE, TASKS};
+use script::{expected_result, kind, Kind, DEADLINE, MAX_ATTEMPTS, TASKS, WORKERS};
 
 /// How a task ended for good, as an image reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,11 +88,14 @@ struct Report<'a> {
     hangs: Vec<Hang>,
     isr: Option<Fields<'a>>,
     counters: Option<Fields<'a>>,
-    workers: Vec<Fields<'a>>,
+    /// (the worker's index, its fields), in the order reported.
+    workers: Vec<(&'a str, Fields<'a>)>,
     /// `minimal`'s `supervisor: stopped`.
     stopped: bool,
     /// Lines that are none of the above: a panic, a fault, an error, or anything unforeseen.
     unexpected: Vec<&'a str>,
+    /// Lines of a kind the report holds once (the header, `isr:`, `counters:`) seen again.
+    repeated: Vec<&'a str>,
 }
 
 impl<'a> Report<'a> {
@@ -100,17 +103,25 @@ impl<'a> Report<'a> {
         let mut report = Report::default();
         let header = format!("foreman-firmware {image}: ");
         for line in stdout.lines() {
+            let once = |slot: &mut Option<Fields<'a>>, rest, repeated: &mut Vec<&'a str>| {
+                if slot.replace(fields(rest)).is_some() {
+                    repeated.push(line);
+                }
+            };
             if let Some(rest) = line.strip_prefix(header.as_str()) {
-                report.header = Some(fields(rest));
+                once(&mut report.header, rest, &mut report.repeated);
             } else if line.starts_with("ram: ") || line == "done" {
                 // The statics' sizes (for the footprint table) and the end.
                 continue;
             } else if let Some(rest) = line.strip_prefix("isr: ") {
-                report.isr = Some(fields(rest));
+                once(&mut report.isr, rest, &mut report.repeated);
             } else if let Some(rest) = line.strip_prefix("counters: ") {
-                report.counters = Some(fields(rest));
-            } else if let Some(rest) = line.strip_prefix("worker ") {
-                report.workers.push(fields(rest));
+                once(&mut report.counters, rest, &mut report.repeated);
+            } else if let Some((index, rest)) = line
+                .strip_prefix("worker ")
+                .and_then(|rest| rest.split_once(": "))
+            {
+                report.workers.push((index, fields(rest)));
             } else if image == MINIMAL && line == "supervisor: stopped" {
                 report.stopped = true;
             } else if !report.task_line(line) {
@@ -240,6 +251,22 @@ pub(super) fn problems(variant: &Variant, image: &str, run: &Run) -> Vec<String>
     for line in &report.unexpected {
         problems.push(format!("unexpected line: {line}"));
     }
+    for line in &report.repeated {
+        problems.push(format!("a line the report holds once, again: {line}"));
+    }
+    if image != SUPERVISED {
+        // Only `supervised` retries, watches and prints the snapshot.
+        for (lines, what) in [
+            (report.faults.len(), "retry or dead-letter"),
+            (report.hangs.len(), "watchdog"),
+            (report.workers.len(), "worker"),
+            (usize::from(report.counters.is_some()), "counters"),
+        ] {
+            if lines > 0 {
+                problems.push(format!("{lines} {what} lines in a report of `{image}`"));
+            }
+        }
+    }
     if run.stdout.lines().last() != Some("done") {
         problems.push("the last line is not `done`: the report is incomplete".into());
     }
@@ -314,9 +341,14 @@ impl Check<'_> {
                 format!("another script: tasks={tasks:?} deadline={deadline:?}, expected {TASKS} and {DEADLINE}")
             },
         );
-        (image == SUPERVISED)
-            .then(|| self.number("header", header, "max_attempts"))
-            .flatten()
+        if image != SUPERVISED {
+            return None;
+        }
+        let max_attempts = self.number("header", header, "max_attempts")?;
+        self.require(max_attempts == u64::from(MAX_ATTEMPTS), || {
+            format!("another policy: max_attempts={max_attempts}, expected {MAX_ATTEMPTS}")
+        });
+        Some(max_attempts)
     }
 
     /// The `isr:` line: every task accepted once, the right task handed back at each refusal,
@@ -444,12 +476,17 @@ impl Check<'_> {
         self.hangs(report);
     }
 
-    /// Every worker left; the crashes counted are the crashes reported, each replaced.
+    /// One line per worker slot, in order; every worker left; the crashes counted are the
+    /// crashes reported, each replaced.
     fn workers(&mut self, report: &Report<'_>) {
-        self.require(!report.workers.is_empty(), || "no `worker` line".into());
+        let indices: Vec<&str> = report.workers.iter().map(|(index, _)| *index).collect();
+        let expected: Vec<String> = (0..WORKERS).map(|index| index.to_string()).collect();
+        self.require(indices == expected, || {
+            format!("worker lines for {indices:?}, expected one for each of 0..{WORKERS}")
+        });
         let mut crashes = 0;
         let mut restarts = 0;
-        for worker in &report.workers {
+        for (_, worker) in &report.workers {
             let line = "worker";
             self.require(worker.get("state") == Some(&"exited"), || {
                 format!("a worker did not leave: {worker:?}")
@@ -541,7 +578,7 @@ impl Check<'_> {
         let flags: u64 = report
             .workers
             .iter()
-            .filter_map(|worker| worker.get("hung_flags")?.parse::<u64>().ok())
+            .filter_map(|(_, worker)| worker.get("hung_flags")?.parse::<u64>().ok())
             .sum();
         self.require(flags == slow.len() as u64, || {
             format!(
@@ -664,8 +701,36 @@ mod tests {
                 "task 9: completed: 46",
                 "the result 46, expected 45",
             ),
+            (
+                BASELINE,
+                "isr: ticks=75",
+                "isr: ticks=75 accepted=48 full=13 closed=1 mismatched=0 late_accepted=false\nisr: ticks=75",
+                "a line the report holds once, again: isr:",
+            ),
+            // Lines only `supervised` prints, in the others.
+            (
+                MINIMAL,
+                "task 9: completed: 45\n",
+                "task 9: fault on attempt 1 (worker 0): retried as attempt 2; replaced: true\ntask 9: completed: 45\n",
+                "1 retry or dead-letter lines in a report of `minimal`",
+            ),
+            (
+                BASELINE,
+                "done\n",
+                "worker 0: state=exited completed=44 failed=2 crashes=0 restarts=0 hung_flags=0\ndone\n",
+                "1 worker lines in a report of `baseline`",
+            ),
             // minimal
             (MINIMAL, "supervisor: stopped\n", "", "the supervisor did not stop"),
+            // supervised: its policy, and one line per worker slot.
+            (SUPERVISED, "max_attempts=3", "max_attempts=2", "another policy: max_attempts=2"),
+            (SUPERVISED, "worker 1: state", "worker 0: state", "worker lines for [\"0\", \"0\"]"),
+            (
+                SUPERVISED,
+                "worker 1: state=exited completed=21 failed=1 crashes=6 restarts=6 hung_flags=2\n",
+                "",
+                "worker lines for [\"0\"]",
+            ),
             // supervised
             (
                 SUPERVISED,
