@@ -231,8 +231,19 @@ pub fn isolated(test: &str) -> bool {
 /// How a test's deliberate panics begin: [`quiet_deliberate_panics`] keeps them off the output.
 pub const DELIBERATE: &str = "deliberate panic";
 
+/// A panic payload that panics again when dropped (`std::panic::panic_any(PanicsOnDrop)`): a
+/// deliberate panic, and its drop another.
+pub struct PanicsOnDrop;
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        panic!("{DELIBERATE}: a panic payload that panics when dropped");
+    }
+}
+
 /// Installs (once per test binary) a panic hook that stays silent for panics whose message
-/// starts with [`DELIBERATE`] and reports every other panic as the default hook does.
+/// starts with [`DELIBERATE`] or whose payload is a [`PanicsOnDrop`], and reports every other
+/// panic as the default hook does.
 pub fn quiet_deliberate_panics() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
@@ -241,7 +252,9 @@ pub fn quiet_deliberate_panics() {
             let payload = info.payload();
             let message = payload.downcast_ref::<String>().map(String::as_str);
             let message = message.or_else(|| payload.downcast_ref::<&str>().copied());
-            if !message.is_some_and(|m| m.starts_with(DELIBERATE)) {
+            let deliberate =
+                message.is_some_and(|m| m.starts_with(DELIBERATE)) || payload.is::<PanicsOnDrop>();
+            if !deliberate {
                 default(info);
             }
         }));

@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Barrier, Mutex, Once, OnceLock, Weak};
+use std::sync::{mpsc, Arc, Barrier, Mutex, OnceLock, Weak};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -26,39 +26,10 @@ use foreman_rt::policy::{Delivery, Intensity, Policy};
 use foreman_rt::{
     Context, Disposition, Run, Shutdown, SubmitError, SupervisorState, WorkerError, WorkerState,
 };
-use foreman_tests::within;
+use foreman_tests::{quiet_deliberate_panics, within, PanicsOnDrop, DELIBERATE};
 
 /// How long any one test may take before it counts as hung.
 const LIMIT: Duration = Duration::from_secs(20);
-/// The panics below are deliberate; keep them off the test output.
-const DELIBERATE: &str = "deliberate panic";
-
-/// A panic payload that panics again when dropped.
-struct PanicsOnDrop;
-
-impl Drop for PanicsOnDrop {
-    fn drop(&mut self) {
-        panic!("{DELIBERATE}: a panic payload that panics when dropped");
-    }
-}
-
-fn quiet_deliberate_panics() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let default = panic::take_hook();
-        panic::set_hook(Box::new(move |info| {
-            let payload = info.payload();
-            let message = payload.downcast_ref::<String>().map(String::as_str);
-            let message = message.or_else(|| payload.downcast_ref::<&str>().copied());
-            let deliberate =
-                message.is_some_and(|m| m.starts_with(DELIBERATE)) || payload.is::<PanicsOnDrop>();
-            if !deliberate {
-                default(info);
-            }
-        }));
-    });
-}
-
 /// Waits (yielding) until `done` holds; `what` names it in the panic if `limit` passes first.
 fn wait_until(limit: Duration, what: &str, done: impl Fn() -> bool) {
     let started = Instant::now();
