@@ -69,7 +69,7 @@ async function main() {
   $('#workers').max = demo.maxWorkers;
   $('#count').max = demo.maxBatch;
   wireControls(demo);
-  attempt(() => demo.start(Number(workers)), `started ${workers} workers`);
+  attempt(() => demo.start(Number(workers)), started(Number(workers)));
 
   const picture = new Picture($('#picture'), demo);
   const throughput = new Throughput($('#throughput'));
@@ -102,6 +102,11 @@ async function main() {
     requestAnimationFrame(frame);
   };
   requestAnimationFrame(frame);
+}
+
+/** What the page says once `workers` workers started. */
+function started(workers) {
+  return `started ${workers} worker${workers === 1 ? '' : 's'}`;
 }
 
 /** Runs a demo call; shows its error (or `success`) under the controls. */
@@ -144,7 +149,7 @@ function wireControls(demo) {
   $('#start-form').addEventListener('submit', (event) => {
     event.preventDefault();
     const workers = readWhole($('#workers'), 'Workers', 1, demo.maxWorkers);
-    if (workers !== null) attempt(() => demo.start(workers), `started ${workers} workers`);
+    if (workers !== null) attempt(() => demo.start(workers), started(workers));
   });
   $('#submit-form').addEventListener('submit', (event) => {
     event.preventDefault();

@@ -260,7 +260,8 @@ impl Demo {
         state.workers = workers;
         state.handed_back = 0;
         state.stop_reported = false;
-        state.info("start", format!("started {workers} workers"));
+        let plural = if workers == 1 { "" } else { "s" };
+        state.info("start", format!("started {workers} worker{plural}"));
         Ok(())
     }
 
