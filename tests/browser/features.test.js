@@ -21,6 +21,24 @@ function withApp(body) {
   return withAppOf(browser, body);
 }
 
+/**
+ * Starts (and frees) a one-worker pool with each `[name, options]` of `cases` (no options when
+ * the pair has none) and returns, by name, 'started' or the error's message.
+ */
+function startErrors(page, cases) {
+  return page.evaluate((cases) => {
+    const attempt = (...options) => {
+      try {
+        window.words.startWords(1, ...options).free();
+        return 'started';
+      } catch (error) {
+        return String(error.message ?? error);
+      }
+    };
+    return Object.fromEntries(cases.map(([name, ...options]) => [name, attempt(...options)]));
+  }, cases);
+}
+
 test('recycling: each worker thread is replaced after its quota, onEvent says "recycled", every task completes once',
   TIMEOUT, () => withApp(async (page) => {
     const outcome = await page.evaluate(async () => {
@@ -88,22 +106,12 @@ test('heap limit: a worker whose heap passes heapLimit after a task is recycled 
   }));
 
 test('heap limit: an invalid heapLimit is refused with a clear error', TIMEOUT, () => withApp(async (page) => {
-  const errors = await page.evaluate(() => {
-    const attempt = (options) => {
-      try {
-        window.words.startWords(1, options).free();
-        return 'started';
-      } catch (error) {
-        return String(error.message ?? error);
-      }
-    };
-    return {
-      negative: attempt({ heapLimit: -1 }),
-      fraction: attempt({ heapLimit: 1.5 }),
-      text: attempt({ heapLimit: '64MB' }),
-      valid: attempt({ heapLimit: 64 << 20 }),
-    };
-  });
+  const errors = await startErrors(page, [
+    ['negative', { heapLimit: -1 }],
+    ['fraction', { heapLimit: 1.5 }],
+    ['text', { heapLimit: '64MB' }],
+    ['valid', { heapLimit: 64 << 20 }],
+  ]);
   assert.match(errors.negative, /invalid pool options/);
   assert.match(errors.fraction, /invalid pool options/);
   assert.match(errors.text, /invalid pool options/);
@@ -111,22 +119,12 @@ test('heap limit: an invalid heapLimit is refused with a clear error', TIMEOUT, 
 }));
 
 test('recycling: invalid and unknown options are refused with a clear error', TIMEOUT, () => withApp(async (page) => {
-  const errors = await page.evaluate(() => {
-    const attempt = (options) => {
-      try {
-        window.words.startWords(1, options).free();
-        return 'started';
-      } catch (error) {
-        return String(error.message ?? error);
-      }
-    };
-    return {
-      zero: attempt({ recycleAfter: 0 }),
-      typo: attempt({ recycleAftr: 3 }),
-      backoff: attempt({ backoff: { initialMs: 10, factor: 2, capMs: 4_000_000_000 } }),
-      none: attempt(undefined),
-    };
-  });
+  const errors = await startErrors(page, [
+    ['zero', { recycleAfter: 0 }],
+    ['typo', { recycleAftr: 3 }],
+    ['backoff', { backoff: { initialMs: 10, factor: 2, capMs: 4_000_000_000 } }],
+    ['none'],
+  ]);
   assert.match(errors.zero, /invalid pool options/);
   assert.match(errors.typo, /invalid pool options: .*recycleAftr/);
   assert.match(errors.backoff, /invalid pool options/);
